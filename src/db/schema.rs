@@ -1,0 +1,58 @@
+// Portable types only (see DESIGN.md): the same schema serves SQLite and PostgreSQL.
+
+diesel::table! {
+    accounts (id) {
+        id -> BigInt,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        email -> Text,
+        name -> Text,
+        password_hash -> Nullable<Text>,
+        role -> Integer,
+        auth_type -> Text,
+        created_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+        removed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tokens (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        issuer_id -> BigInt,
+        name -> Text,
+        description -> Nullable<Text>,
+        role -> Integer,
+        secret_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        deleted_at -> Nullable<Timestamp>,
+        deleted_by -> Nullable<BigInt>,
+        form_id -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(users -> accounts (account_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(tokens -> accounts (account_id));
+diesel::joinable!(tokens -> users (issuer_id));
+
+diesel::allow_tables_to_appear_in_same_query!(accounts, users, sessions, tokens);

@@ -1,0 +1,29 @@
+//! The service layer's error. The web edge maps it to pages (`web::error`) and JSON (`web::api`).
+
+/// Messages for one or more input fields, keyed by the field's name in the form or API body.
+pub type FieldErrors = Vec<(&'static str, String)>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Absent, or not visible to the caller: the two look the same from outside.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("invalid input: {0:?}")]
+    Invalid(FieldErrors),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("{0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ServiceError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> ServiceError {
+        ServiceError::Invalid(vec![(field, message.into())])
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

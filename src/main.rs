@@ -1,0 +1,256 @@
+//! The command line: a thin layer over the library.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+
+use apitokens::config::{prepare_data_dir, SecretKey, Settings};
+use apitokens::db::{self, DbUrl};
+use apitokens::domain::input::{Email, NewPassword, PersonName};
+use apitokens::domain::{Clock, Role};
+use apitokens::error::ServiceError;
+use apitokens::services::users::{add_user, AddUser};
+use apitokens::startup::Application;
+
+/// Permanent API tokens for the people of an account, and a Gcore-compatible API.
+#[derive(Parser)]
+#[command(name = "apitokens", version, about)]
+struct Cli {
+    #[command(flatten)]
+    options: Options,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Every flag is also an environment variable.
+#[derive(Args)]
+struct Options {
+    /// sqlite://path/to/file.db or postgres://user@host/db [default: sqlite://<data dir>/apitokens.db]
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Directory for the SQLite file, the generated secret key and the mail outbox.
+    #[arg(
+        long,
+        env = "APITOKENS_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "APITOKENS_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    bind: String,
+    /// Public address of the app, for links in e-mails; https:// turns on Secure cookies. [default: http://<bind>]
+    #[arg(long, env = "APITOKENS_BASE_URL", global = true)]
+    base_url: Option<String>,
+    /// Key that signs sessions and JWTs (at least 32 characters); the same on every instance.
+    /// [default: generated once into <data dir>/secret_key]
+    #[arg(
+        long,
+        env = "APITOKENS_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    secret_key: Option<String>,
+    /// smtp://host:port, smtps://user:pass@host; unset: e-mails are written to <data dir>/outbox/.
+    #[arg(
+        long,
+        env = "APITOKENS_SMTP_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    smtp_url: Option<String>,
+    /// Sender of e-mails.
+    #[arg(
+        long,
+        env = "APITOKENS_MAIL_FROM",
+        default_value = "apitokens <no-reply@localhost>",
+        global = true
+    )]
+    mail_from: String,
+    /// How often the server sweeps for expiry notices, in seconds.
+    #[arg(
+        long,
+        env = "APITOKENS_NOTIFY_INTERVAL_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    notify_interval_secs: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web app and the API (the default).
+    Serve,
+    /// Apply database migrations and exit (the server also does this on start).
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user (and the account, if it is new); prints the new user's id.
+    Add {
+        /// Account name; a new name creates the account.
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        /// The person's name.
+        #[arg(long)]
+        name: String,
+        /// Role id or name: 1 Administrators, 5 Engineers, 3009 "Purge and Prefetch only (API+Web)",
+        /// 3022 "Purge and Prefetch only (API)", 2 Users.
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,actix_server=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("can't start the async runtime")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(serve(settings(&cli.options, true)?)),
+        Command::Migrate => {
+            let settings = settings(&cli.options, false)?;
+            let url = DbUrl::parse(&settings.database_url)?;
+            let pool = db::connect(&url, 1)?;
+            let applied = db::run_migrations(&mut *pool.get()?)?;
+            println!("{applied} migration(s) applied to {}", url.display());
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    account,
+                    email,
+                    name,
+                    role,
+                    password_stdin: _,
+                },
+        } => {
+            let settings = settings(&cli.options, false)?;
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("can't read the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            let input = AddUser {
+                account,
+                email: Email::parse(&email).map_err(anyhow::Error::msg)?,
+                name: PersonName::parse(&name).map_err(anyhow::Error::msg)?,
+                role: Role::parse(&role).with_context(|| {
+                    format!("unknown role `{role}`: use an id (1, 5, 3009, 3022, 2) or a name such as Engineers")
+                })?,
+                password: NewPassword::parse(password).map_err(anyhow::Error::msg)?,
+            };
+            let url = DbUrl::parse(&settings.database_url)?;
+            let pool = db::connect(&url, 1)?;
+            let mut conn = pool.get()?;
+            db::run_migrations(&mut conn)?;
+            match add_user(&mut conn, &input, Clock::default().now()) {
+                Ok(user) => {
+                    println!("{}", user.id);
+                    Ok(())
+                }
+                Err(ServiceError::Invalid(fields)) => {
+                    bail!(
+                        "{}",
+                        fields
+                            .into_iter()
+                            .map(|(_, m)| m)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
+    prepare_data_dir(&o.data_dir)?;
+    let secret_key = match &o.secret_key {
+        Some(text) => SecretKey::from_text(text)?,
+        None => SecretKey::load_or_create(&o.data_dir)?,
+    };
+    let database_url = o
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", o.data_dir.join("apitokens.db").display()));
+    Ok(Settings {
+        database_url,
+        data_dir: o.data_dir.clone(),
+        base_url: o
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", o.bind))
+            .trim_end_matches('/')
+            .to_owned(),
+        bind: o.bind.clone(),
+        secret_key,
+        smtp_url: o.smtp_url.clone(),
+        mail_from: o.mail_from.clone(),
+        notify_interval: Duration::from_secs(o.notify_interval_secs.max(1)),
+        create_demo,
+        workers: None,
+        db_pool_size: 16,
+    })
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let base_url = settings.base_url.clone();
+    let app = Application::build(settings, Clock::default()).await?;
+    println!(
+        "apitokens is listening on port {}: open {base_url}/",
+        app.port()
+    );
+    if let Some(demo) = &app.demo {
+        println!();
+        println!("A demo account was created. Sign in with:");
+        println!("  e-mail:   {}", demo.email);
+        println!("  password: {}", demo.password);
+        println!("This is shown only this once. Add users with `apitokens user add --help`.");
+        println!();
+    }
+    app.run_until_stopped()
+        .await
+        .context("the server stopped with an error")
+}

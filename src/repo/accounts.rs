@@ -1,0 +1,53 @@
+use diesel::prelude::*;
+use time::PrimitiveDateTime;
+
+use crate::db::schema::accounts;
+use crate::db::DbConn;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = accounts)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub created_at: PrimitiveDateTime,
+}
+
+impl Account {
+    pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<Account>> {
+        accounts::table
+            .find(id)
+            .select(Account::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find_by_name(conn: &mut DbConn, name: &str) -> QueryResult<Option<Account>> {
+        accounts::table
+            .filter(accounts::name.eq(name))
+            .select(Account::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+        accounts::table.count().get_result(conn)
+    }
+
+    pub fn insert(conn: &mut DbConn, name: &str, now: PrimitiveDateTime) -> QueryResult<Account> {
+        diesel::insert_into(accounts::table)
+            .values((accounts::name.eq(name), accounts::created_at.eq(now)))
+            .returning(accounts::all_columns)
+            .get_result(conn)
+    }
+
+    /// Takes the account's row lock for the rest of the transaction, so writes that must see
+    /// each other (the 50-token limit) run one at a time per account. A no-op UPDATE works on
+    /// both backends: a row lock on PostgreSQL, the database write lock on SQLite, taken by the
+    /// transaction's first statement so it never has to upgrade a read lock.
+    pub fn lock(conn: &mut DbConn, id: i64) -> QueryResult<bool> {
+        diesel::update(accounts::table.find(id))
+            .set(accounts::name.eq(accounts::name))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+}

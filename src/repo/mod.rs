@@ -1,0 +1,12 @@
+//! Synchronous Diesel queries, one file per table family. No rules here: the services
+//! decide, these only read and write.
+
+pub mod accounts;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+pub use accounts::Account;
+pub use sessions::Session;
+pub use tokens::{NewToken, Token, TokenFilter, TokenWithIssuer};
+pub use users::{NewUser, User};

@@ -1,0 +1,191 @@
+use diesel::prelude::*;
+use time::PrimitiveDateTime;
+
+use crate::db::schema::{tokens, users};
+use crate::db::DbConn;
+use crate::domain::token::TokenStatus;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = tokens)]
+pub struct Token {
+    pub id: i64,
+    pub account_id: i64,
+    pub issuer_id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub role: i32,
+    pub secret_hash: String,
+    pub created_at: PrimitiveDateTime,
+    pub expires_at: Option<PrimitiveDateTime>,
+    pub last_used_at: Option<PrimitiveDateTime>,
+    pub deleted_at: Option<PrimitiveDateTime>,
+    pub deleted_by: Option<i64>,
+    pub form_id: Option<String>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = tokens)]
+pub struct NewToken<'a> {
+    pub account_id: i64,
+    pub issuer_id: i64,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub role: i32,
+    pub secret_hash: &'a str,
+    pub created_at: PrimitiveDateTime,
+    pub expires_at: Option<PrimitiveDateTime>,
+    pub form_id: Option<&'a str>,
+}
+
+/// A token with the name and e-mail of the user who issued it, for tables and the API.
+#[derive(Debug, Clone, Queryable)]
+pub struct TokenWithIssuer {
+    pub token: Token,
+    pub issuer_name: String,
+    pub issuer_email: String,
+}
+
+/// Which tokens of one account to list. `issuer_id` is both the visibility limit and the
+/// "Issued by" filter; the service decides which.
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub account_id: i64,
+    pub issuer_id: Option<i64>,
+    pub not_issuer_id: Option<i64>,
+    pub role: Option<i32>,
+    pub status: Option<TokenStatus>,
+    pub deleted: Option<bool>,
+    pub ids: Option<Vec<i64>>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+type BoxedTokens<'a> = tokens::BoxedQuery<'a, <DbConn as diesel::Connection>::Backend>;
+
+impl Token {
+    pub fn insert(conn: &mut DbConn, new: &NewToken) -> QueryResult<Token> {
+        diesel::insert_into(tokens::table)
+            .values(new)
+            .returning(tokens::all_columns)
+            .get_result(conn)
+    }
+
+    pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<Token>> {
+        tokens::table
+            .find(id)
+            .select(Token::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find_with_issuer(conn: &mut DbConn, id: i64) -> QueryResult<Option<TokenWithIssuer>> {
+        tokens::table
+            .inner_join(users::table)
+            .filter(tokens::id.eq(id))
+            .select((Token::as_select(), users::name, users::email))
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find_by_form(
+        conn: &mut DbConn,
+        issuer_id: i64,
+        form_id: &str,
+    ) -> QueryResult<Option<Token>> {
+        tokens::table
+            .filter(tokens::issuer_id.eq(issuer_id))
+            .filter(tokens::form_id.eq(form_id))
+            .select(Token::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Tokens that are neither deleted nor expired at `now`.
+    pub fn count_active(
+        conn: &mut DbConn,
+        account_id: i64,
+        now: PrimitiveDateTime,
+    ) -> QueryResult<i64> {
+        filtered(
+            &TokenFilter {
+                account_id,
+                status: Some(TokenStatus::Active),
+                ..Default::default()
+            },
+            now,
+        )
+        .count()
+        .get_result(conn)
+    }
+
+    /// One page of matching tokens, newest first, and how many match in all.
+    pub fn list(
+        conn: &mut DbConn,
+        filter: &TokenFilter,
+        now: PrimitiveDateTime,
+    ) -> QueryResult<(Vec<TokenWithIssuer>, i64)> {
+        let total = filtered(filter, now).count().get_result(conn)?;
+        let ids: Vec<i64> = filtered(filter, now)
+            .select(tokens::id)
+            .order(tokens::id.desc())
+            .limit(filter.limit)
+            .offset(filter.offset)
+            .load(conn)?;
+        let rows = tokens::table
+            .inner_join(users::table)
+            .filter(tokens::id.eq_any(&ids))
+            .order(tokens::id.desc())
+            .select((Token::as_select(), users::name, users::email))
+            .load(conn)?;
+        Ok((rows, total))
+    }
+
+    pub fn mark_deleted(
+        conn: &mut DbConn,
+        id: i64,
+        by: i64,
+        at: PrimitiveDateTime,
+    ) -> QueryResult<bool> {
+        diesel::update(tokens::table.find(id).filter(tokens::deleted_at.is_null()))
+            .set((tokens::deleted_at.eq(at), tokens::deleted_by.eq(by)))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+}
+
+/// The WHERE clause of a filter. Status is derived from the row as `TokenStatus::of` does:
+/// deleted if deleted_at is set, else expired if expires_at <= now, else active.
+fn filtered<'a>(filter: &'a TokenFilter, now: PrimitiveDateTime) -> BoxedTokens<'a> {
+    let mut q = tokens::table
+        .filter(tokens::account_id.eq(filter.account_id))
+        .into_boxed();
+    if let Some(issuer) = filter.issuer_id {
+        q = q.filter(tokens::issuer_id.eq(issuer));
+    }
+    if let Some(issuer) = filter.not_issuer_id {
+        q = q.filter(tokens::issuer_id.ne(issuer));
+    }
+    if let Some(role) = filter.role {
+        q = q.filter(tokens::role.eq(role));
+    }
+    if let Some(deleted) = filter.deleted {
+        q = if deleted {
+            q.filter(tokens::deleted_at.is_not_null())
+        } else {
+            q.filter(tokens::deleted_at.is_null())
+        };
+    }
+    if let Some(ids) = &filter.ids {
+        q = q.filter(tokens::id.eq_any(ids));
+    }
+    match filter.status {
+        None => q,
+        Some(TokenStatus::Deleted) => q.filter(tokens::deleted_at.is_not_null()),
+        Some(TokenStatus::Expired) => q
+            .filter(tokens::deleted_at.is_null())
+            .filter(tokens::expires_at.le(now)),
+        Some(TokenStatus::Active) => q
+            .filter(tokens::deleted_at.is_null())
+            .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now))),
+    }
+}

@@ -1,0 +1,74 @@
+use diesel::prelude::*;
+use time::PrimitiveDateTime;
+
+use crate::db::schema::users;
+use crate::db::DbConn;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub account_id: i64,
+    pub email: String,
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub role: i32,
+    pub auth_type: String,
+    pub created_at: PrimitiveDateTime,
+    pub last_login_at: Option<PrimitiveDateTime>,
+    pub removed_at: Option<PrimitiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub account_id: i64,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub role: i32,
+    pub auth_type: &'a str,
+    pub created_at: PrimitiveDateTime,
+}
+
+impl User {
+    pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<User>> {
+        users::table
+            .find(id)
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<User>> {
+        users::table
+            .filter(users::email.eq(email))
+            .select(User::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn insert(conn: &mut DbConn, new: &NewUser) -> QueryResult<User> {
+        diesel::insert_into(users::table)
+            .values(new)
+            .returning(users::all_columns)
+            .get_result(conn)
+    }
+
+    /// The account's users that are not removed, by name.
+    pub fn list_in_account(conn: &mut DbConn, account_id: i64) -> QueryResult<Vec<User>> {
+        users::table
+            .filter(users::account_id.eq(account_id))
+            .filter(users::removed_at.is_null())
+            .order((users::name.asc(), users::id.asc()))
+            .select(User::as_select())
+            .load(conn)
+    }
+
+    pub fn record_sign_in(conn: &mut DbConn, id: i64, at: PrimitiveDateTime) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::last_login_at.eq(at))
+            .execute(conn)
+            .map(drop)
+    }
+}

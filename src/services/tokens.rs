@@ -1,0 +1,293 @@
+//! The token lifecycle: create, list, get, delete. The web page and the API both call these,
+//! so every rule (role ceiling, the 50 limit, who sees what) lives here once.
+
+use diesel::Connection;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use super::{role_of, Actor};
+use crate::db::DbConn;
+use crate::domain::input::{Expiry, TokenDescription, TokenName};
+use crate::domain::token::{
+    from_naive, to_naive, TokenSecret, TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT,
+};
+use crate::domain::Role;
+use crate::error::{ServiceError, ServiceResult};
+use crate::repo::{Account, NewToken, Token, TokenFilter, TokenWithIssuer};
+
+/// Rows per page of a token list.
+pub const PAGE_SIZE: i64 = 50;
+
+/// Who may see (and so manage) which tokens: Administrators every token of their account,
+/// everyone else the tokens they issued.
+#[derive(Debug, Clone, Copy)]
+pub struct Visibility {
+    pub account_id: i64,
+    pub only_issuer: Option<i64>,
+}
+
+impl Visibility {
+    pub fn of(actor: &Actor) -> Visibility {
+        Visibility {
+            account_id: actor.account_id,
+            only_issuer: (!actor.role.is_admin()).then_some(actor.user_id),
+        }
+    }
+
+    pub fn admits(&self, token: &Token) -> bool {
+        token.account_id == self.account_id
+            && self.only_issuer.is_none_or(|id| token.issuer_id == id)
+    }
+}
+
+/// What to create, already parsed into domain types.
+#[derive(Debug, Clone)]
+pub struct NewTokenRequest {
+    pub name: TokenName,
+    pub description: TokenDescription,
+    pub role: Role,
+    pub expiry: Expiry,
+    /// The web form's one-time id: a second submission of the same form creates nothing.
+    pub form_id: Option<String>,
+}
+
+/// A token as the portal and the API show it.
+#[derive(Debug, Clone)]
+pub struct TokenView {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub role: Role,
+    pub issuer_id: i64,
+    pub issuer_name: String,
+    pub issuer_email: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<OffsetDateTime>,
+    pub status: TokenStatus,
+}
+
+impl TokenView {
+    pub fn new(row: TokenWithIssuer, now: OffsetDateTime) -> TokenView {
+        let t = row.token;
+        TokenView {
+            status: TokenStatus::of(t.deleted_at, t.expires_at, now),
+            id: t.id,
+            account_id: t.account_id,
+            name: t.name,
+            description: t.description,
+            role: role_of(t.role),
+            issuer_id: t.issuer_id,
+            issuer_name: row.issuer_name,
+            issuer_email: row.issuer_email,
+            created_at: from_naive(t.created_at),
+            expires_at: t.expires_at.map(from_naive),
+            last_used_at: t.last_used_at.map(from_naive),
+            deleted_at: t.deleted_at.map(from_naive),
+        }
+    }
+}
+
+pub enum CreateOutcome {
+    /// The new token and its secret: the only time the secret exists outside the client.
+    Created {
+        token: TokenView,
+        secret: TokenSecret,
+    },
+    /// This form was submitted before; that submission created `token`.
+    AlreadyCreated { token: TokenView },
+}
+
+/// Creates a token for `actor`, at most 50 active per account, with a role no higher than
+/// the actor's own.
+pub fn create(
+    conn: &mut DbConn,
+    actor: &Actor,
+    request: &NewTokenRequest,
+    now: OffsetDateTime,
+) -> ServiceResult<CreateOutcome> {
+    if !actor.role.may_issue(request.role) {
+        return Err(ServiceError::invalid(
+            "role",
+            format!("Can't create token with role {}", request.role),
+        ));
+    }
+    let naive_now = to_naive(now);
+    let secret = TokenSecret::generate();
+    let hash = secret.hash();
+    let description = request.description.clone().into_inner();
+    let row = conn.transaction(|conn| {
+        // Serialises creates per account, so the count below can't go stale before the insert.
+        if !Account::lock(conn, actor.account_id)? {
+            return Err(ServiceError::NotFound);
+        }
+        if let Some(form_id) = request.form_id.as_deref() {
+            if let Some(existing) = Token::find_by_form(conn, actor.user_id, form_id)? {
+                return Ok(Err(existing.id));
+            }
+        }
+        if Token::count_active(conn, actor.account_id, naive_now)? >= MAX_ACTIVE_TOKENS_PER_ACCOUNT
+        {
+            return Err(limit_reached());
+        }
+        let new = NewToken {
+            account_id: actor.account_id,
+            issuer_id: actor.user_id,
+            name: request.name.as_str(),
+            description: description.as_deref(),
+            role: request.role.id(),
+            secret_hash: &hash.0,
+            created_at: naive_now,
+            expires_at: request.expiry.instant().map(to_naive),
+            form_id: request.form_id.as_deref(),
+        };
+        Ok(Ok(Token::insert(conn, &new)?.id))
+    })?;
+    match row {
+        Ok(id) => Ok(CreateOutcome::Created {
+            token: load_view(conn, id, now)?,
+            secret,
+        }),
+        Err(id) => Ok(CreateOutcome::AlreadyCreated {
+            token: load_view(conn, id, now)?,
+        }),
+    }
+}
+
+pub fn limit_reached() -> ServiceError {
+    ServiceError::invalid(
+        "limit",
+        format!(
+            "The account already has {MAX_ACTIVE_TOKENS_PER_ACCOUNT} active API tokens, the most it can have. Delete a token you no longer need, then create the new one."
+        ),
+    )
+}
+
+fn load_view(conn: &mut DbConn, id: i64, now: OffsetDateTime) -> ServiceResult<TokenView> {
+    let row = Token::find_with_issuer(conn, id)?.ok_or(ServiceError::NotFound)?;
+    Ok(TokenView::new(row, now))
+}
+
+/// Filters of a token list, as the web page and the API accept them.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub issued_by: Option<i64>,
+    pub not_issued_by: Option<i64>,
+    pub role: Option<Role>,
+    pub status: Option<TokenStatus>,
+    pub deleted: Option<bool>,
+    /// 1-based.
+    pub page: i64,
+    /// `None` = every matching token (the API's list is not paginated).
+    pub per_page: Option<i64>,
+}
+
+pub struct TokenPage {
+    pub tokens: Vec<TokenView>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl TokenPage {
+    pub fn pages(&self) -> i64 {
+        ((self.total + self.per_page - 1) / self.per_page).max(1)
+    }
+}
+
+/// The tokens `actor` may see that match `query`, newest first.
+pub fn list(
+    conn: &mut DbConn,
+    actor: &Actor,
+    query: &ListQuery,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenPage> {
+    let visibility = Visibility::of(actor);
+    let per_page = query.per_page.unwrap_or(i64::MAX / 4).max(1);
+    let page = query.page.max(1);
+    let issuer_id = match (visibility.only_issuer, query.issued_by) {
+        // Someone else's tokens are not visible: an empty list, not an error.
+        (Some(own), Some(asked)) if own != asked => {
+            return Ok(TokenPage {
+                tokens: vec![],
+                total: 0,
+                page,
+                per_page,
+            });
+        }
+        (Some(own), _) => Some(own),
+        (None, asked) => asked,
+    };
+    let filter = TokenFilter {
+        account_id: visibility.account_id,
+        issuer_id,
+        not_issuer_id: query.not_issued_by,
+        role: query.role.map(Role::id),
+        status: query.status,
+        deleted: query.deleted,
+        ids: None,
+        limit: per_page,
+        offset: (page - 1).saturating_mul(per_page),
+    };
+    let (rows, total) = Token::list(conn, &filter, to_naive(now))?;
+    Ok(TokenPage {
+        tokens: rows.into_iter().map(|r| TokenView::new(r, now)).collect(),
+        total,
+        page,
+        per_page,
+    })
+}
+
+/// How many active tokens the account has (the 50 limit counts these).
+pub fn active_count(conn: &mut DbConn, account_id: i64, now: OffsetDateTime) -> ServiceResult<i64> {
+    Ok(Token::count_active(conn, account_id, to_naive(now))?)
+}
+
+/// One token, if `actor` may see it.
+pub fn get(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenView> {
+    let row = Token::find_with_issuer(conn, id)?.ok_or(ServiceError::NotFound)?;
+    if !Visibility::of(actor).admits(&row.token) {
+        return Err(ServiceError::NotFound);
+    }
+    Ok(TokenView::new(row, now))
+}
+
+pub enum DeleteOutcome {
+    Deleted(TokenView),
+    /// It was deleted before; nothing changed.
+    AlreadyDeleted(TokenView),
+}
+
+/// Soft-deletes a token `actor` may see (Administrators: any of the account; others: their own).
+pub fn delete(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: OffsetDateTime,
+) -> ServiceResult<DeleteOutcome> {
+    let naive_now: PrimitiveDateTime = to_naive(now);
+    let already = conn.transaction(|conn| {
+        Account::lock(conn, actor.account_id)?;
+        let token = Token::find(conn, id)?.ok_or(ServiceError::NotFound)?;
+        if !Visibility::of(actor).admits(&token) {
+            return Err(ServiceError::NotFound);
+        }
+        if token.deleted_at.is_some() {
+            return Ok(true);
+        }
+        Token::mark_deleted(conn, id, actor.user_id, naive_now)?;
+        Ok(false)
+    })?;
+    let view = load_view(conn, id, now)?;
+    Ok(if already {
+        DeleteOutcome::AlreadyDeleted(view)
+    } else {
+        DeleteOutcome::Deleted(view)
+    })
+}

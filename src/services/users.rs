@@ -1,0 +1,163 @@
+//! Accounts and their users: adding them, passwords, the demo account.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use diesel::Connection;
+use time::OffsetDateTime;
+
+use crate::db::DbConn;
+use crate::domain::input::{Email, NewPassword, PersonName};
+use crate::domain::token::to_naive;
+use crate::domain::Role;
+use crate::error::{ServiceError, ServiceResult};
+use crate::repo::{Account, NewUser, User};
+
+pub struct AddUser {
+    /// The account's name; a new name creates the account.
+    pub account: String,
+    pub email: Email,
+    pub name: PersonName,
+    pub role: Role,
+    pub password: NewPassword,
+}
+
+/// Adds a user (and the account, if it is new). The e-mail must be unused in the whole app.
+pub fn add_user(conn: &mut DbConn, input: &AddUser, now: OffsetDateTime) -> ServiceResult<User> {
+    let account_name = input.account.trim();
+    if account_name.is_empty() || account_name.chars().count() > 100 {
+        return Err(ServiceError::invalid(
+            "account",
+            "An account name is 1 to 100 characters.",
+        ));
+    }
+    let hash = hash_password(input.password.expose())?;
+    conn.transaction(|conn| {
+        if User::find_by_email(conn, input.email.as_str())?.is_some() {
+            return Err(email_taken());
+        }
+        let account = match Account::find_by_name(conn, account_name)? {
+            Some(account) => account,
+            None => Account::insert(conn, account_name, to_naive(now))?,
+        };
+        let new = NewUser {
+            account_id: account.id,
+            email: input.email.as_str(),
+            name: input.name.as_str(),
+            password_hash: Some(&hash),
+            role: input.role.id(),
+            auth_type: "password",
+            created_at: to_naive(now),
+        };
+        User::insert(conn, &new).map_err(|e| match e {
+            // Lost a race with another insert of the same address.
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => email_taken(),
+            e => e.into(),
+        })
+    })
+}
+
+fn email_taken() -> ServiceError {
+    ServiceError::invalid("email", "A user with this e-mail address already exists.")
+}
+
+/// Argon2id with the crate's recommended parameters and a random salt.
+pub fn hash_password(password: &str) -> ServiceResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("password hashing failed: {e}")))
+}
+
+/// Checks a password against a stored hash; a damaged hash never matches.
+pub fn verify_password(stored: &str, password: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash to verify against when the e-mail is unknown, so a wrong address takes as long
+/// as a wrong password.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("not a real password").expect("hashing works"))
+}
+
+/// How to sign in to the demo account created on a brand-new database.
+pub struct DemoCredentials {
+    pub email: String,
+    pub password: String,
+}
+
+pub const DEMO_ACCOUNT: &str = "Demo";
+pub const DEMO_EMAIL: &str = "admin@demo.example";
+
+/// On a database with no account at all, creates the demo account with one Administrator
+/// and a random password. Returns the credentials only when it created them.
+pub fn ensure_demo_account(
+    conn: &mut DbConn,
+    now: OffsetDateTime,
+) -> ServiceResult<Option<DemoCredentials>> {
+    if Account::count(conn)? > 0 {
+        return Ok(None);
+    }
+    let password = random_password();
+    let input = AddUser {
+        account: DEMO_ACCOUNT.into(),
+        email: Email::parse(DEMO_EMAIL).expect("valid demo e-mail"),
+        name: PersonName::parse("Demo Administrator").expect("valid name"),
+        role: Role::Administrators,
+        password: NewPassword::parse(&password).expect("random password is long enough"),
+    };
+    match add_user(conn, &input, now) {
+        Ok(_) => Ok(Some(DemoCredentials {
+            email: DEMO_EMAIL.into(),
+            password,
+        })),
+        // Another instance created it first.
+        Err(ServiceError::Invalid(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// 20 characters from an unambiguous alphabet, from the OS CSPRNG.
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password(&hash, "correct horse battery"));
+        assert!(!verify_password(&hash, "wrong"));
+        assert!(!verify_password("garbage", "correct horse battery"));
+    }
+
+    #[test]
+    fn random_passwords_are_long_and_differ() {
+        let a = random_password();
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, random_password());
+    }
+}

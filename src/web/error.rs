@@ -1,0 +1,106 @@
+//! Errors at the web edge, each rendered as a page with the right status.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::error::ServiceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// Not signed in: redirect to the sign-in page, and back to `next` afterwards.
+    #[error("sign-in required")]
+    SignInRequired { next: Option<String> },
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl From<ServiceError> for WebError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound => WebError::NotFound,
+            ServiceError::Forbidden(m) => WebError::Forbidden(m),
+            ServiceError::Invalid(fields) => WebError::BadRequest(
+                fields
+                    .into_iter()
+                    .map(|(_, m)| m)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            ServiceError::Conflict(m) => WebError::BadRequest(m),
+            ServiceError::Database(e) => WebError::Internal(e.into()),
+            ServiceError::Internal(e) => WebError::Internal(e),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebError::SignInRequired { .. } => StatusCode::SEE_OTHER,
+            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let WebError::SignInRequired { next } = self {
+            let location = match next {
+                Some(next) => format!(
+                    "/login?{}",
+                    serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+                ),
+                None => "/login".into(),
+            };
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, location))
+                .finish();
+        }
+        let (title, message) = match self {
+            WebError::NotFound => (
+                "Page not found",
+                "There is nothing here, or you may not see it.",
+            ),
+            WebError::Forbidden(m) => ("Not allowed", m.as_str()),
+            WebError::BadRequest(m) => ("That didn't work", m.as_str()),
+            WebError::PayloadTooLarge(m) => ("Too large", m.as_str()),
+            WebError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                (
+                    "Something went wrong",
+                    "Something went wrong on our side. Try again in a moment.",
+                )
+            }
+            WebError::SignInRequired { .. } => unreachable!("handled above"),
+        };
+        let status = self.status_code();
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title,
+            message,
+        };
+        let body = page.render().unwrap_or_else(|_| message.to_string());
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    }
+}

@@ -1,0 +1,155 @@
+use actix_web::{get, http::StatusCode, post, web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::services::auth::{sign_in, sign_out, SignInError};
+use crate::web::auth::safe_next;
+use crate::web::session::TypedSession;
+use crate::web::views::{render, see_other};
+use crate::web::{AppState, WebError};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf_token: String,
+    email: String,
+    next: String,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+#[get("/")]
+pub async fn home() -> HttpResponse {
+    see_other("/profile/api-tokens")
+}
+
+#[get("/login")]
+pub async fn login_page(
+    session: TypedSession,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, WebError> {
+    let page = LoginPage {
+        csrf_token: session.csrf_token(),
+        email: String::new(),
+        next: safe_next(query.next.as_deref()),
+        error: None,
+        notice: query
+            .signed_out
+            .is_some()
+            .then(|| "You have signed out.".to_string()),
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[post("/login")]
+pub async fn login_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, WebError> {
+    session.check_csrf(&form.csrf_token)?;
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let again = |status: StatusCode, error: String| {
+        let page = LoginPage {
+            csrf_token: session.csrf_token(),
+            email: form.email.chars().take(254).collect(),
+            next: next.clone(),
+            error: Some(error),
+            notice: None,
+        };
+        render(status, &page)
+    };
+    if form.email.trim().is_empty() || form.password.is_empty() {
+        return again(
+            StatusCode::BAD_REQUEST,
+            "Enter your e-mail and password.".into(),
+        );
+    }
+    if form.email.len() > 254 || form.password.len() > 1024 {
+        return again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into());
+    }
+    if let Err(wait) = state.limiter.check(&form.email, &address) {
+        let minutes = wait.as_secs().div_ceil(60);
+        return again(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed sign-in attempts. Try again in {minutes} minute(s)."),
+        );
+    }
+    let now = state.clock.now();
+    let (email, password) = (form.email.clone(), form.password.clone());
+    let outcome = web::block({
+        let state = state.clone();
+        move || {
+            let mut conn = state
+                .pool
+                .get()
+                .map_err(|e| SignInError::Service(anyhow::anyhow!("{e}").into()))?;
+            sign_in(&mut conn, &email, &password, now)
+        }
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.into()))?;
+    match outcome {
+        Ok((user, session_id)) => {
+            state.limiter.record_success(&form.email);
+            session.sign_in(&session_id)?;
+            tracing::info!(user_id = user.id, "signed in");
+            Ok(see_other(&next))
+        }
+        Err(SignInError::WrongCredentials) => {
+            state.limiter.record_failure(&form.email, &address);
+            again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into())
+        }
+        Err(SignInError::ApiOnly) => again(
+            StatusCode::FORBIDDEN,
+            "Your role, Purge and Prefetch only (API), works through the API only: it can't sign in to the portal. \
+             Use an API token (Authorization: APIKey <token>) or POST /iam/auth/jwt/login."
+                .into(),
+        ),
+        Err(SignInError::Service(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[post("/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    form: web::Form<LogoutForm>,
+) -> Result<HttpResponse, WebError> {
+    session.check_csrf(&form.csrf_token)?;
+    if let Some(session_id) = session.session_id() {
+        state.db(move |conn| sign_out(conn, &session_id)).await?;
+    }
+    session.sign_out();
+    Ok(see_other("/login?signed_out=1"))
+}

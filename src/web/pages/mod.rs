@@ -1,0 +1,20 @@
+//! HTML pages.
+
+pub mod health;
+pub mod login;
+pub mod profile;
+pub mod tokens;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(login::home)
+        .service(login::login_page)
+        .service(login::login_submit)
+        .service(login::logout)
+        .service(profile::general)
+        .service(tokens::section)
+        .service(tokens::new_form)
+        .service(tokens::create)
+        .service(tokens::delete);
+}

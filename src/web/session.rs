@@ -1,0 +1,86 @@
+//! A typed view of the cookie session: the session id, the CSRF token and a flash message.
+
+use std::future::{ready, Ready};
+
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use subtle::ConstantTimeEq;
+
+use super::WebError;
+use crate::services::auth::random_id;
+
+pub struct TypedSession(Session);
+
+const SESSION_ID: &str = "sid";
+const CSRF: &str = "csrf";
+const FLASH: &str = "flash";
+
+impl TypedSession {
+    pub fn session_id(&self) -> Option<String> {
+        self.0.get::<String>(SESSION_ID).ok().flatten()
+    }
+
+    /// A fresh cookie for a fresh sign-in (no fixation), with a new CSRF token.
+    pub fn sign_in(&self, session_id: &str) -> Result<(), WebError> {
+        self.0.renew();
+        self.0.remove(FLASH);
+        self.insert(SESSION_ID, session_id)?;
+        self.insert(CSRF, &random_id())
+    }
+
+    pub fn sign_out(&self) {
+        self.0.purge();
+    }
+
+    /// The token every POST form carries; made on first use.
+    pub fn csrf_token(&self) -> String {
+        if let Some(token) = self.0.get::<String>(CSRF).ok().flatten() {
+            return token;
+        }
+        let token = random_id();
+        let _ = self.0.insert(CSRF, &token);
+        token
+    }
+
+    /// 403 unless `submitted` is this session's CSRF token.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), WebError> {
+        let expected = self
+            .0
+            .get::<String>(CSRF)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes())) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden(
+                "This form has expired or was not sent from this site. Go back, reload the page and try again.".into(),
+            ))
+        }
+    }
+
+    /// A one-line message for the next page (after a redirect).
+    pub fn set_flash(&self, message: &str) {
+        let _ = self.0.insert(FLASH, message);
+    }
+
+    pub fn take_flash(&self) -> Option<String> {
+        self.0.remove_as::<String>(FLASH).and_then(Result::ok)
+    }
+
+    fn insert(&self, key: &str, value: &str) -> Result<(), WebError> {
+        self.0
+            .insert(key, value)
+            .map_err(|e| WebError::Internal(anyhow::anyhow!("session write failed: {e}")))
+    }
+}
+
+impl FromRequest for TypedSession {
+    type Error = WebError;
+    type Future = Ready<Result<TypedSession, WebError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(Ok(TypedSession(req.get_session())))
+    }
+}

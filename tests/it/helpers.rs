@@ -1,0 +1,357 @@
+//! Starts the real app on port 0 against a fresh database and talks to it over HTTP.
+//!
+//! The database is a temp SQLite file, or, when `TEST_DATABASE_URL` points at PostgreSQL,
+//! a fresh schema in that database (dropped at the end).
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use apitokens::config::{SecretKey, Settings};
+use apitokens::db::DbConn;
+use apitokens::domain::input::{Email, NewPassword, PersonName};
+use apitokens::domain::{Clock, Role};
+use apitokens::repo::User;
+use apitokens::services::users::{add_user, AddUser};
+use apitokens::startup::Application;
+use apitokens::web::AppState;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    pg_schema: Option<(String, String)>,
+}
+
+/// Everything the app logs during the tests, so tests can check that no secret is logged.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+#[derive(Clone)]
+struct BufWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for BufWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let buf = log_buffer().clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(move || BufWriter(buf.clone()))
+            .try_init();
+    });
+}
+
+/// The PostgreSQL server to test against, if any. In CI it must be set and reachable.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        init_logging();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (database_url, pg_schema) = match postgres_url() {
+            Some(base) => {
+                let schema = format!("t_{}", &apitokens::services::auth::random_id()[..16]);
+                let mut conn = PgConnection::establish(&base).unwrap_or_else(|e| {
+                    panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+                });
+                diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut conn)
+                    .expect("create schema");
+                let sep = if base.contains('?') { '&' } else { '?' };
+                (
+                    format!("{base}{sep}options=-csearch_path%3D{schema}"),
+                    Some((base, schema)),
+                )
+            }
+            None => (
+                format!("sqlite://{}", dir.path().join("test.db").display()),
+                None,
+            ),
+        };
+        let settings = Settings {
+            database_url,
+            data_dir: dir.path().to_path_buf(),
+            bind: "127.0.0.1:0".into(),
+            base_url: "http://127.0.0.1".into(),
+            secret_key: SecretKey::from_text(&"test-key-".repeat(8)).unwrap(),
+            smtp_url: None,
+            mail_from: "apitokens <no-reply@localhost>".into(),
+            notify_interval: Duration::from_secs(3600),
+            create_demo: false,
+            workers: Some(2),
+            db_pool_size: 8,
+        };
+        let app = Application::build(settings, Clock::default())
+            .await
+            .expect("app builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state.clone();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            base,
+            state,
+            dir,
+            pg_schema,
+        }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.state.clock
+    }
+
+    /// Runs `f` on a pooled connection (for setup and for looking at what was stored).
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> T + Send + 'static,
+    ) -> T {
+        let pool = self.state.pool.clone();
+        tokio::task::spawn_blocking(move || f(&mut pool.get().expect("connection")))
+            .await
+            .expect("db task")
+    }
+
+    /// Adds a user with `PASSWORD` (creating the account if it is new).
+    pub async fn add_user(&self, account: &str, email: &str, role: Role) -> User {
+        let input = AddUser {
+            account: account.into(),
+            email: Email::parse(email).unwrap(),
+            name: PersonName::parse(email.split('@').next().unwrap()).unwrap(),
+            role,
+            password: NewPassword::parse(PASSWORD).unwrap(),
+        };
+        let now = self.clock().now();
+        self.db(move |c| add_user(c, &input, now))
+            .await
+            .expect("user added")
+    }
+
+    /// A browser-like client with its own cookie jar.
+    pub fn client(&self) -> Client {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+            jar,
+        }
+    }
+
+    /// A client signed in as `email`.
+    pub async fn signed_in(&self, email: &str) -> Client {
+        let client = self.client();
+        let page = client.sign_in(email, PASSWORD).await;
+        assert_eq!(
+            page.status,
+            StatusCode::SEE_OTHER,
+            "sign-in of {email} failed: {}",
+            page.body
+        );
+        client
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = self.pg_schema.take() {
+            if let Ok(mut conn) = PgConnection::establish(&base) {
+                let _ =
+                    diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn);
+            }
+        }
+    }
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The value of the first hidden input named `name`.
+    pub fn input_value(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker)? + marker.len();
+        let end = self.body[start..].find('"')? + start;
+        Some(self.body[start..end].to_string())
+    }
+
+    /// The text of the element with `id` (first text up to the next tag).
+    pub fn text_of(&self, id: &str) -> Option<String> {
+        let marker = format!("id=\"{id}\"");
+        let at = self.body.find(&marker)?;
+        let start = self.body[at..].find('>')? + at + 1;
+        let end = self.body[start..].find('<')? + start;
+        Some(unescape(self.body[start..end].trim()))
+    }
+
+    /// Ids of the token rows in the table, in order.
+    pub fn token_rows(&self) -> Vec<(i64, String)> {
+        let mut rows = vec![];
+        let mut rest = self.body.as_str();
+        while let Some(at) = rest.find("data-token-id=\"") {
+            rest = &rest[at + 15..];
+            let id: i64 = rest[..rest.find('"').unwrap()].parse().unwrap();
+            let s = rest.find("data-status=\"").unwrap() + 13;
+            let status = rest[s..s + rest[s..].find('"').unwrap()].to_string();
+            rows.push((id, status));
+        }
+        rows
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub jar: Arc<reqwest::cookie::Jar>,
+}
+
+impl Client {
+    /// The `Cookie` header this client would send.
+    pub fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        self.jar
+            .cookies(&self.base.parse().unwrap())
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        page(r).await
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
+        page(r).await
+    }
+
+    /// A POST with the CSRF token of the page at `from`.
+    pub async fn post_from(&self, from: &str, path: &str, form: &[(&str, &str)]) -> Page {
+        let csrf = self
+            .get(from)
+            .await
+            .input_value("csrf_token")
+            .expect("page has a CSRF token");
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        fields.push(("csrf_token", &csrf));
+        self.post(path, &fields).await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Page {
+        self.post_from(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    /// Creates a token through the form; returns the page that answers the POST.
+    pub async fn create_token(&self, fields: &[(&str, &str)]) -> Page {
+        let form = self.get("/profile/api-tokens/new").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let mut all: Vec<(&str, String)> = vec![
+            ("csrf_token", form.input_value("csrf_token").unwrap()),
+            ("form_id", form.input_value("form_id").unwrap()),
+        ];
+        for (k, v) in fields {
+            all.retain(|(key, _)| key != k);
+            all.push((k, v.to_string()));
+        }
+        let r = self
+            .http
+            .post(format!("{}/profile/api-tokens", self.base))
+            .form(&all)
+            .send()
+            .await
+            .expect("POST");
+        page(r).await
+    }
+
+    /// Creates a token that never expires and returns its revealed value.
+    pub async fn new_token(&self, name: &str, role: Role) -> String {
+        let role = role.id().to_string();
+        let page = self
+            .create_token(&[("name", name), ("role", &role), ("expiration", "never")])
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.text_of("new-token-value").expect("token revealed")
+    }
+}
+
+async fn page(r: reqwest::Response) -> Page {
+    let status = r.status();
+    let headers = r.headers().clone();
+    let body = r.text().await.unwrap_or_default();
+    Page {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The id part of a `<id>_<secret>` token.
+pub fn token_id(token: &str) -> i64 {
+    token.split(['_', '$']).next().unwrap().parse().unwrap()
+}
+
+/// Undoes askama's HTML escaping, for comparing visible text.
+pub fn unescape(s: &str) -> String {
+    s.replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&lt;", "<")
+        .replace("&#60;", "<")
+        .replace("&gt;", ">")
+        .replace("&#62;", ">")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
+}

@@ -1,0 +1,8 @@
+//! One integration test binary: the real app over real HTTP, on SQLite by default or on
+//! PostgreSQL when `TEST_DATABASE_URL` is set (CI runs both).
+
+mod browser;
+mod helpers;
+mod sign_in;
+mod tokens_service;
+mod tokens_web;

@@ -1,0 +1,489 @@
+//! The token rules at the service level, against a real database.
+
+use apitokens::domain::input::{Expiry, TokenDescription, TokenName};
+use apitokens::domain::token::{TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT};
+use apitokens::domain::Role;
+use apitokens::error::ServiceError;
+use apitokens::repo::Token;
+use apitokens::services::tokens::{self, CreateOutcome, DeleteOutcome, ListQuery, NewTokenRequest};
+use apitokens::services::Actor;
+use time::{Duration, OffsetDateTime};
+
+use crate::helpers::TestApp;
+
+fn request(name: &str, role: Role, expiry: Expiry) -> NewTokenRequest {
+    NewTokenRequest {
+        name: TokenName::parse(name).unwrap(),
+        description: TokenDescription::parse(None).unwrap(),
+        role,
+        expiry,
+        form_id: None,
+    }
+}
+
+async fn actor(app: &TestApp, account: &str, email: &str, role: Role) -> Actor {
+    Actor::of_user(&app.add_user(account, email, role).await)
+}
+
+async fn create(
+    app: &TestApp,
+    actor: &Actor,
+    req: NewTokenRequest,
+    now: OffsetDateTime,
+) -> Result<i64, ServiceError> {
+    let actor = actor.clone();
+    app.db(move |c| tokens::create(c, &actor, &req, now))
+        .await
+        .map(|o| match o {
+            CreateOutcome::Created { token, .. } => token.id,
+            CreateOutcome::AlreadyCreated { .. } => panic!("no form id was given"),
+        })
+}
+
+async fn list(app: &TestApp, actor: &Actor, query: ListQuery, now: OffsetDateTime) -> Vec<i64> {
+    let actor = actor.clone();
+    let page = app
+        .db(move |c| tokens::list(c, &actor, &query, now))
+        .await
+        .unwrap();
+    page.tokens.iter().map(|t| t.id).collect()
+}
+
+#[tokio::test]
+async fn user_cannot_issue_a_token_above_own_role_for_every_pair() {
+    let app = TestApp::spawn().await;
+    let now = app.clock().now();
+    for (i, issuer_role) in Role::ALL.into_iter().enumerate() {
+        let issuer = actor(&app, "Acme", &format!("u{i}@acme.test"), issuer_role).await;
+        for token_role in Role::ALL {
+            let result = create(&app, &issuer, request("t", token_role, Expiry::NEVER), now).await;
+            match result {
+                Ok(_) => assert!(
+                    issuer_role.may_issue(token_role),
+                    "{issuer_role} issued {token_role}"
+                ),
+                Err(ServiceError::Invalid(fields)) => {
+                    assert!(
+                        !issuer_role.may_issue(token_role),
+                        "{issuer_role} refused {token_role}"
+                    );
+                    assert_eq!(
+                        fields,
+                        vec![("role", format!("Can't create token with role {token_role}"))]
+                    );
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn fifty_active_tokens_at_most_even_under_concurrent_creates() {
+    let app = TestApp::spawn().await;
+    let now = app.clock().now();
+    let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
+    for i in 0..48 {
+        create(
+            &app,
+            &admin,
+            request(&format!("t{i}"), Role::Users, Expiry::NEVER),
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    // Ten creates at once at 48: exactly two may succeed.
+    let mut tasks = vec![];
+    for i in 0..10 {
+        let state = app.state.clone();
+        let admin = admin.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = request(&format!("race{i}"), Role::Users, Expiry::NEVER);
+            state
+                .db(move |c| tokens::create(c, &admin, &req, now))
+                .await
+        }));
+    }
+    let mut created = 0;
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(ServiceError::Invalid(f)) if f[0].0 == "limit" => refused += 1,
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!((created, refused), (2, 8));
+    let account = admin.account_id;
+    let active = app
+        .db(move |c| tokens::active_count(c, account, now))
+        .await
+        .unwrap();
+    assert_eq!(active, MAX_ACTIVE_TOKENS_PER_ACCOUNT);
+
+    // A deleted token frees a place; an expired one does too.
+    let err = create(
+        &app,
+        &admin,
+        request("51st", Role::Users, Expiry::NEVER),
+        now,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ServiceError::Invalid(ref f) if f[0].0 == "limit"));
+    let first = list(&app, &admin, ListQuery::default(), now).await[0];
+    let a = admin.clone();
+    app.db(move |c| tokens::delete(c, &a, first, now))
+        .await
+        .unwrap();
+    create(
+        &app,
+        &admin,
+        request("replacement", Role::Users, Expiry::NEVER),
+        now,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn expired_tokens_do_not_count_toward_the_limit() {
+    let app = TestApp::spawn().await;
+    let now = app.clock().now();
+    let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
+    let soon = Expiry::at(now + Duration::hours(1), now).unwrap();
+    for i in 0..50 {
+        create(
+            &app,
+            &admin,
+            request(&format!("t{i}"), Role::Users, soon),
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    assert!(
+        create(&app, &admin, request("x", Role::Users, Expiry::NEVER), now)
+            .await
+            .is_err()
+    );
+    let later = now + Duration::hours(1);
+    create(
+        &app,
+        &admin,
+        request("x", Role::Users, Expiry::NEVER),
+        later,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn admin_sees_every_token_of_the_account_others_only_their_own() {
+    let app = TestApp::spawn().await;
+    let now = app.clock().now();
+    let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
+    let eng = actor(&app, "Acme", "eng@acme.test", Role::Engineers).await;
+    let user = actor(&app, "Acme", "user@acme.test", Role::Users).await;
+    let outsider = actor(&app, "Other", "admin@other.test", Role::Administrators).await;
+    let a = create(&app, &admin, request("a", Role::Users, Expiry::NEVER), now)
+        .await
+        .unwrap();
+    let e = create(
+        &app,
+        &eng,
+        request("e", Role::Engineers, Expiry::NEVER),
+        now,
+    )
+    .await
+    .unwrap();
+    let u = create(&app, &user, request("u", Role::Users, Expiry::NEVER), now)
+        .await
+        .unwrap();
+    let o = create(
+        &app,
+        &outsider,
+        request("o", Role::Users, Expiry::NEVER),
+        now,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        list(&app, &admin, ListQuery::default(), now).await,
+        vec![u, e, a]
+    );
+    assert_eq!(list(&app, &eng, ListQuery::default(), now).await, vec![e]);
+    assert_eq!(list(&app, &user, ListQuery::default(), now).await, vec![u]);
+    assert_eq!(
+        list(&app, &outsider, ListQuery::default(), now).await,
+        vec![o]
+    );
+    // Asking for someone else's tokens gives nothing, not theirs.
+    let q = ListQuery {
+        issued_by: Some(admin.user_id),
+        ..Default::default()
+    };
+    assert!(list(&app, &user, q, now).await.is_empty());
+    let q = ListQuery {
+        issued_by: Some(admin.user_id),
+        ..Default::default()
+    };
+    assert!(list(&app, &outsider, q, now).await.is_empty());
+
+    for (who, id, visible) in [
+        (&user, e, false),
+        (&user, u, true),
+        (&admin, e, true),
+        (&outsider, a, false),
+        (&eng, e, true),
+    ] {
+        let who = who.clone();
+        let got = app.db(move |c| tokens::get(c, &who, id, now)).await;
+        assert_eq!(got.is_ok(), visible, "token {id}");
+        if !visible {
+            assert!(matches!(got, Err(ServiceError::NotFound)));
+        }
+    }
+}
+
+#[tokio::test]
+async fn filters_work_alone_and_combined() {
+    let app = TestApp::spawn().await;
+    let now = app.clock().now();
+    let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
+    let eng = actor(&app, "Acme", "eng@acme.test", Role::Engineers).await;
+    let soon = Expiry::at(now + Duration::hours(1), now).unwrap();
+    let a_users = create(&app, &admin, request("a1", Role::Users, Expiry::NEVER), now)
+        .await
+        .unwrap();
+    let a_eng_exp = create(&app, &admin, request("a2", Role::Engineers, soon), now)
+        .await
+        .unwrap();
+    let e_eng = create(
+        &app,
+        &eng,
+        request("e1", Role::Engineers, Expiry::NEVER),
+        now,
+    )
+    .await
+    .unwrap();
+    let e_users_del = create(&app, &eng, request("e2", Role::Users, Expiry::NEVER), now)
+        .await
+        .unwrap();
+    let e2 = eng.clone();
+    app.db(move |c| tokens::delete(c, &e2, e_users_del, now))
+        .await
+        .unwrap();
+    let later = now + Duration::hours(2);
+
+    let q = |issued_by: Option<i64>, role: Option<Role>, status: Option<TokenStatus>| ListQuery {
+        issued_by,
+        role,
+        status,
+        ..Default::default()
+    };
+    assert_eq!(
+        list(&app, &admin, q(None, None, None), later).await,
+        vec![e_users_del, e_eng, a_eng_exp, a_users]
+    );
+    assert_eq!(
+        list(&app, &admin, q(Some(eng.user_id), None, None), later).await,
+        vec![e_users_del, e_eng]
+    );
+    assert_eq!(
+        list(&app, &admin, q(None, Some(Role::Engineers), None), later).await,
+        vec![e_eng, a_eng_exp]
+    );
+    assert_eq!(
+        list(
+            &app,
+            &admin,
+            q(None, None, Some(TokenStatus::Active)),
+            later
+        )
+        .await,
+        vec![e_eng, a_users]
+    );
+    assert_eq!(
+        list(
+            &app,
+            &admin,
+            q(None, None, Some(TokenStatus::Expired)),
+            later
+        )
+        .await,
+        vec![a_eng_exp]
+    );
+    assert_eq!(
+        list(
+            &app,
+            &admin,
+            q(None, None, Some(TokenStatus::Deleted)),
+            later
+        )
+        .await,
+        vec![e_users_del]
+    );
+    assert_eq!(
+        list(
+            &app,
+            &admin,
+            q(
+                Some(admin.user_id),
+                Some(Role::Engineers),
+                Some(TokenStatus::Expired)
+            ),
+            later
+        )
+        .await,
+        vec![a_eng_exp]
+    );
+    assert_eq!(
+        list(
+            &app,
+            &admin,
+            q(
+                Some(eng.user_id),
+                Some(Role::Users),
+                Some(TokenStatus::Active)
+            ),
+            later
+        )
+        .await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        list(
+            &app,
+            &admin,
+            q(
+                Some(eng.user_id),
+                Some(Role::Users),
+                Some(TokenStatus::Deleted)
+            ),
+            later
+        )
+        .await,
+        vec![e_users_del]
+    );
+    // Before it expired, the same token was active.
+    assert_eq!(
+        list(&app, &admin, q(None, None, Some(TokenStatus::Expired)), now).await,
+        Vec::<i64>::new()
+    );
+}
+
+#[tokio::test]
+async fn status_turns_expired_exactly_at_the_expiry_instant() {
+    let app = TestApp::spawn().await;
+    let now = app.clock().now();
+    let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
+    let at = now + Duration::days(3);
+    let id = create(
+        &app,
+        &admin,
+        request("t", Role::Users, Expiry::at(at, now).unwrap()),
+        now,
+    )
+    .await
+    .unwrap();
+    for (when, expected) in [
+        (at - Duration::seconds(1), TokenStatus::Active),
+        (at, TokenStatus::Expired),
+    ] {
+        let a = admin.clone();
+        let view = app.db(move |c| tokens::get(c, &a, id, when)).await.unwrap();
+        assert_eq!(view.status, expected);
+        let q = ListQuery {
+            status: Some(expected),
+            ..Default::default()
+        };
+        assert_eq!(
+            list(&app, &admin, q, when).await,
+            vec![id],
+            "SQL filter agrees at {when}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn delete_is_soft_and_allowed_to_admins_and_owners_only() {
+    let app = TestApp::spawn().await;
+    let now = app.clock().now();
+    let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
+    let eng = actor(&app, "Acme", "eng@acme.test", Role::Engineers).await;
+    let other_eng = actor(&app, "Acme", "eng2@acme.test", Role::Engineers).await;
+    let outsider = actor(&app, "Other", "admin@other.test", Role::Administrators).await;
+    let t = create(&app, &eng, request("t", Role::Users, Expiry::NEVER), now)
+        .await
+        .unwrap();
+
+    for who in [&other_eng, &outsider] {
+        let who = who.clone();
+        let result = app.db(move |c| tokens::delete(c, &who, t, now)).await;
+        assert!(matches!(result, Err(ServiceError::NotFound)));
+    }
+    let a = admin.clone();
+    let deleted = app
+        .db(move |c| tokens::delete(c, &a, t, now))
+        .await
+        .unwrap();
+    assert!(matches!(deleted, DeleteOutcome::Deleted(ref v) if v.status == TokenStatus::Deleted));
+    // The row stays, marked with who deleted it and when.
+    let row = app.db(move |c| Token::find(c, t)).await.unwrap().unwrap();
+    assert_eq!(row.deleted_by, Some(admin.user_id));
+    assert!(row.deleted_at.is_some());
+    // A second delete changes nothing and says so.
+    let e = eng.clone();
+    let again = app
+        .db(move |c| tokens::delete(c, &e, t, now))
+        .await
+        .unwrap();
+    assert!(matches!(again, DeleteOutcome::AlreadyDeleted(_)));
+    let row2 = app.db(move |c| Token::find(c, t)).await.unwrap().unwrap();
+    assert_eq!(row2.deleted_by, Some(admin.user_id));
+    // Its owner can delete their own.
+    let mine = create(&app, &eng, request("mine", Role::Users, Expiry::NEVER), now)
+        .await
+        .unwrap();
+    let e = eng.clone();
+    assert!(matches!(
+        app.db(move |c| tokens::delete(c, &e, mine, now))
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted(_)
+    ));
+}
+
+#[tokio::test]
+async fn the_same_form_id_creates_one_token() {
+    let app = TestApp::spawn().await;
+    let now = app.clock().now();
+    let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
+    let mut req = request("once", Role::Users, Expiry::NEVER);
+    req.form_id = Some("f".repeat(64));
+    let (a, r) = (admin.clone(), req.clone());
+    let first = app
+        .db(move |c| tokens::create(c, &a, &r, now))
+        .await
+        .unwrap();
+    let (a, r) = (admin.clone(), req.clone());
+    let second = app
+        .db(move |c| tokens::create(c, &a, &r, now))
+        .await
+        .unwrap();
+    let first_id = match first {
+        CreateOutcome::Created { token, .. } => token.id,
+        _ => panic!("first create must create"),
+    };
+    match second {
+        CreateOutcome::AlreadyCreated { token } => assert_eq!(token.id, first_id),
+        _ => panic!("second create must not create"),
+    }
+    assert_eq!(
+        list(&app, &admin, ListQuery::default(), now).await,
+        vec![first_id]
+    );
+}

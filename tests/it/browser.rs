@@ -34,8 +34,14 @@ fn find_binary(env: &str, candidates: &[&str]) -> Option<String> {
 }
 
 async fn start_browser() -> Option<Browser> {
-    let driver_path = find_binary("CHROMEDRIVER", &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
-    let chromium = find_binary("CHROMIUM", &["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+    let driver_path = find_binary(
+        "CHROMEDRIVER",
+        &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
+    );
+    let chromium = find_binary(
+        "CHROMIUM",
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+    );
     let (Some(driver_path), Some(chromium)) = (driver_path, chromium) else {
         if std::env::var_os("CI").is_some() {
             panic!("CI must run the browser suite: install chromium and chromium-driver (apt-get install chromium chromium-driver)");
@@ -43,7 +49,11 @@ async fn start_browser() -> Option<Browser> {
         eprintln!("SKIPPED browser test: chromium/chromedriver not found (apt-get install chromium chromium-driver)");
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let driver = Command::new(driver_path)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -66,8 +76,18 @@ async fn start_browser() -> Option<Browser> {
     let url = format!("http://127.0.0.1:{port}");
     let mut last_error = None;
     for _ in 0..100 {
-        match ClientBuilder::native().capabilities(caps.clone()).connect(&url).await {
-            Ok(client) => return Some(Browser { client, driver, _profile: profile }),
+        match ClientBuilder::native()
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => {
+                return Some(Browser {
+                    client,
+                    driver,
+                    _profile: profile,
+                })
+            }
             Err(e) => last_error = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -84,8 +104,17 @@ async fn screenshot(client: &Client, name: &str) {
 
 /// Clicks something that loads a new page and waits (bounded) until the new page is there.
 async fn click_and_load(client: &Client, css: &str) {
-    client.execute("document.body.setAttribute('data-old-page', '1')", vec![]).await.unwrap();
-    client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    client
+        .execute("document.body.setAttribute('data-old-page', '1')", vec![])
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
     client
         .wait()
         .at_most(Duration::from_secs(15))
@@ -96,8 +125,20 @@ async fn click_and_load(client: &Client, css: &str) {
 
 async fn sign_in(client: &Client, base: &str, email: &str) {
     client.goto(&format!("{base}/login")).await.unwrap();
-    client.find(Locator::Id("email")).await.unwrap().send_keys(email).await.unwrap();
-    client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    client
+        .find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(email)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
     click_and_load(client, "#sign-in").await;
     let url = client.current_url().await.unwrap();
     assert_eq!(url.path(), "/profile/api-tokens", "signed in as {email}");
@@ -110,8 +151,18 @@ async fn sign_out(client: &Client) {
 /// (id, status) of every row of the table on the current page.
 async fn rows(client: &Client) -> Vec<(i64, String)> {
     let mut out = vec![];
-    for row in client.find_all(Locator::Css("tr[data-token-id]")).await.unwrap() {
-        let id = row.attr("data-token-id").await.unwrap().unwrap().parse().unwrap();
+    for row in client
+        .find_all(Locator::Css("tr[data-token-id]"))
+        .await
+        .unwrap()
+    {
+        let id = row
+            .attr("data-token-id")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
         out.push((id, row.attr("data-status").await.unwrap().unwrap()));
     }
     out
@@ -119,23 +170,62 @@ async fn rows(client: &Client) -> Vec<(i64, String)> {
 
 async fn create_token(client: &Client, name: &str, role: &str, exp_date: Option<&str>) -> String {
     click_and_load(client, "#create-token").await;
-    client.find(Locator::Id("name")).await.unwrap().send_keys(name).await.unwrap();
-    client.find(Locator::Id("description")).await.unwrap().send_keys("made in the browser test").await.unwrap();
-    client.find(Locator::Id("role")).await.unwrap().select_by_value(role).await.unwrap();
+    client
+        .find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("description"))
+        .await
+        .unwrap()
+        .send_keys("made in the browser test")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("role"))
+        .await
+        .unwrap()
+        .select_by_value(role)
+        .await
+        .unwrap();
     if let Some(date) = exp_date {
         let date_field = client.find(Locator::Id("exp-date-field")).await.unwrap();
-        assert!(!date_field.is_displayed().await.unwrap(), "the date field is hidden until chosen");
-        client.find(Locator::Id("expiration-date")).await.unwrap().click().await.unwrap();
-        assert!(date_field.is_displayed().await.unwrap(), "choosing a date shows the field");
+        assert!(
+            !date_field.is_displayed().await.unwrap(),
+            "the date field is hidden until chosen"
+        );
+        client
+            .find(Locator::Id("expiration-date"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        assert!(
+            date_field.is_displayed().await.unwrap(),
+            "choosing a date shows the field"
+        );
         // Date inputs take keys in the browser's locale format; set the value directly.
         client
-            .execute("document.getElementById('exp_date').value = arguments[0]", vec![json!(date)])
+            .execute(
+                "document.getElementById('exp_date').value = arguments[0]",
+                vec![json!(date)],
+            )
             .await
             .unwrap();
         screenshot(client, "create-form").await;
     }
     click_and_load(client, "#create-submit").await;
-    let value = client.find(Locator::Id("new-token-value")).await.expect("the token is revealed").text().await.unwrap();
+    let value = client
+        .find(Locator::Id("new-token-value"))
+        .await
+        .expect("the token is revealed")
+        .text()
+        .await
+        .unwrap();
     let dialog = client.find(Locator::Id("token-dialog")).await.unwrap();
     assert!(dialog.is_displayed().await.unwrap());
     let ok = client.find(Locator::Id("token-copied")).await.unwrap();
@@ -145,13 +235,18 @@ async fn create_token(client: &Client, name: &str, role: &str, exp_date: Option<
 
 #[tokio::test]
 async fn tokens_are_created_shown_once_filtered_and_deleted_in_a_real_browser() {
-    let Some(browser) = start_browser().await else { return };
+    let Some(browser) = start_browser().await else {
+        return;
+    };
     let c = &browser.client;
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators).await;
+    app.add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
     app.add_user("Acme", "user@acme.test", Role::Users).await;
     let base = app.base.clone();
-    let exp = (app.clock().now() + time::Duration::days(20)).date().to_string();
+    let exp = (app.clock().now() + time::Duration::days(20))
+        .date()
+        .to_string();
 
     // The administrator creates a token with an expiration date and reads it from the modal.
     sign_in(c, &base, "admin@acme.test").await;
@@ -162,11 +257,26 @@ async fn tokens_are_created_shown_once_filtered_and_deleted_in_a_real_browser() 
     let admin_id: i64 = id.parse().unwrap();
     assert_eq!(secret.len(), 64);
     click_and_load(c, "#token-copied").await;
-    assert!(c.find(Locator::Id("token-dialog")).await.is_err(), "the modal is gone");
-    assert!(!c.source().await.unwrap().contains(secret), "the secret is not on the page any more");
+    assert!(
+        c.find(Locator::Id("token-dialog")).await.is_err(),
+        "the modal is gone"
+    );
+    assert!(
+        !c.source().await.unwrap().contains(secret),
+        "the secret is not on the page any more"
+    );
     assert_eq!(rows(c).await, vec![(admin_id, "active".to_string())]);
-    let row_text = c.find(Locator::Css(&format!("tr[data-token-id='{admin_id}']"))).await.unwrap().text().await.unwrap();
-    assert!(row_text.contains(&format!("{exp} 23:59 UTC")) && row_text.contains("Engineers"), "{row_text}");
+    let row_text = c
+        .find(Locator::Css(&format!("tr[data-token-id='{admin_id}']")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row_text.contains(&format!("{exp} 23:59 UTC")) && row_text.contains("Engineers"),
+        "{row_text}"
+    );
     sign_out(c).await;
 
     // A plain user may only give the Users role and sees only their own token.
@@ -174,7 +284,10 @@ async fn tokens_are_created_shown_once_filtered_and_deleted_in_a_real_browser() 
     click_and_load(c, "#create-token").await;
     let options = c.find_all(Locator::Css("#role option")).await.unwrap();
     assert_eq!(options.len(), 1);
-    assert_eq!(options[0].attr("value").await.unwrap().as_deref(), Some("2"));
+    assert_eq!(
+        options[0].attr("value").await.unwrap().as_deref(),
+        Some("2")
+    );
     c.goto(&format!("{base}/profile/api-tokens")).await.unwrap();
     let user_token = create_token(c, "Purge cache", "2", None).await;
     let user_id: i64 = user_token.split_once('_').unwrap().0.parse().unwrap();
@@ -184,30 +297,84 @@ async fn tokens_are_created_shown_once_filtered_and_deleted_in_a_real_browser() 
 
     // The administrator sees both, filters by role and status, and deletes the user's token.
     sign_in(c, &base, "admin@acme.test").await;
-    assert_eq!(rows(c).await, vec![(user_id, "active".into()), (admin_id, "active".into())]);
-    c.find(Locator::Id("filter-role")).await.unwrap().select_by_value("2").await.unwrap();
+    assert_eq!(
+        rows(c).await,
+        vec![(user_id, "active".into()), (admin_id, "active".into())]
+    );
+    c.find(Locator::Id("filter-role"))
+        .await
+        .unwrap()
+        .select_by_value("2")
+        .await
+        .unwrap();
     click_and_load(c, "#apply-filters").await;
     assert_eq!(rows(c).await, vec![(user_id, "active".into())]);
-    assert!(c.current_url().await.unwrap().query().unwrap().contains("role=2"), "filters live in the address");
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap()
+            .contains("role=2"),
+        "filters live in the address"
+    );
     screenshot(c, "token-list-filtered").await;
 
-    c.find(Locator::Css(&format!("tr[data-token-id='{user_id}'] summary"))).await.unwrap().click().await.unwrap();
-    let delete_link = c.find(Locator::Css(&format!("tr[data-token-id='{user_id}'] .delete-token"))).await.unwrap();
-    assert!(delete_link.is_displayed().await.unwrap(), "the ⋮ menu opens");
+    c.find(Locator::Css(&format!(
+        "tr[data-token-id='{user_id}'] summary"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let delete_link = c
+        .find(Locator::Css(&format!(
+            "tr[data-token-id='{user_id}'] .delete-token"
+        )))
+        .await
+        .unwrap();
+    assert!(
+        delete_link.is_displayed().await.unwrap(),
+        "the ⋮ menu opens"
+    );
     click_and_load(c, &format!("tr[data-token-id='{user_id}'] .delete-token")).await;
     let confirm = c.find(Locator::Id("delete-dialog")).await.unwrap();
-    assert!(confirm.text().await.unwrap().contains("This action cannot be undone"));
+    assert!(confirm
+        .text()
+        .await
+        .unwrap()
+        .contains("This action cannot be undone"));
     screenshot(c, "delete-confirm").await;
     click_and_load(c, "#confirm-delete").await;
-    assert!(c.find(Locator::Id("flash")).await.unwrap().text().await.unwrap().contains("was deleted"));
-    assert_eq!(rows(c).await, vec![(user_id, "deleted".into())], "the role filter is kept");
+    assert!(c
+        .find(Locator::Id("flash"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("was deleted"));
+    assert_eq!(
+        rows(c).await,
+        vec![(user_id, "deleted".into())],
+        "the role filter is kept"
+    );
 
     c.goto(&format!("{base}/profile/api-tokens")).await.unwrap();
-    c.find(Locator::Id("filter-status")).await.unwrap().select_by_value("active").await.unwrap();
+    c.find(Locator::Id("filter-status"))
+        .await
+        .unwrap()
+        .select_by_value("active")
+        .await
+        .unwrap();
     click_and_load(c, "#apply-filters").await;
     assert_eq!(rows(c).await, vec![(admin_id, "active".into())]);
     c.goto(&format!("{base}/profile/api-tokens")).await.unwrap();
-    assert_eq!(rows(c).await, vec![(user_id, "deleted".into()), (admin_id, "active".into())]);
+    assert_eq!(
+        rows(c).await,
+        vec![(user_id, "deleted".into()), (admin_id, "active".into())]
+    );
     screenshot(c, "token-list").await;
     browser.client.clone().close().await.unwrap();
 }

@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context};
 use crate::config::Settings;
 use crate::db::{self, DbUrl};
 use crate::domain::Clock;
+use crate::services::credentials::{JwtKeys, TokenVerifier};
 use crate::services::login_limit::LoginLimiter;
 use crate::services::users::{ensure_demo_account, DemoCredentials};
 use crate::web::{self, AppState};
@@ -58,6 +59,8 @@ impl Application {
             pool,
             clock,
             limiter: Arc::new(LoginLimiter::default()),
+            jwt: Arc::new(JwtKeys::new(&settings.secret_key)),
+            verifier: Arc::new(TokenVerifier::default()),
             settings: settings.clone(),
         };
         let data = aweb::Data::new(state.clone());

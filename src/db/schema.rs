@@ -55,4 +55,17 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(tokens -> accounts (account_id));
 diesel::joinable!(tokens -> users (issuer_id));
 
-diesel::allow_tables_to_appear_in_same_query!(accounts, users, sessions, tokens);
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    users,
+    sessions,
+    tokens,
+    used_refresh_tokens
+);
+
+diesel::table! {
+    used_refresh_tokens (jti) {
+        jti -> Text,
+        expires_at -> Timestamp,
+    }
+}

@@ -274,6 +274,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_on_any_input(raw in ".{0,200}") {
+            let _ = PresentedToken::parse(&raw);
+        }
+
+        #[test]
+        fn parsing_never_panics_on_near_misses(id in "[0-9a-z-]{0,22}", sep in "[_$ x]", secret in "[0-9a-fA-Fé]{0,70}") {
+            let _ = PresentedToken::parse(&format!("{id}{sep}{secret}"));
+        }
+
+        #[test]
+        fn every_wire_form_round_trips(id in 1i64..=999_999_999_999_999_999, dollar: bool, bytes: [u8; 32]) {
+            let secret = TokenSecret(hex::encode(bytes));
+            let sep = if dollar { Separator::Dollar } else { Separator::Underscore };
+            let parsed = PresentedToken::parse(&wire_form(id, sep, &secret)).expect("a wire form parses");
+            proptest::prop_assert_eq!(parsed, PresentedToken { id, secret, separator: sep });
+        }
+    }
+
     #[test]
     fn a_chosen_date_ends_at_23_59_59_utc() {
         assert_eq!(

@@ -2,11 +2,13 @@
 //! decide, these only read and write.
 
 pub mod accounts;
+pub mod refresh;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
 
 pub use accounts::Account;
+pub use refresh::UsedRefreshToken;
 pub use sessions::Session;
-pub use tokens::{NewToken, Token, TokenFilter, TokenWithIssuer};
+pub use tokens::{NewToken, Token, TokenFilter, TokenForAuth, TokenWithIssuer};
 pub use users::{NewUser, User};

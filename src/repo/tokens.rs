@@ -189,3 +189,55 @@ fn filtered<'a>(filter: &'a TokenFilter, now: PrimitiveDateTime) -> BoxedTokens<
             .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now))),
     }
 }
+
+/// What verifying a token needs: the row, and whether its issuer was removed.
+#[derive(Debug, Clone, Queryable)]
+pub struct TokenForAuth {
+    pub id: i64,
+    pub account_id: i64,
+    pub issuer_id: i64,
+    pub role: i32,
+    pub secret_hash: String,
+    pub expires_at: Option<PrimitiveDateTime>,
+    pub deleted_at: Option<PrimitiveDateTime>,
+    pub issuer_removed_at: Option<PrimitiveDateTime>,
+}
+
+impl TokenForAuth {
+    pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<TokenForAuth>> {
+        tokens::table
+            .inner_join(users::table)
+            .filter(tokens::id.eq(id))
+            .select((
+                tokens::id,
+                tokens::account_id,
+                tokens::issuer_id,
+                tokens::role,
+                tokens::secret_hash,
+                tokens::expires_at,
+                tokens::deleted_at,
+                users::removed_at,
+            ))
+            .first(conn)
+            .optional()
+    }
+
+    /// Records a use, unless one was recorded less than `min_gap` ago (by any instance).
+    pub fn record_use(
+        conn: &mut DbConn,
+        id: i64,
+        at: PrimitiveDateTime,
+        min_gap: time::Duration,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            tokens::table.find(id).filter(
+                tokens::last_used_at
+                    .is_null()
+                    .or(tokens::last_used_at.le(at - min_gap)),
+            ),
+        )
+        .set(tokens::last_used_at.eq(at))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+}

@@ -2,6 +2,7 @@
 //! domain values or a `ServiceError`; nothing here knows about HTTP.
 
 pub mod auth;
+pub mod credentials;
 pub mod login_limit;
 pub mod tokens;
 pub mod users;

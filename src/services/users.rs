@@ -141,6 +141,68 @@ pub fn random_password() -> String {
         .collect()
 }
 
+/// A user as `actor` may see them: themselves, or anyone of their account for Administrators.
+/// Another account's user is "not found"; a colleague, for a non-Administrator, is forbidden.
+pub fn visible_user(
+    conn: &mut DbConn,
+    actor: &super::Actor,
+    id: i64,
+) -> ServiceResult<(User, Account)> {
+    let user = User::find(conn, id)?.ok_or(ServiceError::NotFound)?;
+    if user.account_id != actor.account_id {
+        return Err(ServiceError::NotFound);
+    }
+    if user.id != actor.user_id && !actor.role.is_admin() {
+        return Err(ServiceError::Forbidden(
+            "Only Administrators can see other users of the account.".into(),
+        ));
+    }
+    let account = Account::find(conn, user.account_id)?.ok_or(ServiceError::NotFound)?;
+    Ok((user, account))
+}
+
+/// The account's users (not removed), for Administrators only.
+pub fn account_users(
+    conn: &mut DbConn,
+    actor: &super::Actor,
+    limit: i64,
+    offset: i64,
+) -> ServiceResult<(Vec<User>, Account)> {
+    if !actor.role.is_admin() {
+        return Err(ServiceError::Forbidden(
+            "Only Administrators can list the users of the account.".into(),
+        ));
+    }
+    let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
+    let users = User::list_in_account(conn, actor.account_id)?
+        .into_iter()
+        .skip(offset.max(0) as usize)
+        .take(limit.max(0) as usize)
+        .collect();
+    Ok((users, account))
+}
+
+/// The account, its first Administrator's e-mail, and the users the actor may see
+/// (all of them for Administrators, themselves otherwise).
+pub fn account_overview(
+    conn: &mut DbConn,
+    actor: &super::Actor,
+) -> ServiceResult<(Account, Option<String>, Vec<User>)> {
+    let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
+    let users = User::list_in_account(conn, actor.account_id)?;
+    let mut admins: Vec<&User> = users
+        .iter()
+        .filter(|u| u.role == Role::Administrators.id())
+        .collect();
+    admins.sort_by_key(|u| u.id);
+    let admin_email = admins.first().map(|u| u.email.clone());
+    let visible = users
+        .into_iter()
+        .filter(|u| actor.role.is_admin() || u.id == actor.user_id)
+        .collect();
+    Ok((account, admin_email, visible))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

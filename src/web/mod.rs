@@ -1,6 +1,7 @@
 //! The HTTP edge: pages (HTML) and, later, the JSON API. Handlers parse input into domain
 //! types, call one service, and render.
 
+pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod error;
@@ -20,7 +21,10 @@ use crate::config::Settings;
 use crate::db::{DbConn, DbPool};
 use crate::domain::Clock;
 use crate::error::{ServiceError, ServiceResult};
+use crate::services::credentials::{JwtKeys, TokenVerifier};
 use crate::services::login_limit::LoginLimiter;
+use crate::services::tokens::{self, DeleteOutcome};
+use crate::services::Actor;
 pub use error::WebError;
 
 /// What every handler can reach.
@@ -30,6 +34,8 @@ pub struct AppState {
     pub clock: Clock,
     pub limiter: Arc<LoginLimiter>,
     pub settings: Arc<Settings>,
+    pub verifier: Arc<TokenVerifier>,
+    pub jwt: Arc<JwtKeys>,
 }
 
 impl AppState {
@@ -49,6 +55,17 @@ impl AppState {
         })
         .await
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
+    }
+
+    /// Deletes a token (web page and API alike) and forgets it in this instance's cache, so
+    /// it is refused from the very next request.
+    pub async fn delete_token(&self, actor: Actor, id: i64) -> ServiceResult<DeleteOutcome> {
+        let now = self.clock.now();
+        let outcome = self
+            .db(move |conn| tokens::delete(conn, &actor, id, now))
+            .await?;
+        self.verifier.forget(id);
+        Ok(outcome)
     }
 }
 
@@ -77,6 +94,8 @@ pub fn configure(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(query_config())
             .app_data(path_config())
             .service(pages::health::healthz)
+            .configure(api::configure)
+            .service(web::scope("/iam").default_service(web::to(api::not_found)))
             .service(pages::health::readyz)
             .service(assets::stylesheet)
             .service(assets::script)

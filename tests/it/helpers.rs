@@ -355,3 +355,115 @@ pub fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
         .replace("&#38;", "&")
 }
+
+impl TestApp {
+    /// A second app instance on the same database (a second server behind a balancer).
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = (*self.state.settings).clone();
+        settings.data_dir = dir.path().to_path_buf();
+        let app = Application::build(settings, Clock::default())
+            .await
+            .expect("app builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state.clone();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            base,
+            state,
+            dir,
+            pg_schema: None,
+        }
+    }
+
+    /// Creates a never-expiring token for `user` through the service; returns `<id>_<secret>`.
+    pub async fn token_for(&self, user: &User, role: Role) -> String {
+        use apitokens::domain::input::{Expiry, TokenDescription, TokenName};
+        use apitokens::services::tokens::{create, CreateOutcome, NewTokenRequest};
+        let actor = apitokens::services::Actor::of_user(user);
+        let req = NewTokenRequest {
+            name: TokenName::parse("api test").unwrap(),
+            description: TokenDescription::parse(None).unwrap(),
+            role,
+            expiry: Expiry::NEVER,
+            form_id: None,
+        };
+        let now = self.clock().now();
+        match self
+            .db(move |c| create(c, &actor, &req, now))
+            .await
+            .expect("token created")
+        {
+            CreateOutcome::Created { token, secret } => apitokens::domain::token::wire_form(
+                token.id,
+                apitokens::domain::token::Separator::Underscore,
+                &secret,
+            ),
+            CreateOutcome::AlreadyCreated { .. } => unreachable!(),
+        }
+    }
+
+    /// A JSON client sending `Authorization: <auth>` (e.g. `APIKey 1_ab...` or `Bearer ...`).
+    pub fn api(&self, auth: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+            auth: auth.to_string(),
+        }
+    }
+}
+
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub auth: String,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: serde_json::Value,
+}
+
+impl Api {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if !self.auth.is_empty() {
+            req = req.header("authorization", &self.auth);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+}

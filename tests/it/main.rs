@@ -1,6 +1,7 @@
 //! One integration test binary: the real app over real HTTP, on SQLite by default or on
 //! PostgreSQL when `TEST_DATABASE_URL` is set (CI runs both).
 
+mod api;
 mod browser;
 mod helpers;
 mod sign_in;

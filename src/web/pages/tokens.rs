@@ -553,11 +553,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, WebError> {
     me.session.check_csrf(&form.csrf_token)?;
     let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
-    let actor = me.actor();
-    let now = state.clock.now();
-    let outcome = state
-        .db(move |conn| tokens::delete(conn, &actor, id, now))
-        .await?;
+    let outcome = state.delete_token(me.actor(), id).await?;
     let message = match outcome {
         DeleteOutcome::Deleted(t) => {
             tracing::info!(token_id = t.id, user_id = me.user.user.id, "token deleted");

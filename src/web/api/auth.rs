@@ -1,0 +1,265 @@
+//! API authentication (`APIKey` and `Bearer`), JWT login and refresh, and the gateway check.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+use super::model::{JwtPair, Message};
+use crate::domain::token::PresentedToken;
+use crate::domain::Role;
+use crate::repo::User;
+use crate::services::auth::SignInError;
+use crate::services::credentials::{
+    self, Credential, RefreshError, TokenPair, TokenVerifier, Verdict,
+};
+use crate::services::role_of;
+use crate::web::AppState;
+
+/// Longest `Authorization` header we read; anything longer is refused unread.
+const MAX_AUTH_HEADER: usize = 8192;
+
+/// Checks the request's credential. Permanent tokens hit the in-memory cache first; JWTs are
+/// checked by signature alone (no database).
+pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Credential, ApiError> {
+    let raw = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= MAX_AUTH_HEADER)
+        .ok_or(ApiError::Unauthorized)?
+        .trim();
+    let (scheme, value) = raw
+        .split_once(char::is_whitespace)
+        .ok_or(ApiError::Unauthorized)?;
+    let now = state.clock.now();
+    if scheme.eq_ignore_ascii_case("apikey") {
+        let presented = PresentedToken::parse(value).ok_or(ApiError::Unauthorized)?;
+        verify_token(state, presented).await
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        state
+            .jwt
+            .verify_access(value.trim(), now)
+            .map_err(|_| ApiError::Unauthorized)
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+async fn verify_token(state: &AppState, presented: PresentedToken) -> Result<Credential, ApiError> {
+    let now = state.clock.now();
+    let id = presented.id;
+    let verdict = match state.verifier.check_cached(&presented, now) {
+        Verdict::Known(verdict) => verdict,
+        Verdict::Unknown => {
+            let row = state.db(move |conn| TokenVerifier::load(conn, id)).await?;
+            state.verifier.remember(&presented, row, now)
+        }
+    };
+    let credential = verdict.map_err(|_| ApiError::Unauthorized)?;
+    if state.verifier.should_record_use(id, now) {
+        // Off the request path: the answer does not wait for this write.
+        let pool = state.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+                TokenVerifier::record_use(&mut conn, id, now).map_err(|e| e.to_string())
+            });
+            if let Err(e) = written {
+                tracing::warn!(token_id = id, error = %e, "could not record the token's last use");
+            }
+        });
+    }
+    Ok(credential)
+}
+
+/// The authenticated caller of a management endpoint. For a JWT the user is looked up, so a
+/// removed user's JWT stops working and the role is the user's current one.
+pub struct ApiCaller(pub Credential);
+
+impl FromRequest for ApiCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<ApiCaller, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
+            let mut credential = authenticate(&state, &req).await?;
+            if credential.token_id.is_none() {
+                let user_id = credential.actor.user_id;
+                let user = state.db(move |conn| Ok(User::find(conn, user_id)?)).await?;
+                match user {
+                    Some(user) if user.removed_at.is_none() => {
+                        credential.actor.role = role_of(user.role)
+                    }
+                    _ => return Err(ApiError::Unauthorized),
+                }
+            }
+            Ok(ApiCaller(credential))
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginBody {
+    /// The user's e-mail.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Accepted for compatibility; two-factor sign-in is not used.
+    #[allow(dead_code)]
+    pub one_time_password: Option<String>,
+}
+
+/// Log in for a 1-hour access JWT and a 24-hour refresh JWT.
+#[utoipa::path(post, path = "/iam/auth/jwt/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, body = JwtPair), (status = 400, description = "missing fields"),
+              (status = 401, body = Message), (status = 429, body = Message)))]
+#[post("/iam/auth/jwt/login")]
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let (Some(email), Some(password)) = (
+        body.username.filter(|u| !u.trim().is_empty()),
+        body.password.filter(|p| !p.is_empty()),
+    ) else {
+        return Err(ApiError::Validation(serde_json::json!({
+            "username": ["This field is required."], "password": ["This field is required."]
+        })));
+    };
+    if email.len() > 254 || password.len() > 1024 {
+        return Err(ApiError::Unauthorized);
+    }
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    if let Err(wait) = state.limiter.check(&email, &address) {
+        return Err(ApiError::TooManyRequests(format!(
+            "Too many failed login attempts. Try again in {} minute(s).",
+            wait.as_secs().div_ceil(60)
+        )));
+    }
+    let now = state.clock.now();
+    let outcome = web::block({
+        let state = state.clone();
+        let (email, password) = (email.clone(), password);
+        move || {
+            let mut conn = state
+                .pool
+                .get()
+                .map_err(|e| SignInError::Service(anyhow::anyhow!("{e}").into()))?;
+            credentials::login(&mut conn, &state.jwt, &email, &password, now)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    match outcome {
+        Ok(pair) => {
+            state.limiter.record_success(&email);
+            Ok(pair_response(pair))
+        }
+        Err(SignInError::WrongCredentials | SignInError::ApiOnly) => {
+            state.limiter.record_failure(&email, &address);
+            Err(ApiError::Unauthorized)
+        }
+        Err(SignInError::Service(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshBody {
+    pub refresh: Option<String>,
+}
+
+/// Trade a refresh JWT (once) for a new pair.
+#[utoipa::path(post, path = "/iam/auth/jwt/refresh", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, body = JwtPair), (status = 401, body = Message)))]
+#[post("/iam/auth/jwt/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(token) = body.into_inner().refresh.filter(|t| !t.is_empty()) else {
+        return Err(ApiError::field("refresh", "This field is required."));
+    };
+    let now = state.clock.now();
+    let outcome = web::block({
+        let state = state.clone();
+        move || {
+            let mut conn = state
+                .pool
+                .get()
+                .map_err(|e| RefreshError::Service(anyhow::anyhow!("{e}").into()))?;
+            credentials::refresh(&mut conn, &state.jwt, &token, now)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    match outcome {
+        Ok(pair) => Ok(pair_response(pair)),
+        Err(RefreshError::Unauthorized) => Err(ApiError::Unauthorized),
+        Err(RefreshError::Service(e)) => Err(e.into()),
+    }
+}
+
+fn pair_response(pair: TokenPair) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(JwtPair {
+            access: pair.access,
+            refresh: pair.refresh,
+        })
+}
+
+/// For API gateways (nginx `auth_request`): 204 with the caller's identity in headers, or 401.
+/// `min_role` (id or name) answers 403 when the credential's role ranks lower.
+#[utoipa::path(get, path = "/iam/auth/check", tag = "auth",
+    params(("min_role" = Option<String>, Query, description = "role id or name the credential must reach")),
+    responses((status = 204, description = "headers X-Auth-Account-Id, X-Auth-User-Id, X-Auth-Role, X-Auth-Token-Id"),
+              (status = 400, description = "unknown min_role"), (status = 401, body = Message), (status = 403, body = Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[get("/iam/auth/check")]
+pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let credential = authenticate(&state, &req).await?;
+    if let Some(wanted) = min_role(req.query_string())? {
+        if credential.actor.role.rank() < wanted.rank() {
+            return Err(ApiError::Forbidden(format!(
+                "This needs the role {wanted} or higher."
+            )));
+        }
+    }
+    let actor = &credential.actor;
+    let mut response = HttpResponse::NoContent();
+    response
+        .insert_header(("X-Auth-Account-Id", actor.account_id.to_string()))
+        .insert_header(("X-Auth-User-Id", actor.user_id.to_string()))
+        .insert_header(("X-Auth-Role", actor.role.id().to_string()));
+    if let Some(id) = credential.token_id {
+        response.insert_header(("X-Auth-Token-Id", id.to_string()));
+    }
+    Ok(response.finish())
+}
+
+fn min_role(query: &str) -> Result<Option<Role>, ApiError> {
+    for (key, value) in url_pairs(query) {
+        if key == "min_role" {
+            return Role::parse(&value)
+                .map(Some)
+                .ok_or_else(|| ApiError::field("min_role", format!("Invalid role: {value}")));
+        }
+    }
+    Ok(None)
+}
+
+pub fn url_pairs(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default()
+}

@@ -1,0 +1,95 @@
+//! Errors of the JSON API, in Gcore's shapes: `{"message": ...}` or `{"errors": {...}}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Map, Value};
+
+use crate::error::ServiceError;
+
+pub const UNAUTHORIZED_MESSAGE: &str =
+    "Authentication credentials were not provided or are not valid.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// One body for every authentication failure.
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    /// `{"errors": {...}}`, field → list of messages (nested for `client_user.role`).
+    #[error("validation failed")]
+    Validation(Value),
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Validation(json!({ field: [message.into()] }))
+    }
+
+    pub fn role(message: impl Into<String>) -> ApiError {
+        ApiError::Validation(json!({ "client_user": { "role": [message.into()] } }))
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::Forbidden(m) => ApiError::Forbidden(m),
+            ServiceError::Invalid(fields) => {
+                let mut errors = Map::new();
+                for (field, message) in fields {
+                    if field == "role" {
+                        errors.insert("client_user".into(), json!({ "role": [message] }));
+                    } else {
+                        let entry = errors.entry(field).or_insert_with(|| json!([]));
+                        if let Value::Array(list) = entry {
+                            list.push(Value::String(message));
+                        }
+                    }
+                }
+                ApiError::Validation(Value::Object(errors))
+            }
+            ServiceError::Conflict(m) => ApiError::Validation(json!({ "non_field_errors": [m] })),
+            ServiceError::Database(e) => ApiError::Internal(e.into()),
+            ServiceError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::Unauthorized => json!({ "message": UNAUTHORIZED_MESSAGE }),
+            ApiError::Forbidden(m) | ApiError::TooManyRequests(m) => json!({ "message": m }),
+            ApiError::NotFound => json!({ "message": "Not found." }),
+            ApiError::Validation(errors) => json!({ "errors": errors }),
+            ApiError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error in the API");
+                json!({ "message": "Internal server error." })
+            }
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "APIKey, Bearer"));
+        }
+        response.json(body)
+    }
+}

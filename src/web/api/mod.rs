@@ -1,0 +1,119 @@
+//! The JSON API under `/iam`, wire-compatible with Gcore's IAM API (GCORE_IAM_API.md).
+
+pub mod auth;
+pub mod error;
+pub mod model;
+pub mod tokens;
+pub mod users;
+
+use actix_web::{get, web, HttpResponse};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use error::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
+    paths(
+        auth::login, auth::refresh, auth::check,
+        users::me, users::one, users::list, users::client,
+        tokens::list_v1, tokens::list_v2, tokens::create_v1, tokens::create_v2,
+        tokens::get_v1, tokens::get_v2, tokens::delete_v1, tokens::delete_v2,
+    ),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::JwtPair, model::Message)),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "APIKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`APIKey <id>_<secret>` or `APIKey <id>$<secret>`",
+            ))),
+        );
+        components.add_security_scheme(
+            "Bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document, generated from the handlers above.
+#[get("/iam/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(json_config())
+        .service(openapi_json)
+        .service(auth::login)
+        .service(auth::refresh)
+        .service(auth::check)
+        .service(users::me)
+        .service(users::list)
+        .service(users::one)
+        .service(users::client);
+    for (prefix, v2) in [("/iam/clients", false), ("/iam/v2/clients", true)] {
+        let (list, create, get, delete) = if v2 {
+            (
+                web::get().to(tokens::list_v2),
+                web::post().to(tokens::create_v2),
+                web::get().to(tokens::get_v2),
+                web::delete().to(tokens::delete_v2),
+            )
+        } else {
+            (
+                web::get().to(tokens::list_v1),
+                web::post().to(tokens::create_v1),
+                web::get().to(tokens::get_v1),
+                web::delete().to(tokens::delete_v1),
+            )
+        };
+        cfg.service(
+            web::resource(format!("{prefix}/{{client_id}}/tokens"))
+                .route(list)
+                .route(create),
+        )
+        .service(
+            web::resource(format!("{prefix}/{{client_id}}/tokens/{{token_id}}"))
+                .route(get)
+                .route(delete),
+        );
+    }
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|err, _req| {
+            let message = match &err {
+                actix_web::error::JsonPayloadError::Overflow { .. }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                    "The body is larger than 64 KB.".to_string()
+                }
+                actix_web::error::JsonPayloadError::ContentType => {
+                    "Send the body as JSON (Content-Type: application/json).".to_string()
+                }
+                other => format!("The body is not valid JSON: {other}"),
+            };
+            ApiError::field("non_field_errors", message).into()
+        })
+}
+
+/// Anything else under `/iam` answers JSON, not the HTML 404 page.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}

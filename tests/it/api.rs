@@ -1,0 +1,1009 @@
+//! The JSON API over HTTP: shapes, errors, visibility, role caps, JWTs, the gateway check.
+
+use std::time::{Duration as StdDuration, Instant};
+
+use apitokens::db::schema;
+use apitokens::domain::Role;
+use diesel::prelude::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use time::Duration;
+
+use crate::helpers::{token_id, TestApp, PASSWORD};
+
+fn create_body(name: &str, role: Value, exp: Value) -> Value {
+    json!({"name": name, "description": "from the API", "exp_date": exp, "client_user": {"role": role}})
+}
+
+fn is_rfc3339(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+            && s.ends_with('Z')
+    })
+}
+
+#[tokio::test]
+async fn a_token_from_the_browser_lists_creates_and_deletes_with_both_separators() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let web = app.signed_in("admin@acme.test").await;
+    let token = web.new_token("automation", Role::Administrators).await;
+    let api = app.api(&format!("APIKey {token}"));
+    let account = admin.account_id;
+
+    for prefix in ["/iam", "/iam/v2"] {
+        let list = api.get(&format!("{prefix}/clients/{account}/tokens")).await;
+        assert_eq!(list.status, StatusCode::OK, "{prefix}");
+        assert!(list
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == token_id(&token)));
+    }
+    let v1 = api
+        .post(
+            &format!("/iam/clients/{account}/tokens"),
+            create_body("v1", json!({"id": 2}), Value::Null),
+        )
+        .await;
+    assert_eq!(v1.status, StatusCode::OK);
+    assert_eq!(v1.headers.get("cache-control").unwrap(), "no-store");
+    let v1_token = v1.json["token"].as_str().unwrap().to_string();
+    assert!(
+        v1_token.contains('$') && !v1_token.contains('_'),
+        "{v1_token}"
+    );
+    let v2 = api
+        .post(
+            &format!("/iam/v2/clients/{account}/tokens"),
+            create_body("v2", json!({"name": "Users"}), Value::Null),
+        )
+        .await;
+    let v2_token = v2.json["token"].as_str().unwrap().to_string();
+    assert!(
+        v2_token.contains('_') && !v2_token.contains('$'),
+        "{v2_token}"
+    );
+
+    // Both forms authenticate, on both API versions.
+    for t in [&v1_token, &v2_token] {
+        let me = app.api(&format!("APIKey {t}")).get("/iam/users/me").await;
+        assert_eq!(me.status, StatusCode::OK, "{t}");
+        assert_eq!(me.json["email"], "admin@acme.test");
+    }
+    // Delete with 204; the deleted token is refused at once.
+    let id = token_id(&v1_token);
+    let deleted = api
+        .delete(&format!("/iam/clients/{account}/tokens/{id}"))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(deleted.json, Value::Null);
+    assert_eq!(
+        app.api(&format!("APIKey {v1_token}"))
+            .get("/iam/users/me")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let gone = api
+        .get(&format!("/iam/v2/clients/{account}/tokens/{id}"))
+        .await;
+    assert_eq!(gone.json["deleted"], true);
+}
+
+#[tokio::test]
+async fn tokens_have_exactly_the_contract_shape() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let token = app.token_for(&admin, Role::Administrators).await;
+    let api = app.api(&format!("APIKey {token}"));
+    let exp = app.clock().now() + Duration::days(10);
+    let exp_text = apitokens::web::api::model::rfc3339(exp);
+    let created = api
+        .post(
+            &format!("/iam/clients/{}/tokens", admin.account_id),
+            create_body(
+                "CI deploys",
+                json!({"id": 5, "name": "Engineers"}),
+                json!(exp_text),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.json);
+    let t = &created.json;
+    let mut keys: Vec<&String> = t.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "client_user",
+            "created",
+            "deleted",
+            "description",
+            "exp_date",
+            "expired",
+            "id",
+            "last_usage",
+            "name",
+            "token"
+        ]
+    );
+    assert!(t["id"].is_i64());
+    assert_eq!(t["name"], "CI deploys");
+    assert_eq!(t["description"], "from the API");
+    assert!(is_rfc3339(&t["created"]));
+    assert_eq!(t["exp_date"], json!(exp_text));
+    assert_eq!(
+        (t["expired"].clone(), t["deleted"].clone()),
+        (json!(false), json!(false))
+    );
+    assert_eq!(
+        t["last_usage"], t["created"],
+        "never used: the creation time"
+    );
+    assert_eq!(
+        t["client_user"],
+        json!({"client_id": admin.account_id, "user_id": admin.id, "user_name": "admin",
+               "user_email": "admin@acme.test", "deleted": false, "role": {"id": 5, "name": "Engineers"}})
+    );
+    let id = t["id"].as_i64().unwrap();
+    let one = api
+        .get(&format!("/iam/clients/{}/tokens/{id}", admin.account_id))
+        .await;
+    assert!(
+        one.json.get("token").is_none(),
+        "the secret is returned only once"
+    );
+    let never = api
+        .post(
+            &format!("/iam/clients/{}/tokens", admin.account_id),
+            create_body("n", json!({"id": 2}), Value::Null),
+        )
+        .await;
+    assert_eq!(never.json["exp_date"], Value::Null);
+
+    let me = api.get("/iam/users/me").await.json;
+    for key in [
+        "id",
+        "email",
+        "name",
+        "client",
+        "company",
+        "groups",
+        "deleted",
+        "is_active",
+        "activated",
+        "auth_types",
+        "sso_auth",
+        "two_fa",
+        "lang",
+        "phone",
+        "reseller",
+        "user_type",
+    ] {
+        assert!(me.get(key).is_some(), "user has {key}");
+    }
+    assert_eq!(me["groups"], json!([{"id": 1, "name": "Administrators"}]));
+    assert_eq!(me["auth_types"], json!(["password"]));
+    let client = api.get("/iam/clients/me").await.json;
+    for key in [
+        "id",
+        "email",
+        "companyName",
+        "currentUser",
+        "deleted",
+        "has_active_admin",
+        "is_test",
+        "status",
+        "bill_type",
+        "capabilities",
+        "freeFeatures",
+        "paidFeatures",
+        "serviceStatuses",
+        "users",
+    ] {
+        assert!(client.get(key).is_some(), "client has {key}");
+    }
+    assert_eq!(
+        (client["companyName"].clone(), client["currentUser"].clone()),
+        (json!("Acme"), json!(admin.id))
+    );
+    assert_eq!(client["email"], "admin@acme.test");
+}
+
+#[tokio::test]
+async fn create_errors_use_the_contract_bodies() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let user = app.add_user("Acme", "user@acme.test", Role::Users).await;
+    let admin_api = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&admin, Role::Administrators).await
+    ));
+    let user_api = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&user, Role::Users).await
+    ));
+    let path = format!("/iam/clients/{}/tokens", admin.account_id);
+    let past = apitokens::web::api::model::rfc3339(app.clock().now() - Duration::hours(1));
+    let cases = [
+        (
+            json!({"exp_date": null, "client_user": {"role": {"id": 2}}}),
+            json!({"name": ["This field is required."]}),
+        ),
+        (
+            json!({"name": "x", "client_user": {"role": {"id": 2}}}),
+            json!({"exp_date": ["This field is required (null for a token that never expires)."]}),
+        ),
+        (
+            create_body("x", json!({"id": 2}), json!(past)),
+            json!({"exp_date": ["The expiration date must be in the future."]}),
+        ),
+        (
+            create_body("x", json!({"id": 2}), json!("next week")),
+            json!({"exp_date": ["Use an RFC 3339 date and time, like 2026-12-31T23:59:59Z."]}),
+        ),
+        (
+            create_body("x", json!({"id": 999}), Value::Null),
+            json!({"client_user": {"role": ["Invalid role: 999"]}}),
+        ),
+        (
+            create_body("x", json!({"name": "Root"}), Value::Null),
+            json!({"client_user": {"role": ["Invalid role: Root"]}}),
+        ),
+        (
+            json!({"name": "x", "exp_date": null}),
+            json!({"client_user": {"role": ["This field is required."]}}),
+        ),
+        (
+            create_body(&"n".repeat(101), json!({"id": 2}), Value::Null),
+            json!({"name": ["The token name can be at most 100 characters."]}),
+        ),
+        (
+            json!([1, 2]),
+            json!({"non_field_errors": ["Expected a JSON object."]}),
+        ),
+    ];
+    for (body, errors) in cases {
+        let r = admin_api.post(&path, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.json, json!({ "errors": errors }), "{body}");
+    }
+    let mismatch = admin_api
+        .post(
+            &path,
+            create_body("x", json!({"id": 1, "name": "Users"}), Value::Null),
+        )
+        .await;
+    assert_eq!(mismatch.status, StatusCode::BAD_REQUEST);
+    assert!(mismatch.json["errors"]["client_user"]["role"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("Invalid role"));
+    let above = user_api
+        .post(&path, create_body("x", json!({"id": 1}), Value::Null))
+        .await;
+    assert_eq!(above.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        above.json,
+        json!({"errors": {"client_user": {"role": ["Can't create token with role Administrators"]}}})
+    );
+    // Not JSON at all, or too large: 400 with a message, nothing created.
+    let raw = reqwest::Client::new()
+        .post(format!("{}{path}", app.base))
+        .header("authorization", &admin_api.auth)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    let big = admin_api
+        .post(
+            &path,
+            create_body(&"x".repeat(70_000), json!({"id": 2}), Value::Null),
+        )
+        .await;
+    assert_eq!(big.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        admin_api.get(&path).await.json.as_array().unwrap().len(),
+        2,
+        "only the two setup tokens exist"
+    );
+}
+
+#[tokio::test]
+async fn the_fifty_limit_answers_with_a_limit_error() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let api = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&admin, Role::Administrators).await
+    ));
+    let path = format!("/iam/v2/clients/{}/tokens", admin.account_id);
+    for i in 0..49 {
+        assert_eq!(
+            api.post(
+                &path,
+                create_body(&format!("t{i}"), json!({"id": 2}), Value::Null)
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
+    }
+    let refused = api
+        .post(&path, create_body("51st", json!({"id": 2}), Value::Null))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.json["errors"]["limit"][0]
+        .as_str()
+        .unwrap()
+        .contains("50 active API tokens"));
+}
+
+#[tokio::test]
+async fn list_filters_work_and_bad_values_are_400() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+    let admin_token = app.token_for(&admin, Role::Administrators).await;
+    let eng_token = app.token_for(&eng, Role::Engineers).await;
+    let api = app.api(&format!("APIKey {admin_token}"));
+    let base = format!("/iam/clients/{}/tokens", admin.account_id);
+    let del = app.token_for(&eng, Role::Users).await;
+    app.api(&format!("APIKey {eng_token}"))
+        .delete(&format!("{base}/{}", token_id(&del)))
+        .await;
+
+    let ids = |r: &Value| -> Vec<i64> {
+        r.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (a, e, d) = (token_id(&admin_token), token_id(&eng_token), token_id(&del));
+    assert_eq!(ids(&api.get(&base).await.json), vec![d, e, a]);
+    assert_eq!(
+        ids(&api.get(&format!("{base}?issued_by={}", eng.id)).await.json),
+        vec![d, e]
+    );
+    assert_eq!(
+        ids(&api
+            .get(&format!("{base}?not_issued_by={}", eng.id))
+            .await
+            .json),
+        vec![a]
+    );
+    assert_eq!(
+        ids(&api.get(&format!("{base}?role=Engineers")).await.json),
+        vec![e]
+    );
+    assert_eq!(ids(&api.get(&format!("{base}?role=1")).await.json), vec![a]);
+    assert_eq!(
+        ids(&api.get(&format!("{base}?deleted=true")).await.json),
+        vec![d]
+    );
+    assert_eq!(
+        ids(&api.get(&format!("{base}?deleted=false")).await.json),
+        vec![e, a]
+    );
+    assert_eq!(
+        ids(&api
+            .get(&format!("{base}?status=active&issued_by={}", eng.id))
+            .await
+            .json),
+        vec![e]
+    );
+    for (query, field) in [
+        ("issued_by=abc", "issued_by"),
+        ("role=Root", "role"),
+        ("deleted=maybe", "deleted"),
+        ("status=gone", "status"),
+        ("not_issued_by=1.5", "not_issued_by"),
+    ] {
+        let r = api.get(&format!("{base}?{query}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(r.json["errors"][field].is_array(), "{query}: {}", r.json);
+    }
+}
+
+#[tokio::test]
+async fn visibility_is_the_same_as_on_the_web_page() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+    let eng2 = app
+        .add_user("Acme", "eng2@acme.test", Role::Engineers)
+        .await;
+    let outsider = app
+        .add_user("Other", "admin@other.test", Role::Administrators)
+        .await;
+    let admin_api = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&admin, Role::Administrators).await
+    ));
+    let eng_token = app.token_for(&eng, Role::Engineers).await;
+    let eng_api = app.api(&format!("APIKey {eng_token}"));
+    let eng2_api = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&eng2, Role::Engineers).await
+    ));
+    let out_api = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&outsider, Role::Administrators).await
+    ));
+    let acme = admin.account_id;
+    let id = token_id(&eng_token);
+    let path = format!("/iam/clients/{acme}/tokens/{id}");
+
+    assert_eq!(admin_api.get(&path).await.status, StatusCode::OK);
+    assert_eq!(eng_api.get(&path).await.status, StatusCode::OK);
+    assert_eq!(eng2_api.get(&path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        eng2_api
+            .get(&format!("/iam/clients/{acme}/tokens"))
+            .await
+            .json
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Another account: its own client id hides ours, our client id is "not found".
+    let r = out_api.get(&path).await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::NOT_FOUND, json!({"message": "Not found."}))
+    );
+    assert_eq!(
+        out_api
+            .get(&format!("/iam/clients/{}/tokens/{id}", outsider.account_id))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(out_api.delete(&path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(eng2_api.delete(&path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        admin_api.get("/iam/clients/abc/tokens").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        admin_api
+            .get(&format!("/iam/clients/{acme}/tokens/xyz"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Users: a colleague is forbidden to non-admins, another account's user not found.
+    assert_eq!(
+        eng_api.get(&format!("/iam/users/{}", eng2.id)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        admin_api
+            .get(&format!("/iam/users/{}", eng2.id))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        admin_api
+            .get(&format!("/iam/users/{}", outsider.id))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // The admin deletes the engineer's token.
+    assert_eq!(admin_api.delete(&path).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        eng_api.get("/iam/users/me").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_tokens_role_caps_what_it_can_do() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let weak = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&admin, Role::Users).await
+    ));
+    let strong = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&admin, Role::Administrators).await
+    ));
+    let path = format!("/iam/clients/{}/tokens", admin.account_id);
+    let r = weak
+        .post(&path, create_body("x", json!({"id": 5}), Value::Null))
+        .await;
+    assert_eq!(
+        r.json,
+        json!({"errors": {"client_user": {"role": ["Can't create token with role Engineers"]}}})
+    );
+    let r = weak.get("/iam/users").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.json["message"].is_string());
+    let r = strong.get("/iam/users?limit=1&offset=0").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json.as_array().unwrap().len(), 1);
+    assert_eq!(
+        strong.get("/iam/users?limit=-1").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    // A Users-role token of an admin sees only the admin's own tokens, not the account's.
+    let user = app.add_user("Acme", "user@acme.test", Role::Users).await;
+    app.token_for(&user, Role::Users).await;
+    assert_eq!(weak.get(&path).await.json.as_array().unwrap().len(), 2);
+    assert_eq!(strong.get(&path).await.json.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn malformed_credentials_are_all_the_same_401() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let good = app.token_for(&admin, Role::Administrators).await;
+    let other = app.token_for(&admin, Role::Users).await;
+    let (id, secret) = good.split_once('_').unwrap();
+    let other_id = token_id(&other);
+    let headers = vec![
+        String::new(),
+        "APIKey".into(),
+        "APIKey ".into(),
+        good.clone(),
+        format!("Basic {good}"),
+        format!("Token {good}"),
+        format!("APIKey {id}{secret}"),
+        format!("APIKey abc_{secret}"),
+        format!("APIKey 99999999999999999999999_{secret}"),
+        format!("APIKey 999999_{secret}"),
+        format!("APIKey {id}_{}", "0".repeat(64)),
+        format!("APIKey {other_id}_{secret}"),
+        format!("APIKey {id}_{}é", &secret[..62]),
+        format!("APIKey {}", "9".repeat(10_000)),
+        "Bearer".into(),
+        "Bearer not.a.jwt".into(),
+        format!("Bearer {good}"),
+    ];
+    let mut bodies = vec![];
+    for h in headers {
+        let r = app.api(&h).get("/iam/users/me").await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{:?}",
+            &h[..h.len().min(40)]
+        );
+        bodies.push(r.json);
+        let c = app.api(&h).get("/iam/auth/check").await;
+        assert_eq!(c.status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "one body for every failure"
+    );
+    // The scheme word is case-insensitive and whitespace around is tolerated.
+    for h in [format!("apikey {good}"), format!("  APIKEY   {good}  ")] {
+        assert_eq!(
+            app.api(&h).get("/iam/users/me").await.status,
+            StatusCode::OK,
+            "{h}"
+        );
+    }
+    // A header with bytes that aren't text.
+    let r = reqwest::Client::new()
+        .get(format!("{}/iam/auth/check", app.base))
+        .header(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(b"APIKey \xff\xfe").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn expired_and_deleted_tokens_stop_at_once() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let api = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&admin, Role::Administrators).await
+    ));
+    let exp = apitokens::web::api::model::rfc3339(app.clock().now() + Duration::hours(2));
+    let created = api
+        .post(
+            &format!("/iam/clients/{}/tokens", admin.account_id),
+            create_body("short", json!({"id": 2}), json!(exp)),
+        )
+        .await;
+    let short = app.api(&format!(
+        "APIKey {}",
+        created.json["token"].as_str().unwrap()
+    ));
+    assert_eq!(
+        short.get("/iam/auth/check").await.status,
+        StatusCode::NO_CONTENT
+    );
+    app.clock().advance(Duration::hours(2));
+    assert_eq!(
+        short.get("/iam/auth/check").await.status,
+        StatusCode::UNAUTHORIZED,
+        "expired, though cached"
+    );
+
+    // Deleted on the web page of this instance: refused on the next request.
+    let web = app.signed_in("admin@acme.test").await;
+    let t = web.new_token("web", Role::Users).await;
+    let by_web = app.api(&format!("APIKey {t}"));
+    assert_eq!(
+        by_web.get("/iam/auth/check").await.status,
+        StatusCode::NO_CONTENT
+    );
+    let page = web
+        .post_from(
+            "/profile/api-tokens",
+            &format!("/profile/api-tokens/{}/delete", token_id(&t)),
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        by_web.get("/iam/auth/check").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_token_deleted_on_another_instance_is_refused_within_the_cache_second() {
+    let app = TestApp::spawn().await;
+    let sibling = app.spawn_sibling().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let token = app.token_for(&admin, Role::Users).await;
+    let on_sibling = sibling.api(&format!("APIKey {token}"));
+    assert_eq!(
+        on_sibling.get("/iam/auth/check").await.status,
+        StatusCode::NO_CONTENT,
+        "cached on the sibling"
+    );
+    let deleted_at = Instant::now();
+    let admin_api = app.api(&format!(
+        "APIKey {}",
+        app.token_for(&admin, Role::Administrators).await
+    ));
+    assert_eq!(
+        admin_api
+            .delete(&format!(
+                "/iam/clients/{}/tokens/{}",
+                admin.account_id,
+                token_id(&token)
+            ))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    // Poll (bounded) until the sibling refuses it; the cache keeps a row at most one second.
+    let refused_after = loop {
+        if on_sibling.get("/iam/auth/check").await.status == StatusCode::UNAUTHORIZED {
+            break deleted_at.elapsed();
+        }
+        assert!(
+            deleted_at.elapsed() < StdDuration::from_secs(5),
+            "still accepted 5 s after deletion"
+        );
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    };
+    eprintln!("sibling refused the deleted token after {refused_after:?}");
+}
+
+#[tokio::test]
+async fn use_is_recorded_as_last_usage() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let token = app.token_for(&admin, Role::Administrators).await;
+    let id = token_id(&token);
+    let api = app.api(&format!("APIKey {token}"));
+    assert_eq!(
+        api.get("/iam/auth/check").await.status,
+        StatusCode::NO_CONTENT
+    );
+    // The write happens off the request path; wait (bounded) for it to land.
+    let deadline = Instant::now() + StdDuration::from_secs(5);
+    let used = loop {
+        let row = app
+            .db(move |c| apitokens::repo::Token::find(c, id))
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(at) = row.last_used_at {
+            break at;
+        }
+        assert!(Instant::now() < deadline, "last_used_at never written");
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    };
+    let shown = api
+        .get(&format!("/iam/clients/{}/tokens/{id}", admin.account_id))
+        .await;
+    assert_eq!(
+        shown.json["last_usage"],
+        json!(apitokens::web::api::model::rfc3339(used.assume_utc()))
+    );
+    let page = app
+        .signed_in("admin@acme.test")
+        .await
+        .get("/profile/api-tokens")
+        .await;
+    assert!(!page.body.contains("Never used"));
+}
+
+#[tokio::test]
+async fn the_last_use_write_is_skipped_within_a_minute() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let id = token_id(&app.token_for(&admin, Role::Users).await);
+    let t0 = app.clock().now();
+    let written = app
+        .db(move |c| {
+            use apitokens::services::credentials::TokenVerifier;
+            [
+                TokenVerifier::record_use(c, id, t0).unwrap(),
+                TokenVerifier::record_use(c, id, t0 + Duration::seconds(59)).unwrap(),
+                TokenVerifier::record_use(c, id, t0 + Duration::seconds(60)).unwrap(),
+            ]
+        })
+        .await;
+    assert_eq!(written, [true, false, true]);
+}
+
+#[tokio::test]
+async fn jwt_login_refresh_once_and_expiry() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    app.add_user("Acme", "bot@acme.test", Role::PurgeAndPrefetchApi)
+        .await;
+    let anon = app.api("");
+    let bad = anon
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": "admin@acme.test", "password": "wrong"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    let missing = anon
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": "admin@acme.test"}),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    let bot = anon
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": "bot@acme.test", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        bot.status,
+        StatusCode::OK,
+        "the API-only role logs in to the API"
+    );
+
+    let pair = anon
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": "Admin@acme.test", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(pair.status, StatusCode::OK);
+    let access = pair.json["access"].as_str().unwrap().to_string();
+    let refresh = pair.json["refresh"].as_str().unwrap().to_string();
+    let bearer = app.api(&format!("Bearer {access}"));
+    assert_eq!(bearer.get("/iam/users/me").await.json["id"], admin.id);
+    let check = bearer.get("/iam/auth/check").await;
+    assert_eq!(check.status, StatusCode::NO_CONTENT);
+    assert!(check.headers.get("x-auth-token-id").is_none());
+    assert_eq!(
+        check.headers.get("x-auth-user-id").unwrap(),
+        &admin.id.to_string()
+    );
+    // A refresh token is not an access token.
+    assert_eq!(
+        app.api(&format!("Bearer {refresh}"))
+            .get("/iam/users/me")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A tampered signature is refused.
+    let mut tampered = access.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'a' { 'b' } else { 'a' });
+    assert_eq!(
+        app.api(&format!("Bearer {tampered}"))
+            .get("/iam/users/me")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Refresh works once.
+    let renewed = anon
+        .post("/iam/auth/jwt/refresh", json!({"refresh": refresh}))
+        .await;
+    assert_eq!(renewed.status, StatusCode::OK);
+    let again = anon
+        .post("/iam/auth/jwt/refresh", json!({"refresh": refresh}))
+        .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anon.post("/iam/auth/jwt/refresh", json!({"refresh": access}))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        anon.post("/iam/auth/jwt/refresh", json!({})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // After an hour the access token is refused; after a day the refresh token too.
+    app.clock().advance(Duration::minutes(61));
+    assert_eq!(
+        bearer.get("/iam/users/me").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let new_refresh = renewed.json["refresh"].as_str().unwrap().to_string();
+    app.clock().advance(Duration::hours(24));
+    assert_eq!(
+        anon.post("/iam/auth/jwt/refresh", json!({"refresh": new_refresh}))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn the_gateway_check_answers_with_identity_headers() {
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let token = app.token_for(&admin, Role::Engineers).await;
+    let api = app.api(&format!("APIKey {token}"));
+    let r = api.get("/iam/auth/check").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let h = |name: &str| r.headers.get(name).unwrap().to_str().unwrap().to_string();
+    assert_eq!(h("x-auth-account-id"), admin.account_id.to_string());
+    assert_eq!(h("x-auth-user-id"), admin.id.to_string());
+    assert_eq!(h("x-auth-role"), "5");
+    assert_eq!(h("x-auth-token-id"), token_id(&token).to_string());
+    assert_eq!(
+        api.get("/iam/auth/check?min_role=Engineers").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.get("/iam/auth/check?min_role=2").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.get("/iam/auth/check?min_role=Administrators")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api.get("/iam/auth/check?min_role=Root").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.api("").get("/iam/auth/check").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_endpoint() {
+    let app = TestApp::spawn().await;
+    let doc = app.api("").get("/iam/openapi.json").await.json;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/iam/auth/jwt/login",
+        "/iam/auth/jwt/refresh",
+        "/iam/auth/check",
+        "/iam/users/me",
+        "/iam/users",
+        "/iam/users/{userId}",
+        "/iam/clients/me",
+        "/iam/clients/{clientId}/tokens",
+        "/iam/clients/{clientId}/tokens/{tokenId}",
+        "/iam/v2/clients/{clientId}/tokens",
+        "/iam/v2/clients/{clientId}/tokens/{tokenId}",
+    ] {
+        assert!(paths.contains_key(p), "{p}");
+    }
+    assert!(paths["/iam/clients/{clientId}/tokens/{tokenId}"]
+        .get("delete")
+        .is_some());
+    assert!(doc["components"]["schemas"]["ApiToken"]["properties"]
+        .get("client_user")
+        .is_some());
+    let unknown = app
+        .api("")
+        .send(Method::GET, "/iam/nothing-here", None)
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.json),
+        (StatusCode::NOT_FOUND, json!({"message": "Not found."}))
+    );
+}
+
+#[tokio::test]
+async fn a_removed_users_jwt_and_tokens_stop_working() {
+    let app = TestApp::spawn().await;
+    let user = app.add_user("Acme", "user@acme.test", Role::Users).await;
+    let token = app.token_for(&user, Role::Users).await;
+    let pair = app
+        .api("")
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": "user@acme.test", "password": PASSWORD}),
+        )
+        .await;
+    let bearer = app.api(&format!("Bearer {}", pair.json["access"].as_str().unwrap()));
+    assert_eq!(bearer.get("/iam/users/me").await.status, StatusCode::OK);
+    let id = user.id;
+    let now = apitokens::domain::token::to_naive(app.clock().now());
+    app.db(move |c| {
+        diesel::update(schema::users::table.find(id))
+            .set(schema::users::removed_at.eq(now))
+            .execute(c)
+            .unwrap()
+    })
+    .await;
+    assert_eq!(
+        bearer.get("/iam/users/me").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The token's cache entry lives at most a second; after that the removal is seen.
+    let api = app.api(&format!("APIKey {token}"));
+    let deadline = Instant::now() + StdDuration::from_secs(5);
+    while api.get("/iam/auth/check").await.status != StatusCode::UNAUTHORIZED {
+        assert!(
+            Instant::now() < deadline,
+            "a removed user's token still works"
+        );
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+}

@@ -6,6 +6,7 @@
 //! once (`TokenVerifier::forget`). A cache hit costs one SHA-256 and a map lookup, no database.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -43,10 +44,12 @@ pub struct Credential {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unauthorized;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct CachedToken {
     row: TokenForAuth,
     fetched: Instant,
+    /// Set once a background reload of this entry has been asked for.
+    refreshing: AtomicBool,
 }
 
 impl CachedToken {
@@ -79,11 +82,25 @@ impl CachedToken {
 #[derive(Default)]
 pub struct TokenVerifier {
     cache: RwLock<HashMap<i64, CachedToken>>,
+    /// When each token was last forgotten: a row loaded before that is stale and not cached.
+    forgotten: Mutex<HashMap<i64, Instant>>,
     last_recorded: Mutex<HashMap<i64, OffsetDateTime>>,
 }
 
+/// A token row as read from the database, stamped with when the read began.
+pub struct LoadedRow {
+    row: Option<TokenForAuth>,
+    started: Instant,
+}
+
 pub enum Verdict {
-    Known(Result<Credential, Unauthorized>),
+    /// Answered from the cache. `refresh` asks the caller to reload the row in the background
+    /// (`refresh_in_background`): the entry is past half its life, and reloading it before it
+    /// expires spares the requests of the next second a wait for the database.
+    Known {
+        verdict: Result<Credential, Unauthorized>,
+        refresh: bool,
+    },
     /// Not cached (or stale): load the row with `TokenVerifier::load` and call `remember`.
     Unknown,
 }
@@ -93,41 +110,84 @@ impl TokenVerifier {
         let cache = self.cache.read().expect("token cache lock");
         match cache.get(&presented.id) {
             Some(entry) if entry.fetched.elapsed() < CACHE_TTL => {
-                Verdict::Known(entry.verify(presented, now))
+                let verdict = entry.verify(presented, now);
+                let refresh = entry.fetched.elapsed() >= CACHE_TTL / 2
+                    && !entry.refreshing.swap(true, Ordering::Relaxed);
+                Verdict::Known { verdict, refresh }
             }
             _ => Verdict::Unknown,
         }
     }
 
-    pub fn load(conn: &mut DbConn, id: i64) -> ServiceResult<Option<TokenForAuth>> {
-        Ok(TokenForAuth::find(conn, id)?)
+    pub fn load(conn: &mut DbConn, id: i64) -> ServiceResult<LoadedRow> {
+        let started = Instant::now();
+        Ok(LoadedRow {
+            row: TokenForAuth::find(conn, id)?,
+            started,
+        })
     }
 
     /// Caches a freshly loaded row and verifies against it.
     pub fn remember(
         &self,
         presented: &PresentedToken,
-        row: Option<TokenForAuth>,
+        loaded: LoadedRow,
         now: OffsetDateTime,
     ) -> Result<Credential, Unauthorized> {
-        let Some(row) = row else {
+        let Some(row) = loaded.row else {
             return Err(Unauthorized);
         };
         let entry = CachedToken {
             row,
-            fetched: Instant::now(),
+            fetched: loaded.started,
+            refreshing: AtomicBool::new(false),
         };
         let verdict = entry.verify(presented, now);
-        let mut cache = self.cache.write().expect("token cache lock");
-        if cache.len() > 100_000 {
-            cache.retain(|_, e| e.fetched.elapsed() < CACHE_TTL);
-        }
-        cache.insert(presented.id, entry);
+        self.store(presented.id, Some(entry), loaded.started);
         verdict
+    }
+
+    /// Replaces a cached row with one just reloaded (or drops it if the row is gone).
+    pub fn refreshed(&self, id: i64, loaded: LoadedRow) {
+        let started = loaded.started;
+        let entry = loaded.row.map(|row| CachedToken {
+            row,
+            fetched: started,
+            refreshing: AtomicBool::new(false),
+        });
+        self.store(id, entry, started);
+    }
+
+    fn store(&self, id: i64, entry: Option<CachedToken>, loaded_at: Instant) {
+        let forgotten = self
+            .forgotten
+            .lock()
+            .expect("forgotten lock")
+            .get(&id)
+            .copied();
+        let mut cache = self.cache.write().expect("token cache lock");
+        match entry {
+            // A row read before this instance deleted the token is stale: never cache it.
+            Some(entry) if forgotten.is_none_or(|at| loaded_at > at) => {
+                if cache.len() > 100_000 {
+                    cache.retain(|_, e| e.fetched.elapsed() < CACHE_TTL);
+                }
+                cache.insert(id, entry);
+            }
+            _ => {
+                cache.remove(&id);
+            }
+        }
     }
 
     /// Called by the instance that deletes a token: it is refused from the next request on.
     pub fn forget(&self, id: i64) {
+        let mut forgotten = self.forgotten.lock().expect("forgotten lock");
+        if forgotten.len() > 100_000 {
+            forgotten.retain(|_, at| at.elapsed() < CACHE_TTL * 10);
+        }
+        forgotten.insert(id, Instant::now());
+        drop(forgotten);
         self.cache.write().expect("token cache lock").remove(&id);
     }
 
@@ -374,6 +434,96 @@ mod tests {
         assert!(other.verify_access(&pair.access, now).is_err());
         assert!(keys().verify_access("not.a.jwt", now).is_err());
         assert!(keys().verify_access(&"a".repeat(10_000), now).is_err());
+    }
+
+    fn row(id: i64) -> TokenForAuth {
+        TokenForAuth {
+            id,
+            account_id: 7,
+            issuer_id: 3,
+            role: 5,
+            secret_hash: TokenHash::of(&"a".repeat(64)).0,
+            expires_at: None,
+            deleted_at: None,
+            issuer_removed_at: None,
+        }
+    }
+
+    #[test]
+    fn a_row_loaded_before_a_delete_is_never_cached_after_it() {
+        let v = TokenVerifier::default();
+        let now = datetime!(2026-11-28 10:00 UTC);
+        let presented = PresentedToken::parse(&format!("1_{}", "a".repeat(64))).unwrap();
+        let fresh = LoadedRow {
+            row: Some(row(1)),
+            started: Instant::now(),
+        };
+        assert!(v.remember(&presented, fresh, now).is_ok());
+        assert!(matches!(
+            v.check_cached(&presented, now),
+            Verdict::Known { verdict: Ok(_), .. }
+        ));
+        // A background reload starts, then the token is deleted here, then the reload lands.
+        let stale = LoadedRow {
+            row: Some(row(1)),
+            started: Instant::now(),
+        };
+        v.forget(1);
+        v.refreshed(1, stale);
+        assert!(
+            matches!(v.check_cached(&presented, now), Verdict::Unknown),
+            "the stale row was dropped"
+        );
+        // A row read after the delete is cached again (and says it is deleted).
+        let mut deleted = row(1);
+        deleted.deleted_at = Some(datetime!(2026-11-28 10:00));
+        let after = LoadedRow {
+            row: Some(deleted),
+            started: Instant::now(),
+        };
+        assert!(v.remember(&presented, after, now).is_err());
+        assert!(matches!(
+            v.check_cached(&presented, now),
+            Verdict::Known {
+                verdict: Err(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_wrong_secret_or_an_expired_row_is_refused_from_the_cache() {
+        let v = TokenVerifier::default();
+        let now = datetime!(2026-11-28 10:00 UTC);
+        let mut r = row(2);
+        r.expires_at = Some(datetime!(2026-11-28 11:00));
+        let good = PresentedToken::parse(&format!("2_{}", "a".repeat(64))).unwrap();
+        let bad = PresentedToken::parse(&format!("2_{}", "b".repeat(64))).unwrap();
+        assert!(v
+            .remember(
+                &good,
+                LoadedRow {
+                    row: Some(r),
+                    started: Instant::now()
+                },
+                now
+            )
+            .is_ok());
+        assert!(matches!(
+            v.check_cached(&bad, now),
+            Verdict::Known {
+                verdict: Err(_),
+                ..
+            }
+        ));
+        let later = datetime!(2026-11-28 11:00 UTC);
+        assert!(matches!(
+            v.check_cached(&good, later),
+            Verdict::Known {
+                verdict: Err(_),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -53,7 +53,23 @@ async fn verify_token(state: &AppState, presented: PresentedToken) -> Result<Cre
     let now = state.clock.now();
     let id = presented.id;
     let verdict = match state.verifier.check_cached(&presented, now) {
-        Verdict::Known(verdict) => verdict,
+        Verdict::Known {
+            verdict,
+            refresh: reload,
+        } => {
+            if reload {
+                let state = state.clone();
+                actix_web::rt::spawn(async move {
+                    match state.db(move |conn| TokenVerifier::load(conn, id)).await {
+                        Ok(loaded) => state.verifier.refreshed(id, loaded),
+                        Err(e) => {
+                            tracing::warn!(token_id = id, error = %e, "token cache refresh failed")
+                        }
+                    }
+                });
+            }
+            verdict
+        }
         Verdict::Unknown => {
             let row = state.db(move |conn| TokenVerifier::load(conn, id)).await?;
             state.verifier.remember(&presented, row, now)

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod email;
 pub mod error;
 pub mod repo;
 pub mod services;

@@ -12,7 +12,9 @@ use apitokens::config::{prepare_data_dir, SecretKey, Settings};
 use apitokens::db::{self, DbUrl};
 use apitokens::domain::input::{Email, NewPassword, PersonName};
 use apitokens::domain::{Clock, Role};
+use apitokens::email::Mailer;
 use apitokens::error::ServiceError;
+use apitokens::services::notifier;
 use apitokens::services::users::{add_user, AddUser};
 use apitokens::startup::Application;
 
@@ -92,6 +94,15 @@ enum Command {
     Serve,
     /// Apply database migrations and exit (the server also does this on start).
     Migrate,
+    /// Run one expiry-notice sweep and exit (for cron): record the notices due, send pending e-mails.
+    Notify {
+        /// List what would be recorded, without recording or sending anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sweep as if it were this instant (RFC 3339, e.g. 2026-12-24T09:00:00Z).
+        #[arg(long, value_parser = parse_instant)]
+        as_of: Option<time::OffsetDateTime>,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -152,6 +163,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = db::connect(&url, 1)?;
             let applied = db::run_migrations(&mut *pool.get()?)?;
             println!("{applied} migration(s) applied to {}", url.display());
+            Ok(())
+        }
+        Command::Notify { dry_run, as_of } => {
+            let settings = settings(&cli.options, false)?;
+            let url = DbUrl::parse(&settings.database_url)?;
+            let pool = db::connect(&url, 1)?;
+            let mut conn = pool.get()?;
+            db::run_migrations(&mut conn)?;
+            let now = as_of.unwrap_or_else(|| Clock::default().now());
+            if dry_run {
+                let planned = notifier::plan(&mut conn, now)?;
+                for p in &planned {
+                    println!(
+                        "{}\ttoken {} \"{}\"\tto {}\te-mail {}",
+                        p.kind.code(),
+                        p.token_id,
+                        p.token_name,
+                        p.recipient_email,
+                        if p.email_wanted {
+                            "on"
+                        } else {
+                            "off (in-app only)"
+                        }
+                    );
+                }
+                println!(
+                    "dry run: {} notice(s) due as of {now}; nothing recorded or sent",
+                    planned.len()
+                );
+                return Ok(());
+            }
+            let mailer = Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)?;
+            let mail = notifier::MailContext {
+                mailer: &mailer,
+                from: &settings.mail_from,
+                base_url: &settings.base_url,
+            };
+            let (recorded, d) = notifier::sweep(&mut conn, &mail, now)?;
+            println!(
+                "recorded {recorded}, sent {}, failed {}, skipped {} (e-mail off), cancelled {}",
+                d.sent, d.failed, d.skipped, d.cancelled
+            );
             Ok(())
         }
         Command::User {
@@ -253,4 +306,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped()
         .await
         .context("the server stopped with an error")
+}
+
+fn parse_instant(value: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map(|at| at.replace_nanosecond(0).unwrap_or(at))
+        .map_err(|_| format!("`{value}` is not an RFC 3339 instant like 2026-12-24T09:00:00Z"))
 }

@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context};
 use crate::config::Settings;
 use crate::db::{self, DbUrl};
 use crate::domain::Clock;
+use crate::email::Mailer;
 use crate::services::credentials::{JwtKeys, TokenVerifier};
 use crate::services::login_limit::LoginLimiter;
 use crate::services::users::{ensure_demo_account, DemoCredentials};
@@ -61,6 +62,10 @@ impl Application {
             limiter: Arc::new(LoginLimiter::default()),
             jwt: Arc::new(JwtKeys::new(&settings.secret_key)),
             verifier: Arc::new(TokenVerifier::default()),
+            mailer: Arc::new(Mailer::new(
+                settings.smtp_url.as_deref(),
+                &settings.data_dir,
+            )?),
             settings: settings.clone(),
         };
         let data = aweb::Data::new(state.clone());
@@ -87,8 +92,35 @@ impl Application {
         self.port
     }
 
+    /// Serves until stopped, sweeping for expiry notices every `notify_interval` meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let sweeper = tokio::spawn(sweep_periodically(self.state.clone()));
+        let result = self.server.await;
+        sweeper.abort();
+        result
+    }
+}
+
+async fn sweep_periodically(state: AppState) {
+    let every = state.settings.notify_interval;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticker.tick().await;
+        match state.sweep(state.clock.now()).await {
+            Ok((recorded, d)) if recorded + d.sent + d.failed + d.skipped + d.cancelled > 0 => {
+                tracing::info!(
+                    recorded,
+                    sent = d.sent,
+                    failed = d.failed,
+                    skipped = d.skipped,
+                    cancelled = d.cancelled,
+                    "expiry notice sweep"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiry notice sweep failed; will try again"),
+        }
     }
 }
 

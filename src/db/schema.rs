@@ -20,6 +20,7 @@ diesel::table! {
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
         removed_at -> Nullable<Timestamp>,
+        token_expiry_email -> Bool,
     }
 }
 
@@ -55,12 +56,34 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(tokens -> accounts (account_id));
 diesel::joinable!(tokens -> users (issuer_id));
 
+diesel::table! {
+    notices (id) {
+        id -> BigInt,
+        token_id -> BigInt,
+        kind -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        read_at -> Nullable<Timestamp>,
+        email_status -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Timestamp,
+        claim_id -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(notices -> tokens (token_id));
+diesel::joinable!(notices -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     users,
     sessions,
     tokens,
-    used_refresh_tokens
+    used_refresh_tokens,
+    notices
 );
 
 diesel::table! {

@@ -2,6 +2,7 @@
 //! decide, these only read and write.
 
 pub mod accounts;
+pub mod notices;
 pub mod refresh;
 pub mod sessions;
 pub mod tokens;

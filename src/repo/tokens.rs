@@ -56,6 +56,8 @@ pub struct TokenFilter {
     pub status: Option<TokenStatus>,
     pub deleted: Option<bool>,
     pub ids: Option<Vec<i64>>,
+    /// Only tokens that expire at or before this instant.
+    pub expires_before: Option<PrimitiveDateTime>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -118,6 +120,15 @@ impl Token {
         .get_result(conn)
     }
 
+    /// How many tokens match `filter`.
+    pub fn count(
+        conn: &mut DbConn,
+        filter: &TokenFilter,
+        now: PrimitiveDateTime,
+    ) -> QueryResult<i64> {
+        filtered(filter, now).count().get_result(conn)
+    }
+
     /// One page of matching tokens, newest first, and how many match in all.
     pub fn list(
         conn: &mut DbConn,
@@ -177,6 +188,9 @@ fn filtered<'a>(filter: &'a TokenFilter, now: PrimitiveDateTime) -> BoxedTokens<
     }
     if let Some(ids) = &filter.ids {
         q = q.filter(tokens::id.eq_any(ids));
+    }
+    if let Some(before) = filter.expires_before {
+        q = q.filter(tokens::expires_at.le(before));
     }
     match filter.status {
         None => q,

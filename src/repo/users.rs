@@ -17,6 +17,7 @@ pub struct User {
     pub created_at: PrimitiveDateTime,
     pub last_login_at: Option<PrimitiveDateTime>,
     pub removed_at: Option<PrimitiveDateTime>,
+    pub token_expiry_email: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -63,6 +64,13 @@ impl User {
             .order((users::name.asc(), users::id.asc()))
             .select(User::as_select())
             .load(conn)
+    }
+
+    pub fn set_token_expiry_email(conn: &mut DbConn, id: i64, on: bool) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::token_expiry_email.eq(on))
+            .execute(conn)
+            .map(drop)
     }
 
     pub fn record_sign_in(conn: &mut DbConn, id: i64, at: PrimitiveDateTime) -> QueryResult<()> {

@@ -389,6 +389,7 @@ mod tests {
             created_at: datetime!(2026-01-01 0:00),
             last_login_at: None,
             removed_at: None,
+            token_expiry_email: true,
         }
     }
 

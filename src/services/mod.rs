@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod credentials;
 pub mod login_limit;
+pub mod notifier;
 pub mod tokens;
 pub mod users;
 

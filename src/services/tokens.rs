@@ -14,6 +14,9 @@ use crate::domain::Role;
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, NewToken, Token, TokenFilter, TokenWithIssuer};
 
+/// A token this close to its expiry is "expiring soon": highlighted, and behind the badge.
+pub const EXPIRING_SOON: time::Duration = time::Duration::days(7);
+
 /// Rows per page of a token list.
 pub const PAGE_SIZE: i64 = 50;
 
@@ -177,6 +180,10 @@ pub struct ListQuery {
     pub role: Option<Role>,
     pub status: Option<TokenStatus>,
     pub deleted: Option<bool>,
+    /// Just this token (links from e-mails and notifications).
+    pub token_id: Option<i64>,
+    /// Only tokens that expire within `EXPIRING_SOON` (the badge's link; use with `Active`).
+    pub expiring_soon: bool,
     /// 1-based.
     pub page: i64,
     /// `None` = every matching token (the API's list is not paginated).
@@ -226,7 +233,8 @@ pub fn list(
         role: query.role.map(Role::id),
         status: query.status,
         deleted: query.deleted,
-        ids: None,
+        ids: query.token_id.map(|id| vec![id]),
+        expires_before: query.expiring_soon.then(|| to_naive(now + EXPIRING_SOON)),
         limit: per_page,
         offset: (page - 1).saturating_mul(per_page),
     };
@@ -282,6 +290,8 @@ pub fn delete(
             return Ok(true);
         }
         Token::mark_deleted(conn, id, actor.user_id, naive_now)?;
+        // Its pending expiry e-mails are moot now.
+        crate::repo::notices::Notice::cancel_for_token(conn, id)?;
         Ok(false)
     })?;
     let view = load_view(conn, id, now)?;

@@ -8,12 +8,22 @@ use futures_util::future::LocalBoxFuture;
 use super::session::TypedSession;
 use super::views::Layout;
 use super::{AppState, WebError};
+use crate::repo::notices::Notice;
 use crate::services::auth::{session_user, PortalUser};
+use crate::services::notifier::expiring_soon_count;
 use crate::services::Actor;
 
 pub struct SignedIn {
     pub user: PortalUser,
     pub session: TypedSession,
+    pub counts: NavCounts,
+}
+
+/// The numbers the navigation shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NavCounts {
+    pub unread: i64,
+    pub expiring_soon: i64,
 }
 
 impl SignedIn {
@@ -32,6 +42,8 @@ impl SignedIn {
             csrf_token: self.session.csrf_token(),
             nav,
             flash: self.session.take_flash(),
+            unread: self.counts.unread,
+            expiring_soon: self.counts.expiring_soon,
         }
     }
 }
@@ -53,11 +65,24 @@ impl FromRequest for SignedIn {
                 return Err(WebError::SignInRequired { next });
             };
             let now = state.clock.now();
-            match state
-                .db(move |conn| session_user(conn, &session_id, now))
-                .await?
-            {
-                Some(user) => Ok(SignedIn { user, session }),
+            let found = state
+                .db(move |conn| {
+                    let Some(user) = session_user(conn, &session_id, now)? else {
+                        return Ok(None);
+                    };
+                    let counts = NavCounts {
+                        unread: Notice::unread_count(conn, user.user.id)?,
+                        expiring_soon: expiring_soon_count(conn, &user.actor(), now)?,
+                    };
+                    Ok(Some((user, counts)))
+                })
+                .await?;
+            match found {
+                Some((user, counts)) => Ok(SignedIn {
+                    user,
+                    session,
+                    counts,
+                }),
                 None => {
                     session.sign_out();
                     Err(WebError::SignInRequired { next })

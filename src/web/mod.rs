@@ -20,11 +20,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::config::Settings;
 use crate::db::{DbConn, DbPool};
 use crate::domain::Clock;
+use crate::email::Mailer;
 use crate::error::{ServiceError, ServiceResult};
 use crate::services::credentials::{JwtKeys, TokenVerifier};
 use crate::services::login_limit::LoginLimiter;
 use crate::services::tokens::{self, DeleteOutcome};
-use crate::services::Actor;
+use crate::services::{notifier, Actor};
 pub use error::WebError;
 
 /// What every handler can reach.
@@ -36,6 +37,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub verifier: Arc<TokenVerifier>,
     pub jwt: Arc<JwtKeys>,
+    pub mailer: Arc<Mailer>,
 }
 
 impl AppState {
@@ -55,6 +57,24 @@ impl AppState {
         })
         .await
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
+    }
+
+    /// One expiry-notice sweep (record what is due, deliver what is pending) as of `now`.
+    pub async fn sweep(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> ServiceResult<(usize, notifier::Delivery)> {
+        let mailer = self.mailer.clone();
+        let settings = self.settings.clone();
+        self.db(move |conn| {
+            let mail = notifier::MailContext {
+                mailer: &mailer,
+                from: &settings.mail_from,
+                base_url: &settings.base_url,
+            };
+            notifier::sweep(conn, &mail, now)
+        })
+        .await
     }
 
     /// Deletes a token (web page and API alike) and forgets it in this instance's cache, so

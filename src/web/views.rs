@@ -18,6 +18,10 @@ pub struct Layout {
     /// Which navigation item is current.
     pub nav: &'static str,
     pub flash: Option<String>,
+    /// Unread in-app notifications.
+    pub unread: i64,
+    /// Tokens the user can see that expire within 7 days (the badge on "API tokens").
+    pub expiring_soon: i64,
 }
 
 /// `2026-12-31 23:59 UTC`.

@@ -71,6 +71,11 @@ pub fn postgres_url() -> Option<String> {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// Like `spawn`, with settings changed by `change` first.
+    pub async fn spawn_with(change: impl FnOnce(&mut Settings)) -> TestApp {
         init_logging();
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_schema) = match postgres_url() {
@@ -106,6 +111,9 @@ impl TestApp {
             workers: Some(2),
             db_pool_size: 8,
         };
+        let mut settings = settings;
+        change(&mut settings);
+
         let app = Application::build(settings, Clock::default())
             .await
             .expect("app builds");

@@ -4,6 +4,8 @@
 mod api;
 mod browser;
 mod helpers;
+mod notify;
 mod sign_in;
+mod smtp;
 mod tokens_service;
 mod tokens_web;

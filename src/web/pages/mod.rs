@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod login;
+pub mod notifications;
 pub mod profile;
 pub mod tokens;
 
@@ -16,5 +17,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(tokens::section)
         .service(tokens::new_form)
         .service(tokens::create)
-        .service(tokens::delete);
+        .service(tokens::delete)
+        .service(notifications::list)
+        .service(notifications::mark_read)
+        .service(notifications::settings)
+        .service(notifications::save_settings);
 }

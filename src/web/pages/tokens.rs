@@ -12,7 +12,8 @@ use crate::error::ServiceError;
 use crate::repo::User;
 use crate::services::auth::random_id;
 use crate::services::tokens::{
-    self, CreateOutcome, DeleteOutcome, ListQuery, NewTokenRequest, TokenView, PAGE_SIZE,
+    self, CreateOutcome, DeleteOutcome, ListQuery, NewTokenRequest, TokenView, EXPIRING_SOON,
+    PAGE_SIZE,
 };
 use crate::web::auth::{safe_next, SignedIn};
 use crate::web::views::{date, datetime, render, see_other, Layout};
@@ -48,10 +49,11 @@ pub struct TokenRow {
     pub expires: String,
     pub status: &'static str,
     pub deletable: bool,
+    pub expiring_soon: bool,
 }
 
 impl TokenRow {
-    fn new(t: &TokenView) -> TokenRow {
+    fn new(t: &TokenView, now: time::OffsetDateTime) -> TokenRow {
         TokenRow {
             id: t.id,
             name: t.name.clone(),
@@ -67,6 +69,8 @@ impl TokenRow {
             expires: t.expires_at.map(datetime).unwrap_or_else(|| "Never".into()),
             status: t.status.as_str(),
             deletable: t.status != TokenStatus::Deleted,
+            expiring_soon: t.status == TokenStatus::Active
+                && t.expires_at.is_some_and(|at| at <= now + EXPIRING_SOON),
         }
     }
 }
@@ -104,6 +108,9 @@ struct SectionPage {
     confirm: Option<ConfirmDelete>,
     sso_warning: bool,
     back: String,
+    expiring_soon: i64,
+    only_expiring: bool,
+    token_filter: Option<i64>,
 }
 
 /// The filters of the section, as query parameters (empty = all).
@@ -114,6 +121,8 @@ pub struct SectionParams {
     status: Option<String>,
     page: Option<String>,
     confirm_delete: Option<String>,
+    token: Option<String>,
+    expiring: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -122,6 +131,8 @@ struct Filters {
     role: Option<Role>,
     status: Option<TokenStatus>,
     page: i64,
+    token: Option<i64>,
+    expiring: bool,
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
@@ -160,16 +171,37 @@ impl Filters {
                 .filter(|n| (1..=1_000_000).contains(n))
                 .ok_or_else(|| WebError::BadRequest(format!("\"{v}\" is not a page number.")))?,
         };
+        let token = non_empty(&p.token)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| WebError::BadRequest(format!("\"{v}\" is not a token id.")))
+            })
+            .transpose()?;
+        let expiring = match non_empty(&p.expiring) {
+            None => false,
+            Some("soon") => true,
+            Some(v) => {
+                return Err(WebError::BadRequest(format!(
+                    "\"expiring\" can only be \"soon\", not \"{v}\"."
+                )))
+            }
+        };
         Ok(Filters {
             issued_by,
             role,
             status,
             page,
+            token,
+            expiring,
         })
     }
 
     fn is_filtered(&self) -> bool {
-        self.issued_by.is_some() || self.role.is_some() || self.status.is_some()
+        self.issued_by.is_some()
+            || self.role.is_some()
+            || self.status.is_some()
+            || self.token.is_some()
+            || self.expiring
     }
 
     /// The section's address with these filters (and `page`).
@@ -183,6 +215,12 @@ impl Filters {
         }
         if let Some(status) = self.status {
             pairs.push(("status", status.as_str().to_string()));
+        }
+        if let Some(id) = self.token {
+            pairs.push(("token", id.to_string()));
+        }
+        if self.expiring {
+            pairs.push(("expiring", "soon".to_string()));
         }
         if page > 1 {
             pairs.push(("page", page.to_string()));
@@ -222,6 +260,8 @@ async fn render_section(
         status: filters.status,
         page: filters.page,
         per_page: Some(PAGE_SIZE),
+        token_id: filters.token,
+        expiring_soon: filters.expiring,
         ..Default::default()
     };
     let data = state
@@ -252,7 +292,15 @@ async fn render_section(
     let pages = data.page.pages();
     let page = SectionPage {
         layout: me.layout("api-tokens"),
-        rows: data.page.tokens.iter().map(TokenRow::new).collect(),
+        rows: data
+            .page
+            .tokens
+            .iter()
+            .map(|t| TokenRow::new(t, now))
+            .collect(),
+        expiring_soon: me.counts.expiring_soon,
+        only_expiring: filters.expiring,
+        token_filter: filters.token,
         total: data.page.total,
         page: data.page.page,
         pages,

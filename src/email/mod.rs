@@ -1,0 +1,152 @@
+//! Outgoing mail: SMTP when `APITOKENS_SMTP_URL` is set, otherwise `.eml` files in
+//! `<data dir>/outbox/` so a first run works offline. Messages are multipart text + HTML
+//! from askama templates, and never contain a token's secret.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use askama::Template;
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::SmtpTransport;
+use lettre::{FileTransport, Message, Transport};
+
+use crate::domain::token::from_naive;
+use crate::repo::{Token, User};
+use crate::services::notifier::NoticeKind;
+use crate::services::role_of;
+
+pub enum Mailer {
+    Smtp(Box<SmtpTransport>),
+    Files(PathBuf),
+}
+
+impl Mailer {
+    /// `smtp://host:port` (plain; add `?tls=required` for STARTTLS), `smtps://user:pass@host`;
+    /// `None` writes files under `<data_dir>/outbox/`.
+    pub fn new(smtp_url: Option<&str>, data_dir: &Path) -> anyhow::Result<Mailer> {
+        match smtp_url {
+            Some(url) => {
+                let transport = SmtpTransport::from_url(url)
+                    .context("APITOKENS_SMTP_URL is not a valid smtp:// or smtps:// URL")?
+                    .timeout(Some(Duration::from_secs(15)))
+                    .build();
+                Ok(Mailer::Smtp(Box::new(transport)))
+            }
+            None => {
+                let dir = data_dir.join("outbox");
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("can't create the mail outbox {}", dir.display()))?;
+                Ok(Mailer::Files(dir))
+            }
+        }
+    }
+
+    /// Sends one message; the error is a line for the outbox row and the log.
+    pub fn send(&self, message: &Message) -> Result<(), String> {
+        match self {
+            Mailer::Smtp(smtp) => smtp
+                .send(message)
+                .map(drop)
+                .map_err(|e| format!("SMTP: {e}")),
+            Mailer::Files(dir) => FileTransport::new(dir)
+                .send(message)
+                .map(drop)
+                .map_err(|e| format!("file outbox: {e}")),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "email/expiry.txt")]
+struct ExpiryText<'a> {
+    p: &'a ExpiryParts,
+}
+
+#[derive(Template)]
+#[template(path = "email/expiry.html")]
+struct ExpiryHtml<'a> {
+    p: &'a ExpiryParts,
+}
+
+/// What an expiry e-mail says.
+pub struct ExpiryParts {
+    pub recipient_name: String,
+    pub token_name: String,
+    pub token_id: i64,
+    pub role: &'static str,
+    pub issuer_name: String,
+    pub expires_at: String,
+    pub when: &'static str,
+    pub token_link: String,
+    pub create_link: String,
+    pub settings_link: String,
+}
+
+/// The e-mail about `token` expiring, for `recipient`.
+pub fn expiry_message(
+    from: &str,
+    recipient: &User,
+    token: &Token,
+    issuer_name: &str,
+    kind: NoticeKind,
+    base_url: &str,
+) -> Result<Message, String> {
+    let expires = token.expires_at.map(from_naive).map(|at| {
+        let f =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        at.format(&f).unwrap_or_default()
+    });
+    let parts = ExpiryParts {
+        recipient_name: recipient.name.clone(),
+        token_name: token.name.clone(),
+        token_id: token.id,
+        role: role_of(token.role).name(),
+        issuer_name: issuer_name.to_string(),
+        expires_at: expires.unwrap_or_default(),
+        when: kind.when(),
+        token_link: format!("{base_url}/profile/api-tokens?token={}", token.id),
+        create_link: format!("{base_url}/profile/api-tokens/new"),
+        settings_link: format!("{base_url}/profile/notifications"),
+    };
+    let text = ExpiryText { p: &parts }
+        .render()
+        .map_err(|e| e.to_string())?;
+    let html = ExpiryHtml { p: &parts }
+        .render()
+        .map_err(|e| e.to_string())?;
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| format!("APITOKENS_MAIL_FROM: {e}"))?;
+    let to = Mailbox::new(
+        Some(recipient.name.clone()),
+        recipient
+            .email
+            .parse()
+            .map_err(|e| format!("recipient: {e}"))?,
+    );
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(format!(
+            "API token \"{}\" expires {}",
+            token.name,
+            kind.when()
+        ))
+        .date_now()
+        .message_id(None)
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        )
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,231 @@
+use diesel::prelude::*;
+use time::PrimitiveDateTime;
+
+use crate::db::schema::{notices, tokens, users};
+use crate::db::DbConn;
+
+use super::{Token, User};
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = notices)]
+pub struct Notice {
+    pub id: i64,
+    pub token_id: i64,
+    pub kind: String,
+    pub user_id: i64,
+    pub created_at: PrimitiveDateTime,
+    pub read_at: Option<PrimitiveDateTime>,
+    pub email_status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: PrimitiveDateTime,
+    pub claim_id: Option<String>,
+    pub claimed_until: Option<PrimitiveDateTime>,
+    pub sent_at: Option<PrimitiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = notices)]
+pub struct NewNotice {
+    pub token_id: i64,
+    pub kind: String,
+    pub user_id: i64,
+    pub created_at: PrimitiveDateTime,
+    pub next_attempt_at: PrimitiveDateTime,
+}
+
+pub const PENDING: &str = "pending";
+pub const SENT: &str = "sent";
+pub const SKIPPED: &str = "skipped";
+pub const CANCELLED: &str = "cancelled";
+
+impl Notice {
+    /// Records a notice unless the same (token, kind, recipient) exists; `true` if recorded.
+    /// The upsert is the one place the two backends need different SQL.
+    pub fn insert_once(conn: &mut DbConn, new: &NewNotice) -> QueryResult<bool> {
+        let n = match conn {
+            DbConn::Sqlite(c) => diesel::insert_or_ignore_into(notices::table)
+                .values(new)
+                .execute(c)?,
+            DbConn::Postgres(c) => diesel::insert_into(notices::table)
+                .values(new)
+                .on_conflict_do_nothing()
+                .execute(c)?,
+        };
+        Ok(n == 1)
+    }
+
+    /// Active tokens that expire in `(now, horizon]`: the only ones a notice can be due for.
+    /// Served by the index on `expires_at`, so the cost follows the tokens due, not all tokens.
+    pub fn expiring_tokens(
+        conn: &mut DbConn,
+        now: PrimitiveDateTime,
+        horizon: PrimitiveDateTime,
+    ) -> QueryResult<Vec<Token>> {
+        tokens::table
+            .filter(tokens::expires_at.gt(now))
+            .filter(tokens::expires_at.le(horizon))
+            .filter(tokens::deleted_at.is_null())
+            .order(tokens::expires_at.asc())
+            .select(Token::as_select())
+            .load(conn)
+    }
+
+    /// Ids of e-mails ready to go: pending, due, and not claimed by a live sweep.
+    pub fn ready(conn: &mut DbConn, now: PrimitiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
+        notices::table
+            .filter(notices::email_status.eq(PENDING))
+            .filter(notices::next_attempt_at.le(now))
+            .filter(
+                notices::claimed_until
+                    .is_null()
+                    .or(notices::claimed_until.lt(now)),
+            )
+            .order(notices::id.asc())
+            .limit(limit)
+            .select(notices::id)
+            .load(conn)
+    }
+
+    /// Claims `ids` for one sweep with a conditional update: a row another sweep claimed in
+    /// the meantime no longer matches, so no two sweeps ever hold the same row.
+    pub fn claim(
+        conn: &mut DbConn,
+        ids: &[i64],
+        claim_id: &str,
+        now: PrimitiveDateTime,
+        until: PrimitiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            notices::table
+                .filter(notices::id.eq_any(ids))
+                .filter(notices::email_status.eq(PENDING))
+                .filter(
+                    notices::claimed_until
+                        .is_null()
+                        .or(notices::claimed_until.lt(now)),
+                ),
+        )
+        .set((
+            notices::claim_id.eq(claim_id),
+            notices::claimed_until.eq(until),
+        ))
+        .execute(conn)
+    }
+
+    /// The rows this sweep claimed, with their token and recipient.
+    pub fn claimed(conn: &mut DbConn, claim_id: &str) -> QueryResult<Vec<(Notice, Token, User)>> {
+        notices::table
+            .inner_join(tokens::table)
+            .inner_join(users::table)
+            .filter(notices::claim_id.eq(claim_id))
+            .filter(notices::email_status.eq(PENDING))
+            .order(notices::id.asc())
+            .select((Notice::as_select(), Token::as_select(), User::as_select()))
+            .load(conn)
+    }
+
+    /// Ends a claimed row: `sent`, `skipped` or `cancelled`. Only the claim holder may.
+    pub fn finish(
+        conn: &mut DbConn,
+        id: i64,
+        claim_id: &str,
+        status: &str,
+        now: PrimitiveDateTime,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            notices::table
+                .find(id)
+                .filter(notices::claim_id.eq(claim_id)),
+        )
+        .set((
+            notices::email_status.eq(status),
+            notices::sent_at.eq((status == SENT).then_some(now)),
+            notices::claimed_until.eq(None::<PrimitiveDateTime>),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    /// A failed attempt: stays pending, retried at `next_attempt_at`.
+    pub fn failed(
+        conn: &mut DbConn,
+        id: i64,
+        claim_id: &str,
+        error: &str,
+        next_attempt_at: PrimitiveDateTime,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            notices::table
+                .find(id)
+                .filter(notices::claim_id.eq(claim_id)),
+        )
+        .set((
+            notices::attempts.eq(notices::attempts + 1),
+            notices::last_error.eq(error),
+            notices::next_attempt_at.eq(next_attempt_at),
+            notices::claimed_until.eq(None::<PrimitiveDateTime>),
+            notices::claim_id.eq(None::<String>),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    /// A deleted token's pending e-mails are not sent.
+    pub fn cancel_for_token(conn: &mut DbConn, token_id: i64) -> QueryResult<usize> {
+        diesel::update(
+            notices::table
+                .filter(notices::token_id.eq(token_id))
+                .filter(notices::email_status.eq(PENDING)),
+        )
+        .set(notices::email_status.eq(CANCELLED))
+        .execute(conn)
+    }
+
+    /// A user's in-app notifications, newest first, with their token.
+    pub fn for_user(
+        conn: &mut DbConn,
+        user_id: i64,
+        limit: i64,
+    ) -> QueryResult<Vec<(Notice, Token)>> {
+        notices::table
+            .inner_join(tokens::table)
+            .filter(notices::user_id.eq(user_id))
+            .order(notices::id.desc())
+            .limit(limit)
+            .select((Notice::as_select(), Token::as_select()))
+            .load(conn)
+    }
+
+    pub fn unread_count(conn: &mut DbConn, user_id: i64) -> QueryResult<i64> {
+        notices::table
+            .filter(notices::user_id.eq(user_id))
+            .filter(notices::read_at.is_null())
+            .count()
+            .get_result(conn)
+    }
+
+    /// Marks one (`Some(id)`) or all of a user's notifications read.
+    pub fn mark_read(
+        conn: &mut DbConn,
+        user_id: i64,
+        id: Option<i64>,
+        now: PrimitiveDateTime,
+    ) -> QueryResult<usize> {
+        let mut q = diesel::update(notices::table)
+            .filter(notices::user_id.eq(user_id))
+            .filter(notices::read_at.is_null())
+            .into_boxed();
+        if let Some(id) = id {
+            q = q.filter(notices::id.eq(id));
+        }
+        q.set(notices::read_at.eq(now)).execute(conn)
+    }
+
+    pub fn all(conn: &mut DbConn) -> QueryResult<Vec<Notice>> {
+        notices::table
+            .order(notices::id.asc())
+            .select(Notice::as_select())
+            .load(conn)
+    }
+}

@@ -378,3 +378,115 @@ async fn tokens_are_created_shown_once_filtered_and_deleted_in_a_real_browser() 
     screenshot(c, "token-list").await;
     browser.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_expiry_badge_notifications_and_preferences_in_a_real_browser() {
+    let Some(browser) = start_browser().await else {
+        return;
+    };
+    let c = &browser.client;
+    let app = TestApp::spawn().await;
+    app.add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let base = app.base.clone();
+    let soon = (app.clock().now() + time::Duration::days(10))
+        .date()
+        .to_string();
+
+    sign_in(c, &base, "admin@acme.test").await;
+    assert!(
+        c.find(Locator::Id("api-tokens-badge")).await.is_err(),
+        "no badge without expiring tokens"
+    );
+    let token = create_token(c, "Nightly purge", "2", Some(&soon)).await;
+    let id: i64 = token.split_once('_').unwrap().0.parse().unwrap();
+    click_and_load(c, "#token-copied").await;
+    assert!(
+        c.find(Locator::Id("api-tokens-badge")).await.is_err(),
+        "10 days out: no badge yet"
+    );
+
+    // Four days later the token is inside its 7-day window: badge, highlight, notice.
+    app.clock().advance(time::Duration::days(4));
+    let (recorded, _) = app.state.sweep(app.clock().now()).await.unwrap();
+    assert_eq!(recorded, 1);
+    sign_in(c, &base, "admin@acme.test").await;
+    let badge = c
+        .find(Locator::Id("api-tokens-badge"))
+        .await
+        .expect("the badge shows");
+    assert_eq!(
+        badge.attr("title").await.unwrap().as_deref(),
+        Some("1 token(s) expire within 7 days")
+    );
+    let row = c
+        .find(Locator::Css(&format!("tr[data-token-id='{id}']")))
+        .await
+        .unwrap();
+    assert_eq!(
+        row.attr("data-expiring-soon").await.unwrap().as_deref(),
+        Some("true")
+    );
+    screenshot(c, "expiring-badge").await;
+    click_and_load(c, "#show-expiring").await;
+    assert_eq!(rows(c).await, vec![(id, "active".to_string())]);
+
+    assert_eq!(
+        c.find(Locator::Id("unread-count"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "1"
+    );
+    click_and_load(c, "#notifications-link").await;
+    let item = c.find(Locator::Css("#notification-list li")).await.unwrap();
+    assert!(item
+        .text()
+        .await
+        .unwrap()
+        .contains("\"Nightly purge\" expires in 7 days"));
+    screenshot(c, "notifications").await;
+    click_and_load(c, ".mark-read").await;
+    assert!(
+        c.find(Locator::Id("unread-count")).await.is_err(),
+        "read: no unread count"
+    );
+    assert_eq!(
+        c.find(Locator::Css("#notification-list li"))
+            .await
+            .unwrap()
+            .attr("data-unread")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("false")
+    );
+
+    // Profile → Notifications: the e-mail preference, on by default, turned off.
+    c.goto(&format!("{base}/profile/notifications"))
+        .await
+        .unwrap();
+    let checkbox = c.find(Locator::Id("token_expiry_email")).await.unwrap();
+    assert_eq!(
+        checkbox.prop("checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    checkbox.click().await.unwrap();
+    click_and_load(c, "#save-notifications").await;
+    let checkbox = c.find(Locator::Id("token_expiry_email")).await.unwrap();
+    assert_eq!(
+        checkbox.prop("checked").await.unwrap().as_deref(),
+        Some("false")
+    );
+    assert!(c
+        .find(Locator::Id("flash"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("no more e-mails"));
+    browser.client.clone().close().await.unwrap();
+}

@@ -14,6 +14,12 @@ pub enum ServiceError {
     Invalid(FieldErrors),
     #[error("{0}")]
     Conflict(String),
+    /// A change to a user that the user's active tokens stand in the way of.
+    #[error("blocked by active tokens: {tokens:?}")]
+    TokensInTheWay {
+        reason: Blocker,
+        tokens: Vec<(i64, String)>,
+    },
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
     #[error("{0:#}")]
@@ -27,3 +33,11 @@ impl ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocker {
+    /// Lowering the role would leave the user holding a token above their rights.
+    HigherRole,
+    /// A user with active tokens can't be removed.
+    ActiveTokens,
+}

@@ -72,7 +72,11 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(security_headers())
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                // The path without its query string: a set-password link carries its secret there.
+                .wrap(
+                    Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms")
+                        .custom_request_replace("METHOD", |req| req.method().to_string()),
+                )
                 .app_data(data.clone())
                 .configure(web::configure(&settings))
         });

@@ -20,9 +20,34 @@ diesel::table! {
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
         removed_at -> Nullable<Timestamp>,
-        token_expiry_email -> Bool,
+                token_expiry_email -> Bool,
+        phone -> Nullable<Text>,
+        lang -> Text,
     }
 }
+
+diesel::table! {
+    password_setups (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    account_events (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        actor_id -> Nullable<BigInt>,
+        at -> Timestamp,
+        kind -> Text,
+        summary -> Text,
+    }
+}
+
+diesel::joinable!(password_setups -> users (user_id));
 
 diesel::table! {
     sessions (id_hash) {
@@ -83,7 +108,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     tokens,
     used_refresh_tokens,
-    notices
+    notices,
+    password_setups,
+    account_events
 );
 
 diesel::table! {

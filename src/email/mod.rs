@@ -150,3 +150,84 @@ pub fn expiry_message(
         )
         .map_err(|e| e.to_string())
 }
+
+#[derive(Template)]
+#[template(path = "email/invite.txt")]
+struct InviteText<'a> {
+    name: &'a str,
+    inviter: &'a str,
+    account: &'a str,
+    link: &'a str,
+    login: &'a str,
+    email: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/invite.html")]
+struct InviteHtml<'a> {
+    name: &'a str,
+    inviter: &'a str,
+    account: &'a str,
+    link: &'a str,
+    login: &'a str,
+    email: &'a str,
+}
+
+/// The invitation of a new user, with their one-time set-password link.
+pub fn invitation_message(
+    from: &str,
+    user: &User,
+    account: &str,
+    inviter: &str,
+    link: &str,
+    base_url: &str,
+) -> Result<Message, String> {
+    let login = format!("{base_url}/login");
+    let text = InviteText {
+        name: &user.name,
+        inviter,
+        account,
+        link,
+        login: &login,
+        email: &user.email,
+    }
+    .render()
+    .map_err(|e| e.to_string())?;
+    let html = InviteHtml {
+        name: &user.name,
+        inviter,
+        account,
+        link,
+        login: &login,
+        email: &user.email,
+    }
+    .render()
+    .map_err(|e| e.to_string())?;
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| format!("APITOKENS_MAIL_FROM: {e}"))?;
+    let to = Mailbox::new(
+        Some(user.name.clone()),
+        user.email.parse().map_err(|e| format!("recipient: {e}"))?,
+    );
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(format!("You were added to {account} on apitokens"))
+        .date_now()
+        .message_id(None)
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        )
+        .map_err(|e| e.to_string())
+}

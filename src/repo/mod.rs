@@ -2,6 +2,9 @@
 //! decide, these only read and write.
 
 pub mod accounts;
+pub mod events;
+pub mod setups;
+
 pub mod notices;
 pub mod refresh;
 pub mod sessions;

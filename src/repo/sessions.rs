@@ -44,6 +44,11 @@ impl Session {
             .map(drop)
     }
 
+    /// Ends every session of a user (on removal).
+    pub fn delete_for_user(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+    }
+
     pub fn delete_expired(conn: &mut DbConn, now: PrimitiveDateTime) -> QueryResult<usize> {
         diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
     }

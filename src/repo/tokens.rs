@@ -151,6 +151,21 @@ impl Token {
         Ok((rows, total))
     }
 
+    /// A user's active tokens (not deleted, not expired), oldest first.
+    pub fn active_of_issuer(
+        conn: &mut DbConn,
+        issuer_id: i64,
+        now: PrimitiveDateTime,
+    ) -> QueryResult<Vec<Token>> {
+        tokens::table
+            .filter(tokens::issuer_id.eq(issuer_id))
+            .filter(tokens::deleted_at.is_null())
+            .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)))
+            .order(tokens::id.asc())
+            .select(Token::as_select())
+            .load(conn)
+    }
+
     pub fn mark_deleted(
         conn: &mut DbConn,
         id: i64,

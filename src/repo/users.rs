@@ -18,6 +18,8 @@ pub struct User {
     pub last_login_at: Option<PrimitiveDateTime>,
     pub removed_at: Option<PrimitiveDateTime>,
     pub token_expiry_email: bool,
+    pub phone: Option<String>,
+    pub lang: String,
 }
 
 #[derive(Debug, Insertable)]
@@ -64,6 +66,54 @@ impl User {
             .order((users::name.asc(), users::id.asc()))
             .select(User::as_select())
             .load(conn)
+    }
+
+    pub fn set_role(conn: &mut DbConn, id: i64, role: i32) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::role.eq(role))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn set_password_hash(conn: &mut DbConn, id: i64, hash: &str) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::password_hash.eq(hash))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn mark_removed(conn: &mut DbConn, id: i64, at: PrimitiveDateTime) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::removed_at.eq(at))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn update_profile(
+        conn: &mut DbConn,
+        id: i64,
+        name: &str,
+        phone: Option<&str>,
+        lang: &str,
+    ) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set((
+                users::name.eq(name),
+                users::phone.eq(phone),
+                users::lang.eq(lang),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// Administrators of the account that are not removed.
+    pub fn count_admins(conn: &mut DbConn, account_id: i64, admin_role: i32) -> QueryResult<i64> {
+        users::table
+            .filter(users::account_id.eq(account_id))
+            .filter(users::removed_at.is_null())
+            .filter(users::role.eq(admin_role))
+            .count()
+            .get_result(conn)
     }
 
     pub fn set_token_expiry_email(conn: &mut DbConn, id: i64, on: bool) -> QueryResult<()> {

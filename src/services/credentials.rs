@@ -390,6 +390,8 @@ mod tests {
             last_login_at: None,
             removed_at: None,
             token_expiry_email: true,
+            phone: None,
+            lang: "en".into(),
         }
     }
 

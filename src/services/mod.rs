@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod credentials;
 pub mod login_limit;
+pub mod members;
+
 pub mod notifier;
 pub mod tokens;
 pub mod users;

@@ -371,6 +371,8 @@ mod tests {
             last_login_at: None,
             removed_at: removed.then_some(datetime!(2026-02-01 0:00)),
             token_expiry_email: true,
+            phone: None,
+            lang: "en".into(),
         }
     }
 

@@ -289,9 +289,8 @@ pub fn delete(
         if token.deleted_at.is_some() {
             return Ok(true);
         }
-        Token::mark_deleted(conn, id, actor.user_id, naive_now)?;
-        // Its pending expiry e-mails are moot now.
-        crate::repo::notices::Notice::cancel_for_token(conn, id)?;
+        retire(conn, id, actor.user_id, naive_now)?;
+
         Ok(false)
     })?;
     let view = load_view(conn, id, now)?;
@@ -300,4 +299,17 @@ pub fn delete(
     } else {
         DeleteOutcome::Deleted(view)
     })
+}
+
+/// Marks a token deleted by `by` and cancels its pending expiry e-mails. For use inside a
+/// transaction that holds the account's lock.
+pub(crate) fn retire(
+    conn: &mut DbConn,
+    id: i64,
+    by: i64,
+    at: PrimitiveDateTime,
+) -> ServiceResult<bool> {
+    let deleted = Token::mark_deleted(conn, id, by, at)?;
+    crate::repo::notices::Notice::cancel_for_token(conn, id)?;
+    Ok(deleted)
 }

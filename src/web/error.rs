@@ -36,6 +36,15 @@ impl From<ServiceError> for WebError {
                     .join(" "),
             ),
             ServiceError::Conflict(m) => WebError::BadRequest(m),
+            ServiceError::TokensInTheWay { tokens, .. } => WebError::BadRequest(format!(
+                "The user's active tokens are in the way: {}.",
+                tokens
+                    .into_iter()
+                    .map(|(_, n)| n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+
             ServiceError::Database(e) => WebError::Internal(e.into()),
             ServiceError::Internal(e) => WebError::Internal(e),
         }

@@ -25,7 +25,8 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::services::credentials::{JwtKeys, TokenVerifier};
 use crate::services::login_limit::LoginLimiter;
 use crate::services::tokens::{self, DeleteOutcome};
-use crate::services::{notifier, Actor};
+use crate::services::{members, notifier, Actor};
+
 pub use error::WebError;
 
 /// What every handler can reach.
@@ -75,6 +76,55 @@ impl AppState {
             notifier::sweep(conn, &mail, now)
         })
         .await
+    }
+
+    /// Adds a user to the actor's account and sends the invitation (web page and API alike).
+    /// Returns the user, their set-password link (password users), and whether the e-mail went.
+    pub async fn invite(
+        &self,
+        actor: Actor,
+        email: crate::domain::input::Email,
+        name: crate::domain::input::PersonName,
+        role: crate::domain::Role,
+        sso: bool,
+    ) -> ServiceResult<(crate::repo::User, Option<String>, Result<(), String>)> {
+        let now = self.clock.now();
+        let mailer = self.mailer.clone();
+        let settings = self.settings.clone();
+        self.db(move |conn| {
+            let inv = members::invite(conn, &actor, &email, &name, role, sso, now)?;
+            let Some(secret) = inv.setup_secret else {
+                return Ok((inv.user, None, Ok(())));
+            };
+            let link = format!("{}/set-password?token={secret}", settings.base_url);
+            let account = crate::repo::Account::find(conn, actor.account_id)?
+                .map(|a| a.name)
+                .unwrap_or_default();
+            let inviter = crate::repo::User::find(conn, actor.user_id)?
+                .map(|u| u.name)
+                .unwrap_or_default();
+            let sent = crate::email::invitation_message(
+                &settings.mail_from,
+                &inv.user,
+                &account,
+                &inviter,
+                &link,
+                &settings.base_url,
+            )
+            .and_then(|m| mailer.send(&m));
+            if let Err(e) = &sent {
+                tracing::warn!(user_id = inv.user.id, error = %e, "invitation e-mail not sent");
+            }
+            Ok((inv.user, Some(link), sent))
+        })
+        .await
+    }
+
+    /// Forgets deleted tokens in this instance's cache.
+    pub fn forget_tokens(&self, ids: &[i64]) {
+        for id in ids {
+            self.verifier.forget(*id);
+        }
     }
 
     /// Deletes a token (web page and API alike) and forgets it in this instance's cache, so

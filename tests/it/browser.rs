@@ -490,3 +490,155 @@ async fn the_expiry_badge_notifications_and_preferences_in_a_real_browser() {
         .contains("no more e-mails"));
     browser.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_administrator_adds_a_colleague_and_deals_with_their_token_in_one_step() {
+    let Some(browser) = start_browser().await else {
+        return;
+    };
+    let c = &browser.client;
+    let app = TestApp::spawn().await;
+    app.add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let base = app.base.clone();
+
+    // The Administrator adds a colleague and gets a one-time set-password link.
+    sign_in(c, &base, "admin@acme.test").await;
+    click_and_load(c, "#nav-users").await;
+    c.find(Locator::Id("new-user-name"))
+        .await
+        .unwrap()
+        .send_keys("Colleague")
+        .await
+        .unwrap();
+    c.find(Locator::Id("new-user-email"))
+        .await
+        .unwrap()
+        .send_keys("colleague@acme.test")
+        .await
+        .unwrap();
+    c.find(Locator::Id("new-user-role"))
+        .await
+        .unwrap()
+        .select_by_value("5")
+        .await
+        .unwrap();
+    click_and_load(c, "#add-user").await;
+    let link = c
+        .find(Locator::Id("setup-link"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    screenshot(c, "users-added").await;
+    sign_out(c).await;
+
+    // The colleague sets a password, signs in and creates an Engineers token.
+    // Tests bind port 0, so the configured base URL has no port: aim the link at this server.
+    let link = format!("{base}{}", link.split_once("127.0.0.1").unwrap().1);
+    c.goto(&link).await.unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    click_and_load(c, "#set-password").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/login");
+    sign_in(c, &base, "colleague@acme.test").await;
+    let token = create_token(c, "Colleague's deploys", "5", None).await;
+    click_and_load(c, "#token-copied").await;
+    sign_out(c).await;
+
+    // The Administrator can't demote the colleague while that token exists, and does it in one step.
+    sign_in(c, &base, "admin@acme.test").await;
+    click_and_load(c, "#nav-users").await;
+    let colleague_row = {
+        let mut found = None;
+        for r in c.find_all(Locator::Css("tr[data-user-id]")).await.unwrap() {
+            if r.text().await.unwrap().contains("colleague@acme.test") {
+                found = Some(r.attr("data-user-id").await.unwrap().unwrap());
+            }
+        }
+        format!(
+            "tr[data-user-id='{}']",
+            found.expect("the colleague is listed")
+        )
+    };
+
+    c.find(Locator::Css(&format!("{colleague_row} select[name=role]")))
+        .await
+        .unwrap()
+        .select_by_value("2")
+        .await
+        .unwrap();
+    click_and_load(c, &format!("{colleague_row} .change-role")).await;
+    let refusal = c.find(Locator::Id("refusal")).await.expect("refused");
+    assert!(refusal
+        .text()
+        .await
+        .unwrap()
+        .contains("Colleague's deploys"));
+    screenshot(c, "users-refusal").await;
+    click_and_load(c, "#delete-and-continue").await;
+    assert!(c
+        .find(Locator::Id("flash"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("The role is now Users"));
+    let api = app.api(&format!("APIKey {token}"));
+    assert_eq!(
+        api.get("/iam/auth/check").await.status,
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+
+    // Removing: refused while a token is active, then done in one step.
+    let id: i64 = colleague_row.split('\'').nth(1).unwrap().parse().unwrap();
+    let colleague = app
+        .db(move |conn| apitokens::repo::User::find(conn, id))
+        .await
+        .unwrap()
+        .unwrap();
+    app.token_for(&colleague, Role::Users).await;
+    c.refresh().await.unwrap();
+    click_and_load(c, &format!("{colleague_row} .remove-user")).await;
+    let refusal = c
+        .find(Locator::Id("refusal-message"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal,
+        "You can't remove the user as they have active tokens."
+    );
+    click_and_load(c, "#delete-and-continue").await;
+    assert!(
+        c.find(Locator::Css(&colleague_row)).await.is_err(),
+        "removed"
+    );
+    let events = c
+        .find(Locator::Id("events"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        events.contains("Removed Colleague")
+            && events.contains("Changed the role of colleague@acme.test")
+    );
+    screenshot(c, "users").await;
+    browser.client.clone().close().await.unwrap();
+}

@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod helpers;
+mod members;
 mod notify;
 mod sign_in;
 mod smtp;

@@ -4,7 +4,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
 
-use crate::error::ServiceError;
+use crate::error::{Blocker, ServiceError};
 
 pub const UNAUTHORIZED_MESSAGE: &str =
     "Authentication credentials were not provided or are not valid.";
@@ -23,6 +23,9 @@ pub enum ApiError {
     Validation(Value),
     #[error("{0}")]
     TooManyRequests(String),
+    /// 400 with `{"message": ...}`.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0:#}")]
     Internal(anyhow::Error),
 }
@@ -57,6 +60,18 @@ impl From<ServiceError> for ApiError {
                 ApiError::Validation(Value::Object(errors))
             }
             ServiceError::Conflict(m) => ApiError::Validation(json!({ "non_field_errors": [m] })),
+            // Gcore's own wording for these two refusals.
+            ServiceError::TokensInTheWay {
+                reason: Blocker::HigherRole,
+                ..
+            } => ApiError::Forbidden(
+                "The specified user has issued a token with a higher role. Try using another role."
+                    .into(),
+            ),
+            ServiceError::TokensInTheWay {
+                reason: Blocker::ActiveTokens,
+                ..
+            } => ApiError::Refused("You can't remove the user as they have active tokens".into()),
             ServiceError::Database(e) => ApiError::Internal(e.into()),
             ServiceError::Internal(e) => ApiError::Internal(e),
         }
@@ -69,7 +84,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) | ApiError::Refused(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -78,7 +93,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let body = match self {
             ApiError::Unauthorized => json!({ "message": UNAUTHORIZED_MESSAGE }),
-            ApiError::Forbidden(m) | ApiError::TooManyRequests(m) => json!({ "message": m }),
+            ApiError::Forbidden(m) | ApiError::TooManyRequests(m) | ApiError::Refused(m) => {
+                json!({ "message": m })
+            }
             ApiError::NotFound => json!({ "message": "Not found." }),
             ApiError::Validation(errors) => json!({ "errors": errors }),
             ApiError::Internal(e) => {

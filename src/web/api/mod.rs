@@ -17,7 +17,7 @@ use error::ApiError;
     info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
     paths(
         auth::login, auth::refresh, auth::check,
-        users::me, users::one, users::list, users::client,
+                users::me, users::one, users::list, users::client, users::update, users::invite, users::remove,
         tokens::list_v1, tokens::list_v2, tokens::create_v1, tokens::create_v2,
         tokens::get_v1, tokens::get_v2, tokens::delete_v1, tokens::delete_v2,
     ),
@@ -65,7 +65,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::me)
         .service(users::list)
         .service(users::one)
-        .service(users::client);
+        .service(users::client)
+        .service(users::update)
+        .service(users::invite)
+        .service(users::remove);
+
     for (prefix, v2) in [("/iam/clients", false), ("/iam/v2/clients", true)] {
         let (list, create, get, delete) = if v2 {
             (

@@ -109,7 +109,7 @@ pub struct ApiUser {
     pub auth_types: Vec<String>,
     pub sso_auth: bool,
     pub two_fa: bool,
-    pub lang: &'static str,
+    pub lang: String,
     pub phone: Option<String>,
     pub reseller: i64,
     pub user_type: &'static str,
@@ -131,8 +131,9 @@ impl ApiUser {
             auth_types: vec![u.auth_type.clone()],
             sso_auth: sso,
             two_fa: false,
-            lang: "en",
-            phone: None,
+            lang: u.lang.clone(),
+            phone: u.phone.clone(),
+
             reseller: 0,
             user_type: "common",
         }

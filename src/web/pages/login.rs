@@ -22,6 +22,7 @@ struct LoginPage {
 pub struct LoginQuery {
     next: Option<String>,
     signed_out: Option<String>,
+    password_set: Option<String>,
 }
 
 #[get("/")]
@@ -39,10 +40,14 @@ pub async fn login_page(
         email: String::new(),
         next: safe_next(query.next.as_deref()),
         error: None,
-        notice: query
-            .signed_out
-            .is_some()
-            .then(|| "You have signed out.".to_string()),
+        notice: if query.password_set.is_some() {
+            Some("Your password is set. Sign in with it.".to_string())
+        } else {
+            query
+                .signed_out
+                .is_some()
+                .then(|| "You have signed out.".to_string())
+        },
     };
     render(StatusCode::OK, &page)
 }

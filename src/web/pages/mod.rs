@@ -4,7 +4,9 @@ pub mod health;
 pub mod login;
 pub mod notifications;
 pub mod profile;
+pub mod setup;
 pub mod tokens;
+pub mod users;
 
 use actix_web::web;
 
@@ -21,5 +23,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(notifications::list)
         .service(notifications::mark_read)
         .service(notifications::settings)
-        .service(notifications::save_settings);
+        .service(notifications::save_settings)
+        .service(users::list)
+        .service(users::add)
+        .service(users::change_role)
+        .service(users::remove)
+        .service(users::delete_tokens)
+        .service(setup::show)
+        .service(setup::submit);
 }

@@ -1,0 +1,433 @@
+//! The people of an account, managed by its Administrators: list, invite, change role,
+//! remove, and delete all of a user's tokens. Every change lands in the account's event log.
+
+use diesel::Connection;
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use super::auth::random_id;
+use super::tokens::retire;
+use super::{role_of, Actor};
+use crate::db::DbConn;
+use crate::domain::input::{Email, PersonName};
+use crate::domain::token::to_naive;
+use crate::domain::Role;
+use crate::error::{Blocker, ServiceError, ServiceResult};
+use crate::repo::events::AccountEvent;
+use crate::repo::setups::PasswordSetup;
+use crate::repo::{Account, NewUser, Session, Token, User};
+
+/// How long an invitation's set-password link works.
+pub const SETUP_TTL: Duration = Duration::hours(72);
+
+fn require_admin(actor: &Actor) -> ServiceResult<()> {
+    if actor.role.is_admin() {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(
+            "Only Administrators can manage the users of the account.".into(),
+        ))
+    }
+}
+
+/// A user of the actor's account (removed ones too); another account's is "not found".
+fn member(conn: &mut DbConn, actor: &Actor, user_id: i64) -> ServiceResult<User> {
+    match User::find(conn, user_id)? {
+        Some(user) if user.account_id == actor.account_id => Ok(user),
+        _ => Err(ServiceError::NotFound),
+    }
+}
+
+pub struct MemberRow {
+    pub user: User,
+    pub role: Role,
+    pub active_tokens: Vec<Token>,
+}
+
+/// The account's users (not removed), with their active tokens; Administrators only.
+pub fn list(
+    conn: &mut DbConn,
+    actor: &Actor,
+    role: Option<Role>,
+    now: OffsetDateTime,
+) -> ServiceResult<Vec<MemberRow>> {
+    require_admin(actor)?;
+    let mut rows = vec![];
+    for user in User::list_in_account(conn, actor.account_id)? {
+        let user_role = role_of(user.role);
+        if role.is_some_and(|r| r != user_role) {
+            continue;
+        }
+        let active_tokens = Token::active_of_issuer(conn, user.id, to_naive(now))?;
+        rows.push(MemberRow {
+            user,
+            role: user_role,
+            active_tokens,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn events(
+    conn: &mut DbConn,
+    actor: &Actor,
+    limit: i64,
+) -> ServiceResult<Vec<(AccountEvent, Option<String>)>> {
+    require_admin(actor)?;
+    Ok(AccountEvent::recent(conn, actor.account_id, limit)?)
+}
+
+/// A new user and, for password sign-in, the secret of their one-time set-password link.
+pub struct Invitation {
+    pub user: User,
+    pub setup_secret: Option<String>,
+}
+
+/// Adds a user to the actor's account. Password users get a set-password link (valid 72 h);
+/// SSO users sign in through their identity provider and get none.
+pub fn invite(
+    conn: &mut DbConn,
+    actor: &Actor,
+    email: &Email,
+    name: &PersonName,
+    role: Role,
+    sso: bool,
+    now: OffsetDateTime,
+) -> ServiceResult<Invitation> {
+    require_admin(actor)?;
+    let secret = (!sso).then(random_id);
+    conn.transaction(|conn| {
+        Account::lock(conn, actor.account_id)?;
+        if User::find_by_email(conn, email.as_str())?.is_some() {
+            return Err(ServiceError::invalid(
+                "email",
+                "A user with this e-mail address already exists.",
+            ));
+        }
+        let user = User::insert(
+            conn,
+            &NewUser {
+                account_id: actor.account_id,
+                email: email.as_str(),
+                name: name.as_str(),
+                password_hash: None,
+                role: role.id(),
+                auth_type: if sso { "sso" } else { "password" },
+                created_at: to_naive(now),
+            },
+        )?;
+        if let Some(secret) = &secret {
+            PasswordSetup::insert(
+                conn,
+                &PasswordSetup {
+                    token_hash: hash(secret),
+                    user_id: user.id,
+                    created_at: to_naive(now),
+                    expires_at: to_naive(now + SETUP_TTL),
+                    used_at: None,
+                },
+            )?;
+        }
+        let how = if sso { "SAML SSO" } else { "password" };
+        event(
+            conn,
+            actor,
+            now,
+            "user.added",
+            &format!(
+                "Added {} <{}> as {role} ({how} sign-in)",
+                user.name, user.email
+            ),
+        )?;
+        Ok(Invitation {
+            user,
+            setup_secret: secret,
+        })
+    })
+}
+
+/// Sets the password of the user behind a set-password link; the link works once.
+pub fn set_password(
+    conn: &mut DbConn,
+    secret: &str,
+    password: &str,
+    now: OffsetDateTime,
+) -> ServiceResult<User> {
+    let hashed = super::users::hash_password(password)?;
+    conn.transaction(|conn| {
+        let invalid = || {
+            ServiceError::invalid(
+                "token",
+                "This link is not valid any more. Ask an Administrator for a new invitation.",
+            )
+        };
+        let setup = PasswordSetup::find(conn, &hash(secret))?.ok_or_else(invalid)?;
+        if setup.used_at.is_some() || setup.expires_at <= to_naive(now) {
+            return Err(invalid());
+        }
+        let user = User::find(conn, setup.user_id)?
+            .filter(|u| u.removed_at.is_none())
+            .ok_or_else(invalid)?;
+        if !PasswordSetup::use_once(conn, &setup.token_hash, to_naive(now))? {
+            return Err(invalid());
+        }
+        User::set_password_hash(conn, user.id, &hashed)?;
+        Ok(user)
+    })
+}
+
+/// The user behind a set-password link, if the link still works (to greet them on the page).
+pub fn setup_user(
+    conn: &mut DbConn,
+    secret: &str,
+    now: OffsetDateTime,
+) -> ServiceResult<Option<User>> {
+    let Some(setup) = PasswordSetup::find(conn, &hash(secret))? else {
+        return Ok(None);
+    };
+    if setup.used_at.is_some() || setup.expires_at <= to_naive(now) {
+        return Ok(None);
+    }
+    Ok(User::find(conn, setup.user_id)?.filter(|u| u.removed_at.is_none()))
+}
+
+/// What a change did to tokens: the ids it deleted (the caller forgets them in its cache).
+#[derive(Debug, Default)]
+pub struct Changed {
+    pub deleted_tokens: Vec<i64>,
+}
+
+/// Changes a user's role. Refused while the user holds an active token above the new role,
+/// unless `delete_blocking` asks to delete those tokens in the same step; refused if it would
+/// leave the account without an Administrator.
+pub fn change_role(
+    conn: &mut DbConn,
+    actor: &Actor,
+    user_id: i64,
+    new_role: Role,
+    delete_blocking: bool,
+    now: OffsetDateTime,
+) -> ServiceResult<Changed> {
+    require_admin(actor)?;
+    conn.transaction(|conn| {
+        Account::lock(conn, actor.account_id)?;
+        let user = member(conn, actor, user_id)?;
+        if user.removed_at.is_some() {
+            return Err(ServiceError::NotFound);
+        }
+        let old_role = role_of(user.role);
+        if old_role == new_role {
+            return Ok(Changed::default());
+        }
+        if old_role.is_admin()
+            && User::count_admins(conn, actor.account_id, Role::Administrators.id())? <= 1
+        {
+            return Err(last_admin());
+        }
+        let above: Vec<Token> = Token::active_of_issuer(conn, user.id, to_naive(now))?
+            .into_iter()
+            .filter(|t| !new_role.may_issue(role_of(t.role)))
+            .collect();
+        let mut changed = Changed::default();
+        if !above.is_empty() {
+            if !delete_blocking {
+                return Err(ServiceError::TokensInTheWay {
+                    reason: Blocker::HigherRole,
+                    tokens: above.iter().map(|t| (t.id, t.name.clone())).collect(),
+                });
+            }
+            for t in &above {
+                retire(conn, t.id, actor.user_id, to_naive(now))?;
+                changed.deleted_tokens.push(t.id);
+            }
+            event(
+                conn,
+                actor,
+                now,
+                "tokens.deleted",
+                &format!(
+                    "Deleted {} token(s) of {} above {new_role}: {}",
+                    above.len(),
+                    user.email,
+                    names(&above)
+                ),
+            )?;
+        }
+        User::set_role(conn, user.id, new_role.id())?;
+        event(
+            conn,
+            actor,
+            now,
+            "user.role_changed",
+            &format!(
+                "Changed the role of {} from {old_role} to {new_role}",
+                user.email
+            ),
+        )?;
+        Ok(changed)
+    })
+}
+
+/// Removes a user (softly: their tokens keep showing who issued them). Refused while they have
+/// active tokens, unless `delete_tokens` deletes them in the same step; refused for the last
+/// Administrator.
+pub fn remove(
+    conn: &mut DbConn,
+    actor: &Actor,
+    user_id: i64,
+    delete_tokens: bool,
+    now: OffsetDateTime,
+) -> ServiceResult<Changed> {
+    require_admin(actor)?;
+    conn.transaction(|conn| {
+        Account::lock(conn, actor.account_id)?;
+        let user = member(conn, actor, user_id)?;
+        if user.removed_at.is_some() {
+            return Err(ServiceError::NotFound);
+        }
+        if role_of(user.role).is_admin()
+            && User::count_admins(conn, actor.account_id, Role::Administrators.id())? <= 1
+        {
+            return Err(last_admin());
+        }
+        let active = Token::active_of_issuer(conn, user.id, to_naive(now))?;
+        let mut changed = Changed::default();
+        if !active.is_empty() {
+            if !delete_tokens {
+                return Err(ServiceError::TokensInTheWay {
+                    reason: Blocker::ActiveTokens,
+                    tokens: active.iter().map(|t| (t.id, t.name.clone())).collect(),
+                });
+            }
+            for t in &active {
+                retire(conn, t.id, actor.user_id, to_naive(now))?;
+                changed.deleted_tokens.push(t.id);
+            }
+            event(
+                conn,
+                actor,
+                now,
+                "tokens.deleted",
+                &format!(
+                    "Deleted {} token(s) of {}: {}",
+                    active.len(),
+                    user.email,
+                    names(&active)
+                ),
+            )?;
+        }
+        User::mark_removed(conn, user.id, to_naive(now))?;
+        Session::delete_for_user(conn, user.id)?;
+        event(
+            conn,
+            actor,
+            now,
+            "user.removed",
+            &format!("Removed {} <{}>", user.name, user.email),
+        )?;
+        Ok(changed)
+    })
+}
+
+/// Deletes every active token of a user at once: the remedy for an SSO user whose access the
+/// identity provider revoked.
+pub fn delete_all_tokens(
+    conn: &mut DbConn,
+    actor: &Actor,
+    user_id: i64,
+    now: OffsetDateTime,
+) -> ServiceResult<Changed> {
+    require_admin(actor)?;
+    conn.transaction(|conn| {
+        Account::lock(conn, actor.account_id)?;
+        let user = member(conn, actor, user_id)?;
+        let active = Token::active_of_issuer(conn, user.id, to_naive(now))?;
+        let mut changed = Changed::default();
+        for t in &active {
+            retire(conn, t.id, actor.user_id, to_naive(now))?;
+            changed.deleted_tokens.push(t.id);
+        }
+        if !active.is_empty() {
+            event(
+                conn,
+                actor,
+                now,
+                "tokens.deleted",
+                &format!(
+                    "Deleted all {} token(s) of {}: {}",
+                    active.len(),
+                    user.email,
+                    names(&active)
+                ),
+            )?;
+        }
+        Ok(changed)
+    })
+}
+
+/// `PATCH /iam/users/{id}`: name, phone, language (and the role, through `change_role`).
+pub fn update_profile(
+    conn: &mut DbConn,
+    actor: &Actor,
+    user_id: i64,
+    name: Option<PersonName>,
+    phone: Option<Option<String>>,
+    lang: Option<String>,
+    now: OffsetDateTime,
+) -> ServiceResult<()> {
+    conn.transaction(|conn| {
+        let user = member(conn, actor, user_id)?;
+        if user.id != actor.user_id {
+            require_admin(actor)?;
+        }
+        if user.removed_at.is_some() {
+            return Err(ServiceError::NotFound);
+        }
+        let name = name
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or(user.name.clone());
+        let phone = phone.unwrap_or(user.phone.clone());
+        let lang = lang.unwrap_or(user.lang.clone());
+        User::update_profile(conn, user.id, &name, phone.as_deref(), &lang)?;
+        event(
+            conn,
+            actor,
+            now,
+            "user.updated",
+            &format!("Updated the profile of {}", user.email),
+        )
+    })
+}
+
+fn event(
+    conn: &mut DbConn,
+    actor: &Actor,
+    now: OffsetDateTime,
+    kind: &str,
+    summary: &str,
+) -> ServiceResult<()> {
+    Ok(AccountEvent::record(
+        conn,
+        actor.account_id,
+        Some(actor.user_id),
+        to_naive(now),
+        kind,
+        summary,
+    )?)
+}
+
+fn last_admin() -> ServiceError {
+    ServiceError::invalid("role", "An account must keep at least one Administrator: make someone else an Administrator first.")
+}
+
+fn names(tokens: &[Token]) -> String {
+    tokens
+        .iter()
+        .map(|t| format!("\"{}\"", t.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}

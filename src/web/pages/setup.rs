@@ -1,0 +1,120 @@
+//! The page behind an invitation's one-time set-password link.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, post, web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::domain::input::NewPassword;
+use crate::error::ServiceError;
+use crate::services::members;
+use crate::web::session::TypedSession;
+use crate::web::views::{render, see_other};
+use crate::web::{AppState, WebError};
+
+#[derive(Template)]
+#[template(path = "set_password.html")]
+struct SetPasswordPage {
+    csrf_token: String,
+    token: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SetupQuery {
+    #[serde(default)]
+    token: String,
+}
+
+fn invalid_link() -> WebError {
+    WebError::BadRequest("This link is not valid any more: it was used, or it is older than 72 hours. Ask an Administrator for a new invitation.".into())
+}
+
+fn well_formed(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[get("/set-password")]
+pub async fn show(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    query: web::Query<SetupQuery>,
+) -> Result<HttpResponse, WebError> {
+    let token = query.into_inner().token;
+    if !well_formed(&token) {
+        return Err(invalid_link());
+    }
+    let now = state.clock.now();
+    let probe = token.clone();
+    let user = state
+        .db(move |conn| members::setup_user(conn, &probe, now))
+        .await?
+        .ok_or_else(invalid_link)?;
+    let page = SetPasswordPage {
+        csrf_token: session.csrf_token(),
+        token,
+        email: user.email,
+        error: None,
+    };
+    let mut response = render(StatusCode::OK, &page)?;
+    // The link is a credential: keep it out of other sites' Referer headers.
+    response.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+#[post("/set-password")]
+pub async fn submit(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    form: web::Form<SetupForm>,
+) -> Result<HttpResponse, WebError> {
+    session.check_csrf(&form.csrf_token)?;
+    let form = form.into_inner();
+    if !well_formed(&form.token) {
+        return Err(invalid_link());
+    }
+    let again = |error: &str| {
+        let page = SetPasswordPage {
+            csrf_token: session.csrf_token(),
+            token: form.token.clone(),
+            email: form.email.chars().take(254).collect(),
+            error: Some(error.to_string()),
+        };
+        render(StatusCode::BAD_REQUEST, &page)
+    };
+    let password = match NewPassword::parse(&form.password) {
+        Ok(p) => p,
+        Err(message) => return again(&message),
+    };
+    if form.password != form.confirm {
+        return again("The two passwords are different.");
+    }
+    let now = state.clock.now();
+    let token = form.token.clone();
+    match state
+        .db(move |conn| members::set_password(conn, &token, password.expose(), now))
+        .await
+    {
+        Ok(_) => Ok(see_other("/login?password_set=1")),
+        Err(ServiceError::Invalid(_)) => Err(invalid_link()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,444 @@
+//! Account → Users, for Administrators: list, add, change role, remove, delete all tokens.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::domain::input::{Email, PersonName};
+use crate::domain::Role;
+use crate::error::{Blocker, ServiceError};
+use crate::services::members;
+use crate::web::auth::SignedIn;
+use crate::web::views::{datetime, render, see_other, Layout};
+use crate::web::{AppState, WebError};
+
+use super::tokens::Choice;
+
+pub struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub role_id: i32,
+    pub sso: bool,
+    pub active_tokens: usize,
+    pub token_names: String,
+    pub last_sign_in: String,
+    pub is_me: bool,
+    pub roles: Vec<Choice>,
+}
+
+pub struct EventRow {
+    pub at: String,
+    pub who: String,
+    pub summary: String,
+}
+
+/// A change that active tokens stand in the way of, and the one-step way through.
+pub struct Refusal {
+    pub message: String,
+    pub tokens: Vec<String>,
+    pub action: String,
+    pub role: Option<i32>,
+    pub button: String,
+}
+
+pub struct NewUserForm {
+    pub name: String,
+    pub email: String,
+    pub roles: Vec<Choice>,
+    pub sso: bool,
+    pub error: Option<String>,
+}
+
+pub struct InvitationShown {
+    pub email: String,
+    pub link: Option<String>,
+    pub mailed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    layout: Layout,
+    rows: Vec<UserRow>,
+    roles: Vec<Choice>,
+    events: Vec<EventRow>,
+    refusal: Option<Refusal>,
+    form: NewUserForm,
+    invitation: Option<InvitationShown>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UsersQuery {
+    role: Option<String>,
+}
+
+fn role_choices(selected: Option<Role>) -> Vec<Choice> {
+    Role::ALL
+        .iter()
+        .map(|r| Choice {
+            value: r.id().to_string(),
+            label: r.name().to_string(),
+            selected: selected == Some(*r),
+        })
+        .collect()
+}
+
+fn require_admin(me: &SignedIn) -> Result<(), WebError> {
+    if me.user.role.is_admin() {
+        Ok(())
+    } else {
+        Err(WebError::Forbidden(
+            "Only Administrators manage the users of the account. Ask one of them if someone needs to be added or changed.".into(),
+        ))
+    }
+}
+
+async fn render_users(
+    state: &AppState,
+    me: &SignedIn,
+    filter: Option<Role>,
+    status: StatusCode,
+    refusal: Option<Refusal>,
+    form: Option<NewUserForm>,
+    invitation: Option<InvitationShown>,
+) -> Result<HttpResponse, WebError> {
+    let actor = me.actor();
+    let now = state.clock.now();
+    let (members, events) = state
+        .db(move |conn| {
+            Ok((
+                members::list(conn, &actor, filter, now)?,
+                members::events(conn, &actor, 50)?,
+            ))
+        })
+        .await?;
+    let rows = members
+        .into_iter()
+        .map(|m| UserRow {
+            id: m.user.id,
+            is_me: m.user.id == me.user.user.id,
+            name: m.user.name,
+            email: m.user.email,
+            role: m.role.name(),
+            role_id: m.role.id(),
+            sso: m.user.auth_type == "sso",
+            active_tokens: m.active_tokens.len(),
+            token_names: m
+                .active_tokens
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            last_sign_in: m
+                .user
+                .last_login_at
+                .map(|at| datetime(at.assume_utc()))
+                .unwrap_or_else(|| "Never".into()),
+            roles: role_choices(Some(m.role)),
+        })
+        .collect();
+    let events = events
+        .into_iter()
+        .map(|(e, who)| EventRow {
+            at: datetime(e.at.assume_utc()),
+            who: who.unwrap_or_else(|| "—".into()),
+            summary: e.summary,
+        })
+        .collect();
+    let page = UsersPage {
+        layout: me.layout("users"),
+        rows,
+        roles: role_choices(filter),
+        events,
+        refusal,
+        form: form.unwrap_or(NewUserForm {
+            name: String::new(),
+            email: String::new(),
+            roles: role_choices(Some(Role::Users)),
+            sso: false,
+            error: None,
+        }),
+        invitation,
+    };
+    render(status, &page)
+}
+
+#[get("/users")]
+pub async fn list(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    query: web::Query<UsersQuery>,
+) -> Result<HttpResponse, WebError> {
+    require_admin(&me)?;
+    let filter = match query
+        .role
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(v) => Some(
+            Role::parse(v)
+                .ok_or_else(|| WebError::BadRequest(format!("There is no role \"{v}\".")))?,
+        ),
+    };
+    render_users(&state, &me, filter, StatusCode::OK, None, None, None).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    sign_in: String,
+}
+
+#[post("/users")]
+pub async fn add(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: web::Form<AddForm>,
+) -> Result<HttpResponse, WebError> {
+    me.session.check_csrf(&form.csrf_token)?;
+    require_admin(&me)?;
+    let role = Role::parse(&form.role);
+    let sso = form.sign_in == "sso";
+    let again = |error: String| NewUserForm {
+        name: form.name.chars().take(200).collect(),
+        email: form.email.chars().take(300).collect(),
+        roles: role_choices(role.or(Some(Role::Users))),
+        sso,
+        error: Some(error),
+    };
+    let parsed = (
+        PersonName::parse(&form.name),
+        Email::parse(&form.email),
+        role.ok_or("Choose a role.".to_string()),
+    );
+    let (name, email, role) = match parsed {
+        (Ok(n), Ok(e), Ok(r)) => (n, e, r),
+        (n, e, r) => {
+            let message = [n.err(), e.err(), r.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            return render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some(again(message)),
+                None,
+            )
+            .await;
+        }
+    };
+    match state.invite(me.actor(), email, name, role, sso).await {
+        Ok((user, link, mailed)) => {
+            let shown = InvitationShown {
+                email: user.email,
+                link,
+                mailed: mailed.is_ok(),
+            };
+            render_users(&state, &me, None, StatusCode::OK, None, None, Some(shown)).await
+        }
+        Err(ServiceError::Invalid(fields)) => {
+            let message = fields
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join(" ");
+            render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some(again(message)),
+                None,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChangeForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    role: String,
+    /// Present when the Administrator chose to delete the tokens in the way.
+    delete_tokens: Option<String>,
+}
+
+fn user_id(raw: &str) -> Result<i64, WebError> {
+    raw.parse().map_err(|_| WebError::NotFound)
+}
+
+#[post("/users/{id}/role")]
+pub async fn change_role(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    form: web::Form<ChangeForm>,
+) -> Result<HttpResponse, WebError> {
+    me.session.check_csrf(&form.csrf_token)?;
+    require_admin(&me)?;
+    let id = user_id(&id)?;
+    let role = Role::parse(&form.role)
+        .ok_or_else(|| WebError::BadRequest("Choose one of the roles in the list.".into()))?;
+    let delete = form.delete_tokens.is_some();
+    let (actor, now) = (me.actor(), state.clock.now());
+    match state
+        .db(move |conn| members::change_role(conn, &actor, id, role, delete, now))
+        .await
+    {
+        Ok(changed) => {
+            state.forget_tokens(&changed.deleted_tokens);
+            let extra = match changed.deleted_tokens.len() {
+                0 => String::new(),
+                n => format!(" {n} token(s) with a higher role were deleted."),
+            };
+            me.session
+                .set_flash(&format!("The role is now {role}.{extra}"));
+            Ok(see_other("/users"))
+        }
+        Err(ServiceError::TokensInTheWay {
+            reason: Blocker::HigherRole,
+            tokens,
+        }) => {
+            let refusal = Refusal {
+                message: format!(
+                    "The role can't be lowered to {role}: the user has issued active tokens with a higher role. \
+                     A user must not keep a token above their rights."
+                ),
+                tokens: tokens.into_iter().map(|(_, n)| n).collect(),
+                action: format!("/users/{id}/role"),
+                role: Some(role.id()),
+                button: format!("Delete these tokens and change the role to {role}"),
+            };
+            render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::CONFLICT,
+                Some(refusal),
+                None,
+                None,
+            )
+            .await
+        }
+        Err(ServiceError::Invalid(fields)) => Err(WebError::BadRequest(
+            fields
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    csrf_token: String,
+    delete_tokens: Option<String>,
+}
+
+#[post("/users/{id}/remove")]
+pub async fn remove(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    form: web::Form<RemoveForm>,
+) -> Result<HttpResponse, WebError> {
+    me.session.check_csrf(&form.csrf_token)?;
+    require_admin(&me)?;
+    let id = user_id(&id)?;
+    let delete = form.delete_tokens.is_some();
+    let (actor, now) = (me.actor(), state.clock.now());
+    match state
+        .db(move |conn| members::remove(conn, &actor, id, delete, now))
+        .await
+    {
+        Ok(changed) => {
+            state.forget_tokens(&changed.deleted_tokens);
+            me.session.set_flash(
+                "The user was removed. Their deleted tokens still show who issued them.",
+            );
+            Ok(see_other("/users"))
+        }
+        Err(ServiceError::TokensInTheWay {
+            reason: Blocker::ActiveTokens,
+            tokens,
+        }) => {
+            let refusal = Refusal {
+                message: "You can't remove the user as they have active tokens.".into(),
+                tokens: tokens.into_iter().map(|(_, n)| n).collect(),
+                action: format!("/users/{id}/remove"),
+                role: None,
+                button: "Delete their tokens and remove the user".into(),
+            };
+            render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::CONFLICT,
+                Some(refusal),
+                None,
+                None,
+            )
+            .await
+        }
+        Err(ServiceError::Invalid(fields)) => Err(WebError::BadRequest(
+            fields
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[post("/users/{id}/delete-tokens")]
+pub async fn delete_tokens(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, WebError> {
+    me.session.check_csrf(&form.csrf_token)?;
+    require_admin(&me)?;
+    let id = user_id(&id)?;
+    let (actor, now) = (me.actor(), state.clock.now());
+    let changed = state
+        .db(move |conn| members::delete_all_tokens(conn, &actor, id, now))
+        .await?;
+    state.forget_tokens(&changed.deleted_tokens);
+    me.session.set_flash(&format!(
+        "{} active token(s) of the user were deleted.",
+        changed.deleted_tokens.len()
+    ));
+    Ok(see_other("/users"))
+}

@@ -115,40 +115,8 @@ pub fn expiry_message(
     let html = ExpiryHtml { p: &parts }
         .render()
         .map_err(|e| e.to_string())?;
-    let from: Mailbox = from
-        .parse()
-        .map_err(|e| format!("APITOKENS_MAIL_FROM: {e}"))?;
-    let to = Mailbox::new(
-        Some(recipient.name.clone()),
-        recipient
-            .email
-            .parse()
-            .map_err(|e| format!("recipient: {e}"))?,
-    );
-    Message::builder()
-        .from(from)
-        .to(to)
-        .subject(format!(
-            "API token \"{}\" expires {}",
-            token.name,
-            kind.when()
-        ))
-        .date_now()
-        .message_id(None)
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(text),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(html),
-                ),
-        )
-        .map_err(|e| e.to_string())
+    let subject = format!("API token \"{}\" expires {}", token.name, kind.when());
+    multipart(from, recipient, &subject, text, html)
 }
 
 #[derive(Template)]
@@ -203,17 +171,34 @@ pub fn invitation_message(
     }
     .render()
     .map_err(|e| e.to_string())?;
+    multipart(
+        from,
+        user,
+        &format!("You were added to {account} on apitokens"),
+        text,
+        html,
+    )
+}
+
+/// A multipart (text + HTML) message to `to`, with Date and Message-ID.
+fn multipart(
+    from: &str,
+    to: &User,
+    subject: &str,
+    text: String,
+    html: String,
+) -> Result<Message, String> {
     let from: Mailbox = from
         .parse()
         .map_err(|e| format!("APITOKENS_MAIL_FROM: {e}"))?;
     let to = Mailbox::new(
-        Some(user.name.clone()),
-        user.email.parse().map_err(|e| format!("recipient: {e}"))?,
+        Some(to.name.clone()),
+        to.email.parse().map_err(|e| format!("recipient: {e}"))?,
     );
     Message::builder()
         .from(from)
         .to(to)
-        .subject(format!("You were added to {account} on apitokens"))
+        .subject(subject)
         .date_now()
         .message_id(None)
         .multipart(

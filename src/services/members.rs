@@ -228,31 +228,17 @@ pub fn change_role(
             .into_iter()
             .filter(|t| !new_role.may_issue(role_of(t.role)))
             .collect();
-        let mut changed = Changed::default();
-        if !above.is_empty() {
-            if !delete_blocking {
-                return Err(ServiceError::TokensInTheWay {
-                    reason: Blocker::HigherRole,
-                    tokens: above.iter().map(|t| (t.id, t.name.clone())).collect(),
-                });
-            }
-            for t in &above {
-                retire(conn, t.id, actor.user_id, to_naive(now))?;
-                changed.deleted_tokens.push(t.id);
-            }
-            event(
-                conn,
-                actor,
-                now,
-                "tokens.deleted",
-                &format!(
-                    "Deleted {} token(s) of {} above {new_role}: {}",
-                    above.len(),
-                    user.email,
-                    names(&above)
-                ),
-            )?;
+        if !above.is_empty() && !delete_blocking {
+            return Err(in_the_way(Blocker::HigherRole, &above));
         }
+        let changed = retire_all(
+            conn,
+            actor,
+            &user,
+            &above,
+            now,
+            &format!(" above {new_role}"),
+        )?;
         User::set_role(conn, user.id, new_role.id())?;
         event(
             conn,
@@ -291,31 +277,10 @@ pub fn remove(
             return Err(last_admin());
         }
         let active = Token::active_of_issuer(conn, user.id, to_naive(now))?;
-        let mut changed = Changed::default();
-        if !active.is_empty() {
-            if !delete_tokens {
-                return Err(ServiceError::TokensInTheWay {
-                    reason: Blocker::ActiveTokens,
-                    tokens: active.iter().map(|t| (t.id, t.name.clone())).collect(),
-                });
-            }
-            for t in &active {
-                retire(conn, t.id, actor.user_id, to_naive(now))?;
-                changed.deleted_tokens.push(t.id);
-            }
-            event(
-                conn,
-                actor,
-                now,
-                "tokens.deleted",
-                &format!(
-                    "Deleted {} token(s) of {}: {}",
-                    active.len(),
-                    user.email,
-                    names(&active)
-                ),
-            )?;
+        if !active.is_empty() && !delete_tokens {
+            return Err(in_the_way(Blocker::ActiveTokens, &active));
         }
+        let changed = retire_all(conn, actor, &user, &active, now, "")?;
         User::mark_removed(conn, user.id, to_naive(now))?;
         Session::delete_for_user(conn, user.id)?;
         event(
@@ -342,26 +307,7 @@ pub fn delete_all_tokens(
         Account::lock(conn, actor.account_id)?;
         let user = member(conn, actor, user_id)?;
         let active = Token::active_of_issuer(conn, user.id, to_naive(now))?;
-        let mut changed = Changed::default();
-        for t in &active {
-            retire(conn, t.id, actor.user_id, to_naive(now))?;
-            changed.deleted_tokens.push(t.id);
-        }
-        if !active.is_empty() {
-            event(
-                conn,
-                actor,
-                now,
-                "tokens.deleted",
-                &format!(
-                    "Deleted all {} token(s) of {}: {}",
-                    active.len(),
-                    user.email,
-                    names(&active)
-                ),
-            )?;
-        }
-        Ok(changed)
+        retire_all(conn, actor, &user, &active, now, "")
     })
 }
 
@@ -414,6 +360,40 @@ fn event(
         kind,
         summary,
     )?)
+}
+
+/// Deletes `tokens` of `user` and logs it once; `why` completes "Deleted N token(s) of X".
+fn retire_all(
+    conn: &mut DbConn,
+    actor: &Actor,
+    user: &User,
+    tokens: &[Token],
+    now: OffsetDateTime,
+    why: &str,
+) -> ServiceResult<Changed> {
+    let mut changed = Changed::default();
+    if tokens.is_empty() {
+        return Ok(changed);
+    }
+    for t in tokens {
+        retire(conn, t.id, actor.user_id, to_naive(now))?;
+        changed.deleted_tokens.push(t.id);
+    }
+    let summary = format!(
+        "Deleted {} token(s) of {}{why}: {}",
+        tokens.len(),
+        user.email,
+        names(tokens)
+    );
+    event(conn, actor, now, "tokens.deleted", &summary)?;
+    Ok(changed)
+}
+
+fn in_the_way(reason: Blocker, tokens: &[Token]) -> ServiceError {
+    ServiceError::TokensInTheWay {
+        reason,
+        tokens: tokens.iter().map(|t| (t.id, t.name.clone())).collect(),
+    }
 }
 
 fn last_admin() -> ServiceError {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
 
 use super::auth::random_id;
-use super::tokens::Visibility;
+use super::tokens::{Visibility, EXPIRING_SOON};
 use super::{role_of, Actor};
 use crate::db::DbConn;
 use crate::domain::token::{from_naive, to_naive};
@@ -50,7 +50,8 @@ impl NoticeKind {
     /// How long before expiry the notice's window opens.
     pub fn lead(self) -> Duration {
         match self {
-            NoticeKind::SevenDays => Duration::days(7),
+            NoticeKind::SevenDays => EXPIRING_SOON,
+
             NoticeKind::OneDay => Duration::days(1),
         }
     }
@@ -267,7 +268,7 @@ pub fn expiring_soon_count(
         account_id: visibility.account_id,
         issuer_id: visibility.only_issuer,
         status: Some(crate::domain::token::TokenStatus::Active),
-        expires_before: Some(to_naive(now + NoticeKind::SevenDays.lead())),
+        expires_before: Some(to_naive(now + EXPIRING_SOON)),
         ..Default::default()
     };
     Ok(Token::count(conn, &filter, to_naive(now))?)

@@ -15,6 +15,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, NewToken, Token, TokenFilter, TokenWithIssuer};
 
 /// A token this close to its expiry is "expiring soon": highlighted, and behind the badge.
+/// The same span as the first expiry notice.
 pub const EXPIRING_SOON: time::Duration = time::Duration::days(7);
 
 /// Rows per page of a token list.
@@ -72,6 +73,12 @@ pub struct TokenView {
 }
 
 impl TokenView {
+    /// Active and expiring within `EXPIRING_SOON` (the SQL filter `expiring_soon` says the same).
+    pub fn expiring_soon(&self, now: OffsetDateTime) -> bool {
+        self.status == TokenStatus::Active
+            && self.expires_at.is_some_and(|at| at <= now + EXPIRING_SOON)
+    }
+
     pub fn new(row: TokenWithIssuer, now: OffsetDateTime) -> TokenView {
         let t = row.token;
         TokenView {

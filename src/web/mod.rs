@@ -22,6 +22,7 @@ use crate::db::{DbConn, DbPool};
 use crate::domain::Clock;
 use crate::email::Mailer;
 use crate::error::{ServiceError, ServiceResult};
+use crate::services::auth::SignInError;
 use crate::services::credentials::{JwtKeys, TokenVerifier};
 use crate::services::login_limit::LoginLimiter;
 use crate::services::tokens::{self, DeleteOutcome};
@@ -118,6 +119,36 @@ impl AppState {
             Ok((inv.user, Some(link), sent))
         })
         .await
+    }
+
+    /// Runs a sign-in `attempt` under the failed-attempt limit that the portal and the API
+    /// share: `Err(wait)` while the e-mail or the address is locked; a wrong password counts.
+    pub async fn limited_sign_in<T: Send + 'static>(
+        &self,
+        email: &str,
+        address: &str,
+        attempt: impl FnOnce(&mut DbConn) -> Result<T, SignInError> + Send + 'static,
+    ) -> Result<Result<T, SignInError>, std::time::Duration> {
+        self.limiter.check(email, address)?;
+        let pool = self.pool.clone();
+        let outcome = web::block(move || {
+            let mut conn = pool.get().map_err(|e| {
+                SignInError::Service(anyhow::anyhow!("no database connection: {e}").into())
+            })?;
+            attempt(&mut conn)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(SignInError::Service(
+                anyhow::anyhow!("blocking task failed: {e}").into(),
+            ))
+        });
+        match &outcome {
+            Ok(_) => self.limiter.record_success(email),
+            Err(SignInError::WrongCredentials) => self.limiter.record_failure(email, address),
+            Err(_) => {}
+        }
+        Ok(outcome)
     }
 
     /// Forgets deleted tokens in this instance's cache.

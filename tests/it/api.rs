@@ -1007,3 +1007,45 @@ async fn a_removed_users_jwt_and_tokens_stop_working() {
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn jwt_login_shares_the_portals_failed_attempt_limit() {
+    let app = TestApp::spawn().await;
+    app.add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let web = app.client();
+    for _ in 0..3 {
+        assert_eq!(
+            web.sign_in("admin@acme.test", "wrong password")
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let anon = app.api("");
+    for _ in 0..2 {
+        let r = anon
+            .post(
+                "/iam/auth/jwt/login",
+                json!({"username": "admin@acme.test", "password": "wrong"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Five failures in all: both doors are locked, even for the right password.
+    let r = anon
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": "admin@acme.test", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.json["message"]
+        .as_str()
+        .unwrap()
+        .contains("Too many failed login attempts"));
+    assert_eq!(
+        web.sign_in("admin@acme.test", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

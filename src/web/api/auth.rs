@@ -158,35 +158,22 @@ pub async fn login(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    if let Err(wait) = state.limiter.check(&email, &address) {
-        return Err(ApiError::TooManyRequests(format!(
-            "Too many failed login attempts. Try again in {} minute(s).",
-            wait.as_secs().div_ceil(60)
-        )));
-    }
     let now = state.clock.now();
-    let outcome = web::block({
-        let state = state.clone();
-        let (email, password) = (email.clone(), password);
-        move || {
-            let mut conn = state
-                .pool
-                .get()
-                .map_err(|e| SignInError::Service(anyhow::anyhow!("{e}").into()))?;
-            credentials::login(&mut conn, &state.jwt, &email, &password, now)
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let (jwt, login_email) = (state.jwt.clone(), email.clone());
+    let outcome = state
+        .limited_sign_in(&email, &address, move |conn| {
+            credentials::login(conn, &jwt, &login_email, &password, now)
+        })
+        .await
+        .map_err(|wait| {
+            ApiError::TooManyRequests(format!(
+                "Too many failed login attempts. Try again in {} minute(s).",
+                wait.as_secs().div_ceil(60)
+            ))
+        })?;
     match outcome {
-        Ok(pair) => {
-            state.limiter.record_success(&email);
-            Ok(pair_response(pair))
-        }
-        Err(SignInError::WrongCredentials | SignInError::ApiOnly) => {
-            state.limiter.record_failure(&email, &address);
-            Err(ApiError::Unauthorized)
-        }
+        Ok(pair) => Ok(pair_response(pair)),
+        Err(SignInError::WrongCredentials | SignInError::ApiOnly) => Err(ApiError::Unauthorized),
         Err(SignInError::Service(e)) => Err(e.into()),
     }
 }

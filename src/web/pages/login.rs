@@ -97,38 +97,31 @@ pub async fn login_submit(
     if form.email.len() > 254 || form.password.len() > 1024 {
         return again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into());
     }
-    if let Err(wait) = state.limiter.check(&form.email, &address) {
-        let minutes = wait.as_secs().div_ceil(60);
-        return again(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many failed sign-in attempts. Try again in {minutes} minute(s)."),
-        );
-    }
     let now = state.clock.now();
     let (email, password) = (form.email.clone(), form.password.clone());
-    let outcome = web::block({
-        let state = state.clone();
-        move || {
-            let mut conn = state
-                .pool
-                .get()
-                .map_err(|e| SignInError::Service(anyhow::anyhow!("{e}").into()))?;
-            sign_in(&mut conn, &email, &password, now)
+    let attempt = state
+        .limited_sign_in(&form.email, &address, move |conn| {
+            sign_in(conn, &email, &password, now)
+        })
+        .await;
+    let outcome = match attempt {
+        Ok(outcome) => outcome,
+        Err(wait) => {
+            let minutes = wait.as_secs().div_ceil(60);
+            return again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed sign-in attempts. Try again in {minutes} minute(s)."),
+            );
         }
-    })
-    .await
-    .map_err(|e| WebError::Internal(e.into()))?;
+    };
     match outcome {
         Ok((user, session_id)) => {
-            state.limiter.record_success(&form.email);
             session.sign_in(&session_id)?;
             tracing::info!(user_id = user.id, "signed in");
             Ok(see_other(&next))
         }
-        Err(SignInError::WrongCredentials) => {
-            state.limiter.record_failure(&form.email, &address);
-            again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into())
-        }
+                Err(SignInError::WrongCredentials) => again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into()),
+
         Err(SignInError::ApiOnly) => again(
             StatusCode::FORBIDDEN,
             "Your role, Purge and Prefetch only (API), works through the API only: it can't sign in to the portal. \

@@ -12,8 +12,7 @@ use crate::error::ServiceError;
 use crate::repo::User;
 use crate::services::auth::random_id;
 use crate::services::tokens::{
-    self, CreateOutcome, DeleteOutcome, ListQuery, NewTokenRequest, TokenView, EXPIRING_SOON,
-    PAGE_SIZE,
+    self, CreateOutcome, DeleteOutcome, ListQuery, NewTokenRequest, TokenView, PAGE_SIZE,
 };
 use crate::web::auth::{safe_next, SignedIn};
 use crate::web::views::{date, datetime, render, see_other, Layout};
@@ -69,8 +68,7 @@ impl TokenRow {
             expires: t.expires_at.map(datetime).unwrap_or_else(|| "Never".into()),
             status: t.status.as_str(),
             deletable: t.status != TokenStatus::Deleted,
-            expiring_soon: t.status == TokenStatus::Active
-                && t.expires_at.is_some_and(|at| at <= now + EXPIRING_SOON),
+            expiring_soon: t.expiring_soon(now),
         }
     }
 }

@@ -413,6 +413,8 @@ async fn list_filters_work_and_bad_values_are_400() {
         ("deleted=maybe", "deleted"),
         ("status=gone", "status"),
         ("not_issued_by=1.5", "not_issued_by"),
+        ("issued_by=%ZZ", "issued_by"),
+        ("role=%FF%FE", "role"),
     ] {
         let r = api.get(&format!("{base}?{query}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");

@@ -253,7 +253,7 @@ pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
 }
 
 fn min_role(query: &str) -> Result<Option<Role>, ApiError> {
-    for (key, value) in url_pairs(query) {
+    for (key, value) in url_pairs(query)? {
         if key == "min_role" {
             return Role::parse(&value)
                 .map(Some)
@@ -263,6 +263,8 @@ fn min_role(query: &str) -> Result<Option<Role>, ApiError> {
     Ok(None)
 }
 
-pub fn url_pairs(query: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default()
+/// The query string's pairs; one that can't be decoded is a 400, not an empty filter.
+pub fn url_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .map_err(|_| ApiError::field("non_field_errors", "The query string could not be decoded."))
 }

@@ -40,7 +40,7 @@ pub fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
             .map_err(|_| errors.insert(key.into(), json!(["A valid integer is required."])))
             .ok()
     };
-    for (key, value) in url_pairs(query) {
+    for (key, value) in url_pairs(query)? {
         match key.as_str() {
             "role" => match Role::parse(&value) {
                 Some(r) => q.role = Some(r),

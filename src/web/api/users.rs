@@ -57,7 +57,7 @@ pub async fn list(
     caller: ApiCaller,
 ) -> Result<HttpResponse, ApiError> {
     let (mut limit, mut offset) = (1000_i64, 0_i64);
-    for (key, value) in url_pairs(req.query_string()) {
+    for (key, value) in url_pairs(req.query_string())? {
         let slot = match key.as_str() {
             "limit" => &mut limit,
             "offset" => &mut offset,

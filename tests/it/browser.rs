@@ -612,6 +612,12 @@ async fn an_administrator_adds_a_colleague_and_deals_with_their_token_in_one_ste
     app.token_for(&colleague, Role::Users).await;
     c.refresh().await.unwrap();
     click_and_load(c, &format!("{colleague_row} .remove-user")).await;
+    let confirm = c
+        .find(Locator::Id("user-confirm-dialog"))
+        .await
+        .expect("asks first");
+    assert!(confirm.text().await.unwrap().contains("Remove Colleague?"));
+    click_and_load(c, "#confirm-user-action").await;
     let refusal = c
         .find(Locator::Id("refusal-message"))
         .await

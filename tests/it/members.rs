@@ -640,3 +640,50 @@ async fn the_users_api_patches_invites_and_validates() {
     let denied = eng_api.post("/iam/clients/invite_user", json!({"client_id": admin.account_id, "email": "z@acme.test", "name": "Z", "user_role": {"id": 2}})).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn removing_a_user_or_their_tokens_asks_first() {
+    let app = TestApp::spawn().await;
+    app.add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+    let outsider = app
+        .add_user("Other", "admin@other.test", Role::Administrators)
+        .await;
+    let web = app.signed_in("admin@acme.test").await;
+    let page = web
+        .get(&format!("/users?confirm=remove&user={}", eng.id))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page
+        .text_of("user-confirm-title")
+        .unwrap()
+        .contains("Remove eng?"));
+    assert!(page
+        .body
+        .contains(&format!("action=\"/users/{}/remove\"", eng.id)));
+    let page = web
+        .get(&format!("/users?confirm=delete-tokens&user={}", eng.id))
+        .await;
+    assert!(page.body.contains("This action cannot be undone"));
+    // Nothing happened by looking.
+    assert!(web.get("/users").await.body.contains("eng@acme.test"));
+    assert_eq!(
+        web.get(&format!("/users?confirm=remove&user={}", outsider.id))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        web.get("/users?confirm=explode&user=1").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        web.get("/users?confirm=remove").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        web.get("/users?confirm=remove&user=abc").await.status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -52,6 +52,14 @@ pub struct NewUserForm {
     pub error: Option<String>,
 }
 
+/// "Are you sure?" before removing a user or deleting all their tokens.
+pub struct Confirm {
+    pub title: String,
+    pub text: String,
+    pub action: String,
+    pub button: &'static str,
+}
+
 pub struct InvitationShown {
     pub email: String,
     pub link: Option<String>,
@@ -68,11 +76,15 @@ struct UsersPage {
     refusal: Option<Refusal>,
     form: NewUserForm,
     invitation: Option<InvitationShown>,
+    confirm: Option<Confirm>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct UsersQuery {
     role: Option<String>,
+    /// `remove` or `delete-tokens`, with `user`: show the confirmation first.
+    confirm: Option<String>,
+    user: Option<String>,
 }
 
 fn role_choices(selected: Option<Role>) -> Vec<Choice> {
@@ -96,15 +108,28 @@ fn require_admin(me: &SignedIn) -> Result<(), WebError> {
     }
 }
 
+/// What a page shows beyond the list, depending on what just happened.
+#[derive(Default)]
+struct Extra {
+    refusal: Option<Refusal>,
+    form: Option<NewUserForm>,
+    invitation: Option<InvitationShown>,
+    confirm: Option<Confirm>,
+}
+
 async fn render_users(
     state: &AppState,
     me: &SignedIn,
     filter: Option<Role>,
     status: StatusCode,
-    refusal: Option<Refusal>,
-    form: Option<NewUserForm>,
-    invitation: Option<InvitationShown>,
+    extra: Extra,
 ) -> Result<HttpResponse, WebError> {
+    let Extra {
+        refusal,
+        form,
+        invitation,
+        confirm,
+    } = extra;
     let actor = me.actor();
     let now = state.clock.now();
     let (members, events) = state
@@ -162,6 +187,7 @@ async fn render_users(
             error: None,
         }),
         invitation,
+        confirm,
     };
     render(status, &page)
 }
@@ -185,7 +211,52 @@ pub async fn list(
                 .ok_or_else(|| WebError::BadRequest(format!("There is no role \"{v}\".")))?,
         ),
     };
-    render_users(&state, &me, filter, StatusCode::OK, None, None, None).await
+    let confirm = match (query.confirm.as_deref(), query.user.as_deref()) {
+        (None, _) => None,
+        (Some(what), Some(raw)) => {
+            let id = user_id(raw)?;
+            let actor = me.actor();
+            // Only someone of this account, and only an Administrator asking: checked by the service.
+            let (user, _) = state
+                .db(move |conn| crate::services::users::visible_user(conn, &actor, id))
+                .await?;
+            Some(match what {
+                "remove" => Confirm {
+                    title: format!("Remove {}?", user.name),
+                    text: format!(
+                        "{} <{}> will no longer be able to sign in. Their deleted tokens keep showing who issued them. \
+                         A user with active tokens can't be removed until those are deleted.",
+                        user.name, user.email
+                    ),
+                    action: format!("/users/{id}/remove"),
+                    button: "Remove user",
+                },
+                "delete-tokens" => Confirm {
+                    title: format!("Delete all tokens of {}?", user.name),
+                    text: "Every active API token this user issued stops working at once. This action cannot be undone.".into(),
+                    action: format!("/users/{id}/delete-tokens"),
+                    button: "Delete all tokens",
+                },
+                other => return Err(WebError::BadRequest(format!("Nothing to confirm called \"{other}\"."))),
+            })
+        }
+        (Some(_), None) => {
+            return Err(WebError::BadRequest(
+                "Say which user: add user=<id>.".into(),
+            ))
+        }
+    };
+    render_users(
+        &state,
+        &me,
+        filter,
+        StatusCode::OK,
+        Extra {
+            confirm,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,9 +308,10 @@ pub async fn add(
                 &me,
                 None,
                 StatusCode::BAD_REQUEST,
-                None,
-                Some(again(message)),
-                None,
+                Extra {
+                    form: Some(again(message)),
+                    ..Default::default()
+                },
             )
             .await;
         }
@@ -251,7 +323,17 @@ pub async fn add(
                 link,
                 mailed: mailed.is_ok(),
             };
-            render_users(&state, &me, None, StatusCode::OK, None, None, Some(shown)).await
+            render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::OK,
+                Extra {
+                    invitation: Some(shown),
+                    ..Default::default()
+                },
+            )
+            .await
         }
         Err(ServiceError::Invalid(fields)) => {
             let message = fields
@@ -264,9 +346,10 @@ pub async fn add(
                 &me,
                 None,
                 StatusCode::BAD_REQUEST,
-                None,
-                Some(again(message)),
-                None,
+                Extra {
+                    form: Some(again(message)),
+                    ..Default::default()
+                },
             )
             .await
         }
@@ -335,9 +418,10 @@ pub async fn change_role(
                 &me,
                 None,
                 StatusCode::CONFLICT,
-                Some(refusal),
-                None,
-                None,
+                Extra {
+                    refusal: Some(refusal),
+                    ..Default::default()
+                },
             )
             .await
         }
@@ -398,9 +482,10 @@ pub async fn remove(
                 &me,
                 None,
                 StatusCode::CONFLICT,
-                Some(refusal),
-                None,
-                None,
+                Extra {
+                    refusal: Some(refusal),
+                    ..Default::default()
+                },
             )
             .await
         }

@@ -15,7 +15,10 @@ use crate::domain::Role;
 use crate::error::{Blocker, ServiceError, ServiceResult};
 use crate::repo::events::AccountEvent;
 use crate::repo::setups::PasswordSetup;
-use crate::repo::{Account, NewUser, Session, Token, User};
+use std::collections::HashMap;
+
+use crate::domain::token::TokenStatus;
+use crate::repo::{Account, NewUser, Session, Token, TokenFilter, User};
 
 /// How long an invitation's set-password link works.
 pub const SETUP_TTL: Duration = Duration::hours(72);
@@ -52,13 +55,27 @@ pub fn list(
     now: OffsetDateTime,
 ) -> ServiceResult<Vec<MemberRow>> {
     require_admin(actor)?;
+    // Every active token of the account in one query, grouped by issuer.
+    let filter = TokenFilter {
+        account_id: actor.account_id,
+        status: Some(TokenStatus::Active),
+        limit: i64::MAX / 4,
+        ..Default::default()
+    };
+    let mut by_issuer: HashMap<i64, Vec<Token>> = HashMap::new();
+    for row in Token::list(conn, &filter, to_naive(now))?.0 {
+        by_issuer
+            .entry(row.token.issuer_id)
+            .or_default()
+            .push(row.token);
+    }
     let mut rows = vec![];
     for user in User::list_in_account(conn, actor.account_id)? {
         let user_role = role_of(user.role);
         if role.is_some_and(|r| r != user_role) {
             continue;
         }
-        let active_tokens = Token::active_of_issuer(conn, user.id, to_naive(now))?;
+        let active_tokens = by_issuer.remove(&user.id).unwrap_or_default();
         rows.push(MemberRow {
             user,
             role: user_role,
@@ -219,11 +236,7 @@ pub fn change_role(
         if old_role == new_role {
             return Ok(Changed::default());
         }
-        if old_role.is_admin()
-            && User::count_admins(conn, actor.account_id, Role::Administrators.id())? <= 1
-        {
-            return Err(last_admin());
-        }
+        ensure_not_last_admin(conn, actor, &user)?;
         let above: Vec<Token> = Token::active_of_issuer(conn, user.id, to_naive(now))?
             .into_iter()
             .filter(|t| !new_role.may_issue(role_of(t.role)))
@@ -271,11 +284,7 @@ pub fn remove(
         if user.removed_at.is_some() {
             return Err(ServiceError::NotFound);
         }
-        if role_of(user.role).is_admin()
-            && User::count_admins(conn, actor.account_id, Role::Administrators.id())? <= 1
-        {
-            return Err(last_admin());
-        }
+        ensure_not_last_admin(conn, actor, &user)?;
         let active = Token::active_of_issuer(conn, user.id, to_naive(now))?;
         if !active.is_empty() && !delete_tokens {
             return Err(in_the_way(Blocker::ActiveTokens, &active));
@@ -394,6 +403,16 @@ fn in_the_way(reason: Blocker, tokens: &[Token]) -> ServiceError {
         reason,
         tokens: tokens.iter().map(|t| (t.id, t.name.clone())).collect(),
     }
+}
+
+/// An account always keeps an Administrator: `user` may not stop being one if they are the last.
+fn ensure_not_last_admin(conn: &mut DbConn, actor: &Actor, user: &User) -> ServiceResult<()> {
+    if role_of(user.role).is_admin()
+        && User::count_admins(conn, actor.account_id, Role::Administrators.id())? <= 1
+    {
+        return Err(last_admin());
+    }
+    Ok(())
 }
 
 fn last_admin() -> ServiceError {

@@ -200,6 +200,8 @@ pub fn deliver(
         return Ok(report);
     }
     let claim_id = random_id();
+    let mut issuers: HashMap<i64, String> = HashMap::new();
+
     Notice::claim(
         conn,
         &ids,
@@ -213,9 +215,18 @@ pub fn deliver(
         } else if !recipient.token_expiry_email {
             SKIPPED
         } else {
-            let issuer = User::find(conn, token.issuer_id)?;
             let kind = NoticeKind::parse(&notice.kind).unwrap_or(NoticeKind::OneDay);
-            let issuer_name = issuer.map(|u| u.name).unwrap_or_default();
+            // A token's notices go to several people: look its issuer up once.
+            let issuer_name = match issuers.get(&token.issuer_id) {
+                Some(name) => name.clone(),
+                None => {
+                    let name = User::find(conn, token.issuer_id)?
+                        .map(|u| u.name)
+                        .unwrap_or_default();
+                    issuers.insert(token.issuer_id, name.clone());
+                    name
+                }
+            };
             let sent = expiry_message(
                 mail.from,
                 &recipient,

@@ -33,6 +33,17 @@ fn require_admin(actor: &Actor) -> ServiceResult<()> {
     }
 }
 
+/// Takes the account's lock and loads a user of it who is not removed; anyone else is
+/// "not found". The start of every change to a user.
+fn lock_live_member(conn: &mut DbConn, actor: &Actor, user_id: i64) -> ServiceResult<User> {
+    Account::lock(conn, actor.account_id)?;
+    let user = member(conn, actor, user_id)?;
+    if user.removed_at.is_some() {
+        return Err(ServiceError::NotFound);
+    }
+    Ok(user)
+}
+
 /// A user of the actor's account (removed ones too); another account's is "not found".
 fn member(conn: &mut DbConn, actor: &Actor, user_id: i64) -> ServiceResult<User> {
     match User::find(conn, user_id)? {
@@ -227,11 +238,7 @@ pub fn change_role(
 ) -> ServiceResult<Changed> {
     require_admin(actor)?;
     conn.transaction(|conn| {
-        Account::lock(conn, actor.account_id)?;
-        let user = member(conn, actor, user_id)?;
-        if user.removed_at.is_some() {
-            return Err(ServiceError::NotFound);
-        }
+        let user = lock_live_member(conn, actor, user_id)?;
         let old_role = role_of(user.role);
         if old_role == new_role {
             return Ok(Changed::default());
@@ -279,11 +286,7 @@ pub fn remove(
 ) -> ServiceResult<Changed> {
     require_admin(actor)?;
     conn.transaction(|conn| {
-        Account::lock(conn, actor.account_id)?;
-        let user = member(conn, actor, user_id)?;
-        if user.removed_at.is_some() {
-            return Err(ServiceError::NotFound);
-        }
+        let user = lock_live_member(conn, actor, user_id)?;
         ensure_not_last_admin(conn, actor, &user)?;
         let active = Token::active_of_issuer(conn, user.id, to_naive(now))?;
         if !active.is_empty() && !delete_tokens {

@@ -425,13 +425,6 @@ pub async fn change_role(
             )
             .await
         }
-        Err(ServiceError::Invalid(fields)) => Err(WebError::BadRequest(
-            fields
-                .into_iter()
-                .map(|(_, m)| m)
-                .collect::<Vec<_>>()
-                .join(" "),
-        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -489,13 +482,6 @@ pub async fn remove(
             )
             .await
         }
-        Err(ServiceError::Invalid(fields)) => Err(WebError::BadRequest(
-            fields
-                .into_iter()
-                .map(|(_, m)| m)
-                .collect::<Vec<_>>()
-                .join(" "),
-        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -14,8 +14,8 @@ use apitokens::domain::input::{Email, NewPassword, PersonName};
 use apitokens::domain::{Clock, Role};
 use apitokens::email::Mailer;
 use apitokens::error::ServiceError;
-use apitokens::services::notifier;
 use apitokens::services::users::{add_user, AddUser};
+use apitokens::services::{delivery, notices};
 use apitokens::startup::Application;
 
 /// Permanent API tokens for the people of an account, and a Gcore-compatible API.
@@ -173,7 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             db::run_migrations(&mut conn)?;
             let now = as_of.unwrap_or_else(|| Clock::default().now());
             if dry_run {
-                let planned = notifier::plan(&mut conn, now)?;
+                let planned = notices::plan(&mut conn, now)?;
                 for p in &planned {
                     println!(
                         "{}\ttoken {} \"{}\"\tto {}\te-mail {}",
@@ -194,13 +194,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            let mailer = Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)?;
-            let mail = notifier::MailContext {
-                mailer: &mailer,
-                from: &settings.mail_from,
-                base_url: &settings.base_url,
+            let mail = delivery::Mail {
+                mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)?,
+                from: settings.mail_from.clone(),
+                base_url: settings.base_url.clone(),
             };
-            let (recorded, d) = notifier::sweep(&mut conn, &mail, now)?;
+            let (recorded, d) = delivery::sweep(&mut conn, &mail, now)?;
             println!(
                 "recorded {recorded}, sent {}, failed {}, skipped {} (e-mail off), cancelled {}",
                 d.sent, d.failed, d.skipped, d.cancelled

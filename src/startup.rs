@@ -10,10 +10,8 @@ use anyhow::{anyhow, Context};
 use crate::config::Settings;
 use crate::db::{self, DbUrl};
 use crate::domain::Clock;
-use crate::email::Mailer;
-use crate::services::credentials::{JwtKeys, TokenVerifier};
-use crate::services::login_limit::LoginLimiter;
 use crate::services::users::{ensure_demo_account, DemoCredentials};
+use crate::services::Services;
 use crate::web::{self, AppState};
 
 pub struct Application {
@@ -57,15 +55,7 @@ impl Application {
         let workers = settings.workers;
         let settings = Arc::new(settings);
         let state = AppState {
-            pool,
-            clock,
-            limiter: Arc::new(LoginLimiter::default()),
-            jwt: Arc::new(JwtKeys::new(&settings.secret_key)),
-            verifier: Arc::new(TokenVerifier::default()),
-            mailer: Arc::new(Mailer::new(
-                settings.smtp_url.as_deref(),
-                &settings.data_dir,
-            )?),
+            services: Services::new(pool, clock, &settings)?,
             settings: settings.clone(),
         };
         let data = aweb::Data::new(state.clone());
@@ -111,7 +101,7 @@ async fn sweep_periodically(state: AppState) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticker.tick().await;
-        match state.sweep(state.clock.now()).await {
+        match state.sweep(state.clock().now()).await {
             Ok((recorded, d)) if recorded + d.sent + d.failed + d.skipped + d.cancelled > 0 => {
                 tracing::info!(
                     recorded,

@@ -1,9 +1,16 @@
-//! Types that carry the product's rules and know nothing of HTTP or SQL.
+//! Types that carry the product's rules and know nothing of HTTP or SQL. (The enums that are
+//! stored carry Diesel's two marker derives; how they map to columns is in `repo::types`.)
 
 pub mod clock;
 pub mod input;
+pub mod notice;
 pub mod role;
+pub mod secret;
 pub mod token;
+pub mod user;
 
 pub use clock::Clock;
+pub use notice::{EmailStatus, NoticeKind};
 pub use role::Role;
+pub use secret::{sha256_hex, Secret};
+pub use user::AuthType;

@@ -3,7 +3,8 @@
 use std::fmt;
 
 /// A user's (and a token's) role. Ids and names are Gcore's, so API clients can send either.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Integer)]
 pub enum Role {
     Administrators,
     Engineers,
@@ -23,12 +24,17 @@ impl Role {
     ];
 
     pub fn id(self) -> i32 {
+        *self.id_ref()
+    }
+
+    /// The id as a `'static` reference (what Diesel's `ToSql` binds).
+    pub fn id_ref(self) -> &'static i32 {
         match self {
-            Role::Administrators => 1,
-            Role::Engineers => 5,
-            Role::PurgeAndPrefetchApiWeb => 3009,
-            Role::PurgeAndPrefetchApi => 3022,
-            Role::Users => 2,
+            Role::Administrators => &1,
+            Role::Engineers => &5,
+            Role::PurgeAndPrefetchApiWeb => &3009,
+            Role::PurgeAndPrefetchApi => &3022,
+            Role::Users => &2,
         }
     }
 

@@ -1,56 +1,12 @@
 //! The token secret, its wire form and hash, its status and its expiry.
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
-/// Length of the secret on the wire: 32 random bytes as lowercase hex.
-pub const SECRET_HEX_LEN: usize = 64;
+use super::secret::is_secret_hex;
+pub use super::secret::{Secret as TokenSecret, SecretHash as TokenHash, SECRET_HEX_LEN};
+
 /// At most this many tokens may be active in one account at once.
 pub const MAX_ACTIVE_TOKENS_PER_ACCOUNT: i64 = 50;
-
-/// The secret half of a token. Its `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TokenSecret(String);
-
-impl TokenSecret {
-    /// 32 bytes from the OS CSPRNG.
-    pub fn generate() -> TokenSecret {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).expect("the OS random number generator is available");
-        TokenSecret(hex::encode(bytes))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The only form of the secret that is ever stored.
-    pub fn hash(&self) -> TokenHash {
-        TokenHash::of(&self.0)
-    }
-}
-
-impl std::fmt::Debug for TokenSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenSecret(<redacted>)")
-    }
-}
-
-/// SHA-256 of the secret, as stored (lowercase hex).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenHash(pub String);
-
-impl TokenHash {
-    pub fn of(secret: &str) -> TokenHash {
-        TokenHash(hex::encode(Sha256::digest(secret.as_bytes())))
-    }
-
-    /// Constant-time comparison with a stored hash.
-    pub fn matches(&self, stored: &str) -> bool {
-        self.0.as_bytes().ct_eq(stored.as_bytes()).into()
-    }
-}
 
 /// `_` for the web UI and `/iam/v2`, `$` for `/iam` v1. Both authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,11 +58,7 @@ impl PresentedToken {
         if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        if secret.len() != SECRET_HEX_LEN
-            || !secret
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if !is_secret_hex(secret) {
             return None;
         }
         let id: i64 = id.parse().ok()?;
@@ -115,13 +67,28 @@ impl PresentedToken {
         }
         Some(PresentedToken {
             id,
-            secret: TokenSecret(secret.to_owned()),
+            secret: TokenSecret::from_hex(secret),
             separator,
         })
     }
 }
 
-/// A token's status, derived from its row; never stored.
+/// A token this close to its expiry is "expiring soon": highlighted, behind the badge, and
+/// the span of the first expiry notice.
+pub const EXPIRING_SOON: time::Duration = time::Duration::days(7);
+
+/// Active and expiring within `EXPIRING_SOON` at `now` (`repo::tokens` says the same in SQL
+/// through `TokenFilter::expiring_soon`).
+pub fn is_expiring_soon(
+    status: TokenStatus,
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> bool {
+    status == TokenStatus::Active && expires_at.is_some_and(|at| at <= now + EXPIRING_SOON)
+}
+
+/// A token's status, derived from its row; never stored. The SQL twin of `of` is
+/// `repo::tokens::status_is`, the one place queries derive it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenStatus {
     Active,
@@ -181,31 +148,6 @@ pub fn end_of_day(date: Date) -> OffsetDateTime {
 mod tests {
     use super::*;
     use time::macros::datetime;
-
-    #[test]
-    fn generated_secrets_are_64_hex_chars_and_differ() {
-        let a = TokenSecret::generate();
-        let b = TokenSecret::generate();
-        assert_eq!(a.expose().len(), SECRET_HEX_LEN);
-        assert!(a
-            .expose()
-            .bytes()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-        assert_ne!(a, b);
-        assert!(!format!("{a:?}").contains(a.expose()));
-    }
-
-    #[test]
-    fn hash_is_sha256_of_the_secret_and_compares() {
-        let hash = TokenHash::of("abc");
-        assert_eq!(
-            hash.0,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert!(hash.matches(&hash.0));
-        assert!(!hash.matches(&TokenHash::of("abd").0));
-        assert!(!hash.matches(""));
-    }
 
     #[test]
     fn both_wire_forms_parse_back() {
@@ -287,7 +229,7 @@ mod tests {
 
         #[test]
         fn every_wire_form_round_trips(id in 1i64..=999_999_999_999_999_999, dollar: bool, bytes: [u8; 32]) {
-            let secret = TokenSecret(hex::encode(bytes));
+            let secret = TokenSecret::from_hex(&hex::encode(bytes));
             let sep = if dollar { Separator::Dollar } else { Separator::Underscore };
             let parsed = PresentedToken::parse(&wire_form(id, sep, &secret)).expect("a wire form parses");
             proptest::prop_assert_eq!(parsed, PresentedToken { id, secret, separator: sep });

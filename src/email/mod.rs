@@ -11,10 +11,9 @@ use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::SmtpTransport;
 use lettre::{FileTransport, Message, Transport};
 
-use crate::domain::token::from_naive;
-use crate::repo::{Token, User};
-use crate::services::notifier::NoticeKind;
-use crate::services::role_of;
+use time::OffsetDateTime;
+
+use crate::domain::{NoticeKind, Role};
 
 pub enum Mailer {
     Smtp(Box<SmtpTransport>),
@@ -69,8 +68,37 @@ struct ExpiryHtml<'a> {
     p: &'a ExpiryParts,
 }
 
-/// What an expiry e-mail says.
-pub struct ExpiryParts {
+/// Who an e-mail goes to.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub name: String,
+    pub email: String,
+}
+
+/// The facts of an expiry e-mail, as the notifier knows them.
+#[derive(Debug, Clone)]
+pub struct ExpiryMail {
+    pub recipient: Recipient,
+    pub token_id: i64,
+    pub token_name: String,
+    pub role: Role,
+    pub issuer_name: String,
+    pub expires_at: Option<OffsetDateTime>,
+    pub kind: NoticeKind,
+}
+
+/// The facts of an invitation e-mail.
+#[derive(Debug, Clone)]
+pub struct InvitationMail {
+    pub recipient: Recipient,
+    pub account: String,
+    pub inviter: String,
+    /// The one-time set-password link (a credential: it goes nowhere else but this mail).
+    pub link: String,
+}
+
+/// What an expiry e-mail says, formatted for the templates.
+struct ExpiryParts {
     pub recipient_name: String,
     pub token_name: String,
     pub token_id: i64,
@@ -83,29 +111,22 @@ pub struct ExpiryParts {
     pub settings_link: String,
 }
 
-/// The e-mail about `token` expiring, for `recipient`.
-pub fn expiry_message(
-    from: &str,
-    recipient: &User,
-    token: &Token,
-    issuer_name: &str,
-    kind: NoticeKind,
-    base_url: &str,
-) -> Result<Message, String> {
-    let expires = token.expires_at.map(from_naive).map(|at| {
+/// The e-mail about a token expiring.
+pub fn expiry_message(from: &str, mail: &ExpiryMail, base_url: &str) -> Result<Message, String> {
+    let expires = mail.expires_at.map(|at| {
         let f =
             time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
         at.format(&f).unwrap_or_default()
     });
     let parts = ExpiryParts {
-        recipient_name: recipient.name.clone(),
-        token_name: token.name.clone(),
-        token_id: token.id,
-        role: role_of(token.role).name(),
-        issuer_name: issuer_name.to_string(),
+        recipient_name: mail.recipient.name.clone(),
+        token_name: mail.token_name.clone(),
+        token_id: mail.token_id,
+        role: mail.role.name(),
+        issuer_name: mail.issuer_name.clone(),
         expires_at: expires.unwrap_or_default(),
-        when: kind.when(),
-        token_link: format!("{base_url}/profile/api-tokens?token={}", token.id),
+        when: mail.kind.when(),
+        token_link: format!("{base_url}/profile/api-tokens?token={}", mail.token_id),
         create_link: format!("{base_url}/profile/api-tokens/new"),
         settings_link: format!("{base_url}/profile/notifications"),
     };
@@ -115,8 +136,12 @@ pub fn expiry_message(
     let html = ExpiryHtml { p: &parts }
         .render()
         .map_err(|e| e.to_string())?;
-    let subject = format!("API token \"{}\" expires {}", token.name, kind.when());
-    multipart(from, recipient, &subject, text, html)
+    let subject = format!(
+        "API token \"{}\" expires {}",
+        mail.token_name,
+        mail.kind.when()
+    );
+    multipart(from, &mail.recipient, &subject, text, html)
 }
 
 #[derive(Template)]
@@ -144,37 +169,35 @@ struct InviteHtml<'a> {
 /// The invitation of a new user, with their one-time set-password link.
 pub fn invitation_message(
     from: &str,
-    user: &User,
-    account: &str,
-    inviter: &str,
-    link: &str,
+    mail: &InvitationMail,
     base_url: &str,
 ) -> Result<Message, String> {
     let login = format!("{base_url}/login");
+    let to = &mail.recipient;
     let text = InviteText {
-        name: &user.name,
-        inviter,
-        account,
-        link,
+        name: &to.name,
+        inviter: &mail.inviter,
+        account: &mail.account,
+        link: &mail.link,
         login: &login,
-        email: &user.email,
+        email: &to.email,
     }
     .render()
     .map_err(|e| e.to_string())?;
     let html = InviteHtml {
-        name: &user.name,
-        inviter,
-        account,
-        link,
+        name: &to.name,
+        inviter: &mail.inviter,
+        account: &mail.account,
+        link: &mail.link,
         login: &login,
-        email: &user.email,
+        email: &to.email,
     }
     .render()
     .map_err(|e| e.to_string())?;
     multipart(
         from,
-        user,
-        &format!("You were added to {account} on apitokens"),
+        to,
+        &format!("You were added to {} on apitokens", mail.account),
         text,
         html,
     )
@@ -183,7 +206,7 @@ pub fn invitation_message(
 /// A multipart (text + HTML) message to `to`, with Date and Message-ID.
 fn multipart(
     from: &str,
-    to: &User,
+    to: &Recipient,
     subject: &str,
     text: String,
     html: String,

@@ -9,6 +9,7 @@ pub mod notices;
 pub mod refresh;
 pub mod sessions;
 pub mod tokens;
+mod types;
 pub mod users;
 
 pub use accounts::Account;

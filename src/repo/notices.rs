@@ -5,17 +5,19 @@ use crate::db::schema::{notices, tokens, users};
 use crate::db::DbConn;
 
 use super::{Token, User};
+use crate::domain::token::TokenStatus;
+use crate::domain::{EmailStatus, NoticeKind};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = notices)]
 pub struct Notice {
     pub id: i64,
     pub token_id: i64,
-    pub kind: String,
+    pub kind: NoticeKind,
     pub user_id: i64,
     pub created_at: PrimitiveDateTime,
     pub read_at: Option<PrimitiveDateTime>,
-    pub email_status: String,
+    pub email_status: EmailStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub next_attempt_at: PrimitiveDateTime,
@@ -28,16 +30,11 @@ pub struct Notice {
 #[diesel(table_name = notices)]
 pub struct NewNotice {
     pub token_id: i64,
-    pub kind: String,
+    pub kind: NoticeKind,
     pub user_id: i64,
     pub created_at: PrimitiveDateTime,
     pub next_attempt_at: PrimitiveDateTime,
 }
-
-pub const PENDING: &str = "pending";
-pub const SENT: &str = "sent";
-pub const SKIPPED: &str = "skipped";
-pub const CANCELLED: &str = "cancelled";
 
 impl Notice {
     /// Records a notice unless the same (token, kind, recipient) exists; `true` if recorded.
@@ -63,9 +60,10 @@ impl Notice {
         horizon: PrimitiveDateTime,
     ) -> QueryResult<Vec<Token>> {
         tokens::table
+            .filter(super::tokens::status_is(TokenStatus::Active, now))
+            // Redundant with the status, but a range the planner can walk the index with.
             .filter(tokens::expires_at.gt(now))
             .filter(tokens::expires_at.le(horizon))
-            .filter(tokens::deleted_at.is_null())
             .order(tokens::expires_at.asc())
             .select(Token::as_select())
             .load(conn)
@@ -74,7 +72,7 @@ impl Notice {
     /// Ids of e-mails ready to go: pending, due, and not claimed by a live sweep.
     pub fn ready(conn: &mut DbConn, now: PrimitiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
         notices::table
-            .filter(notices::email_status.eq(PENDING))
+            .filter(notices::email_status.eq(EmailStatus::Pending))
             .filter(notices::next_attempt_at.le(now))
             .filter(
                 notices::claimed_until
@@ -99,7 +97,7 @@ impl Notice {
         diesel::update(
             notices::table
                 .filter(notices::id.eq_any(ids))
-                .filter(notices::email_status.eq(PENDING))
+                .filter(notices::email_status.eq(EmailStatus::Pending))
                 .filter(
                     notices::claimed_until
                         .is_null()
@@ -119,7 +117,7 @@ impl Notice {
             .inner_join(tokens::table)
             .inner_join(users::table)
             .filter(notices::claim_id.eq(claim_id))
-            .filter(notices::email_status.eq(PENDING))
+            .filter(notices::email_status.eq(EmailStatus::Pending))
             .order(notices::id.asc())
             .select((Notice::as_select(), Token::as_select(), User::as_select()))
             .load(conn)
@@ -130,7 +128,7 @@ impl Notice {
         conn: &mut DbConn,
         id: i64,
         claim_id: &str,
-        status: &str,
+        status: EmailStatus,
         now: PrimitiveDateTime,
     ) -> QueryResult<bool> {
         diesel::update(
@@ -140,7 +138,7 @@ impl Notice {
         )
         .set((
             notices::email_status.eq(status),
-            notices::sent_at.eq((status == SENT).then_some(now)),
+            notices::sent_at.eq((status == EmailStatus::Sent).then_some(now)),
             notices::claimed_until.eq(None::<PrimitiveDateTime>),
         ))
         .execute(conn)
@@ -176,9 +174,9 @@ impl Notice {
         diesel::update(
             notices::table
                 .filter(notices::token_id.eq(token_id))
-                .filter(notices::email_status.eq(PENDING)),
+                .filter(notices::email_status.eq(EmailStatus::Pending)),
         )
-        .set(notices::email_status.eq(CANCELLED))
+        .set(notices::email_status.eq(EmailStatus::Cancelled))
         .execute(conn)
     }
 

@@ -3,7 +3,8 @@ use time::PrimitiveDateTime;
 
 use crate::db::schema::{tokens, users};
 use crate::db::DbConn;
-use crate::domain::token::TokenStatus;
+use crate::domain::token::{TokenStatus, EXPIRING_SOON};
+use crate::domain::Role;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = tokens)]
@@ -13,7 +14,7 @@ pub struct Token {
     pub issuer_id: i64,
     pub name: String,
     pub description: Option<String>,
-    pub role: i32,
+    pub role: Role,
     pub secret_hash: String,
     pub created_at: PrimitiveDateTime,
     pub expires_at: Option<PrimitiveDateTime>,
@@ -30,7 +31,7 @@ pub struct NewToken<'a> {
     pub issuer_id: i64,
     pub name: &'a str,
     pub description: Option<&'a str>,
-    pub role: i32,
+    pub role: Role,
     pub secret_hash: &'a str,
     pub created_at: PrimitiveDateTime,
     pub expires_at: Option<PrimitiveDateTime>,
@@ -52,17 +53,49 @@ pub struct TokenFilter {
     pub account_id: i64,
     pub issuer_id: Option<i64>,
     pub not_issuer_id: Option<i64>,
-    pub role: Option<i32>,
+    pub role: Option<Role>,
     pub status: Option<TokenStatus>,
     pub deleted: Option<bool>,
     pub ids: Option<Vec<i64>>,
-    /// Only tokens that expire at or before this instant.
-    pub expires_before: Option<PrimitiveDateTime>,
+    /// Only tokens that expire within `EXPIRING_SOON` (use with `status: Active`).
+    pub expiring_soon: bool,
     pub limit: i64,
     pub offset: i64,
 }
 
-type BoxedTokens<'a> = tokens::BoxedQuery<'a, <DbConn as diesel::Connection>::Backend>;
+type Db = <DbConn as diesel::Connection>::Backend;
+type BoxedTokens<'a> = tokens::BoxedQuery<'a, Db>;
+
+/// The SQL twin of `TokenStatus::of`, and the one place queries derive a token's status:
+/// deleted if deleted_at is set, else expired if expires_at <= now, else active.
+pub(super) fn status_is(
+    status: TokenStatus,
+    now: PrimitiveDateTime,
+) -> Box<
+    dyn BoxableExpression<
+        tokens::table,
+        Db,
+        SqlType = diesel::sql_types::Nullable<diesel::sql_types::Bool>,
+    >,
+> {
+    match status {
+        TokenStatus::Deleted => Box::new(tokens::deleted_at.is_not_null().nullable()),
+        TokenStatus::Expired => Box::new(
+            tokens::deleted_at
+                .is_null()
+                .nullable()
+                .and(tokens::expires_at.le(now)),
+        ),
+        TokenStatus::Active => Box::new(
+            tokens::deleted_at.is_null().nullable().and(
+                tokens::expires_at
+                    .is_null()
+                    .nullable()
+                    .or(tokens::expires_at.gt(now)),
+            ),
+        ),
+    }
+}
 
 impl Token {
     pub fn insert(conn: &mut DbConn, new: &NewToken) -> QueryResult<Token> {
@@ -159,8 +192,7 @@ impl Token {
     ) -> QueryResult<Vec<Token>> {
         tokens::table
             .filter(tokens::issuer_id.eq(issuer_id))
-            .filter(tokens::deleted_at.is_null())
-            .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now)))
+            .filter(status_is(TokenStatus::Active, now))
             .order(tokens::id.asc())
             .select(Token::as_select())
             .load(conn)
@@ -179,8 +211,7 @@ impl Token {
     }
 }
 
-/// The WHERE clause of a filter. Status is derived from the row as `TokenStatus::of` does:
-/// deleted if deleted_at is set, else expired if expires_at <= now, else active.
+/// The WHERE clause of a filter.
 fn filtered<'a>(filter: &'a TokenFilter, now: PrimitiveDateTime) -> BoxedTokens<'a> {
     let mut q = tokens::table
         .filter(tokens::account_id.eq(filter.account_id))
@@ -204,18 +235,12 @@ fn filtered<'a>(filter: &'a TokenFilter, now: PrimitiveDateTime) -> BoxedTokens<
     if let Some(ids) = &filter.ids {
         q = q.filter(tokens::id.eq_any(ids));
     }
-    if let Some(before) = filter.expires_before {
-        q = q.filter(tokens::expires_at.le(before));
+    if filter.expiring_soon {
+        q = q.filter(tokens::expires_at.le(now + EXPIRING_SOON));
     }
     match filter.status {
         None => q,
-        Some(TokenStatus::Deleted) => q.filter(tokens::deleted_at.is_not_null()),
-        Some(TokenStatus::Expired) => q
-            .filter(tokens::deleted_at.is_null())
-            .filter(tokens::expires_at.le(now)),
-        Some(TokenStatus::Active) => q
-            .filter(tokens::deleted_at.is_null())
-            .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(now))),
+        Some(status) => q.filter(status_is(status, now)),
     }
 }
 
@@ -225,7 +250,7 @@ pub struct TokenForAuth {
     pub id: i64,
     pub account_id: i64,
     pub issuer_id: i64,
-    pub role: i32,
+    pub role: Role,
     pub secret_hash: String,
     pub expires_at: Option<PrimitiveDateTime>,
     pub deleted_at: Option<PrimitiveDateTime>,

@@ -3,6 +3,7 @@ use time::PrimitiveDateTime;
 
 use crate::db::schema::users;
 use crate::db::DbConn;
+use crate::domain::{AuthType, Role};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
@@ -12,8 +13,8 @@ pub struct User {
     pub email: String,
     pub name: String,
     pub password_hash: Option<String>,
-    pub role: i32,
-    pub auth_type: String,
+    pub role: Role,
+    pub auth_type: AuthType,
     pub created_at: PrimitiveDateTime,
     pub last_login_at: Option<PrimitiveDateTime>,
     pub removed_at: Option<PrimitiveDateTime>,
@@ -29,8 +30,8 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub password_hash: Option<&'a str>,
-    pub role: i32,
-    pub auth_type: &'a str,
+    pub role: Role,
+    pub auth_type: AuthType,
     pub created_at: PrimitiveDateTime,
 }
 
@@ -68,7 +69,7 @@ impl User {
             .load(conn)
     }
 
-    pub fn set_role(conn: &mut DbConn, id: i64, role: i32) -> QueryResult<()> {
+    pub fn set_role(conn: &mut DbConn, id: i64, role: Role) -> QueryResult<()> {
         diesel::update(users::table.find(id))
             .set(users::role.eq(role))
             .execute(conn)
@@ -107,11 +108,11 @@ impl User {
     }
 
     /// Administrators of the account that are not removed.
-    pub fn count_admins(conn: &mut DbConn, account_id: i64, admin_role: i32) -> QueryResult<i64> {
+    pub fn count_admins(conn: &mut DbConn, account_id: i64) -> QueryResult<i64> {
         users::table
             .filter(users::account_id.eq(account_id))
             .filter(users::removed_at.is_null())
-            .filter(users::role.eq(admin_role))
+            .filter(users::role.eq(Role::Administrators))
             .count()
             .get_result(conn)
     }

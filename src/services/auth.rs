@@ -1,15 +1,17 @@
 //! Signing in to the portal and the sessions that follow.
 
 use diesel::Connection;
-use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
+use super::jwt::{self, TokenPair};
+use super::notices::expiring_soon_count;
 use super::users::{dummy_hash, verify_password};
-use super::{role_of, Actor};
+use super::{Actor, Services};
 use crate::db::DbConn;
 use crate::domain::token::to_naive;
-use crate::domain::Role;
+use crate::domain::{sha256_hex, Role, Secret};
 use crate::error::{ServiceError, ServiceResult};
+use crate::repo::notices::Notice;
 use crate::repo::{Account, Session, User};
 
 /// How long a portal session lives without signing in again.
@@ -23,6 +25,9 @@ pub enum SignInError {
     /// The password was right, but the role works through the API only.
     #[error("this role uses the API only")]
     ApiOnly,
+    /// Too many failed attempts for this e-mail or address: try again after the wait.
+    #[error("too many failed attempts")]
+    TooManyAttempts(std::time::Duration),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -59,12 +64,12 @@ pub fn sign_in(
     now: OffsetDateTime,
 ) -> Result<(User, String), SignInError> {
     let user = check_password(conn, email, password)?;
-    if !role_of(user.role).may_use_portal() {
+    if !user.role.may_use_portal() {
         return Err(SignInError::ApiOnly);
     }
-    let session_id = random_id();
+    let session_id = Secret::generate().into_exposed();
     let session = Session {
-        id_hash: hash_id(&session_id),
+        id_hash: sha256_hex(&session_id),
         user_id: user.id,
         created_at: to_naive(now),
         expires_at: to_naive(now + SESSION_TTL),
@@ -98,10 +103,10 @@ pub fn session_user(
     session_id: &str,
     now: OffsetDateTime,
 ) -> ServiceResult<Option<PortalUser>> {
-    let Some(user) = Session::find_user(conn, &hash_id(session_id), to_naive(now))? else {
+    let Some(user) = Session::find_user(conn, &sha256_hex(session_id), to_naive(now))? else {
         return Ok(None);
     };
-    let role = role_of(user.role);
+    let role = user.role;
     if user.removed_at.is_some() || !role.may_use_portal() {
         return Ok(None);
     }
@@ -114,16 +119,107 @@ pub fn session_user(
 }
 
 pub fn sign_out(conn: &mut DbConn, session_id: &str) -> ServiceResult<()> {
-    Ok(Session::delete(conn, &hash_id(session_id))?)
+    Ok(Session::delete(conn, &sha256_hex(session_id))?)
 }
 
-/// 32 random bytes as hex: session ids, CSRF tokens, form ids.
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
-    hex::encode(bytes)
+/// The numbers the navigation shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NavCounts {
+    /// Unread in-app notifications.
+    pub unread: i64,
+    /// Tokens the user can see that are active and expire soon (the badge).
+    pub expiring_soon: i64,
 }
 
-fn hash_id(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
+impl Services {
+    /// Runs a password check under the failed-attempt limit that the portal and the API
+    /// share: refused while the e-mail or the address is locked; a wrong password counts.
+    async fn limited<T: Send + 'static>(
+        &self,
+        email: &str,
+        address: &str,
+        attempt: impl FnOnce(&mut DbConn) -> Result<T, SignInError> + Send + 'static,
+    ) -> Result<T, SignInError> {
+        self.limiter
+            .check(email, address)
+            .map_err(SignInError::TooManyAttempts)?;
+        let outcome = self
+            .db
+            .run(move |conn| Ok(attempt(conn)))
+            .await
+            .unwrap_or_else(|e| Err(SignInError::Service(e)));
+        match &outcome {
+            Ok(_) => self.limiter.record_success(email),
+            Err(SignInError::WrongCredentials) => self.limiter.record_failure(email, address),
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// Signs in to the portal from `address`: the user and a new session id.
+    #[tracing::instrument(skip_all)]
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<(User, String), SignInError> {
+        let now = self.clock.now();
+        let (login, password) = (email.to_owned(), password.to_owned());
+        self.limited(email, address, move |conn| {
+            sign_in(conn, &login, &password, now)
+        })
+        .await
+    }
+
+    /// `POST /iam/auth/jwt/login`: any role may log in here, the API-only one included.
+    #[tracing::instrument(skip_all)]
+    pub async fn jwt_login(
+        &self,
+        email: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<TokenPair, SignInError> {
+        let now = self.clock.now();
+        let (keys, login, password) = (self.jwt.clone(), email.to_owned(), password.to_owned());
+        self.limited(email, address, move |conn| {
+            jwt::login(conn, &keys, &login, &password, now)
+        })
+        .await
+    }
+
+    /// `POST /iam/auth/jwt/refresh`: each refresh token works once.
+    #[tracing::instrument(skip_all)]
+    pub async fn jwt_refresh(&self, refresh: String) -> Result<TokenPair, jwt::RefreshError> {
+        let now = self.clock.now();
+        let keys = self.jwt.clone();
+        self.db
+            .run(move |conn| Ok(jwt::refresh(conn, &keys, &refresh, now)))
+            .await?
+    }
+
+    /// The person behind a portal session, with what the navigation shows them.
+    pub async fn signed_in(
+        &self,
+        session_id: String,
+    ) -> ServiceResult<Option<(PortalUser, NavCounts)>> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| {
+                let Some(user) = session_user(conn, &session_id, now)? else {
+                    return Ok(None);
+                };
+                let counts = NavCounts {
+                    unread: Notice::unread_count(conn, user.user.id)?,
+                    expiring_soon: expiring_soon_count(conn, &user.actor(), now)?,
+                };
+                Ok(Some((user, counts)))
+            })
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn sign_out(&self, session_id: String) -> ServiceResult<()> {
+        self.db.run(move |conn| sign_out(conn, &session_id)).await
+    }
 }

@@ -1,37 +1,25 @@
 //! The people of an account, managed by its Administrators: list, invite, change role,
 //! remove, and delete all of a user's tokens. Every change lands in the account's event log.
 
+use std::collections::HashMap;
+
 use diesel::Connection;
-use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use super::auth::random_id;
 use super::tokens::retire;
-use super::{role_of, Actor};
+use super::{Actor, Services};
 use crate::db::DbConn;
 use crate::domain::input::{Email, PersonName};
-use crate::domain::token::to_naive;
-use crate::domain::Role;
+use crate::domain::token::{from_naive, to_naive, TokenStatus};
+use crate::domain::{sha256_hex, AuthType, Role, Secret};
+use crate::email::{invitation_message, InvitationMail, Recipient};
 use crate::error::{Blocker, ServiceError, ServiceResult};
 use crate::repo::events::AccountEvent;
 use crate::repo::setups::PasswordSetup;
-use std::collections::HashMap;
-
-use crate::domain::token::TokenStatus;
 use crate::repo::{Account, NewUser, Session, Token, TokenFilter, User};
 
 /// How long an invitation's set-password link works.
 pub const SETUP_TTL: Duration = Duration::hours(72);
-
-fn require_admin(actor: &Actor) -> ServiceResult<()> {
-    if actor.role.is_admin() {
-        Ok(())
-    } else {
-        Err(ServiceError::Forbidden(
-            "Only Administrators can manage the users of the account.".into(),
-        ))
-    }
-}
 
 /// Takes the account's lock and loads a user of it who is not removed; anyone else is
 /// "not found". The start of every change to a user.
@@ -65,7 +53,7 @@ pub fn list(
     role: Option<Role>,
     now: OffsetDateTime,
 ) -> ServiceResult<Vec<MemberRow>> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     // Every active token of the account in one query, grouped by issuer.
     let filter = TokenFilter {
         account_id: actor.account_id,
@@ -82,7 +70,7 @@ pub fn list(
     }
     let mut rows = vec![];
     for user in User::list_in_account(conn, actor.account_id)? {
-        let user_role = role_of(user.role);
+        let user_role = user.role;
         if role.is_some_and(|r| r != user_role) {
             continue;
         }
@@ -101,7 +89,7 @@ pub fn events(
     actor: &Actor,
     limit: i64,
 ) -> ServiceResult<Vec<(AccountEvent, Option<String>)>> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     Ok(AccountEvent::recent(conn, actor.account_id, limit)?)
 }
 
@@ -122,8 +110,8 @@ pub fn invite(
     sso: bool,
     now: OffsetDateTime,
 ) -> ServiceResult<Invitation> {
-    require_admin(actor)?;
-    let secret = (!sso).then(random_id);
+    actor.require_admin()?;
+    let secret = (!sso).then(|| Secret::generate().into_exposed());
     conn.transaction(|conn| {
         Account::lock(conn, actor.account_id)?;
         if User::find_by_email(conn, email.as_str())?.is_some() {
@@ -139,8 +127,12 @@ pub fn invite(
                 email: email.as_str(),
                 name: name.as_str(),
                 password_hash: None,
-                role: role.id(),
-                auth_type: if sso { "sso" } else { "password" },
+                role,
+                auth_type: if sso {
+                    AuthType::Sso
+                } else {
+                    AuthType::Password
+                },
                 created_at: to_naive(now),
             },
         )?;
@@ -148,7 +140,7 @@ pub fn invite(
             PasswordSetup::insert(
                 conn,
                 &PasswordSetup {
-                    token_hash: hash(secret),
+                    token_hash: sha256_hex(secret),
                     user_id: user.id,
                     created_at: to_naive(now),
                     expires_at: to_naive(now + SETUP_TTL),
@@ -189,7 +181,7 @@ pub fn set_password(
                 "This link is not valid any more. Ask an Administrator for a new invitation.",
             )
         };
-        let setup = PasswordSetup::find(conn, &hash(secret))?.ok_or_else(invalid)?;
+        let setup = PasswordSetup::find(conn, &sha256_hex(secret))?.ok_or_else(invalid)?;
         if setup.used_at.is_some() || setup.expires_at <= to_naive(now) {
             return Err(invalid());
         }
@@ -210,7 +202,7 @@ pub fn setup_user(
     secret: &str,
     now: OffsetDateTime,
 ) -> ServiceResult<Option<User>> {
-    let Some(setup) = PasswordSetup::find(conn, &hash(secret))? else {
+    let Some(setup) = PasswordSetup::find(conn, &sha256_hex(secret))? else {
         return Ok(None);
     };
     if setup.used_at.is_some() || setup.expires_at <= to_naive(now) {
@@ -236,17 +228,17 @@ pub fn change_role(
     delete_blocking: bool,
     now: OffsetDateTime,
 ) -> ServiceResult<Changed> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     conn.transaction(|conn| {
         let user = lock_live_member(conn, actor, user_id)?;
-        let old_role = role_of(user.role);
+        let old_role = user.role;
         if old_role == new_role {
             return Ok(Changed::default());
         }
         ensure_not_last_admin(conn, actor, &user)?;
         let above: Vec<Token> = Token::active_of_issuer(conn, user.id, to_naive(now))?
             .into_iter()
-            .filter(|t| !new_role.may_issue(role_of(t.role)))
+            .filter(|t| !new_role.may_issue(t.role))
             .collect();
         if !above.is_empty() && !delete_blocking {
             return Err(in_the_way(Blocker::HigherRole, &above));
@@ -259,7 +251,7 @@ pub fn change_role(
             now,
             &format!(" above {new_role}"),
         )?;
-        User::set_role(conn, user.id, new_role.id())?;
+        User::set_role(conn, user.id, new_role)?;
         event(
             conn,
             actor,
@@ -284,7 +276,7 @@ pub fn remove(
     delete_tokens: bool,
     now: OffsetDateTime,
 ) -> ServiceResult<Changed> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     conn.transaction(|conn| {
         let user = lock_live_member(conn, actor, user_id)?;
         ensure_not_last_admin(conn, actor, &user)?;
@@ -314,7 +306,7 @@ pub fn delete_all_tokens(
     user_id: i64,
     now: OffsetDateTime,
 ) -> ServiceResult<Changed> {
-    require_admin(actor)?;
+    actor.require_admin()?;
     conn.transaction(|conn| {
         Account::lock(conn, actor.account_id)?;
         let user = member(conn, actor, user_id)?;
@@ -336,7 +328,7 @@ pub fn update_profile(
     conn.transaction(|conn| {
         let user = member(conn, actor, user_id)?;
         if user.id != actor.user_id {
-            require_admin(actor)?;
+            actor.require_admin()?;
         }
         if user.removed_at.is_some() {
             return Err(ServiceError::NotFound);
@@ -354,6 +346,45 @@ pub fn update_profile(
             "user.updated",
             &format!("Updated the profile of {}", user.email),
         )
+    })
+}
+
+/// A change to a user through the API (`PATCH /iam/users/{id}`): each field is `None` when
+/// not asked for.
+#[derive(Debug, Default)]
+pub struct UserUpdate {
+    pub role: Option<Role>,
+    pub name: Option<PersonName>,
+    /// `Some(None)` clears the phone number.
+    pub phone: Option<Option<String>>,
+    pub lang: Option<String>,
+}
+
+/// Applies `update` in one transaction (a refused role change changes nothing) and returns
+/// the user as they are now, with the tokens the change deleted (none: the API never asks to).
+pub fn update_user(
+    conn: &mut DbConn,
+    actor: &Actor,
+    user_id: i64,
+    update: UserUpdate,
+    now: OffsetDateTime,
+) -> ServiceResult<(User, Account)> {
+    conn.transaction(|conn| {
+        if let Some(role) = update.role {
+            change_role(conn, actor, user_id, role, false, now)?;
+        }
+        if update.name.is_some() || update.phone.is_some() || update.lang.is_some() {
+            update_profile(
+                conn,
+                actor,
+                user_id,
+                update.name,
+                update.phone,
+                update.lang,
+                now,
+            )?;
+        }
+        super::users::visible_user(conn, actor, user_id)
     })
 }
 
@@ -408,10 +439,15 @@ fn in_the_way(reason: Blocker, tokens: &[Token]) -> ServiceError {
     }
 }
 
-/// An account always keeps an Administrator: `user` may not stop being one if they are the last.
+/// An account always keeps an Administrator: one who is `role` may not stop being one
+/// (by a role change or removal) while the account has `admins` Administrators.
+pub fn may_stop_being_admin(role: Role, admins: i64) -> bool {
+    !role.is_admin() || admins > 1
+}
+
 fn ensure_not_last_admin(conn: &mut DbConn, actor: &Actor, user: &User) -> ServiceResult<()> {
-    if role_of(user.role).is_admin()
-        && User::count_admins(conn, actor.account_id, Role::Administrators.id())? <= 1
+    if user.role.is_admin()
+        && !may_stop_being_admin(user.role, User::count_admins(conn, actor.account_id)?)
     {
         return Err(last_admin());
     }
@@ -430,6 +466,195 @@ fn names(tokens: &[Token]) -> String {
         .join(", ")
 }
 
-fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+/// The Users page: the account's people with their active tokens, and the latest events.
+pub struct UsersPage {
+    pub members: Vec<MemberRow>,
+    pub events: Vec<EventEntry>,
+}
+
+/// A line of the account's event log.
+pub struct EventEntry {
+    pub at: OffsetDateTime,
+    /// Who did it (their name), if known.
+    pub who: Option<String>,
+    pub summary: String,
+}
+
+/// An invitation as sent: the user, their set-password link (password users), and whether
+/// the e-mail went out (`Err` with the reason if not).
+pub struct Invited {
+    pub user: User,
+    pub link: Option<String>,
+    pub mailed: Result<(), String>,
+}
+
+impl Services {
+    /// The Users page (Administrators only): members filtered by `role`, the latest 50 events.
+    pub async fn users_page(&self, actor: Actor, role: Option<Role>) -> ServiceResult<UsersPage> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| {
+                let members = list(conn, &actor, role, now)?;
+                let events = events(conn, &actor, 50)?
+                    .into_iter()
+                    .map(|(e, who)| EventEntry {
+                        at: from_naive(e.at),
+                        who,
+                        summary: e.summary,
+                    })
+                    .collect();
+                Ok(UsersPage { members, events })
+            })
+            .await
+    }
+
+    /// Adds a user to the actor's account and sends the invitation (web page and API alike).
+    #[tracing::instrument(skip(self, email, name), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn invite(
+        &self,
+        actor: Actor,
+        email: Email,
+        name: PersonName,
+        role: Role,
+        sso: bool,
+    ) -> ServiceResult<Invited> {
+        let now = self.clock.now();
+        let mail = self.mail.clone();
+        self.db
+            .run(move |conn| {
+                let inv = invite(conn, &actor, &email, &name, role, sso, now)?;
+                let Some(secret) = inv.setup_secret else {
+                    return Ok(Invited {
+                        user: inv.user,
+                        link: None,
+                        mailed: Ok(()),
+                    });
+                };
+                let link = format!("{}/set-password?token={secret}", mail.base_url);
+                let account = Account::find(conn, actor.account_id)?
+                    .map(|a| a.name)
+                    .unwrap_or_default();
+                let inviter = User::find(conn, actor.user_id)?
+                    .map(|u| u.name)
+                    .unwrap_or_default();
+                let facts = InvitationMail {
+                    recipient: Recipient {
+                        name: inv.user.name.clone(),
+                        email: inv.user.email.clone(),
+                    },
+                    account,
+                    inviter,
+                    link: link.clone(),
+                };
+                let mailed = invitation_message(&mail.from, &facts, &mail.base_url)
+                    .and_then(|m| mail.mailer.send(&m));
+                if let Err(e) = &mailed {
+                    tracing::warn!(user_id = inv.user.id, error = %e, "invitation e-mail not sent");
+                }
+                Ok(Invited {
+                    user: inv.user,
+                    link: Some(link),
+                    mailed,
+                })
+            })
+            .await
+    }
+
+    /// Changes a user's role (see `change_role`); deleted tokens are forgotten by the cache.
+    #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn change_role(
+        &self,
+        actor: Actor,
+        target: i64,
+        role: Role,
+        delete_blocking: bool,
+    ) -> ServiceResult<Changed> {
+        let now = self.clock.now();
+        let changed = self
+            .db
+            .run(move |conn| change_role(conn, &actor, target, role, delete_blocking, now))
+            .await?;
+        self.forget_tokens(&changed.deleted_tokens);
+        Ok(changed)
+    }
+
+    /// Removes a user (see `remove`); deleted tokens are forgotten by the cache.
+    #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn remove_user(
+        &self,
+        actor: Actor,
+        target: i64,
+        delete_tokens: bool,
+    ) -> ServiceResult<Changed> {
+        let now = self.clock.now();
+        let changed = self
+            .db
+            .run(move |conn| remove(conn, &actor, target, delete_tokens, now))
+            .await?;
+        self.forget_tokens(&changed.deleted_tokens);
+        Ok(changed)
+    }
+
+    /// Deletes every active token of a user at once.
+    #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn delete_user_tokens(&self, actor: Actor, target: i64) -> ServiceResult<Changed> {
+        let now = self.clock.now();
+        let changed = self
+            .db
+            .run(move |conn| delete_all_tokens(conn, &actor, target, now))
+            .await?;
+        self.forget_tokens(&changed.deleted_tokens);
+        Ok(changed)
+    }
+
+    /// `PATCH /iam/users/{id}` in one transaction.
+    #[tracing::instrument(skip(self, update), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn update_user(
+        &self,
+        actor: Actor,
+        target: i64,
+        update: UserUpdate,
+    ) -> ServiceResult<(User, Account)> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| update_user(conn, &actor, target, update, now))
+            .await
+    }
+
+    /// The user behind a set-password link, if the link still works.
+    pub async fn setup_user(&self, secret: String) -> ServiceResult<Option<User>> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| setup_user(conn, &secret, now))
+            .await
+    }
+
+    /// Sets the password behind a set-password link (the link works once).
+    #[tracing::instrument(skip_all)]
+    pub async fn set_password(&self, secret: String, password: String) -> ServiceResult<User> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| set_password(conn, &secret, &password, now))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_administrator_may_not_stop_being_one() {
+        assert!(!may_stop_being_admin(Role::Administrators, 1));
+        assert!(!may_stop_being_admin(Role::Administrators, 0));
+        assert!(may_stop_being_admin(Role::Administrators, 2));
+    }
+
+    #[test]
+    fn anyone_else_may_change_whatever_the_count() {
+        for role in Role::ALL.into_iter().filter(|r| !r.is_admin()) {
+            assert!(may_stop_being_admin(role, 1), "{role}");
+            assert!(may_stop_being_admin(role, 0), "{role}");
+        }
+    }
 }

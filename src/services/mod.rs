@@ -1,17 +1,34 @@
-//! The rules. Each public function takes a connection, owns its transaction, and returns
-//! domain values or a `ServiceError`; nothing here knows about HTTP.
+//! The rules, and the only way to the database.
+//!
+//! Each rule is a synchronous function over a connection (`tokens::create`, `members::remove`,
+//! ...) that owns its transaction and returns domain values or a `ServiceError`; unit and
+//! integration tests call those directly. The web layer calls the async entry points on
+//! `Services`, which run that work on the blocking pool and keep the in-memory state (token
+//! cache, sign-in limits) in step with it. Nothing here knows about HTTP.
 
+pub mod api_auth;
 pub mod auth;
-pub mod credentials;
+pub mod database;
+pub mod delivery;
+pub mod jwt;
 pub mod login_limit;
 pub mod members;
-
-pub mod notifier;
+pub mod notices;
+pub mod token_cache;
 pub mod tokens;
 pub mod users;
 
-use crate::domain::Role;
-use crate::repo::User;
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::db::DbPool;
+use crate::domain::{Clock, Role};
+use crate::email::Mailer;
+use crate::error::{ServiceError, ServiceResult};
+
+pub use crate::repo::{Account, User};
+pub use database::Database;
+pub use delivery::Mail;
 
 /// Who is acting, and with which role. Through the portal the role is the user's; through
 /// an API token it is the token's role, which caps what the token can do.
@@ -27,13 +44,72 @@ impl Actor {
         Actor {
             user_id: user.id,
             account_id: user.account_id,
-            role: role_of(user.role),
+            role: user.role,
+        }
+    }
+
+    /// The one "Administrators only" check, with the one message for it.
+    pub fn require_admin(&self) -> ServiceResult<()> {
+        if self.role.is_admin() {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(ADMINS_ONLY.into()))
         }
     }
 }
 
-/// A stored role id as a `Role`; an unknown id (which no code path writes) counts as the
-/// least privileged role.
-pub fn role_of(id: i32) -> Role {
-    Role::from_id(id).unwrap_or(Role::Users)
+/// What a non-Administrator is told when they reach for something only Administrators do.
+pub const ADMINS_ONLY: &str =
+    "Only Administrators can see and manage the other users of the account. Ask one of them.";
+
+/// Everything the web layer may ask of the application: the entry points live beside their
+/// rules (`impl Services` blocks in `tokens.rs`, `members.rs`, `auth.rs`, ...).
+#[derive(Clone)]
+pub struct Services {
+    db: Database,
+    clock: Clock,
+    verifier: Arc<token_cache::TokenVerifier>,
+    jwt: Arc<jwt::JwtKeys>,
+    limiter: Arc<login_limit::LoginLimiter>,
+    mail: Arc<Mail>,
+}
+
+impl Services {
+    pub fn new(pool: DbPool, clock: Clock, settings: &Settings) -> anyhow::Result<Services> {
+        Ok(Services {
+            db: Database::new(pool),
+            clock,
+            verifier: Arc::new(token_cache::TokenVerifier::default()),
+            jwt: Arc::new(jwt::JwtKeys::new(&settings.secret_key)),
+            limiter: Arc::new(login_limit::LoginLimiter::default()),
+            mail: Arc::new(Mail {
+                mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)?,
+                from: settings.mail_from.clone(),
+                base_url: settings.base_url.clone(),
+            }),
+        })
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The pool, for the command line and for tests that look at what was stored.
+    pub fn pool(&self) -> &DbPool {
+        self.db.pool()
+    }
+
+    /// Forgets deleted tokens in this instance's cache, so they are refused from the very
+    /// next request (other instances within the cache's life).
+    fn forget_tokens(&self, ids: &[i64]) {
+        for id in ids {
+            self.verifier.forget(*id);
+        }
+    }
+
+    /// The database answers (readiness).
+    pub async fn ping(&self) -> ServiceResult<()> {
+        use diesel::r2d2::R2D2Connection;
+        self.db.run(|conn| conn.ping().map_err(Into::into)).await
+    }
 }

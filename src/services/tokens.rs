@@ -4,19 +4,16 @@
 use diesel::Connection;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::{role_of, Actor};
+use super::{Actor, Services};
 use crate::db::DbConn;
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::token::{
-    from_naive, to_naive, TokenSecret, TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT,
+    from_naive, is_expiring_soon, to_naive, TokenSecret, TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT,
 };
 use crate::domain::Role;
 use crate::error::{ServiceError, ServiceResult};
-use crate::repo::{Account, NewToken, Token, TokenFilter, TokenWithIssuer};
-
-/// A token this close to its expiry is "expiring soon": highlighted, and behind the badge.
-/// The same span as the first expiry notice.
-pub const EXPIRING_SOON: time::Duration = time::Duration::days(7);
+use crate::repo::notices::Notice;
+use crate::repo::{Account, NewToken, Token, TokenFilter, TokenWithIssuer, User};
 
 /// Rows per page of a token list.
 pub const PAGE_SIZE: i64 = 50;
@@ -73,10 +70,9 @@ pub struct TokenView {
 }
 
 impl TokenView {
-    /// Active and expiring within `EXPIRING_SOON` (the SQL filter `expiring_soon` says the same).
+    /// Active and expiring soon (`domain::token::is_expiring_soon`).
     pub fn expiring_soon(&self, now: OffsetDateTime) -> bool {
-        self.status == TokenStatus::Active
-            && self.expires_at.is_some_and(|at| at <= now + EXPIRING_SOON)
+        is_expiring_soon(self.status, self.expires_at, now)
     }
 
     pub fn new(row: TokenWithIssuer, now: OffsetDateTime) -> TokenView {
@@ -87,7 +83,7 @@ impl TokenView {
             account_id: t.account_id,
             name: t.name,
             description: t.description,
-            role: role_of(t.role),
+            role: t.role,
             issuer_id: t.issuer_id,
             issuer_name: row.issuer_name,
             issuer_email: row.issuer_email,
@@ -146,7 +142,7 @@ pub fn create(
             issuer_id: actor.user_id,
             name: request.name.as_str(),
             description: description.as_deref(),
-            role: request.role.id(),
+            role: request.role,
             secret_hash: &hash.0,
             created_at: naive_now,
             expires_at: request.expiry.instant().map(to_naive),
@@ -189,7 +185,7 @@ pub struct ListQuery {
     pub deleted: Option<bool>,
     /// Just this token (links from e-mails and notifications).
     pub token_id: Option<i64>,
-    /// Only tokens that expire within `EXPIRING_SOON` (the badge's link; use with `Active`).
+    /// Only tokens that are expiring soon (the badge's link; use with `Active`).
     pub expiring_soon: bool,
     /// 1-based.
     pub page: i64,
@@ -237,11 +233,11 @@ pub fn list(
         account_id: visibility.account_id,
         issuer_id,
         not_issuer_id: query.not_issued_by,
-        role: query.role.map(Role::id),
+        role: query.role,
         status: query.status,
         deleted: query.deleted,
         ids: query.token_id.map(|id| vec![id]),
-        expires_before: query.expiring_soon.then(|| to_naive(now + EXPIRING_SOON)),
+        expiring_soon: query.expiring_soon,
         limit: per_page,
         offset: (page - 1).saturating_mul(per_page),
     };
@@ -317,6 +313,154 @@ pub(crate) fn retire(
     at: PrimitiveDateTime,
 ) -> ServiceResult<bool> {
     let deleted = Token::mark_deleted(conn, id, by, at)?;
-    crate::repo::notices::Notice::cancel_for_token(conn, id)?;
+    Notice::cancel_for_token(conn, id)?;
     Ok(deleted)
+}
+
+/// Everything the tokens section of the portal shows, loaded in one trip.
+pub struct TokenSection {
+    pub page: TokenPage,
+    pub active_count: i64,
+    /// The account's users, for the "Issued by" filter (Administrators only; else empty).
+    pub issuers: Vec<User>,
+    /// The token a delete confirmation asks about.
+    pub confirm: Option<TokenView>,
+}
+
+impl Services {
+    /// The tokens section: one page of what `actor` may see, the account's active count, the
+    /// issuers to filter by, and the token a delete confirmation is about (404 if not visible).
+    pub async fn token_section(
+        &self,
+        actor: Actor,
+        query: ListQuery,
+        confirm: Option<i64>,
+    ) -> ServiceResult<TokenSection> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| {
+                let page = list(conn, &actor, &query, now)?;
+                let active_count = active_count(conn, actor.account_id, now)?;
+                let issuers = if actor.role.is_admin() {
+                    User::list_in_account(conn, actor.account_id)?
+                } else {
+                    vec![]
+                };
+                let confirm = confirm.map(|id| get(conn, &actor, id, now)).transpose()?;
+                Ok(TokenSection {
+                    page,
+                    active_count,
+                    issuers,
+                    confirm,
+                })
+            })
+            .await
+    }
+
+    /// The tokens `actor` may see that match `query`.
+    pub async fn list_tokens(&self, actor: Actor, query: ListQuery) -> ServiceResult<TokenPage> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| list(conn, &actor, &query, now))
+            .await
+    }
+
+    /// One token, if `actor` may see it.
+    pub async fn token(&self, actor: Actor, id: i64) -> ServiceResult<TokenView> {
+        let now = self.clock.now();
+        self.db.run(move |conn| get(conn, &actor, id, now)).await
+    }
+
+    /// How many active tokens the account has (the 50 limit counts these).
+    pub async fn active_token_count(&self, account_id: i64) -> ServiceResult<i64> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| active_count(conn, account_id, now))
+            .await
+    }
+
+    #[tracing::instrument(skip(self, request), fields(account_id = actor.account_id, user_id = actor.user_id, role = %request.role))]
+    pub async fn create_token(
+        &self,
+        actor: Actor,
+        request: NewTokenRequest,
+    ) -> ServiceResult<CreateOutcome> {
+        let now = self.clock.now();
+        let outcome = self
+            .db
+            .run(move |conn| create(conn, &actor, &request, now))
+            .await?;
+        if let CreateOutcome::Created { token, .. } = &outcome {
+            tracing::info!(token_id = token.id, "token created");
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes a token (web page and API alike) and forgets it in this instance's cache, so
+    /// it is refused from the very next request.
+    #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn delete_token(&self, actor: Actor, token_id: i64) -> ServiceResult<DeleteOutcome> {
+        let now = self.clock.now();
+        let outcome = self
+            .db
+            .run(move |conn| delete(conn, &actor, token_id, now))
+            .await?;
+        self.forget_tokens(&[token_id]);
+        if let DeleteOutcome::Deleted(_) = &outcome {
+            tracing::info!("token deleted");
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn actor(user_id: i64, account_id: i64, role: Role) -> Actor {
+        Actor {
+            user_id,
+            account_id,
+            role,
+        }
+    }
+
+    fn token(account_id: i64, issuer_id: i64) -> Token {
+        Token {
+            id: 1,
+            account_id,
+            issuer_id,
+            name: "t".into(),
+            description: None,
+            role: Role::Users,
+            secret_hash: String::new(),
+            created_at: datetime!(2026-01-01 0:00),
+            expires_at: None,
+            last_used_at: None,
+            deleted_at: None,
+            deleted_by: None,
+            form_id: None,
+        }
+    }
+
+    #[test]
+    fn administrators_see_every_token_of_their_account_and_no_other() {
+        let admin = Visibility::of(&actor(1, 7, Role::Administrators));
+        assert_eq!(admin.only_issuer, None);
+        assert!(admin.admits(&token(7, 1)));
+        assert!(admin.admits(&token(7, 2)), "a colleague's token");
+        assert!(!admin.admits(&token(8, 1)), "another account's token");
+    }
+
+    #[test]
+    fn everyone_else_sees_only_the_tokens_they_issued() {
+        for role in Role::ALL.into_iter().filter(|r| !r.is_admin()) {
+            let v = Visibility::of(&actor(2, 7, role));
+            assert_eq!(v.only_issuer, Some(2), "{role}");
+            assert!(v.admits(&token(7, 2)), "{role}: own token");
+            assert!(!v.admits(&token(7, 1)), "{role}: a colleague's token");
+            assert!(!v.admits(&token(8, 2)), "{role}: another account");
+        }
+    }
 }

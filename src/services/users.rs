@@ -8,10 +8,11 @@ use argon2::Argon2;
 use diesel::Connection;
 use time::OffsetDateTime;
 
+use super::{Actor, Services, ADMINS_ONLY};
 use crate::db::DbConn;
 use crate::domain::input::{Email, NewPassword, PersonName};
 use crate::domain::token::to_naive;
-use crate::domain::Role;
+use crate::domain::{AuthType, Role};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, NewUser, User};
 
@@ -47,8 +48,8 @@ pub fn add_user(conn: &mut DbConn, input: &AddUser, now: OffsetDateTime) -> Serv
             email: input.email.as_str(),
             name: input.name.as_str(),
             password_hash: Some(&hash),
-            role: input.role.id(),
-            auth_type: "password",
+            role: input.role,
+            auth_type: AuthType::Password,
             created_at: to_naive(now),
         };
         User::insert(conn, &new).map_err(|e| match e {
@@ -143,19 +144,13 @@ pub fn random_password() -> String {
 
 /// A user as `actor` may see them: themselves, or anyone of their account for Administrators.
 /// Another account's user is "not found"; a colleague, for a non-Administrator, is forbidden.
-pub fn visible_user(
-    conn: &mut DbConn,
-    actor: &super::Actor,
-    id: i64,
-) -> ServiceResult<(User, Account)> {
+pub fn visible_user(conn: &mut DbConn, actor: &Actor, id: i64) -> ServiceResult<(User, Account)> {
     let user = User::find(conn, id)?.ok_or(ServiceError::NotFound)?;
     if user.account_id != actor.account_id {
         return Err(ServiceError::NotFound);
     }
     if user.id != actor.user_id && !actor.role.is_admin() {
-        return Err(ServiceError::Forbidden(
-            "Only Administrators can see other users of the account.".into(),
-        ));
+        return Err(ServiceError::Forbidden(ADMINS_ONLY.into()));
     }
     let account = Account::find(conn, user.account_id)?.ok_or(ServiceError::NotFound)?;
     Ok((user, account))
@@ -164,15 +159,11 @@ pub fn visible_user(
 /// The account's users (not removed), for Administrators only.
 pub fn account_users(
     conn: &mut DbConn,
-    actor: &super::Actor,
+    actor: &Actor,
     limit: i64,
     offset: i64,
 ) -> ServiceResult<(Vec<User>, Account)> {
-    if !actor.role.is_admin() {
-        return Err(ServiceError::Forbidden(
-            "Only Administrators can list the users of the account.".into(),
-        ));
-    }
+    actor.require_admin()?;
     let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
     let users = User::list_in_account(conn, actor.account_id)?
         .into_iter()
@@ -186,13 +177,13 @@ pub fn account_users(
 /// (all of them for Administrators, themselves otherwise).
 pub fn account_overview(
     conn: &mut DbConn,
-    actor: &super::Actor,
+    actor: &Actor,
 ) -> ServiceResult<(Account, Option<String>, Vec<User>)> {
     let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
     let users = User::list_in_account(conn, actor.account_id)?;
     let mut admins: Vec<&User> = users
         .iter()
-        .filter(|u| u.role == Role::Administrators.id())
+        .filter(|u| u.role == Role::Administrators)
         .collect();
     admins.sort_by_key(|u| u.id);
     let admin_email = admins.first().map(|u| u.email.clone());
@@ -201,6 +192,37 @@ pub fn account_overview(
         .filter(|u| actor.role.is_admin() || u.id == actor.user_id)
         .collect();
     Ok((account, admin_email, visible))
+}
+
+impl Services {
+    /// A user as `actor` may see them (see `visible_user`).
+    pub async fn user(&self, actor: Actor, id: i64) -> ServiceResult<(User, Account)> {
+        self.db
+            .run(move |conn| visible_user(conn, &actor, id))
+            .await
+    }
+
+    /// The account's users, Administrators only (see `account_users`).
+    pub async fn account_users(
+        &self,
+        actor: Actor,
+        limit: i64,
+        offset: i64,
+    ) -> ServiceResult<(Vec<User>, Account)> {
+        self.db
+            .run(move |conn| account_users(conn, &actor, limit, offset))
+            .await
+    }
+
+    /// The account overview (see `account_overview`).
+    pub async fn account_overview(
+        &self,
+        actor: Actor,
+    ) -> ServiceResult<(Account, Option<String>, Vec<User>)> {
+        self.db
+            .run(move |conn| account_overview(conn, &actor))
+            .await
+    }
 }
 
 #[cfg(test)]

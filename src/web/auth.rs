@@ -8,22 +8,13 @@ use futures_util::future::LocalBoxFuture;
 use super::session::TypedSession;
 use super::views::Layout;
 use super::{AppState, WebError};
-use crate::repo::notices::Notice;
-use crate::services::auth::{session_user, PortalUser};
-use crate::services::notifier::expiring_soon_count;
+use crate::services::auth::{NavCounts, PortalUser};
 use crate::services::Actor;
 
 pub struct SignedIn {
     pub user: PortalUser,
     pub session: TypedSession,
     pub counts: NavCounts,
-}
-
-/// The numbers the navigation shows.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NavCounts {
-    pub unread: i64,
-    pub expiring_soon: i64,
 }
 
 impl SignedIn {
@@ -46,6 +37,11 @@ impl SignedIn {
             expiring_soon: self.counts.expiring_soon,
         }
     }
+
+    /// The page is for Administrators only.
+    pub fn require_admin(&self) -> Result<(), WebError> {
+        Ok(self.actor().require_admin()?)
+    }
 }
 
 impl FromRequest for SignedIn {
@@ -64,20 +60,7 @@ impl FromRequest for SignedIn {
             let Some(session_id) = session.session_id() else {
                 return Err(WebError::SignInRequired { next });
             };
-            let now = state.clock.now();
-            let found = state
-                .db(move |conn| {
-                    let Some(user) = session_user(conn, &session_id, now)? else {
-                        return Ok(None);
-                    };
-                    let counts = NavCounts {
-                        unread: Notice::unread_count(conn, user.user.id)?,
-                        expiring_soon: expiring_soon_count(conn, &user.actor(), now)?,
-                    };
-                    Ok(Some((user, counts)))
-                })
-                .await?;
-            match found {
+            match state.signed_in(session_id).await? {
                 Some((user, counts)) => Ok(SignedIn {
                     user,
                     session,

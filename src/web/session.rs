@@ -8,7 +8,7 @@ use actix_web::{FromRequest, HttpRequest};
 use subtle::ConstantTimeEq;
 
 use super::WebError;
-use crate::services::auth::random_id;
+use crate::domain::Secret;
 
 pub struct TypedSession(Session);
 
@@ -26,7 +26,7 @@ impl TypedSession {
         self.0.renew();
         self.0.remove(FLASH);
         self.insert(SESSION_ID, session_id)?;
-        self.insert(CSRF, &random_id())
+        self.insert(CSRF, Secret::generate().expose())
     }
 
     pub fn sign_out(&self) {
@@ -38,7 +38,7 @@ impl TypedSession {
         if let Some(token) = self.0.get::<String>(CSRF).ok().flatten() {
             return token;
         }
-        let token = random_id();
+        let token = Secret::generate().into_exposed();
         let _ = self.0.insert(CSRF, &token);
         token
     }

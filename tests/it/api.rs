@@ -775,7 +775,7 @@ async fn the_last_use_write_is_skipped_within_a_minute() {
     let t0 = app.clock().now();
     let written = app
         .db(move |c| {
-            use apitokens::services::credentials::TokenVerifier;
+            use apitokens::services::token_cache::TokenVerifier;
             [
                 TokenVerifier::record_use(c, id, t0).unwrap(),
                 TokenVerifier::record_use(c, id, t0 + Duration::seconds(59)).unwrap(),

@@ -77,7 +77,7 @@ async fn user_add_creates_a_user_who_can_sign_in() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (user.email.as_str(), apitokens::services::role_of(user.role)),
+        (user.email.as_str(), user.role),
         ("cli@acme.test", Role::Engineers)
     );
     assert_eq!(

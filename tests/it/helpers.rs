@@ -80,7 +80,10 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let (database_url, pg_schema) = match postgres_url() {
             Some(base) => {
-                let schema = format!("t_{}", &apitokens::services::auth::random_id()[..16]);
+                let schema = format!(
+                    "t_{}",
+                    &apitokens::domain::Secret::generate().expose()[..16]
+                );
                 let mut conn = PgConnection::establish(&base).unwrap_or_else(|e| {
                     panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
                 });
@@ -129,7 +132,7 @@ impl TestApp {
     }
 
     pub fn clock(&self) -> &Clock {
-        &self.state.clock
+        self.state.clock()
     }
 
     /// Runs `f` on a pooled connection (for setup and for looking at what was stored).
@@ -137,7 +140,7 @@ impl TestApp {
         &self,
         f: impl FnOnce(&mut DbConn) -> T + Send + 'static,
     ) -> T {
-        let pool = self.state.pool.clone();
+        let pool = self.state.pool().clone();
         tokio::task::spawn_blocking(move || f(&mut pool.get().expect("connection")))
             .await
             .expect("db task")

@@ -486,7 +486,7 @@ async fn sso_users_are_marked_and_their_tokens_deleted_in_one_action() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(sam.auth_type, "sso");
+    assert_eq!(sam.auth_type, apitokens::domain::AuthType::Sso);
     let t1 = app.token_for(&sam, Role::Engineers).await;
     let t2 = app.token_for(&sam, Role::Users).await;
     let page = web.get("/users?role=5").await;

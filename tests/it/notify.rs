@@ -3,10 +3,12 @@
 use std::collections::HashSet;
 
 use apitokens::domain::input::{Expiry, TokenDescription, TokenName};
+use apitokens::domain::EmailStatus;
 use apitokens::domain::Role;
 use apitokens::repo::notices::Notice;
 use apitokens::repo::User;
-use apitokens::services::notifier::{self, Delivery, CLAIM_TTL};
+use apitokens::services::delivery::{Delivery, CLAIM_TTL};
+use apitokens::services::notices as notifier;
 use apitokens::services::tokens::{self, CreateOutcome, NewTokenRequest};
 use apitokens::services::Actor;
 use reqwest::StatusCode;
@@ -264,9 +266,9 @@ async fn an_smtp_outage_loses_and_duplicates_nothing() {
     let (recorded, d) = sweep(&app).await;
     assert_eq!((recorded, d.sent, d.failed), (3, 0, 3));
     let rows = app.db(Notice::all).await.unwrap();
-    assert!(rows
-        .iter()
-        .all(|n| n.email_status == "pending" && n.attempts == 1 && n.last_error.is_some()));
+    assert!(rows.iter().all(|n| n.email_status == EmailStatus::Pending
+        && n.attempts == 1
+        && n.last_error.is_some()));
     assert!(rows.iter().all(|n| n.sent_at.is_none()));
 
     smtp.restart();
@@ -380,7 +382,9 @@ async fn deleting_a_token_cancels_its_pending_emails() {
     assert_eq!(sweep(&app).await, (0, Delivery::default()));
     assert!(smtp.received().is_empty());
     let rows = app.db(Notice::all).await.unwrap();
-    assert!(rows.iter().all(|n| n.email_status == "cancelled"));
+    assert!(rows
+        .iter()
+        .all(|n| n.email_status == EmailStatus::Cancelled));
 }
 
 #[tokio::test]

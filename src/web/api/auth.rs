@@ -7,92 +7,33 @@ use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::model::{JwtPair, Message};
-use crate::domain::token::PresentedToken;
 use crate::domain::Role;
-use crate::repo::User;
+use crate::services::api_auth::{AuthError, Credential};
 use crate::services::auth::SignInError;
-use crate::services::credentials::{
-    self, Credential, RefreshError, TokenPair, TokenVerifier, Verdict,
-};
-use crate::services::role_of;
+use crate::services::jwt::{RefreshError, TokenPair};
 use crate::web::AppState;
 
-/// Longest `Authorization` header we read; anything longer is refused unread.
-const MAX_AUTH_HEADER: usize = 8192;
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthorized => ApiError::Unauthorized,
+            AuthError::Service(e) => e.into(),
+        }
+    }
+}
 
-/// Checks the request's credential. Permanent tokens hit the in-memory cache first; JWTs are
-/// checked by signature alone (no database).
-pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Credential, ApiError> {
-    let raw = req
-        .headers()
+/// The request's `Authorization` value; one that is not text is no credential at all.
+fn authorization(req: &HttpRequest) -> &str {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= MAX_AUTH_HEADER)
-        .ok_or(ApiError::Unauthorized)?
-        .trim();
-    let (scheme, value) = raw
-        .split_once(char::is_whitespace)
-        .ok_or(ApiError::Unauthorized)?;
-    let now = state.clock.now();
-    if scheme.eq_ignore_ascii_case("apikey") {
-        let presented = PresentedToken::parse(value).ok_or(ApiError::Unauthorized)?;
-        verify_token(state, presented).await
-    } else if scheme.eq_ignore_ascii_case("bearer") {
-        state
-            .jwt
-            .verify_access(value.trim(), now)
-            .map_err(|_| ApiError::Unauthorized)
-    } else {
-        Err(ApiError::Unauthorized)
-    }
+        .unwrap_or("")
 }
 
-async fn verify_token(state: &AppState, presented: PresentedToken) -> Result<Credential, ApiError> {
-    let now = state.clock.now();
-    let id = presented.id;
-    let verdict = match state.verifier.check_cached(&presented, now) {
-        Verdict::Known {
-            verdict,
-            refresh: reload,
-        } => {
-            if reload {
-                let state = state.clone();
-                actix_web::rt::spawn(async move {
-                    match state.db(move |conn| TokenVerifier::load(conn, id)).await {
-                        Ok(loaded) => state.verifier.refreshed(id, loaded),
-                        Err(e) => {
-                            tracing::warn!(token_id = id, error = %e, "token cache refresh failed")
-                        }
-                    }
-                });
-            }
-            verdict
-        }
-        Verdict::Unknown => {
-            let row = state.db(move |conn| TokenVerifier::load(conn, id)).await?;
-            state.verifier.remember(&presented, row, now)
-        }
-    };
-    let credential = verdict.map_err(|_| ApiError::Unauthorized)?;
-    if state.verifier.should_record_use(id, now) {
-        // Off the request path: the answer does not wait for this write.
-        let pool = state.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-                TokenVerifier::record_use(&mut conn, id, now).map_err(|e| e.to_string())
-            });
-            if let Err(e) = written {
-                tracing::warn!(token_id = id, error = %e, "could not record the token's last use");
-            }
-        });
-    }
-    Ok(credential)
-}
-
-/// The authenticated caller of a management endpoint. For a JWT the user is looked up, so a
-/// removed user's JWT stops working and the role is the user's current one.
+/// The authenticated caller of a management endpoint (see `Services::api_caller`).
 pub struct ApiCaller(pub Credential);
 
 impl FromRequest for ApiCaller {
@@ -106,18 +47,7 @@ impl FromRequest for ApiCaller {
                 .app_data::<web::Data<AppState>>()
                 .cloned()
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
-            let mut credential = authenticate(&state, &req).await?;
-            if credential.token_id.is_none() {
-                let user_id = credential.actor.user_id;
-                let user = state.db(move |conn| Ok(User::find(conn, user_id)?)).await?;
-                match user {
-                    Some(user) if user.removed_at.is_none() => {
-                        credential.actor.role = role_of(user.role)
-                    }
-                    _ => return Err(ApiError::Unauthorized),
-                }
-            }
-            Ok(ApiCaller(credential))
+            Ok(ApiCaller(state.api_caller(authorization(&req)).await?))
         })
     }
 }
@@ -140,7 +70,7 @@ pub struct LoginBody {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginBody>,
+    body: JsonBody<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let (Some(email), Some(password)) = (
@@ -158,22 +88,13 @@ pub async fn login(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    let now = state.clock.now();
-    let (jwt, login_email) = (state.jwt.clone(), email.clone());
-    let outcome = state
-        .limited_sign_in(&email, &address, move |conn| {
-            credentials::login(conn, &jwt, &login_email, &password, now)
-        })
-        .await
-        .map_err(|wait| {
-            ApiError::TooManyRequests(format!(
-                "Too many failed login attempts. Try again in {} minute(s).",
-                wait.as_secs().div_ceil(60)
-            ))
-        })?;
-    match outcome {
+    match state.jwt_login(&email, &password, &address).await {
         Ok(pair) => Ok(pair_response(pair)),
         Err(SignInError::WrongCredentials | SignInError::ApiOnly) => Err(ApiError::Unauthorized),
+        Err(SignInError::TooManyAttempts(wait)) => Err(ApiError::TooManyRequests(format!(
+            "Too many failed login attempts. Try again in {} minute(s).",
+            wait.as_secs().div_ceil(60)
+        ))),
         Err(SignInError::Service(e)) => Err(e.into()),
     }
 }
@@ -189,25 +110,12 @@ pub struct RefreshBody {
 #[post("/iam/auth/jwt/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshBody>,
+    body: JsonBody<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(token) = body.into_inner().refresh.filter(|t| !t.is_empty()) else {
         return Err(ApiError::field("refresh", "This field is required."));
     };
-    let now = state.clock.now();
-    let outcome = web::block({
-        let state = state.clone();
-        move || {
-            let mut conn = state
-                .pool
-                .get()
-                .map_err(|e| RefreshError::Service(anyhow::anyhow!("{e}").into()))?;
-            credentials::refresh(&mut conn, &state.jwt, &token, now)
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    match outcome {
+    match state.jwt_refresh(token).await {
         Ok(pair) => Ok(pair_response(pair)),
         Err(RefreshError::Unauthorized) => Err(ApiError::Unauthorized),
         Err(RefreshError::Service(e)) => Err(e.into()),
@@ -232,7 +140,7 @@ fn pair_response(pair: TokenPair) -> HttpResponse {
     security(("APIKey" = []), ("Bearer" = [])))]
 #[get("/iam/auth/check")]
 pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let credential = authenticate(&state, &req).await?;
+    let credential = state.authenticate(authorization(&req)).await?;
     if let Some(wanted) = min_role(req.query_string())? {
         if credential.actor.role.rank() < wanted.rank() {
             return Err(ApiError::Forbidden(format!(

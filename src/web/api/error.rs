@@ -2,7 +2,9 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+use super::body::BodyErrors;
 
 use crate::error::{Blocker, ServiceError};
 
@@ -30,13 +32,36 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
+/// Where an endpoint puts a service's field errors: (service field, path in the body).
+/// A field not listed keeps its own name.
+pub type FieldPaths = &'static [(&'static str, &'static [&'static str])];
+
 impl ApiError {
     pub fn field(field: &str, message: impl Into<String>) -> ApiError {
         ApiError::Validation(json!({ field: [message.into()] }))
     }
 
-    pub fn role(message: impl Into<String>) -> ApiError {
-        ApiError::Validation(json!({ "client_user": { "role": [message.into()] } }))
+    /// A service error as this endpoint answers it: field errors under the endpoint's own
+    /// names (`paths`), so one endpoint's body shape never leaks into another's.
+    pub fn from_service(e: ServiceError, paths: FieldPaths) -> ApiError {
+        match e {
+            ServiceError::Invalid(fields) => {
+                let mut errors = BodyErrors::default();
+                for (field, message) in fields {
+                    let path = paths
+                        .iter()
+                        .find(|(name, _)| *name == field)
+                        .map(|(_, path)| *path)
+                        .unwrap_or(std::slice::from_ref(&field));
+                    errors.add(path, message);
+                }
+                match errors.finish::<()>(None) {
+                    Err(e) => e,
+                    Ok(()) => unreachable!("finish(None) is an error"),
+                }
+            }
+            other => other.into(),
+        }
     }
 }
 
@@ -45,20 +70,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::Forbidden(m) => ApiError::Forbidden(m),
-            ServiceError::Invalid(fields) => {
-                let mut errors = Map::new();
-                for (field, message) in fields {
-                    if field == "role" {
-                        errors.insert("client_user".into(), json!({ "role": [message] }));
-                    } else {
-                        let entry = errors.entry(field).or_insert_with(|| json!([]));
-                        if let Value::Array(list) = entry {
-                            list.push(Value::String(message));
-                        }
-                    }
-                }
-                ApiError::Validation(Value::Object(errors))
-            }
+            ServiceError::Invalid(_) => ApiError::from_service(e, &[]),
             ServiceError::Conflict(m) => ApiError::Validation(json!({ "non_field_errors": [m] })),
             // Gcore's own wording for these two refusals.
             ServiceError::TokensInTheWay {

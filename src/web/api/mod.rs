@@ -1,6 +1,7 @@
 //! The JSON API under `/iam`, wire-compatible with Gcore's IAM API (GCORE_IAM_API.md).
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod model;
 pub mod tokens;

@@ -6,9 +6,8 @@ use utoipa::ToSchema;
 
 use crate::domain::token::TokenStatus;
 use crate::domain::Role;
-use crate::repo::{Account, User};
-use crate::services::role_of;
 use crate::services::tokens::TokenView;
+use crate::services::{Account, User};
 
 /// RFC 3339 in UTC, seconds precision: `2026-12-01T23:59:59Z`.
 pub fn rfc3339(at: OffsetDateTime) -> String {
@@ -117,18 +116,18 @@ pub struct ApiUser {
 
 impl ApiUser {
     pub fn new(u: &User, account: &Account) -> ApiUser {
-        let sso = u.auth_type == "sso";
+        let sso = u.auth_type.is_sso();
         ApiUser {
             id: u.id,
             email: u.email.clone(),
             name: u.name.clone(),
             client: u.account_id,
             company: account.name.clone(),
-            groups: vec![role_of(u.role).into()],
+            groups: vec![u.role.into()],
             deleted: u.removed_at.is_some(),
             is_active: u.removed_at.is_none(),
             activated: true,
-            auth_types: vec![u.auth_type.clone()],
+            auth_types: vec![u.auth_type.code().to_string()],
             sso_auth: sso,
             two_fa: false,
             lang: u.lang.clone(),

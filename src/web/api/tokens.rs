@@ -3,17 +3,20 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::auth::{url_pairs, ApiCaller};
-use super::error::ApiError;
+use super::body::{BodyErrors, Field, JsonBody, RoleBody};
+use super::error::{ApiError, FieldPaths};
 use super::model::{ApiToken, ApiTokenCreated, Message};
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::token::{wire_form, Separator, TokenStatus};
 use crate::domain::Role;
-use crate::services::tokens::{self, CreateOutcome, ListQuery, NewTokenRequest};
+use crate::services::tokens::{CreateOutcome, ListQuery, NewTokenRequest};
 use crate::web::AppState;
 
 /// The path's `clientId` must be the caller's own account; another is "not found".
@@ -73,122 +76,104 @@ pub fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
     }
 }
 
-/// Reads the create body field by field, collecting every problem at once.
-pub fn parse_create(body: &Value, now: OffsetDateTime) -> Result<NewTokenRequest, ApiError> {
-    let Some(obj) = body.as_object() else {
-        return Err(ApiError::field(
-            "non_field_errors",
-            "Expected a JSON object.",
-        ));
-    };
-    let mut errors = Map::new();
-    let mut fail = |field: &str, message: String| {
-        errors.insert(field.into(), json!([message]));
-    };
-    let name = match obj.get("name") {
-        None | Some(Value::Null) => {
-            fail("name", "This field is required.".into());
-            None
-        }
-        Some(Value::String(s)) => TokenName::parse(s).map_err(|m| fail("name", m)).ok(),
-        Some(_) => {
-            fail("name", "Not a valid string.".into());
-            None
-        }
-    };
-    let description = match obj.get("description") {
-        None | Some(Value::Null) => TokenDescription::parse(None).ok(),
-        Some(Value::String(s)) => TokenDescription::parse(Some(s))
-            .map_err(|m| fail("description", m))
-            .ok(),
-        Some(_) => {
-            fail("description", "Not a valid string.".into());
-            None
-        }
-    };
-    let expiry = match obj.get("exp_date") {
-        None => {
-            fail(
-                "exp_date",
-                "This field is required (null for a token that never expires).".into(),
-            );
-            None
-        }
-        Some(Value::Null) => Some(Expiry::NEVER),
-        Some(Value::String(s)) => match OffsetDateTime::parse(s, &Rfc3339) {
-            Ok(at) => Expiry::at(at.replace_nanosecond(0).unwrap_or(at), now)
-                .map_err(|m| fail("exp_date", m))
+/// `POST .../tokens`: every field as sent (see `body::Field`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CreateTokenBody {
+    #[serde(default)]
+    #[schema(value_type = String)]
+    name: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    description: Field<String>,
+    /// RFC 3339, or `null` for a token that never expires.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    exp_date: Field<String>,
+    /// `{"role": {"id": 5, "name": "Engineers"}}`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    client_user: Field<ClientUserBody>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ClientUserBody {
+    #[serde(default)]
+    role: Field<RoleBody>,
+}
+
+/// Where the token service's field errors go in this endpoint's 400 body.
+const CREATE_FIELDS: FieldPaths = &[("role", &["client_user", "role"])];
+
+impl CreateTokenBody {
+    /// The domain request, or every problem with the body at once.
+    pub fn parse(self, now: OffsetDateTime) -> Result<NewTokenRequest, ApiError> {
+        let mut errors = BodyErrors::default();
+        let name = match self.name {
+            Field::Absent | Field::Null => {
+                errors.set("name", "This field is required.");
+                None
+            }
+            Field::Value(s) => TokenName::parse(&s).map_err(|m| errors.set("name", m)).ok(),
+            Field::WrongType(_) => {
+                errors.set("name", "Not a valid string.");
+                None
+            }
+        };
+        let description = match self.description {
+            Field::Absent | Field::Null => TokenDescription::parse(None).ok(),
+            Field::Value(s) => TokenDescription::parse(Some(&s))
+                .map_err(|m| errors.set("description", m))
                 .ok(),
-            Err(_) => {
-                fail(
+            Field::WrongType(_) => {
+                errors.set("description", "Not a valid string.");
+                None
+            }
+        };
+        let expiry = match self.exp_date {
+            Field::Absent => {
+                errors.set(
                     "exp_date",
-                    "Use an RFC 3339 date and time, like 2026-12-31T23:59:59Z.".into(),
+                    "This field is required (null for a token that never expires).",
                 );
                 None
             }
-        },
-        Some(_) => {
-            fail("exp_date", "Use an RFC 3339 date and time, or null.".into());
-            None
+            Field::Null => Some(Expiry::NEVER),
+            Field::Value(s) => match OffsetDateTime::parse(&s, &Rfc3339) {
+                Ok(at) => Expiry::at(at.replace_nanosecond(0).unwrap_or(at), now)
+                    .map_err(|m| errors.set("exp_date", m))
+                    .ok(),
+                Err(_) => {
+                    errors.set(
+                        "exp_date",
+                        "Use an RFC 3339 date and time, like 2026-12-31T23:59:59Z.",
+                    );
+                    None
+                }
+            },
+            Field::WrongType(_) => {
+                errors.set("exp_date", "Use an RFC 3339 date and time, or null.");
+                None
+            }
+        };
+        let role = match self.client_user {
+            Field::Value(ClientUserBody {
+                role: Field::Value(role),
+            }) => Role::try_from(role),
+            _ => Err("This field is required.".to_string()),
         }
-    };
-    let role = parse_role(obj.get("client_user").and_then(|c| c.get("role")));
-    let role = match role {
-        Ok(role) => Some(role),
-        Err(message) => {
-            errors.insert("client_user".into(), json!({ "role": [message] }));
-            None
-        }
-    };
-    match (name, description, expiry, role) {
-        (Some(name), Some(description), Some(expiry), Some(role)) if errors.is_empty() => {
-            Ok(NewTokenRequest {
+        .map_err(|m| errors.add(&["client_user", "role"], m))
+        .ok();
+        let request = match (name, description, expiry, role) {
+            (Some(name), Some(description), Some(expiry), Some(role)) => Some(NewTokenRequest {
                 name,
                 description,
                 role,
                 expiry,
                 form_id: None,
-            })
-        }
-        _ => Err(ApiError::Validation(Value::Object(errors))),
-    }
-}
-
-/// `{"id": 5}`, `{"name": "Engineers"}` or both (then they must agree).
-fn parse_role(value: Option<&Value>) -> Result<Role, String> {
-    let Some(value) = value.filter(|v| !v.is_null()) else {
-        return Err("This field is required.".into());
-    };
-    let by_id = match value.get("id") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let shown = v
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| v.to_string());
-            let id = v
-                .as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
-            Some(
-                id.and_then(|id| i32::try_from(id).ok())
-                    .and_then(Role::from_id)
-                    .ok_or(format!("Invalid role: {shown}"))?,
-            )
-        }
-    };
-    let by_name = match value.get("name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(Role::from_name(s).ok_or(format!("Invalid role: {s}"))?),
-        Some(v) => return Err(format!("Invalid role: {v}")),
-    };
-    match (by_id, by_name) {
-        (Some(a), Some(b)) if a != b => Err(format!(
-            "Invalid role: id {} and name {} are different roles",
-            a.id(),
-            b.name()
-        )),
-        (Some(r), _) | (None, Some(r)) => Ok(r),
-        (None, None) => Err("This field is required.".into()),
+            }),
+            _ => None,
+        };
+        errors.finish(request)
     }
 }
 
@@ -200,11 +185,8 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     own_account(&caller, client_id)?;
     let query = parse_list_query(req.query_string())?;
-    let now = state.clock.now();
-    let actor = caller.0.actor;
-    let page = state
-        .db(move |conn| tokens::list(conn, &actor, &query, now))
-        .await?;
+    let now = state.clock().now();
+    let page = state.list_tokens(caller.0.actor, query).await?;
     let body: Vec<ApiToken> = page.tokens.iter().map(|t| ApiToken::new(t, now)).collect();
     Ok(HttpResponse::Ok().json(body))
 }
@@ -213,22 +195,21 @@ async fn create(
     state: &AppState,
     caller: ApiCaller,
     client_id: &str,
-    body: Value,
+    body: CreateTokenBody,
     sep: Separator,
 ) -> Result<HttpResponse, ApiError> {
     own_account(&caller, client_id)?;
-    let now = state.clock.now();
-    let request = parse_create(&body, now)?;
-    let actor = caller.0.actor;
+    let now = state.clock().now();
+    let request = body.parse(now)?;
     let outcome = state
-        .db(move |conn| tokens::create(conn, &actor, &request, now))
-        .await?;
+        .create_token(caller.0.actor, request)
+        .await
+        .map_err(|e| ApiError::from_service(e, CREATE_FIELDS))?;
     let CreateOutcome::Created { token, secret } = outcome else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "API creates carry no form id"
         )));
     };
-    tracing::info!(token_id = token.id, "token created through the API");
     let body = ApiTokenCreated {
         details: ApiToken::new(&token, now),
         token: wire_form(token.id, sep, &secret),
@@ -246,12 +227,8 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     own_account(&caller, client_id)?;
     let id = token_id(id)?;
-    let now = state.clock.now();
-    let actor = caller.0.actor;
-    let token = state
-        .db(move |conn| tokens::get(conn, &actor, id, now))
-        .await?;
-    Ok(HttpResponse::Ok().json(ApiToken::new(&token, now)))
+    let token = state.token(caller.0.actor, id).await?;
+    Ok(HttpResponse::Ok().json(ApiToken::new(&token, state.clock().now())))
 }
 
 async fn delete(
@@ -300,28 +277,28 @@ pub async fn list_v2(
 
 /// Create a token; the answer carries it as `<id>$<secret>`, once.
 #[utoipa::path(post, path = "/iam/clients/{clientId}/tokens", tag = "tokens", params(("clientId" = i64, Path)),
-    request_body(content = Object, description = "name, description, exp_date (RFC 3339 or null), client_user.role {id, name}"),
+    request_body = CreateTokenBody,
     responses((status = 200, body = ApiTokenCreated), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 pub async fn create_v1(
     state: web::Data<AppState>,
     caller: ApiCaller,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: JsonBody<CreateTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     create(&state, caller, &path, body.into_inner(), Separator::Dollar).await
 }
 
 /// Create a token; the answer carries it as `<id>_<secret>`, once.
 #[utoipa::path(post, path = "/iam/v2/clients/{clientId}/tokens", tag = "tokens", params(("clientId" = i64, Path)),
-    request_body(content = Object, description = "name, description, exp_date (RFC 3339 or null), client_user.role {id, name}"),
+    request_body = CreateTokenBody,
     responses((status = 200, body = ApiTokenCreated), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 pub async fn create_v2(
     state: web::Data<AppState>,
     caller: ApiCaller,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: JsonBody<CreateTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     create(
         &state,

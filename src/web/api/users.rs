@@ -1,17 +1,18 @@
 //! `/iam/users...` and `/iam/clients/me`.
 
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
-use diesel::Connection;
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::domain::input::{Email, PersonName};
 use crate::domain::Role;
-use crate::services::members;
+use crate::services::members::UserUpdate;
 
 use super::auth::{url_pairs, ApiCaller};
-use super::error::ApiError;
+use super::body::{BodyErrors, Field, JsonBody, RoleBody};
+use super::error::{ApiError, FieldPaths};
 use super::model::{ApiUser, ClientOverview, Message};
-use crate::services::users;
 use crate::web::AppState;
 
 /// The caller's own user.
@@ -21,9 +22,7 @@ use crate::web::AppState;
 pub async fn me(state: web::Data<AppState>, caller: ApiCaller) -> Result<HttpResponse, ApiError> {
     let actor = caller.0.actor;
     let id = actor.user_id;
-    let (user, account) = state
-        .db(move |conn| users::visible_user(conn, &actor, id))
-        .await?;
+    let (user, account) = state.user(actor, id).await?;
     Ok(HttpResponse::Ok().json(ApiUser::new(&user, &account)))
 }
 
@@ -38,10 +37,7 @@ pub async fn one(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = path.parse().map_err(|_| ApiError::NotFound)?;
-    let actor = caller.0.actor;
-    let (user, account) = state
-        .db(move |conn| users::visible_user(conn, &actor, id))
-        .await?;
+    let (user, account) = state.user(caller.0.actor, id).await?;
     Ok(HttpResponse::Ok().json(ApiUser::new(&user, &account)))
 }
 
@@ -69,10 +65,7 @@ pub async fn list(
             .filter(|n| *n >= 0)
             .ok_or_else(|| ApiError::field(&key, "A valid non-negative integer is required."))?;
     }
-    let actor = caller.0.actor;
-    let (list, account) = state
-        .db(move |conn| users::account_users(conn, &actor, limit, offset))
-        .await?;
+    let (list, account) = state.account_users(caller.0.actor, limit, offset).await?;
     let body: Vec<ApiUser> = list.iter().map(|u| ApiUser::new(u, &account)).collect();
     Ok(HttpResponse::Ok().json(body))
 }
@@ -87,9 +80,7 @@ pub async fn client(
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.0.actor;
     let current = actor.user_id;
-    let (account, admin_email, visible) = state
-        .db(move |conn| users::account_overview(conn, &actor))
-        .await?;
+    let (account, admin_email, visible) = state.account_overview(actor).await?;
     let body = ClientOverview {
         id: account.id,
         email: admin_email.clone().unwrap_or_default(),
@@ -109,29 +100,87 @@ pub async fn client(
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// Reads a role from `{"id": 5}`, `{"name": "Engineers"}` or both.
-fn role_from(value: &serde_json::Value) -> Option<Role> {
-    let by_id = value
-        .get("id")
-        .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()));
-    let by_name = value.get("name").and_then(|v| v.as_str());
-    match (by_id, by_name) {
-        (Some(id), name) => {
-            let role = Role::from_id(i32::try_from(id).ok()?)?;
-            name.is_none_or(|n| Role::from_name(n) == Some(role))
-                .then_some(role)
-        }
-        (None, Some(name)) => Role::from_name(name),
-        (None, None) => None,
-    }
+const LANGUAGES: [&str; 5] = ["en", "ru", "de", "es", "zh"];
+
+/// `PATCH /iam/users/{id}`: every field optional (see `body::Field`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdateUserBody {
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    name: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    phone: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    lang: Field<String>,
+    /// `[{"id": <role id>}]`: changes the role under the token rule.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    groups: Field<Vec<Value>>,
 }
 
-const LANGUAGES: [&str; 5] = ["en", "ru", "de", "es", "zh"];
+/// Where the member service's field errors go in a `PATCH /iam/users/{id}` answer.
+const UPDATE_FIELDS: FieldPaths = &[("role", &["groups"])];
+
+/// `{"id": 5}`, `{"name": "Engineers"}` or both, as one element of `groups` or `user_role`;
+/// anything else is `Invalid role: <the JSON sent>`.
+fn role_of_json(value: &Value) -> Result<Role, String> {
+    serde_json::from_value::<RoleBody>(value.clone())
+        .ok()
+        .and_then(|body| Role::try_from(body).ok())
+        .ok_or_else(|| format!("Invalid role: {value}"))
+}
+
+impl TryFrom<UpdateUserBody> for UserUpdate {
+    type Error = ApiError;
+
+    fn try_from(body: UpdateUserBody) -> Result<UserUpdate, ApiError> {
+        let mut errors = BodyErrors::default();
+        let mut change = UserUpdate::default();
+        match body.name {
+            Field::Absent => {}
+            Field::Value(s) => match PersonName::parse(&s) {
+                Ok(n) => change.name = Some(n),
+                Err(m) => errors.set("name", m),
+            },
+            Field::Null | Field::WrongType(_) => errors.set("name", "Not a valid string."),
+        }
+        match body.phone {
+            Field::Absent => {}
+            Field::Null => change.phone = Some(None),
+            Field::Value(s)
+                if s.len() <= 32
+                    && s.chars().all(|c| c.is_ascii_digit() || "+-() ".contains(c)) =>
+            {
+                change.phone = Some(Some(s.trim().to_string()))
+            }
+            Field::Value(_) | Field::WrongType(_) => errors.set(
+                "phone",
+                "Enter a phone number of digits, spaces and + - ( ).",
+            ),
+        }
+        match body.lang {
+            Field::Absent => {}
+            Field::Value(l) if LANGUAGES.contains(&l.as_str()) => change.lang = Some(l),
+            _ => errors.set("lang", format!("Must be one of: {}.", LANGUAGES.join(", "))),
+        }
+        match body.groups {
+            Field::Absent => {}
+            Field::Value(groups) if groups.len() == 1 => match role_of_json(&groups[0]) {
+                Ok(role) => change.role = Some(role),
+                Err(m) => errors.set("groups", m),
+            },
+            _ => errors.set("groups", "Give exactly one group: [{\"id\": <role id>}]."),
+        }
+        errors.finish(Some(change))
+    }
+}
 
 /// Change a user's name, phone, language or role (`groups: [{"id": ...}]`). Changing someone
 /// else, or any role, needs an Administrators credential.
 #[utoipa::path(patch, path = "/iam/users/{userId}", tag = "users", params(("userId" = i64, Path)),
-    request_body(content = Object, description = "name, phone, lang, groups: [{id}]"),
+    request_body = UpdateUserBody,
     responses((status = 200, body = ApiUser), (status = 400), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 #[patch("/iam/users/{user_id}")]
@@ -139,161 +188,94 @@ pub async fn update(
     state: web::Data<AppState>,
     caller: ApiCaller,
     path: web::Path<String>,
-    body: web::Json<serde_json::Value>,
+    body: JsonBody<UpdateUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = path.parse().map_err(|_| ApiError::NotFound)?;
-    let body = body.into_inner();
-    let Some(obj) = body.as_object() else {
-        return Err(ApiError::field(
-            "non_field_errors",
-            "Expected a JSON object.",
-        ));
-    };
-    let mut errors = serde_json::Map::new();
-    let name = match obj.get("name") {
-        None => None,
-        Some(v) => match v.as_str().map(PersonName::parse) {
-            Some(Ok(n)) => Some(n),
-            Some(Err(m)) => {
-                errors.insert("name".into(), json!([m]));
-                None
-            }
-            None => {
-                errors.insert("name".into(), json!(["Not a valid string."]));
-                None
-            }
-        },
-    };
-    let phone = match obj.get("phone") {
-        None => None,
-        Some(serde_json::Value::Null) => Some(None),
-        Some(serde_json::Value::String(s))
-            if s.len() <= 32 && s.chars().all(|c| c.is_ascii_digit() || "+-() ".contains(c)) =>
-        {
-            Some(Some(s.trim().to_string()))
-        }
-        Some(_) => {
-            errors.insert(
-                "phone".into(),
-                json!(["Enter a phone number of digits, spaces and + - ( )."]),
-            );
-            None
-        }
-    };
-    let lang = match obj.get("lang") {
-        None => None,
-        Some(v) => match v.as_str().filter(|l| LANGUAGES.contains(l)) {
-            Some(l) => Some(l.to_string()),
-            None => {
-                errors.insert(
-                    "lang".into(),
-                    json!([format!("Must be one of: {}.", LANGUAGES.join(", "))]),
-                );
-                None
-            }
-        },
-    };
-    let role = match obj.get("groups") {
-        None => None,
-        Some(serde_json::Value::Array(groups)) if groups.len() == 1 => {
-            match role_from(&groups[0]) {
-                Some(r) => Some(r),
-                None => {
-                    errors.insert(
-                        "groups".into(),
-                        json!([format!("Invalid role: {}", groups[0])]),
-                    );
-                    None
-                }
-            }
-        }
-        Some(_) => {
-            errors.insert(
-                "groups".into(),
-                json!(["Give exactly one group: [{\"id\": <role id>}]."]),
-            );
-            None
-        }
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(serde_json::Value::Object(errors)));
-    }
-    let actor = caller.0.actor;
-    let now = state.clock.now();
-    let (changed, user, account) = state
-        .db(move |conn| {
-            // One transaction: the role change is refused before anything is written.
-            conn.transaction(|conn| {
-                let changed = match role {
-                    Some(role) => members::change_role(conn, &actor, id, role, false, now)?,
-                    None => members::Changed::default(),
-                };
-                if name.is_some() || phone.is_some() || lang.is_some() {
-                    members::update_profile(conn, &actor, id, name, phone, lang, now)?;
-                }
-                let (user, account) = users::visible_user(conn, &actor, id)?;
-                Ok((changed, user, account))
-            })
-        })
-        .await?;
-    state.forget_tokens(&changed.deleted_tokens);
+    let change = UserUpdate::try_from(body.into_inner())?;
+    let (user, account) = state
+        .update_user(caller.0.actor, id, change)
+        .await
+        .map_err(|e| ApiError::from_service(e, UPDATE_FIELDS))?;
     Ok(HttpResponse::Ok().json(ApiUser::new(&user, &account)))
 }
 
+/// `POST /iam/clients/invite_user`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct InviteBody {
+    #[serde(default)]
+    #[schema(value_type = i64)]
+    client_id: Field<i64>,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    email: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    name: Field<String>,
+    /// `{"id": 5, "name": "Engineers"}`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    user_role: Field<Value>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    #[allow(dead_code)]
+    lang: Field<String>,
+}
+
+/// Where the member service's field errors go in an invitation's answer.
+const INVITE_FIELDS: FieldPaths = &[("role", &["user_role"])];
+
 /// Add a user to the account and e-mail them a link to set their password.
 #[utoipa::path(post, path = "/iam/clients/invite_user", tag = "users",
-    request_body(content = Object, description = "client_id, email, name, user_role {id, name}, lang"),
+    request_body = InviteBody,
     responses((status = 200, description = "{\"user_id\": <id>}"), (status = 400), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 #[post("/iam/clients/invite_user")]
 pub async fn invite(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    body: web::Json<serde_json::Value>,
+    body: JsonBody<InviteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let actor = caller.0.actor;
-    if !actor.role.is_admin() {
-        return Err(ApiError::Forbidden(
-            "Only Administrators can manage the users of the account.".into(),
-        ));
+    actor.require_admin()?;
+    match body.client_id {
+        Field::Value(id) if id == actor.account_id => {}
+        Field::Value(_) => return Err(ApiError::NotFound),
+        _ => return Err(ApiError::field("client_id", "This field is required.")),
     }
-    match body.get("client_id").and_then(|v| v.as_i64()) {
-        Some(id) if id == actor.account_id => {}
-        Some(_) => return Err(ApiError::NotFound),
-        None => return Err(ApiError::field("client_id", "This field is required.")),
-    }
-    let mut errors = serde_json::Map::new();
-    let email = body.get("email").and_then(|v| v.as_str()).map(Email::parse);
-    let name = body
-        .get("name")
-        .and_then(|v| v.as_str())
-        .map(PersonName::parse);
-    let role = body.get("user_role").and_then(role_from);
-    match &email {
-        Some(Err(m)) => drop(errors.insert("email".into(), json!([m]))),
-        None => drop(errors.insert("email".into(), json!(["This field is required."]))),
-        _ => {}
-    }
-    match &name {
-        Some(Err(m)) => drop(errors.insert("name".into(), json!([m]))),
-        None => drop(errors.insert("name".into(), json!(["This field is required."]))),
-        _ => {}
-    }
-    if role.is_none() {
-        errors.insert(
-            "user_role".into(),
-            json!([format!(
-                "Invalid role: {}",
-                body.get("user_role").unwrap_or(&serde_json::Value::Null)
-            )]),
-        );
-    }
-    let (Some(Ok(email)), Some(Ok(name)), Some(role)) = (email, name, role) else {
-        return Err(ApiError::Validation(serde_json::Value::Object(errors)));
+    let mut errors = BodyErrors::default();
+    let email = match body.email {
+        Field::Value(s) => Email::parse(&s).map_err(|m| errors.set("email", m)).ok(),
+        _ => {
+            errors.set("email", "This field is required.");
+            None
+        }
     };
-    let (user, _link, _mailed) = state.invite(actor, email, name, role, false).await?;
-    Ok(HttpResponse::Ok().json(json!({ "user_id": user.id })))
+    let name = match body.name {
+        Field::Value(s) => PersonName::parse(&s)
+            .map_err(|m| errors.set("name", m))
+            .ok(),
+        _ => {
+            errors.set("name", "This field is required.");
+            None
+        }
+    };
+    let sent = match body.user_role {
+        Field::Value(v) | Field::WrongType(v) => v,
+        Field::Absent | Field::Null => Value::Null,
+    };
+    let role = role_of_json(&sent)
+        .map_err(|m| errors.set("user_role", m))
+        .ok();
+    let (email, name, role) = match (email, name, role) {
+        (Some(e), Some(n), Some(r)) if errors.is_empty() => (e, n, r),
+        _ => return errors.finish(None),
+    };
+    let invited = state
+        .invite(actor, email, name, role, false)
+        .await
+        .map_err(|e| ApiError::from_service(e, INVITE_FIELDS))?;
+    Ok(HttpResponse::Ok().json(json!({ "user_id": invited.user.id })))
 }
 
 /// Remove a user from the account. Refused while they have active tokens.
@@ -313,10 +295,6 @@ pub async fn remove(
         _ => return Err(ApiError::NotFound),
     }
     let id: i64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
-    let now = state.clock.now();
-    let changed = state
-        .db(move |conn| members::remove(conn, &actor, id, false, now))
-        .await?;
-    state.forget_tokens(&changed.deleted_tokens);
+    state.remove_user(actor, id, false).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,5 +1,4 @@
 use actix_web::{get, web, HttpResponse};
-use diesel::r2d2::R2D2Connection;
 
 use crate::web::AppState;
 
@@ -12,8 +11,7 @@ pub async fn healthz() -> HttpResponse {
 /// The database answers.
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let ready = state.db(|conn| conn.ping().map_err(Into::into)).await;
-    match ready {
+    match state.ping().await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

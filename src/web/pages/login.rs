@@ -2,8 +2,9 @@ use actix_web::{get, http::StatusCode, post, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::services::auth::{sign_in, sign_out, SignInError};
+use crate::services::auth::SignInError;
 use crate::web::auth::safe_next;
+use crate::web::csrf::CsrfForm;
 use crate::web::session::TypedSession;
 use crate::web::views::{render, see_other};
 use crate::web::{AppState, WebError};
@@ -59,8 +60,6 @@ pub struct LoginForm {
     #[serde(default)]
     password: String,
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     next: Option<String>,
 }
 
@@ -69,9 +68,8 @@ pub async fn login_submit(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
-    form: web::Form<LoginForm>,
+    form: CsrfForm<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
-    session.check_csrf(&form.csrf_token)?;
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
     let address = req
@@ -97,31 +95,22 @@ pub async fn login_submit(
     if form.email.len() > 254 || form.password.len() > 1024 {
         return again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into());
     }
-    let now = state.clock.now();
-    let (email, password) = (form.email.clone(), form.password.clone());
-    let attempt = state
-        .limited_sign_in(&form.email, &address, move |conn| {
-            sign_in(conn, &email, &password, now)
-        })
-        .await;
-    let outcome = match attempt {
-        Ok(outcome) => outcome,
-        Err(wait) => {
-            let minutes = wait.as_secs().div_ceil(60);
-            return again(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many failed sign-in attempts. Try again in {minutes} minute(s)."),
-            );
-        }
-    };
-    match outcome {
+    match state.sign_in(&form.email, &form.password, &address).await {
         Ok((user, session_id)) => {
             session.sign_in(&session_id)?;
             tracing::info!(user_id = user.id, "signed in");
             Ok(see_other(&next))
         }
-                Err(SignInError::WrongCredentials) => again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into()),
-
+        Err(SignInError::WrongCredentials) => {
+            again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into())
+        }
+        Err(SignInError::TooManyAttempts(wait)) => {
+            let minutes = wait.as_secs().div_ceil(60);
+            again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed sign-in attempts. Try again in {minutes} minute(s)."),
+            )
+        }
         Err(SignInError::ApiOnly) => again(
             StatusCode::FORBIDDEN,
             "Your role, Purge and Prefetch only (API), works through the API only: it can't sign in to the portal. \
@@ -132,21 +121,18 @@ pub async fn login_submit(
     }
 }
 
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    #[serde(default)]
-    csrf_token: String,
-}
+/// A form with no fields of its own (only the CSRF token).
+#[derive(Debug, Default, Deserialize)]
+pub struct NoFields {}
 
 #[post("/logout")]
 pub async fn logout(
     state: web::Data<AppState>,
     session: TypedSession,
-    form: web::Form<LogoutForm>,
+    _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
-    session.check_csrf(&form.csrf_token)?;
     if let Some(session_id) = session.session_id() {
-        state.db(move |conn| sign_out(conn, &session_id)).await?;
+        state.sign_out(session_id).await?;
     }
     session.sign_out();
     Ok(see_other("/login?signed_out=1"))

@@ -4,10 +4,8 @@ use actix_web::{get, post, web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::repo::notices::Notice;
-use crate::repo::User;
-use crate::services::notifier::NoticeKind;
 use crate::web::auth::SignedIn;
+use crate::web::csrf::CsrfForm;
 use crate::web::views::{datetime, ok, see_other, Layout};
 use crate::web::{AppState, WebError};
 
@@ -28,26 +26,22 @@ struct NotificationsPage {
 
 #[get("/notifications")]
 pub async fn list(state: web::Data<AppState>, me: SignedIn) -> Result<HttpResponse, WebError> {
-    let user_id = me.user.user.id;
     let rows = state
-        .db(move |conn| Ok(Notice::for_user(conn, user_id, 200)?))
-        .await?;
-    let rows = rows
+        .notifications(me.user.user.id)
+        .await?
         .into_iter()
-        .map(|(n, t)| {
-            let when = NoticeKind::parse(&n.kind)
-                .map(NoticeKind::when)
-                .unwrap_or("soon");
-            let expires = t
-                .expires_at
-                .map(|at| datetime(at.assume_utc()))
-                .unwrap_or_default();
+        .map(|n| {
+            let expires = n.expires_at.map(datetime).unwrap_or_default();
             NotificationRow {
                 id: n.id,
-                unread: n.read_at.is_none(),
-                text: format!("API token \"{}\" expires {when} ({expires}).", t.name),
-                token_link: format!("/profile/api-tokens?token={}", t.id),
-                created: datetime(n.created_at.assume_utc()),
+                unread: n.unread,
+                text: format!(
+                    "API token \"{}\" expires {} ({expires}).",
+                    n.token_name,
+                    n.kind.when()
+                ),
+                token_link: format!("/profile/api-tokens?token={}", n.token_id),
+                created: datetime(n.created_at),
             }
         })
         .collect();
@@ -59,8 +53,6 @@ pub async fn list(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRespon
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ReadForm {
-    #[serde(default)]
-    csrf_token: String,
     /// One notification, or all when absent.
     id: Option<String>,
 }
@@ -69,18 +61,13 @@ pub struct ReadForm {
 pub async fn mark_read(
     state: web::Data<AppState>,
     me: SignedIn,
-    form: web::Form<ReadForm>,
+    form: CsrfForm<ReadForm>,
 ) -> Result<HttpResponse, WebError> {
-    me.session.check_csrf(&form.csrf_token)?;
     let id = match form.id.as_deref().filter(|s| !s.is_empty()) {
         Some(raw) => Some(raw.parse::<i64>().map_err(|_| WebError::NotFound)?),
         None => None,
     };
-    let user_id = me.user.user.id;
-    let now = crate::domain::token::to_naive(state.clock.now());
-    state
-        .db(move |conn| Ok(Notice::mark_read(conn, user_id, id, now)?))
-        .await?;
+    state.mark_read(me.user.user.id, id).await?;
     Ok(see_other("/notifications"))
 }
 
@@ -102,8 +89,6 @@ pub async fn settings(me: SignedIn) -> Result<HttpResponse, WebError> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SettingsForm {
-    #[serde(default)]
-    csrf_token: String,
     /// A checkbox: present ("on") when checked, absent when not.
     token_expiry_email: Option<String>,
 }
@@ -112,14 +97,10 @@ pub struct SettingsForm {
 pub async fn save_settings(
     state: web::Data<AppState>,
     me: SignedIn,
-    form: web::Form<SettingsForm>,
+    form: CsrfForm<SettingsForm>,
 ) -> Result<HttpResponse, WebError> {
-    me.session.check_csrf(&form.csrf_token)?;
     let on = form.token_expiry_email.is_some();
-    let user_id = me.user.user.id;
-    state
-        .db(move |conn| Ok(User::set_token_expiry_email(conn, user_id, on)?))
-        .await?;
+    state.set_expiry_email(me.user.user.id, on).await?;
     me.session.set_flash(if on {
         "Saved: you will get e-mails 7 days and 1 day before an API token expires."
     } else {

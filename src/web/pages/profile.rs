@@ -26,11 +26,7 @@ pub async fn general(me: SignedIn) -> Result<HttpResponse, WebError> {
         email: user.email.clone(),
         role: me.user.role.name(),
         account: me.user.account.name.clone(),
-        sign_in_type: if user.auth_type == "sso" {
-            "Single sign-on (SAML SSO)"
-        } else {
-            "E-mail and password"
-        },
+        sign_in_type: user.auth_type.label(),
         member_since: datetime(user.created_at.assume_utc()),
     };
     ok(&page)

@@ -6,8 +6,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::domain::input::NewPassword;
+use crate::domain::secret::is_secret_hex;
 use crate::error::ServiceError;
-use crate::services::members;
+use crate::web::csrf::CsrfForm;
 use crate::web::session::TypedSession;
 use crate::web::views::{render, see_other};
 use crate::web::{AppState, WebError};
@@ -32,7 +33,7 @@ fn invalid_link() -> WebError {
 }
 
 fn well_formed(token: &str) -> bool {
-    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+    is_secret_hex(token)
 }
 
 #[get("/set-password")]
@@ -45,10 +46,8 @@ pub async fn show(
     if !well_formed(&token) {
         return Err(invalid_link());
     }
-    let now = state.clock.now();
-    let probe = token.clone();
     let user = state
-        .db(move |conn| members::setup_user(conn, &probe, now))
+        .setup_user(token.clone())
         .await?
         .ok_or_else(invalid_link)?;
     let page = SetPasswordPage {
@@ -69,8 +68,6 @@ pub async fn show(
 #[derive(Debug, Default, Deserialize)]
 pub struct SetupForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     token: String,
     #[serde(default)]
     email: String,
@@ -84,9 +81,8 @@ pub struct SetupForm {
 pub async fn submit(
     state: web::Data<AppState>,
     session: TypedSession,
-    form: web::Form<SetupForm>,
+    form: CsrfForm<SetupForm>,
 ) -> Result<HttpResponse, WebError> {
-    session.check_csrf(&form.csrf_token)?;
     let form = form.into_inner();
     if !well_formed(&form.token) {
         return Err(invalid_link());
@@ -107,10 +103,8 @@ pub async fn submit(
     if form.password != form.confirm {
         return again("The two passwords are different.");
     }
-    let now = state.clock.now();
-    let token = form.token.clone();
     match state
-        .db(move |conn| members::set_password(conn, &token, password.expose(), now))
+        .set_password(form.token.clone(), password.expose().to_owned())
         .await
     {
         Ok(_) => Ok(see_other("/login?password_set=1")),

@@ -8,11 +8,12 @@ use serde::Deserialize;
 use crate::domain::input::{Email, PersonName};
 use crate::domain::Role;
 use crate::error::{Blocker, ServiceError};
-use crate::services::members;
 use crate::web::auth::SignedIn;
+use crate::web::csrf::CsrfForm;
 use crate::web::views::{datetime, render, see_other, Layout};
 use crate::web::{AppState, WebError};
 
+use super::login::NoFields;
 use super::tokens::Choice;
 
 pub struct UserRow {
@@ -98,16 +99,6 @@ fn role_choices(selected: Option<Role>) -> Vec<Choice> {
         .collect()
 }
 
-fn require_admin(me: &SignedIn) -> Result<(), WebError> {
-    if me.user.role.is_admin() {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden(
-            "Only Administrators manage the users of the account. Ask one of them if someone needs to be added or changed.".into(),
-        ))
-    }
-}
-
 /// What a page shows beyond the list, depending on what just happened.
 #[derive(Default)]
 struct Extra {
@@ -130,17 +121,9 @@ async fn render_users(
         invitation,
         confirm,
     } = extra;
-    let actor = me.actor();
-    let now = state.clock.now();
-    let (members, events) = state
-        .db(move |conn| {
-            Ok((
-                members::list(conn, &actor, filter, now)?,
-                members::events(conn, &actor, 50)?,
-            ))
-        })
-        .await?;
-    let rows = members
+    let data = state.users_page(me.actor(), filter).await?;
+    let rows = data
+        .members
         .into_iter()
         .map(|m| UserRow {
             id: m.user.id,
@@ -149,7 +132,7 @@ async fn render_users(
             email: m.user.email,
             role: m.role.name(),
             role_id: m.role.id(),
-            sso: m.user.auth_type == "sso",
+            sso: m.user.auth_type.is_sso(),
             active_tokens: m.active_tokens.len(),
             token_names: m
                 .active_tokens
@@ -165,11 +148,12 @@ async fn render_users(
             roles: role_choices(Some(m.role)),
         })
         .collect();
-    let events = events
+    let events = data
+        .events
         .into_iter()
-        .map(|(e, who)| EventRow {
-            at: datetime(e.at.assume_utc()),
-            who: who.unwrap_or_else(|| "—".into()),
+        .map(|e| EventRow {
+            at: datetime(e.at),
+            who: e.who.unwrap_or_else(|| "—".into()),
             summary: e.summary,
         })
         .collect();
@@ -198,7 +182,7 @@ pub async fn list(
     me: SignedIn,
     query: web::Query<UsersQuery>,
 ) -> Result<HttpResponse, WebError> {
-    require_admin(&me)?;
+    me.require_admin()?;
     let filter = match query
         .role
         .as_deref()
@@ -215,11 +199,8 @@ pub async fn list(
         (None, _) => None,
         (Some(what), Some(raw)) => {
             let id = user_id(raw)?;
-            let actor = me.actor();
             // Only someone of this account, and only an Administrator asking: checked by the service.
-            let (user, _) = state
-                .db(move |conn| crate::services::users::visible_user(conn, &actor, id))
-                .await?;
+            let (user, _) = state.user(me.actor(), id).await?;
             Some(match what {
                 "remove" => Confirm {
                     title: format!("Remove {}?", user.name),
@@ -262,8 +243,6 @@ pub async fn list(
 #[derive(Debug, Default, Deserialize)]
 pub struct AddForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     name: String,
     #[serde(default)]
     email: String,
@@ -277,10 +256,9 @@ pub struct AddForm {
 pub async fn add(
     state: web::Data<AppState>,
     me: SignedIn,
-    form: web::Form<AddForm>,
+    form: CsrfForm<AddForm>,
 ) -> Result<HttpResponse, WebError> {
-    me.session.check_csrf(&form.csrf_token)?;
-    require_admin(&me)?;
+    me.require_admin()?;
     let role = Role::parse(&form.role);
     let sso = form.sign_in == "sso";
     let again = |error: String| NewUserForm {
@@ -317,11 +295,11 @@ pub async fn add(
         }
     };
     match state.invite(me.actor(), email, name, role, sso).await {
-        Ok((user, link, mailed)) => {
+        Ok(invited) => {
             let shown = InvitationShown {
-                email: user.email,
-                link,
-                mailed: mailed.is_ok(),
+                email: invited.user.email,
+                link: invited.link,
+                mailed: invited.mailed.is_ok(),
             };
             render_users(
                 &state,
@@ -360,8 +338,6 @@ pub async fn add(
 #[derive(Debug, Default, Deserialize)]
 pub struct ChangeForm {
     #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
     role: String,
     /// Present when the Administrator chose to delete the tokens in the way.
     delete_tokens: Option<String>,
@@ -376,21 +352,15 @@ pub async fn change_role(
     state: web::Data<AppState>,
     me: SignedIn,
     id: web::Path<String>,
-    form: web::Form<ChangeForm>,
+    form: CsrfForm<ChangeForm>,
 ) -> Result<HttpResponse, WebError> {
-    me.session.check_csrf(&form.csrf_token)?;
-    require_admin(&me)?;
+    me.require_admin()?;
     let id = user_id(&id)?;
     let role = Role::parse(&form.role)
         .ok_or_else(|| WebError::BadRequest("Choose one of the roles in the list.".into()))?;
     let delete = form.delete_tokens.is_some();
-    let (actor, now) = (me.actor(), state.clock.now());
-    match state
-        .db(move |conn| members::change_role(conn, &actor, id, role, delete, now))
-        .await
-    {
+    match state.change_role(me.actor(), id, role, delete).await {
         Ok(changed) => {
-            state.forget_tokens(&changed.deleted_tokens);
             let extra = match changed.deleted_tokens.len() {
                 0 => String::new(),
                 n => format!(" {n} token(s) with a higher role were deleted."),
@@ -431,8 +401,6 @@ pub async fn change_role(
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RemoveForm {
-    #[serde(default)]
-    csrf_token: String,
     delete_tokens: Option<String>,
 }
 
@@ -441,19 +409,13 @@ pub async fn remove(
     state: web::Data<AppState>,
     me: SignedIn,
     id: web::Path<String>,
-    form: web::Form<RemoveForm>,
+    form: CsrfForm<RemoveForm>,
 ) -> Result<HttpResponse, WebError> {
-    me.session.check_csrf(&form.csrf_token)?;
-    require_admin(&me)?;
+    me.require_admin()?;
     let id = user_id(&id)?;
     let delete = form.delete_tokens.is_some();
-    let (actor, now) = (me.actor(), state.clock.now());
-    match state
-        .db(move |conn| members::remove(conn, &actor, id, delete, now))
-        .await
-    {
-        Ok(changed) => {
-            state.forget_tokens(&changed.deleted_tokens);
+    match state.remove_user(me.actor(), id, delete).await {
+        Ok(_) => {
             me.session.set_flash(
                 "The user was removed. Their deleted tokens still show who issued them.",
             );
@@ -486,27 +448,16 @@ pub async fn remove(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 #[post("/users/{id}/delete-tokens")]
 pub async fn delete_tokens(
     state: web::Data<AppState>,
     me: SignedIn,
     id: web::Path<String>,
-    form: web::Form<CsrfOnly>,
+    _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
-    me.session.check_csrf(&form.csrf_token)?;
-    require_admin(&me)?;
+    me.require_admin()?;
     let id = user_id(&id)?;
-    let (actor, now) = (me.actor(), state.clock.now());
-    let changed = state
-        .db(move |conn| members::delete_all_tokens(conn, &actor, id, now))
-        .await?;
-    state.forget_tokens(&changed.deleted_tokens);
+    let changed = state.delete_user_tokens(me.actor(), id).await?;
     me.session.set_flash(&format!(
         "{} active token(s) of the user were deleted.",
         changed.deleted_tokens.len()

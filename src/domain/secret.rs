@@ -1,0 +1,108 @@
+//! Random secrets and the one hash that is stored instead of them.
+//!
+//! Every secret the app makes — token secrets, session ids, CSRF tokens, set-password links,
+//! JWT ids, form ids — is 32 bytes from the OS CSPRNG as 64 lowercase hex characters, and
+//! every secret that is kept is kept as its SHA-256 (`sha256_hex`), never as itself.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Length of a secret on the wire: 32 random bytes as lowercase hex.
+pub const SECRET_HEX_LEN: usize = 64;
+
+/// SHA-256 of `text` as lowercase hex: the only form in which secrets are stored.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// 32 random bytes as hex. Its `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// 32 bytes from the OS CSPRNG.
+    pub fn generate() -> Secret {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the OS random number generator is available");
+        Secret(hex::encode(bytes))
+    }
+
+    /// Takes a presented secret that is already known to be 64 lowercase hex characters.
+    pub(crate) fn from_hex(hex: &str) -> Secret {
+        Secret(hex.to_owned())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_exposed(self) -> String {
+        self.0
+    }
+
+    /// The only form of the secret that is ever stored.
+    pub fn hash(&self) -> SecretHash {
+        SecretHash::of(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// SHA-256 of a secret, as stored (lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretHash(pub String);
+
+impl SecretHash {
+    pub fn of(secret: &str) -> SecretHash {
+        SecretHash(sha256_hex(secret))
+    }
+
+    /// Constant-time comparison with a stored hash.
+    pub fn matches(&self, stored: &str) -> bool {
+        self.0.as_bytes().ct_eq(stored.as_bytes()).into()
+    }
+}
+
+/// True for exactly 64 lowercase hex characters, the form of every secret we hand out.
+pub fn is_secret_hex(text: &str) -> bool {
+    text.len() == SECRET_HEX_LEN && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_are_64_lowercase_hex_chars_and_differ() {
+        let a = Secret::generate();
+        let b = Secret::generate();
+        assert!(is_secret_hex(a.expose()));
+        assert_ne!(a, b);
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn hash_is_sha256_of_the_secret_and_compares() {
+        let hash = SecretHash::of("abc");
+        assert_eq!(
+            hash.0,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(sha256_hex("abc"), hash.0);
+        assert!(hash.matches(&hash.0));
+        assert!(!hash.matches(&SecretHash::of("abd").0));
+        assert!(!hash.matches(""));
+    }
+
+    #[test]
+    fn only_64_lowercase_hex_characters_are_secret_shaped() {
+        assert!(is_secret_hex(&"a".repeat(64)));
+        assert!(!is_secret_hex(&"A".repeat(64)));
+        assert!(!is_secret_hex(&"a".repeat(63)));
+        assert!(!is_secret_hex(&"g".repeat(64)));
+    }
+}

@@ -1,0 +1,172 @@
+//! Checking API credentials: permanent tokens (`APIKey`, through the token cache) and access
+//! JWTs (`Bearer`, by signature). The gateway check and every API call start here.
+
+use time::OffsetDateTime;
+
+use super::token_cache::{TokenVerifier, Verdict};
+use super::{Actor, Services};
+use crate::domain::token::PresentedToken;
+use crate::error::ServiceError;
+use crate::repo::User;
+
+/// Longest `Authorization` value we read; anything longer is refused unread.
+pub const MAX_AUTHORIZATION: usize = 8192;
+
+/// A credential that checked out: who acts, in which account, with which role.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub actor: Actor,
+    /// The permanent token used, if any (absent for a JWT).
+    pub token_id: Option<i64>,
+}
+
+/// Every failure looks the same from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unauthorized;
+
+/// Why a credential was not accepted: refused (401), or the database failed us.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<Unauthorized> for AuthError {
+    fn from(_: Unauthorized) -> Self {
+        AuthError::Unauthorized
+    }
+}
+
+/// `APIKey <token>` or `Bearer <jwt>`; the scheme word is case-insensitive.
+enum Presented<'a> {
+    ApiKey(PresentedToken),
+    Bearer(&'a str),
+}
+
+fn parse_authorization(raw: &str) -> Result<Presented<'_>, Unauthorized> {
+    if raw.len() > MAX_AUTHORIZATION {
+        return Err(Unauthorized);
+    }
+    let (scheme, value) = raw
+        .trim()
+        .split_once(char::is_whitespace)
+        .ok_or(Unauthorized)?;
+    if scheme.eq_ignore_ascii_case("apikey") {
+        PresentedToken::parse(value)
+            .map(Presented::ApiKey)
+            .ok_or(Unauthorized)
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Presented::Bearer(value.trim()))
+    } else {
+        Err(Unauthorized)
+    }
+}
+
+impl Services {
+    /// The hot path (`/iam/auth/check`): a permanent token from the cache (the database only
+    /// on a miss), a JWT by its signature alone.
+    #[tracing::instrument(level = "debug", name = "authenticate", skip_all)]
+    pub async fn authenticate(&self, authorization: &str) -> Result<Credential, AuthError> {
+        let now = self.clock.now();
+        match parse_authorization(authorization)? {
+            Presented::ApiKey(token) => self.verify_token(token, now).await,
+            Presented::Bearer(jwt) => Ok(self.jwt.verify_access(jwt, now)?),
+        }
+    }
+
+    /// The caller of a management endpoint. For a JWT the user is looked up, so a removed
+    /// user's JWT stops working and the role is the user's current one.
+    pub async fn api_caller(&self, authorization: &str) -> Result<Credential, AuthError> {
+        let mut credential = self.authenticate(authorization).await?;
+        if credential.token_id.is_none() {
+            let user_id = credential.actor.user_id;
+            let user = self
+                .db
+                .run(move |conn| Ok(User::find(conn, user_id)?))
+                .await?;
+            match user {
+                Some(user) if user.removed_at.is_none() => credential.actor.role = user.role,
+                _ => return Err(AuthError::Unauthorized),
+            }
+        }
+        Ok(credential)
+    }
+
+    async fn verify_token(
+        &self,
+        presented: PresentedToken,
+        now: OffsetDateTime,
+    ) -> Result<Credential, AuthError> {
+        let id = presented.id;
+        let verdict = match self.verifier.check_cached(&presented, now) {
+            Verdict::Known { verdict, refresh } => {
+                if refresh {
+                    let services = self.clone();
+                    tokio::spawn(async move {
+                        match services
+                            .db
+                            .run(move |conn| TokenVerifier::load(conn, id))
+                            .await
+                        {
+                            Ok(loaded) => services.verifier.refreshed(id, loaded),
+                            Err(e) => {
+                                tracing::warn!(token_id = id, error = %e, "token cache refresh failed")
+                            }
+                        }
+                    });
+                }
+                verdict
+            }
+            Verdict::Unknown => {
+                let row = self
+                    .db
+                    .run(move |conn| TokenVerifier::load(conn, id))
+                    .await?;
+                self.verifier.remember(&presented, row, now)
+            }
+        };
+        let credential = verdict?;
+        if self.verifier.should_record_use(id, now) {
+            // Off the request path: the answer does not wait for this write.
+            let pool = self.db.pool().clone();
+            tokio::task::spawn_blocking(move || {
+                let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+                    TokenVerifier::record_use(&mut conn, id, now).map_err(|e| e.to_string())
+                });
+                if let Err(e) = written {
+                    tracing::warn!(token_id = id, error = %e, "could not record the token's last use");
+                }
+            });
+        }
+        Ok(credential)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_values_parse_by_scheme_and_refuse_the_rest() {
+        let token = format!("7_{}", "a".repeat(64));
+        assert!(matches!(
+            parse_authorization(&format!("  apikey {token} ")),
+            Ok(Presented::ApiKey(t)) if t.id == 7
+        ));
+        assert!(matches!(
+            parse_authorization("Bearer abc.def.ghi"),
+            Ok(Presented::Bearer("abc.def.ghi"))
+        ));
+        for bad in [
+            "",
+            "APIKey",
+            "Basic dXNlcjpwYXNz",
+            &format!("APIKey{token}"),
+            &format!("APIKey {}", "x".repeat(MAX_AUTHORIZATION)),
+        ] {
+            assert!(parse_authorization(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Expiry notices: which are due and to whom (recorded once each by a sweep), and the
+//! in-app notifications they become. Their e-mails go out through `delivery`.
+
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+
+use super::tokens::Visibility;
+use super::{Actor, Services};
+use crate::db::DbConn;
+use crate::domain::notice::due_notice;
+use crate::domain::token::{from_naive, to_naive, TokenStatus};
+use crate::domain::{NoticeKind, Role};
+use crate::error::ServiceResult;
+use crate::repo::notices::{NewNotice, Notice};
+use crate::repo::{Token, TokenFilter, User};
+
+/// Who is told about a token: its issuer and every Administrator of the account, once each,
+/// removed users never.
+pub fn recipients(token: &Token, account_users: &[User]) -> Vec<User> {
+    let mut out: Vec<User> = account_users
+        .iter()
+        .filter(|u| u.removed_at.is_none())
+        .filter(|u| u.id == token.issuer_id || u.role == Role::Administrators)
+        .cloned()
+        .collect();
+    out.sort_by_key(|u| u.id);
+    out.dedup_by_key(|u| u.id);
+    out
+}
+
+/// A notice that is due and not yet recorded (what `notify --dry-run` lists).
+#[derive(Debug, Clone)]
+pub struct PlannedNotice {
+    pub token_id: i64,
+    pub token_name: String,
+    pub kind: NoticeKind,
+    pub recipient_id: i64,
+    pub recipient_email: String,
+    pub email_wanted: bool,
+}
+
+/// Every (token, notice, recipient) due at `now`.
+pub fn plan(conn: &mut DbConn, now: OffsetDateTime) -> ServiceResult<Vec<PlannedNotice>> {
+    let tokens = Notice::expiring_tokens(
+        conn,
+        to_naive(now),
+        to_naive(now + NoticeKind::SevenDays.lead()),
+    )?;
+    let mut users_of: HashMap<i64, Vec<User>> = HashMap::new();
+    let mut planned = vec![];
+    for token in tokens {
+        let Some(kind) = due_notice(
+            from_naive(token.created_at),
+            token.expires_at.map(from_naive),
+            token.deleted_at.is_some(),
+            now,
+        ) else {
+            continue;
+        };
+        let users = match users_of.entry(token.account_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(User::list_in_account(conn, token.account_id)?)
+            }
+        };
+        for user in recipients(&token, users) {
+            planned.push(PlannedNotice {
+                token_id: token.id,
+                token_name: token.name.clone(),
+                kind,
+                recipient_id: user.id,
+                recipient_email: user.email.clone(),
+                email_wanted: user.token_expiry_email,
+            });
+        }
+    }
+    Ok(planned)
+}
+
+/// Records the due notices; returns how many were new.
+pub fn record(conn: &mut DbConn, now: OffsetDateTime) -> ServiceResult<usize> {
+    let mut recorded = 0;
+    for p in plan(conn, now)? {
+        let new = NewNotice {
+            token_id: p.token_id,
+            kind: p.kind,
+            user_id: p.recipient_id,
+            created_at: to_naive(now),
+            next_attempt_at: to_naive(now),
+        };
+        if Notice::insert_once(conn, &new)? {
+            recorded += 1;
+        }
+    }
+    Ok(recorded)
+}
+
+/// How many tokens `actor` can see that are active and expire within 7 days (the badge).
+pub fn expiring_soon_count(
+    conn: &mut DbConn,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> ServiceResult<i64> {
+    let visibility = Visibility::of(actor);
+    let filter = TokenFilter {
+        account_id: visibility.account_id,
+        issuer_id: visibility.only_issuer,
+        status: Some(TokenStatus::Active),
+        expiring_soon: true,
+        ..Default::default()
+    };
+    Ok(Token::count(conn, &filter, to_naive(now))?)
+}
+
+/// An in-app notification, as its recipient sees it.
+#[derive(Debug, Clone)]
+pub struct InAppNotice {
+    pub id: i64,
+    pub unread: bool,
+    pub kind: NoticeKind,
+    pub token_id: i64,
+    pub token_name: String,
+    pub expires_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+impl Services {
+    /// A user's in-app notifications, newest first (the latest 200).
+    pub async fn notifications(&self, user_id: i64) -> ServiceResult<Vec<InAppNotice>> {
+        let rows = self
+            .db
+            .run(move |conn| Ok(Notice::for_user(conn, user_id, 200)?))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, t)| InAppNotice {
+                id: n.id,
+                unread: n.read_at.is_none(),
+                kind: n.kind,
+                token_id: t.id,
+                token_name: t.name,
+                expires_at: t.expires_at.map(from_naive),
+                created_at: from_naive(n.created_at),
+            })
+            .collect())
+    }
+
+    /// Marks one (`Some(id)`) or all of a user's notifications read.
+    pub async fn mark_read(&self, user_id: i64, id: Option<i64>) -> ServiceResult<()> {
+        let now = to_naive(self.clock.now());
+        self.db
+            .run(move |conn| Ok(Notice::mark_read(conn, user_id, id, now).map(drop)?))
+            .await
+    }
+
+    /// Turns a user's expiry e-mails on or off (Profile → Notifications).
+    #[tracing::instrument(skip(self))]
+    pub async fn set_expiry_email(&self, user_id: i64, on: bool) -> ServiceResult<()> {
+        self.db
+            .run(move |conn| Ok(User::set_token_expiry_email(conn, user_id, on)?))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn user(id: i64, role: Role, removed: bool) -> User {
+        User {
+            id,
+            account_id: 1,
+            email: format!("u{id}@x.test"),
+            name: format!("u{id}"),
+            password_hash: None,
+            role,
+            auth_type: crate::domain::AuthType::Password,
+            created_at: datetime!(2026-01-01 0:00),
+            last_login_at: None,
+            removed_at: removed.then_some(datetime!(2026-02-01 0:00)),
+            token_expiry_email: true,
+            phone: None,
+            lang: "en".into(),
+        }
+    }
+
+    fn token(issuer: i64) -> Token {
+        Token {
+            id: 9,
+            account_id: 1,
+            issuer_id: issuer,
+            name: "t".into(),
+            description: None,
+            role: Role::Users,
+            secret_hash: String::new(),
+            created_at: datetime!(2026-01-01 0:00),
+            expires_at: None,
+            last_used_at: None,
+            deleted_at: None,
+            deleted_by: None,
+            form_id: None,
+        }
+    }
+
+    #[test]
+    fn recipients_are_the_issuer_and_admins_once_each_never_removed_users() {
+        let users = vec![
+            user(1, Role::Administrators, false),
+            user(2, Role::Administrators, true),
+            user(3, Role::Engineers, false),
+            user(4, Role::Users, false),
+            user(5, Role::Administrators, false),
+        ];
+        let ids = |v: Vec<User>| v.iter().map(|u| u.id).collect::<Vec<_>>();
+        assert_eq!(ids(recipients(&token(3), &users)), vec![1, 3, 5]);
+        assert_eq!(
+            ids(recipients(&token(1), &users)),
+            vec![1, 5],
+            "an admin issuer is told once"
+        );
+        let removed_issuer = vec![
+            user(1, Role::Administrators, false),
+            user(6, Role::Users, true),
+        ];
+        assert_eq!(ids(recipients(&token(6), &removed_issuer)), vec![1]);
+    }
+}

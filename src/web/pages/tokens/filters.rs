@@ -1,0 +1,131 @@
+//! The section's filters, read from and written back to the query string.
+
+use serde::Deserialize;
+
+use super::SECTION;
+use crate::domain::token::TokenStatus;
+use crate::domain::Role;
+use crate::web::WebError;
+
+/// The filters of the section, as query parameters (empty = all).
+#[derive(Debug, Default, Deserialize)]
+pub struct SectionParams {
+    issued_by: Option<String>,
+    role: Option<String>,
+    status: Option<String>,
+    page: Option<String>,
+    pub confirm_delete: Option<String>,
+    token: Option<String>,
+    expiring: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Filters {
+    pub issued_by: Option<i64>,
+    pub role: Option<Role>,
+    pub status: Option<TokenStatus>,
+    pub page: i64,
+    pub token: Option<i64>,
+    pub expiring: bool,
+}
+
+pub fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl Filters {
+    pub fn parse(p: &SectionParams) -> Result<Filters, WebError> {
+        let issued_by = non_empty(&p.issued_by)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    WebError::BadRequest(format!("\"Issued by\" must be a user id, not \"{v}\"."))
+                })
+            })
+            .transpose()?;
+        let role = non_empty(&p.role)
+            .map(|v| {
+                Role::parse(v)
+                    .ok_or_else(|| WebError::BadRequest(format!("There is no role \"{v}\".")))
+            })
+            .transpose()?;
+        let status = non_empty(&p.status)
+            .map(|v| {
+                TokenStatus::parse(v).ok_or_else(|| {
+                    WebError::BadRequest(format!(
+                        "Status must be active, expired or deleted, not \"{v}\"."
+                    ))
+                })
+            })
+            .transpose()?;
+        let page = match non_empty(&p.page) {
+            None => 1,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| WebError::BadRequest(format!("\"{v}\" is not a page number.")))?,
+        };
+        let token = non_empty(&p.token)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| WebError::BadRequest(format!("\"{v}\" is not a token id.")))
+            })
+            .transpose()?;
+        let expiring = match non_empty(&p.expiring) {
+            None => false,
+            Some("soon") => true,
+            Some(v) => {
+                return Err(WebError::BadRequest(format!(
+                    "\"expiring\" can only be \"soon\", not \"{v}\"."
+                )))
+            }
+        };
+        Ok(Filters {
+            issued_by,
+            role,
+            status,
+            page,
+            token,
+            expiring,
+        })
+    }
+
+    pub fn is_filtered(&self) -> bool {
+        self.issued_by.is_some()
+            || self.role.is_some()
+            || self.status.is_some()
+            || self.token.is_some()
+            || self.expiring
+    }
+
+    /// The section's address with these filters (and `page`).
+    pub fn url(&self, page: i64) -> String {
+        let mut pairs: Vec<(&str, String)> = vec![];
+        if let Some(id) = self.issued_by {
+            pairs.push(("issued_by", id.to_string()));
+        }
+        if let Some(role) = self.role {
+            pairs.push(("role", role.id().to_string()));
+        }
+        if let Some(status) = self.status {
+            pairs.push(("status", status.as_str().to_string()));
+        }
+        if let Some(id) = self.token {
+            pairs.push(("token", id.to_string()));
+        }
+        if self.expiring {
+            pairs.push(("expiring", "soon".to_string()));
+        }
+        if page > 1 {
+            pairs.push(("page", page.to_string()));
+        }
+        if pairs.is_empty() {
+            SECTION.to_string()
+        } else {
+            format!(
+                "{SECTION}?{}",
+                serde_urlencoded::to_string(&pairs).unwrap_or_default()
+            )
+        }
+    }
+}

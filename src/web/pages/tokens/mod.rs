@@ -1,0 +1,224 @@
+//! Profile → API tokens: the section, the create form, the one-time reveal, delete.
+
+mod filters;
+mod form;
+mod view;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, post, web, HttpResponse};
+use serde::Deserialize;
+
+use crate::domain::token::{wire_form, Separator, TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT};
+use crate::domain::Role;
+use crate::error::ServiceError;
+use crate::services::tokens::{self, CreateOutcome, DeleteOutcome, ListQuery, PAGE_SIZE};
+use crate::web::auth::{safe_next, SignedIn};
+use crate::web::csrf::CsrfForm;
+use crate::web::views::{render, see_other};
+use crate::web::{AppState, WebError};
+
+use filters::{non_empty, Filters, SectionParams};
+use form::{form_page, parse_create, CreateForm, FormErrors};
+pub use view::Choice;
+use view::{choice, ConfirmDelete, Reveal, SectionPage, TokenRow};
+
+const SECTION: &str = "/profile/api-tokens";
+
+async fn render_section(
+    state: &AppState,
+    me: &SignedIn,
+    filters: Filters,
+    reveal: Option<Reveal>,
+    confirm_id: Option<i64>,
+) -> Result<HttpResponse, WebError> {
+    let now = state.clock().now();
+    let is_admin = me.user.role.is_admin();
+    let query = ListQuery {
+        issued_by: filters.issued_by,
+        role: filters.role,
+        status: filters.status,
+        page: filters.page,
+        per_page: Some(PAGE_SIZE),
+        token_id: filters.token,
+        expiring_soon: filters.expiring,
+        ..Default::default()
+    };
+    let data = state.token_section(me.actor(), query, confirm_id).await?;
+    let pages = data.page.pages();
+    let page = SectionPage {
+        layout: me.layout("api-tokens"),
+        rows: data
+            .page
+            .tokens
+            .iter()
+            .map(|t| TokenRow::new(t, now))
+            .collect(),
+        expiring_soon: me.counts.expiring_soon,
+        only_expiring: filters.expiring,
+        token_filter: filters.token,
+        total: data.page.total,
+        page: data.page.page,
+        pages,
+        prev_link: (data.page.page > 1).then(|| filters.url(data.page.page - 1)),
+        next_link: (data.page.page < pages).then(|| filters.url(data.page.page + 1)),
+        show_issuer_filter: is_admin,
+        issuers: data
+            .issuers
+            .iter()
+            .map(|u| {
+                choice(
+                    u.id,
+                    format!("{} ({})", u.name, u.email),
+                    filters.issued_by == Some(u.id),
+                )
+            })
+            .collect(),
+        roles: Role::ALL
+            .iter()
+            .map(|r| choice(r.id(), r.name(), filters.role == Some(*r)))
+            .collect(),
+        statuses: [
+            TokenStatus::Active,
+            TokenStatus::Expired,
+            TokenStatus::Deleted,
+        ]
+        .iter()
+        .map(|s| choice(s.as_str(), s.as_str(), filters.status == Some(*s)))
+        .collect(),
+        filtered: filters.is_filtered(),
+        active_count: data.active_count,
+        limit: MAX_ACTIVE_TOKENS_PER_ACCOUNT,
+        at_limit: data.active_count >= MAX_ACTIVE_TOKENS_PER_ACCOUNT,
+        reveal,
+        confirm: data
+            .confirm
+            .filter(|t| t.status != TokenStatus::Deleted)
+            .map(|t| ConfirmDelete {
+                id: t.id,
+                name: t.name,
+            }),
+        sso_warning: me.user.user.auth_type.is_sso(),
+        back: filters.url(filters.page),
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[get("/profile/api-tokens")]
+pub async fn section(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    params: web::Query<SectionParams>,
+) -> Result<HttpResponse, WebError> {
+    let filters = Filters::parse(&params)?;
+    let confirm_id = non_empty(&params.confirm_delete)
+        .map(|v| v.parse::<i64>().map_err(|_| WebError::NotFound))
+        .transpose()?;
+    render_section(&state, &me, filters, None, confirm_id).await
+}
+
+#[get("/profile/api-tokens/new")]
+pub async fn new_form(state: web::Data<AppState>, me: SignedIn) -> Result<HttpResponse, WebError> {
+    let active = state.active_token_count(me.user.account.id).await?;
+    let at_limit = active >= MAX_ACTIVE_TOKENS_PER_ACCOUNT;
+    let errors = if at_limit {
+        FormErrors::from_fields(vec![("limit", limit_message())])
+    } else {
+        FormErrors::default()
+    };
+    let page = form_page(
+        &me,
+        state.clock().now(),
+        &CreateForm::default(),
+        errors,
+        at_limit,
+    );
+    render(StatusCode::OK, &page)
+}
+
+fn limit_message() -> String {
+    match tokens::limit_reached() {
+        ServiceError::Invalid(mut f) => f.remove(0).1,
+        _ => unreachable!("limit_reached is a field error"),
+    }
+}
+
+#[post("/profile/api-tokens")]
+pub async fn create(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<CreateForm>,
+) -> Result<HttpResponse, WebError> {
+    let now = state.clock().now();
+    let request = match parse_create(&form, now) {
+        Ok(request) => request,
+        Err(errors) => {
+            let page = form_page(&me, now, &form, FormErrors::from_fields(errors), false);
+            return render(StatusCode::BAD_REQUEST, &page);
+        }
+    };
+    match state.create_token(me.actor(), request).await {
+        Ok(CreateOutcome::Created { token, secret }) => {
+            let reveal = Reveal {
+                value: wire_form(token.id, Separator::Underscore, &secret),
+                name: token.name,
+            };
+            let mut response =
+                render_section(&state, &me, Filters::default(), Some(reveal), None).await?;
+            // The only response that carries the secret: never cached, never stored.
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            Ok(response)
+        }
+        Ok(CreateOutcome::AlreadyCreated { token }) => {
+            me.session.set_flash(&format!(
+                "This form was already submitted: it created the token \"{}\". A token's value is shown only once.",
+                token.name
+            ));
+            Ok(see_other(SECTION))
+        }
+        Err(ServiceError::Invalid(fields)) => {
+            let at_limit = fields.iter().any(|(f, _)| *f == "limit");
+            let page = form_page(&me, now, &form, FormErrors::from_fields(fields), at_limit);
+            render(StatusCode::BAD_REQUEST, &page)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    back: String,
+}
+
+#[post("/profile/api-tokens/{id}/delete")]
+pub async fn delete(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    form: CsrfForm<DeleteForm>,
+) -> Result<HttpResponse, WebError> {
+    let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
+    let outcome = state.delete_token(me.actor(), id).await?;
+    let message = match outcome {
+        DeleteOutcome::Deleted(t) => {
+            format!(
+                "API token \"{}\" was deleted. Requests that use it are refused from now on.",
+                t.name
+            )
+        }
+        DeleteOutcome::AlreadyDeleted(t) => {
+            format!("API token \"{}\" was already deleted.", t.name)
+        }
+    };
+    me.session.set_flash(&message);
+    let back = safe_next(Some(&form.back));
+    let back = if back.starts_with(SECTION) && !back.contains("confirm_delete") {
+        back.as_str()
+    } else {
+        SECTION
+    };
+    Ok(see_other(back))
+}

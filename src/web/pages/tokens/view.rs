@@ -1,0 +1,98 @@
+//! What the section and the form show, formatted for the templates.
+
+use askama::Template;
+
+use crate::domain::token::TokenStatus;
+use crate::services::tokens::TokenView;
+use crate::web::views::{datetime, Layout};
+
+/// An option of a `<select>`.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+pub fn choice(value: impl ToString, label: impl ToString, selected: bool) -> Choice {
+    Choice {
+        value: value.to_string(),
+        label: label.to_string(),
+        selected,
+    }
+}
+
+/// A row of the table, formatted for display.
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub issuer_name: String,
+    pub issuer_email: String,
+    pub role: &'static str,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    pub status: &'static str,
+    pub deletable: bool,
+    pub expiring_soon: bool,
+}
+
+impl TokenRow {
+    pub fn new(t: &TokenView, now: time::OffsetDateTime) -> TokenRow {
+        TokenRow {
+            id: t.id,
+            name: t.name.clone(),
+            description: t.description.clone(),
+            issuer_name: t.issuer_name.clone(),
+            issuer_email: t.issuer_email.clone(),
+            role: t.role.name(),
+            created: datetime(t.created_at),
+            last_used: t
+                .last_used_at
+                .map(datetime)
+                .unwrap_or_else(|| "Never used".into()),
+            expires: t.expires_at.map(datetime).unwrap_or_else(|| "Never".into()),
+            status: t.status.as_str(),
+            deletable: t.status != TokenStatus::Deleted,
+            expiring_soon: t.expiring_soon(now),
+        }
+    }
+}
+
+/// The token value, shown once.
+pub struct Reveal {
+    pub value: String,
+    pub name: String,
+}
+
+pub struct ConfirmDelete {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+pub struct SectionPage {
+    pub layout: Layout,
+    pub rows: Vec<TokenRow>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+    pub prev_link: Option<String>,
+    pub next_link: Option<String>,
+    pub show_issuer_filter: bool,
+    pub issuers: Vec<Choice>,
+    pub roles: Vec<Choice>,
+    pub statuses: Vec<Choice>,
+    pub filtered: bool,
+    pub active_count: i64,
+    pub limit: i64,
+    pub at_limit: bool,
+    pub reveal: Option<Reveal>,
+    pub confirm: Option<ConfirmDelete>,
+    pub sso_warning: bool,
+    pub back: String,
+    pub expiring_soon: i64,
+    pub only_expiring: bool,
+    pub token_filter: Option<i64>,
+}

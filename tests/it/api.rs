@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use time::Duration;
 
-use crate::helpers::{token_id, TestApp, PASSWORD};
+use crate::helpers::{token_id, Acme, TestApp, ACME_ADMIN, PASSWORD};
 
 fn create_body(name: &str, role: Value, exp: Value) -> Value {
     json!({"name": name, "description": "from the API", "exp_date": exp, "client_user": {"role": role}})
@@ -24,11 +24,8 @@ fn is_rfc3339(v: &Value) -> bool {
 
 #[tokio::test]
 async fn a_token_from_the_browser_lists_creates_and_deletes_with_both_separators() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let web = app.signed_in("admin@acme.test").await;
+    let Acme { app, admin } = Acme::start().await;
+    let web = app.signed_in(ACME_ADMIN).await;
     let token = web.new_token("automation", Role::Administrators).await;
     let api = app.api(&format!("APIKey {token}"));
     let account = admin.account_id;
@@ -96,10 +93,7 @@ async fn a_token_from_the_browser_lists_creates_and_deletes_with_both_separators
 
 #[tokio::test]
 async fn tokens_have_exactly_the_contract_shape() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
+    let Acme { app, admin } = Acme::start().await;
     let token = app.token_for(&admin, Role::Administrators).await;
     let api = app.api(&format!("APIKey {token}"));
     let exp = app.clock().now() + Duration::days(10);
@@ -218,19 +212,10 @@ async fn tokens_have_exactly_the_contract_shape() {
 
 #[tokio::test]
 async fn create_errors_use_the_contract_bodies() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let user = app.add_user("Acme", "user@acme.test", Role::Users).await;
-    let admin_api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
-    let user_api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&user, Role::Users).await
-    ));
+    let Acme { app, admin } = Acme::start().await;
+    let user = app.acme_member("user", Role::Users).await;
+    let admin_api = app.api_as(&admin, Role::Administrators).await;
+    let user_api = app.api_as(&user, Role::Users).await;
     let path = format!("/iam/clients/{}/tokens", admin.account_id);
     let past = apitokens::web::api::model::rfc3339(app.clock().now() - Duration::hours(1));
     let cases = [
@@ -321,14 +306,8 @@ async fn create_errors_use_the_contract_bodies() {
 
 #[tokio::test]
 async fn the_fifty_limit_answers_with_a_limit_error() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
+    let Acme { app, admin } = Acme::start().await;
+    let api = app.api_as(&admin, Role::Administrators).await;
     let path = format!("/iam/v2/clients/{}/tokens", admin.account_id);
     for i in 0..49 {
         assert_eq!(
@@ -353,11 +332,8 @@ async fn the_fifty_limit_answers_with_a_limit_error() {
 
 #[tokio::test]
 async fn list_filters_work_and_bad_values_are_400() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
     let admin_token = app.token_for(&admin, Role::Administrators).await;
     let eng_token = app.token_for(&eng, Role::Engineers).await;
     let api = app.api(&format!("APIKey {admin_token}"));
@@ -424,31 +400,17 @@ async fn list_filters_work_and_bad_values_are_400() {
 
 #[tokio::test]
 async fn visibility_is_the_same_as_on_the_web_page() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
-    let eng2 = app
-        .add_user("Acme", "eng2@acme.test", Role::Engineers)
-        .await;
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let eng2 = app.acme_member("eng2", Role::Engineers).await;
     let outsider = app
         .add_user("Other", "admin@other.test", Role::Administrators)
         .await;
-    let admin_api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
+    let admin_api = app.api_as(&admin, Role::Administrators).await;
     let eng_token = app.token_for(&eng, Role::Engineers).await;
     let eng_api = app.api(&format!("APIKey {eng_token}"));
-    let eng2_api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&eng2, Role::Engineers).await
-    ));
-    let out_api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&outsider, Role::Administrators).await
-    ));
+    let eng2_api = app.api_as(&eng2, Role::Engineers).await;
+    let out_api = app.api_as(&outsider, Role::Administrators).await;
     let acme = admin.account_id;
     let id = token_id(&eng_token);
     let path = format!("/iam/clients/{acme}/tokens/{id}");
@@ -521,18 +483,9 @@ async fn visibility_is_the_same_as_on_the_web_page() {
 
 #[tokio::test]
 async fn a_tokens_role_caps_what_it_can_do() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let weak = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Users).await
-    ));
-    let strong = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
+    let Acme { app, admin } = Acme::start().await;
+    let weak = app.api_as(&admin, Role::Users).await;
+    let strong = app.api_as(&admin, Role::Administrators).await;
     let path = format!("/iam/clients/{}/tokens", admin.account_id);
     let r = weak
         .post(&path, create_body("x", json!({"id": 5}), Value::Null))
@@ -552,7 +505,7 @@ async fn a_tokens_role_caps_what_it_can_do() {
         StatusCode::BAD_REQUEST
     );
     // A Users-role token of an admin sees only the admin's own tokens, not the account's.
-    let user = app.add_user("Acme", "user@acme.test", Role::Users).await;
+    let user = app.acme_member("user", Role::Users).await;
     app.token_for(&user, Role::Users).await;
     assert_eq!(weak.get(&path).await.json.as_array().unwrap().len(), 2);
     assert_eq!(strong.get(&path).await.json.as_array().unwrap().len(), 3);
@@ -560,10 +513,7 @@ async fn a_tokens_role_caps_what_it_can_do() {
 
 #[tokio::test]
 async fn malformed_credentials_are_all_the_same_401() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
+    let Acme { app, admin } = Acme::start().await;
     let good = app.token_for(&admin, Role::Administrators).await;
     let other = app.token_for(&admin, Role::Users).await;
     let (id, secret) = good.split_once('_').unwrap();
@@ -627,14 +577,8 @@ async fn malformed_credentials_are_all_the_same_401() {
 
 #[tokio::test]
 async fn expired_and_deleted_tokens_stop_at_once() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
+    let Acme { app, admin } = Acme::start().await;
+    let api = app.api_as(&admin, Role::Administrators).await;
     let exp = apitokens::web::api::model::rfc3339(app.clock().now() + Duration::hours(2));
     let created = api
         .post(
@@ -658,7 +602,7 @@ async fn expired_and_deleted_tokens_stop_at_once() {
     );
 
     // Deleted on the web page of this instance: refused on the next request.
-    let web = app.signed_in("admin@acme.test").await;
+    let web = app.signed_in(ACME_ADMIN).await;
     let t = web.new_token("web", Role::Users).await;
     let by_web = app.api(&format!("APIKey {t}"));
     assert_eq!(
@@ -683,9 +627,7 @@ async fn expired_and_deleted_tokens_stop_at_once() {
 async fn a_token_deleted_on_another_instance_is_refused_within_the_cache_second() {
     let app = TestApp::spawn().await;
     let sibling = app.spawn_sibling().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
+    let admin = app.acme_member("admin", Role::Administrators).await;
     let token = app.token_for(&admin, Role::Users).await;
     let on_sibling = sibling.api(&format!("APIKey {token}"));
     assert_eq!(
@@ -694,10 +636,7 @@ async fn a_token_deleted_on_another_instance_is_refused_within_the_cache_second(
         "cached on the sibling"
     );
     let deleted_at = Instant::now();
-    let admin_api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
+    let admin_api = app.api_as(&admin, Role::Administrators).await;
     assert_eq!(
         admin_api
             .delete(&format!(
@@ -725,10 +664,7 @@ async fn a_token_deleted_on_another_instance_is_refused_within_the_cache_second(
 
 #[tokio::test]
 async fn use_is_recorded_as_last_usage() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
+    let Acme { app, admin } = Acme::start().await;
     let token = app.token_for(&admin, Role::Administrators).await;
     let id = token_id(&token);
     let api = app.api(&format!("APIKey {token}"));
@@ -758,7 +694,7 @@ async fn use_is_recorded_as_last_usage() {
         json!(apitokens::web::api::model::rfc3339(used.assume_utc()))
     );
     let page = app
-        .signed_in("admin@acme.test")
+        .signed_in(ACME_ADMIN)
         .await
         .get("/profile/api-tokens")
         .await;
@@ -767,10 +703,7 @@ async fn use_is_recorded_as_last_usage() {
 
 #[tokio::test]
 async fn the_last_use_write_is_skipped_within_a_minute() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
+    let Acme { app, admin } = Acme::start().await;
     let id = token_id(&app.token_for(&admin, Role::Users).await);
     let t0 = app.clock().now();
     let written = app
@@ -788,12 +721,8 @@ async fn the_last_use_write_is_skipped_within_a_minute() {
 
 #[tokio::test]
 async fn jwt_login_refresh_once_and_expiry() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    app.add_user("Acme", "bot@acme.test", Role::PurgeAndPrefetchApi)
-        .await;
+    let Acme { app, admin } = Acme::start().await;
+    app.acme_member("bot", Role::PurgeAndPrefetchApi).await;
     let anon = app.api("");
     let bad = anon
         .post(
@@ -897,10 +826,7 @@ async fn jwt_login_refresh_once_and_expiry() {
 
 #[tokio::test]
 async fn the_gateway_check_answers_with_identity_headers() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
+    let Acme { app, admin } = Acme::start().await;
     let token = app.token_for(&admin, Role::Engineers).await;
     let api = app.api(&format!("APIKey {token}"));
     let r = api.get("/iam/auth/check").await;
@@ -974,7 +900,7 @@ async fn the_openapi_document_lists_every_endpoint() {
 #[tokio::test]
 async fn a_removed_users_jwt_and_tokens_stop_working() {
     let app = TestApp::spawn().await;
-    let user = app.add_user("Acme", "user@acme.test", Role::Users).await;
+    let user = app.acme_member("user", Role::Users).await;
     let token = app.token_for(&user, Role::Users).await;
     let pair = app
         .api("")
@@ -1012,9 +938,7 @@ async fn a_removed_users_jwt_and_tokens_stop_working() {
 
 #[tokio::test]
 async fn jwt_login_shares_the_portals_failed_attempt_limit() {
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
+    let Acme { app, .. } = Acme::start().await;
     let web = app.client();
     for _ in 0..3 {
         assert_eq!(

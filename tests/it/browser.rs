@@ -10,7 +10,7 @@ use apitokens::domain::Role;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::helpers::{TestApp, PASSWORD};
+use crate::helpers::{Acme, PASSWORD};
 
 struct Browser {
     client: Client,
@@ -239,10 +239,8 @@ async fn tokens_are_created_shown_once_filtered_and_deleted_in_a_real_browser() 
         return;
     };
     let c = &browser.client;
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    app.add_user("Acme", "user@acme.test", Role::Users).await;
+    let Acme { app, .. } = Acme::start().await;
+    app.acme_member("user", Role::Users).await;
     let base = app.base.clone();
     let exp = (app.clock().now() + time::Duration::days(20))
         .date()
@@ -385,9 +383,7 @@ async fn the_expiry_badge_notifications_and_preferences_in_a_real_browser() {
         return;
     };
     let c = &browser.client;
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
+    let Acme { app, .. } = Acme::start().await;
     let base = app.base.clone();
     let soon = (app.clock().now() + time::Duration::days(10))
         .date()
@@ -497,9 +493,7 @@ async fn an_administrator_adds_a_colleague_and_deals_with_their_token_in_one_ste
         return;
     };
     let c = &browser.client;
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
+    let Acme { app, .. } = Acme::start().await;
     let base = app.base.clone();
 
     // The Administrator adds a colleague and gets a one-time set-password link.

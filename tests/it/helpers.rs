@@ -478,3 +478,40 @@ impl Api {
         self.send(reqwest::Method::DELETE, path, None).await
     }
 }
+
+/// The account most tests start from, so that a test states only what matters to it:
+/// `let Acme { app, admin } = Acme::start().await;` gives a fresh app whose account "Acme"
+/// has one Administrator, `admin@acme.test` (password `PASSWORD`).
+pub struct Acme {
+    pub app: TestApp,
+    pub admin: User,
+}
+
+pub const ACME_ADMIN: &str = "admin@acme.test";
+
+impl Acme {
+    pub async fn start() -> Acme {
+        Acme::on(TestApp::spawn().await).await
+    }
+
+    /// Acme on an app started with other settings.
+    pub async fn on(app: TestApp) -> Acme {
+        let admin = app.add_user("Acme", ACME_ADMIN, Role::Administrators).await;
+        Acme { app, admin }
+    }
+}
+
+impl TestApp {
+    /// Another person of Acme: `<name>@acme.test` with `role`.
+    pub async fn acme_member(&self, name: &str, role: Role) -> User {
+        self.add_user("Acme", &format!("{name}@acme.test"), role)
+            .await
+    }
+
+    /// An API client authenticated with a fresh never-expiring token of `role` issued by
+    /// `user`.
+    pub async fn api_as(&self, user: &User, role: Role) -> Api {
+        let token = self.token_for(user, role).await;
+        self.api(&format!("APIKey {token}"))
+    }
+}

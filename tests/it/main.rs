@@ -5,6 +5,7 @@ mod api;
 mod browser;
 mod cli;
 mod helpers;
+mod layers;
 mod members;
 mod notify;
 mod sign_in;

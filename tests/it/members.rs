@@ -5,7 +5,7 @@ use apitokens::domain::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{captured_logs, token_id, unescape, TestApp, PASSWORD};
+use crate::helpers::{captured_logs, token_id, unescape, Acme, ACME_ADMIN, PASSWORD};
 
 /// The set-password link shown on the page after adding a user.
 fn setup_path(page: &crate::helpers::Page) -> String {
@@ -17,11 +17,8 @@ fn setup_path(page: &crate::helpers::Page) -> String {
 
 #[tokio::test]
 async fn only_administrators_manage_users() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+    let Acme { app, admin } = Acme::start().await;
+    app.acme_member("eng", Role::Engineers).await;
     let outsider = app
         .add_user("Other", "admin@other.test", Role::Administrators)
         .await;
@@ -66,10 +63,7 @@ async fn only_administrators_manage_users() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let listed = other.get("/users").await;
     assert!(!listed.body.contains("admin@acme.test"));
-    let api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&outsider, Role::Administrators).await
-    ));
+    let api = app.api_as(&outsider, Role::Administrators).await;
     assert_eq!(
         api.send(
             reqwest::Method::PATCH,
@@ -89,17 +83,15 @@ async fn only_administrators_manage_users() {
         .status,
         StatusCode::NOT_FOUND
     );
-    let admin_page = app.signed_in("admin@acme.test").await.get("/users").await;
+    let admin_page = app.signed_in(ACME_ADMIN).await.get("/users").await;
     assert_eq!(admin_page.status, StatusCode::OK);
     assert!(admin_page.body.contains("eng@acme.test"));
 }
 
 #[tokio::test]
 async fn an_added_user_sets_a_password_once_and_signs_in() {
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let admin = app.signed_in("admin@acme.test").await;
+    let Acme { app, .. } = Acme::start().await;
+    let admin = app.signed_in(ACME_ADMIN).await;
     let added = admin
         .post_from(
             "/users",
@@ -232,14 +224,11 @@ async fn an_added_user_sets_a_password_once_and_signs_in() {
 
 #[tokio::test]
 async fn lowering_a_role_is_refused_by_a_higher_token_and_done_in_one_step() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
     let high = app.token_for(&eng, Role::Engineers).await;
     let low = app.token_for(&eng, Role::Users).await;
-    let web = app.signed_in("admin@acme.test").await;
+    let web = app.signed_in(ACME_ADMIN).await;
 
     let refused = web
         .post_from(
@@ -263,10 +252,7 @@ async fn lowering_a_role_is_refused_by_a_higher_token_and_done_in_one_step() {
         "nothing changed"
     );
     // Through the API: Gcore's words, 403.
-    let api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
+    let api = app.api_as(&admin, Role::Administrators).await;
     let r = api
         .send(
             reqwest::Method::PATCH,
@@ -327,18 +313,12 @@ async fn lowering_a_role_is_refused_by_a_higher_token_and_done_in_one_step() {
 
 #[tokio::test]
 async fn removal_is_refused_while_tokens_are_active_and_done_in_one_step() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
     let token = app.token_for(&eng, Role::Engineers).await;
     let eng_web = app.signed_in("eng@acme.test").await;
-    let web = app.signed_in("admin@acme.test").await;
-    let api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
+    let web = app.signed_in(ACME_ADMIN).await;
+    let api = app.api_as(&admin, Role::Administrators).await;
     let path = format!("/iam/clients/{}/client-users/{}", admin.account_id, eng.id);
     let r = api.delete(&path).await;
     assert_eq!(
@@ -394,7 +374,7 @@ async fn removal_is_refused_while_tokens_are_active_and_done_in_one_step() {
     assert!(tokens.body.contains("title=\"eng@acme.test\""));
 
     // Through the API, once the tokens are gone: 204.
-    let user = app.add_user("Acme", "user@acme.test", Role::Users).await;
+    let user = app.acme_member("user", Role::Users).await;
     let r = api
         .delete(&format!(
             "/iam/clients/{}/client-users/{}",
@@ -406,11 +386,8 @@ async fn removal_is_refused_while_tokens_are_active_and_done_in_one_step() {
 
 #[tokio::test]
 async fn the_last_administrator_can_be_neither_demoted_nor_removed() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let web = app.signed_in("admin@acme.test").await;
+    let Acme { app, admin } = Acme::start().await;
+    let web = app.signed_in(ACME_ADMIN).await;
     let demote = web
         .post_from(
             "/users",
@@ -427,10 +404,7 @@ async fn the_last_administrator_can_be_neither_demoted_nor_removed() {
         .post_from("/users", &format!("/users/{}/remove", admin.id), &[])
         .await;
     assert_eq!(remove.status, StatusCode::BAD_REQUEST);
-    let api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
+    let api = app.api_as(&admin, Role::Administrators).await;
     let r = api
         .send(
             reqwest::Method::PATCH,
@@ -440,9 +414,7 @@ async fn the_last_administrator_can_be_neither_demoted_nor_removed() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // With a second Administrator, the first may step down.
-    let second = app
-        .add_user("Acme", "admin2@acme.test", Role::Administrators)
-        .await;
+    let second = app.acme_member("admin2", Role::Administrators).await;
     let web2 = app.signed_in("admin2@acme.test").await;
     let ok = web2
         .post_from(
@@ -460,10 +432,8 @@ async fn the_last_administrator_can_be_neither_demoted_nor_removed() {
 
 #[tokio::test]
 async fn sso_users_are_marked_and_their_tokens_deleted_in_one_action() {
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let web = app.signed_in("admin@acme.test").await;
+    let Acme { app, .. } = Acme::start().await;
+    let web = app.signed_in(ACME_ADMIN).await;
     let added = web
         .post_from(
             "/users",
@@ -519,19 +489,10 @@ async fn sso_users_are_marked_and_their_tokens_deleted_in_one_action() {
 
 #[tokio::test]
 async fn the_users_api_patches_invites_and_validates() {
-    let app = TestApp::spawn().await;
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
-    let api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&admin, Role::Administrators).await
-    ));
-    let eng_api = app.api(&format!(
-        "APIKey {}",
-        app.token_for(&eng, Role::Users).await
-    ));
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let eng_api = app.api_as(&eng, Role::Users).await;
     let path = format!("/iam/users/{}", eng.id);
     let r = api
         .send(
@@ -643,14 +604,12 @@ async fn the_users_api_patches_invites_and_validates() {
 
 #[tokio::test]
 async fn removing_a_user_or_their_tokens_asks_first() {
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+    let Acme { app, .. } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
     let outsider = app
         .add_user("Other", "admin@other.test", Role::Administrators)
         .await;
-    let web = app.signed_in("admin@acme.test").await;
+    let web = app.signed_in(ACME_ADMIN).await;
     let page = web
         .get(&format!("/users?confirm=remove&user={}", eng.id))
         .await;

@@ -14,7 +14,7 @@ use apitokens::services::Actor;
 use reqwest::StatusCode;
 use time::Duration;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, ACME_ADMIN};
 use crate::smtp::{Received, SmtpServer};
 
 async fn app_with_smtp(smtp: &SmtpServer) -> TestApp {
@@ -69,19 +69,13 @@ struct Cast {
 }
 
 async fn cast(app: &TestApp) -> Cast {
-    let admin = app
-        .add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let admin2 = app
-        .add_user("Acme", "admin2@acme.test", Role::Administrators)
-        .await;
-    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
-    app.add_user("Acme", "user@acme.test", Role::Users).await;
+    let admin = app.acme_member("admin", Role::Administrators).await;
+    let admin2 = app.acme_member("admin2", Role::Administrators).await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    app.acme_member("user", Role::Users).await;
     app.add_user("Other", "admin@other.test", Role::Administrators)
         .await;
-    let removed = app
-        .add_user("Acme", "gone@acme.test", Role::Administrators)
-        .await;
+    let removed = app.acme_member("gone", Role::Administrators).await;
     let at = apitokens::domain::token::to_naive(app.clock().now());
     app.db(move |c| {
         use apitokens::db::schema::users;
@@ -391,9 +385,7 @@ async fn deleting_a_token_cancels_its_pending_emails() {
 async fn the_badge_shows_for_visible_tokens_expiring_within_7_days() {
     let app = TestApp::spawn().await;
     let c = cast(&app).await;
-    let eng2 = app
-        .add_user("Acme", "eng2@acme.test", Role::Engineers)
-        .await;
+    let eng2 = app.acme_member("eng2", Role::Engineers).await;
     let (soon, _) = expiring_token(&app, &c.eng, "soon", Duration::days(6)).await;
     let (later, _) = expiring_token(&app, &c.eng, "later", Duration::days(9)).await;
     let _ = eng2;
@@ -410,7 +402,7 @@ async fn the_badge_shows_for_visible_tokens_expiring_within_7_days() {
             "{email}"
         );
     }
-    let web = app.signed_in("admin@acme.test").await;
+    let web = app.signed_in(ACME_ADMIN).await;
     let page = web.get("/profile/api-tokens").await;
     assert!(page
         .body
@@ -428,7 +420,7 @@ async fn the_badge_shows_for_visible_tokens_expiring_within_7_days() {
     // Two more days: both are within 7 days.
     app.clock()
         .advance(Duration::days(2) + Duration::seconds(1));
-    let web = app.signed_in("admin@acme.test").await;
+    let web = app.signed_in(ACME_ADMIN).await;
     assert!(web
         .get("/profile")
         .await
@@ -436,7 +428,7 @@ async fn the_badge_shows_for_visible_tokens_expiring_within_7_days() {
         .contains("title=\"2 token(s) expire within 7 days\""));
     // Expired, it no longer counts.
     app.clock().advance(Duration::days(4));
-    let web = app.signed_in("admin@acme.test").await;
+    let web = app.signed_in(ACME_ADMIN).await;
     assert!(web
         .get("/profile")
         .await

@@ -6,8 +6,7 @@ use crate::helpers::{TestApp, PASSWORD};
 #[tokio::test]
 async fn a_user_signs_in_and_sees_their_profile() {
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "alice@acme.test", Role::Engineers)
-        .await;
+    app.acme_member("alice", Role::Engineers).await;
     let client = app.client();
 
     let login = client.get("/login").await;
@@ -42,7 +41,7 @@ async fn a_user_signs_in_and_sees_their_profile() {
 #[tokio::test]
 async fn wrong_password_and_unknown_email_get_the_same_generic_message() {
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "alice@acme.test", Role::Users).await;
+    app.acme_member("alice", Role::Users).await;
     let client = app.client();
     let wrong = client.sign_in("alice@acme.test", "not the password").await;
     let unknown = client.sign_in("nobody@acme.test", PASSWORD).await;
@@ -60,8 +59,7 @@ async fn wrong_password_and_unknown_email_get_the_same_generic_message() {
 #[tokio::test]
 async fn a_post_without_a_valid_csrf_token_is_refused_with_403() {
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "alice@acme.test", Role::Administrators)
-        .await;
+    app.acme_member("alice", Role::Administrators).await;
     let client = app.client();
     client.get("/login").await;
     let no_token = client
@@ -106,8 +104,7 @@ async fn a_post_without_a_valid_csrf_token_is_refused_with_403() {
 #[tokio::test]
 async fn the_api_only_role_is_told_to_use_the_api() {
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "bot@acme.test", Role::PurgeAndPrefetchApi)
-        .await;
+    app.acme_member("bot", Role::PurgeAndPrefetchApi).await;
     let client = app.client();
     let page = client.sign_in("bot@acme.test", PASSWORD).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
@@ -122,7 +119,7 @@ async fn the_api_only_role_is_told_to_use_the_api() {
 #[tokio::test]
 async fn sign_out_ends_the_session_even_for_a_copied_cookie() {
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "alice@acme.test", Role::Users).await;
+    app.acme_member("alice", Role::Users).await;
     let client = app.signed_in("alice@acme.test").await;
     let copied = client.cookie_header();
     assert!(!copied.is_empty());
@@ -151,7 +148,7 @@ async fn sign_out_ends_the_session_even_for_a_copied_cookie() {
 #[tokio::test]
 async fn pages_need_a_session_and_sign_in_returns_to_them() {
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "alice@acme.test", Role::Users).await;
+    app.acme_member("alice", Role::Users).await;
     let client = app.client();
     assert_eq!(client.get("/").await.location(), "/profile/api-tokens");
     for path in ["/profile", "/profile/api-tokens", "/profile/api-tokens/new"] {
@@ -191,7 +188,7 @@ async fn pages_need_a_session_and_sign_in_returns_to_them() {
 #[tokio::test]
 async fn sign_in_never_redirects_off_site() {
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "alice@acme.test", Role::Users).await;
+    app.acme_member("alice", Role::Users).await;
     let client = app.client();
     let csrf = client
         .get("/login")
@@ -216,7 +213,7 @@ async fn sign_in_never_redirects_off_site() {
 #[tokio::test]
 async fn repeated_failures_lock_the_email_even_for_the_right_password() {
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "alice@acme.test", Role::Users).await;
+    app.acme_member("alice", Role::Users).await;
     let client = app.client();
     for _ in 0..5 {
         assert_eq!(

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use reqwest::StatusCode;
 use time::Duration;
 
-use crate::helpers::{captured_logs, token_id, TestApp};
+use crate::helpers::{captured_logs, token_id, Acme, TestApp, ACME_ADMIN};
 
 fn is_token_value(v: &str) -> bool {
     let Some((id, secret)) = v.split_once('_') else {
@@ -25,10 +25,8 @@ fn is_token_value(v: &str) -> bool {
 
 #[tokio::test]
 async fn create_reveals_the_token_once_and_lists_it() {
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let client = app.signed_in("admin@acme.test").await;
+    let Acme { app, .. } = Acme::start().await;
+    let client = app.signed_in(ACME_ADMIN).await;
     let empty = client.get("/profile/api-tokens").await;
     assert!(empty.body.contains("id=\"empty-state\""));
     assert!(empty.body.contains("Authorization: APIKey &lt;token&gt;"));
@@ -118,10 +116,8 @@ async fn create_reveals_the_token_once_and_lists_it() {
 
 #[tokio::test]
 async fn resubmitting_the_same_form_creates_nothing_and_shows_no_secret() {
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let client = app.signed_in("admin@acme.test").await;
+    let Acme { app, .. } = Acme::start().await;
+    let client = app.signed_in(ACME_ADMIN).await;
     let form = client.get("/profile/api-tokens/new").await;
     let fields = [
         ("csrf_token", form.input_value("csrf_token").unwrap()),
@@ -145,7 +141,7 @@ async fn resubmitting_the_same_form_creates_nothing_and_shows_no_secret() {
 #[tokio::test]
 async fn bad_input_is_answered_with_messages_and_keeps_what_was_typed() {
     let app = TestApp::spawn().await;
-    app.add_user("Acme", "user@acme.test", Role::Users).await;
+    app.acme_member("user", Role::Users).await;
     let client = app.signed_in("user@acme.test").await;
     let yesterday = (app.clock().now() - Duration::days(1)).date().to_string();
     let long = "n".repeat(10_000);
@@ -284,14 +280,12 @@ async fn bad_input_is_answered_with_messages_and_keeps_what_was_typed() {
 
 #[tokio::test]
 async fn admin_filters_and_deletes_a_users_token_the_user_sees_only_their_own() {
-    let app = TestApp::spawn().await;
-    app.add_user("Acme", "admin@acme.test", Role::Administrators)
-        .await;
-    let user = app.add_user("Acme", "user@acme.test", Role::Users).await;
+    let Acme { app, .. } = Acme::start().await;
+    let user = app.acme_member("user", Role::Users).await;
     let outsider = app
         .add_user("Other", "admin@other.test", Role::Administrators)
         .await;
-    let admin_c = app.signed_in("admin@acme.test").await;
+    let admin_c = app.signed_in(ACME_ADMIN).await;
     let user_c = app.signed_in("user@acme.test").await;
     let other_c = app.signed_in("admin@other.test").await;
 
@@ -401,10 +395,7 @@ fn req(name: &str) -> NewTokenRequest {
 #[tokio::test]
 async fn at_fifty_the_create_button_is_disabled_with_the_reason_and_the_list_pages() {
     let app = TestApp::spawn().await;
-    let admin = Actor::of_user(
-        &app.add_user("Acme", "admin@acme.test", Role::Administrators)
-            .await,
-    );
+    let admin = Actor::of_user(&app.acme_member("admin", Role::Administrators).await);
     let now = app.clock().now();
     app.db(move |c| {
         for i in 0..55 {
@@ -419,7 +410,7 @@ async fn at_fifty_the_create_button_is_disabled_with_the_reason_and_the_list_pag
         }
     })
     .await;
-    let client = app.signed_in("admin@acme.test").await;
+    let client = app.signed_in(ACME_ADMIN).await;
     let page = client.get("/profile/api-tokens").await;
     assert_eq!(
         page.text_of("token-count").as_deref(),
@@ -448,7 +439,7 @@ async fn at_fifty_the_create_button_is_disabled_with_the_reason_and_the_list_pag
 #[tokio::test]
 async fn sso_users_are_warned_that_their_tokens_outlive_revocation() {
     let app = TestApp::spawn().await;
-    let user = app.add_user("Acme", "sso@acme.test", Role::Engineers).await;
+    let user = app.acme_member("sso", Role::Engineers).await;
     let client = app.signed_in("sso@acme.test").await;
     assert!(!client
         .get("/profile/api-tokens")

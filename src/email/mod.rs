@@ -111,8 +111,22 @@ struct ExpiryParts {
     pub settings_link: String,
 }
 
+/// What an e-mail says, before it is wrapped into a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
 /// The e-mail about a token expiring.
 pub fn expiry_message(from: &str, mail: &ExpiryMail, base_url: &str) -> Result<Message, String> {
+    let r = render_expiry(mail, base_url)?;
+    multipart(from, &mail.recipient, &r.subject, r.text, r.html)
+}
+
+/// Subject, text and HTML of the e-mail about a token expiring.
+pub fn render_expiry(mail: &ExpiryMail, base_url: &str) -> Result<Rendered, String> {
     let expires = mail.expires_at.map(|at| {
         let f =
             time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
@@ -141,7 +155,11 @@ pub fn expiry_message(from: &str, mail: &ExpiryMail, base_url: &str) -> Result<M
         mail.token_name,
         mail.kind.when()
     );
-    multipart(from, &mail.recipient, &subject, text, html)
+    Ok(Rendered {
+        subject,
+        text,
+        html,
+    })
 }
 
 #[derive(Template)]
@@ -172,6 +190,12 @@ pub fn invitation_message(
     mail: &InvitationMail,
     base_url: &str,
 ) -> Result<Message, String> {
+    let r = render_invitation(mail, base_url)?;
+    multipart(from, &mail.recipient, &r.subject, r.text, r.html)
+}
+
+/// Subject, text and HTML of an invitation.
+pub fn render_invitation(mail: &InvitationMail, base_url: &str) -> Result<Rendered, String> {
     let login = format!("{base_url}/login");
     let to = &mail.recipient;
     let text = InviteText {
@@ -194,13 +218,11 @@ pub fn invitation_message(
     }
     .render()
     .map_err(|e| e.to_string())?;
-    multipart(
-        from,
-        to,
-        &format!("You were added to {} on apitokens", mail.account),
+    Ok(Rendered {
+        subject: format!("You were added to {} on apitokens", mail.account),
         text,
         html,
-    )
+    })
 }
 
 /// A multipart (text + HTML) message to `to`, with Date and Message-ID.
@@ -238,4 +260,67 @@ fn multipart(
                 ),
         )
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every e-mail's wording is a snapshot: a change of text or markup is a reviewed diff
+    //! (`cargo insta review`), and each snapshot is checked for what must never be in a mail.
+
+    use super::*;
+    use time::macros::datetime;
+
+    const BASE: &str = "https://tokens.acme.example";
+
+    fn recipient() -> Recipient {
+        Recipient {
+            name: "Alice <Admin> & Co".into(),
+            email: "alice@acme.example".into(),
+        }
+    }
+
+    fn expiry(kind: NoticeKind) -> ExpiryMail {
+        ExpiryMail {
+            recipient: recipient(),
+            token_id: 42,
+            token_name: "CI <deploys> & \"prod\"".into(),
+            role: Role::Engineers,
+            issuer_name: "Bob".into(),
+            expires_at: Some(datetime!(2026-12-31 23:59:59 UTC)),
+            kind,
+        }
+    }
+
+    fn snapshot(name: &str, r: &Rendered) {
+        insta::assert_snapshot!(format!("{name}.subject"), r.subject);
+        insta::assert_snapshot!(format!("{name}.txt"), r.text);
+        insta::assert_snapshot!(format!("{name}.html"), r.html);
+    }
+
+    #[test]
+    fn the_seven_day_expiry_mail() {
+        let r = render_expiry(&expiry(NoticeKind::SevenDays), BASE).unwrap();
+        assert!(r.html.contains("CI &#60;deploys&#62;") || r.html.contains("CI &lt;deploys&gt;"));
+        assert!(!r.html.contains("<deploys>"), "names are escaped in HTML");
+        snapshot("expiry_7d", &r);
+    }
+
+    #[test]
+    fn the_one_day_expiry_mail() {
+        let r = render_expiry(&expiry(NoticeKind::OneDay), BASE).unwrap();
+        snapshot("expiry_1d", &r);
+    }
+
+    #[test]
+    fn the_invitation_mail() {
+        let mail = InvitationMail {
+            recipient: recipient(),
+            account: "Acme".into(),
+            inviter: "Bob".into(),
+            link: format!("{BASE}/set-password?token={}", "ab".repeat(32)),
+        };
+        let r = render_invitation(&mail, BASE).unwrap();
+        assert!(r.text.contains(&mail.link) && r.html.contains(&mail.link));
+        snapshot("invitation", &r);
+    }
 }

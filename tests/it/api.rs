@@ -479,6 +479,52 @@ async fn visibility_is_the_same_as_on_the_web_page() {
         eng_api.get("/iam/users/me").await.status,
         StatusCode::UNAUTHORIZED
     );
+    // The API lists exactly what each person's web page shows (deleted tokens included).
+    let eng_api = app.api_as(&eng, Role::Engineers).await;
+    let deleted = app.token_for(&eng2, Role::Users).await;
+    eng2_api
+        .delete(&format!(
+            "/iam/clients/{acme}/tokens/{}",
+            token_id(&deleted)
+        ))
+        .await;
+    for (email, api) in [
+        (ACME_ADMIN, &admin_api),
+        ("eng@acme.test", &eng_api),
+        ("eng2@acme.test", &eng2_api),
+    ] {
+        let web = app.signed_in(email).await;
+        let mut on_page: Vec<i64> = web
+            .get("/profile/api-tokens")
+            .await
+            .token_rows()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let mut in_api: Vec<i64> = api
+            .get(&format!("/iam/clients/{acme}/tokens"))
+            .await
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect();
+        on_page.sort_unstable();
+        in_api.sort_unstable();
+        assert!(!on_page.is_empty(), "{email} sees some tokens");
+        assert_eq!(on_page, in_api, "{email}: web page and API disagree");
+    }
+    assert_eq!(
+        app.signed_in(ACME_ADMIN)
+            .await
+            .get("/profile/api-tokens")
+            .await
+            .token_rows()
+            .len(),
+        5,
+        "the Administrator sees every token of Acme and none of Other"
+    );
 }
 
 #[tokio::test]

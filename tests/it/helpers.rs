@@ -214,35 +214,63 @@ impl Page {
             .unwrap_or("")
     }
 
-    /// The value of the first hidden input named `name`.
+    /// The body parsed as HTML.
+    pub fn html(&self) -> scraper::Html {
+        scraper::Html::parse_document(&self.body)
+    }
+
+    /// The text of every element matching the CSS `selector`, whitespace collapsed.
+    pub fn texts(&self, selector: &str) -> Vec<String> {
+        let selector = scraper::Selector::parse(selector).expect("a valid CSS selector");
+        self.html()
+            .select(&selector)
+            .map(|e| {
+                e.text()
+                    .collect::<String>()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    /// The text of the first element matching `selector`.
+    pub fn text(&self, selector: &str) -> Option<String> {
+        self.texts(selector).into_iter().next()
+    }
+
+    /// The value of `attribute` of every element matching `selector`.
+    pub fn attrs(&self, selector: &str, attribute: &str) -> Vec<String> {
+        let selector = scraper::Selector::parse(selector).expect("a valid CSS selector");
+        self.html()
+            .select(&selector)
+            .filter_map(|e| e.value().attr(attribute).map(str::to_owned))
+            .collect()
+    }
+
+    /// The value of the first input named `name`.
     pub fn input_value(&self, name: &str) -> Option<String> {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = self.body.find(&marker)? + marker.len();
-        let end = self.body[start..].find('"')? + start;
-        Some(self.body[start..end].to_string())
+        self.attrs(&format!("input[name=\"{name}\"]"), "value")
+            .into_iter()
+            .next()
     }
 
-    /// The text of the element with `id` (first text up to the next tag).
+    /// The text of the element with `id`.
     pub fn text_of(&self, id: &str) -> Option<String> {
-        let marker = format!("id=\"{id}\"");
-        let at = self.body.find(&marker)?;
-        let start = self.body[at..].find('>')? + at + 1;
-        let end = self.body[start..].find('<')? + start;
-        Some(unescape(self.body[start..end].trim()))
+        self.text(&format!("#{id}"))
     }
 
-    /// Ids of the token rows in the table, in order.
+    /// Ids and statuses of the token rows in the table, in order.
     pub fn token_rows(&self) -> Vec<(i64, String)> {
-        let mut rows = vec![];
-        let mut rest = self.body.as_str();
-        while let Some(at) = rest.find("data-token-id=\"") {
-            rest = &rest[at + 15..];
-            let id: i64 = rest[..rest.find('"').unwrap()].parse().unwrap();
-            let s = rest.find("data-status=\"").unwrap() + 13;
-            let status = rest[s..s + rest[s..].find('"').unwrap()].to_string();
-            rows.push((id, status));
-        }
-        rows
+        let selector = scraper::Selector::parse("tr[data-token-id]").unwrap();
+        self.html()
+            .select(&selector)
+            .map(|row| {
+                let id = row.value().attr("data-token-id").unwrap().parse().unwrap();
+                let status = row.value().attr("data-status").unwrap().to_owned();
+                (id, status)
+            })
+            .collect()
     }
 }
 

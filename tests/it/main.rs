@@ -12,3 +12,4 @@ mod sign_in;
 mod smtp;
 mod tokens_service;
 mod tokens_web;
+mod wire;

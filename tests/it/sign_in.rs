@@ -1,7 +1,7 @@
 use apitokens::domain::Role;
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, PASSWORD};
+use crate::helpers::{Acme, TestApp, ACME_ADMIN, PASSWORD};
 
 #[tokio::test]
 async fn a_user_signs_in_and_sees_their_profile() {
@@ -310,4 +310,86 @@ async fn bad_login_input_gets_a_message_not_a_500() {
         .post("/login", &[("email", &too_big), ("csrf_token", &csrf)])
         .await;
     assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn every_form_refuses_a_post_without_its_csrf_token_and_changes_nothing() {
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let token = app.token_for(&eng, Role::Engineers).await;
+    let id = crate::helpers::token_id(&token);
+    let web = app.signed_in(ACME_ADMIN).await;
+    let link = "ab".repeat(32);
+    let routes: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (
+            "/login".into(),
+            vec![("email", ACME_ADMIN), ("password", PASSWORD)],
+        ),
+        ("/logout".into(), vec![]),
+        (
+            "/profile/api-tokens".into(),
+            vec![("name", "x"), ("role", "2"), ("expiration", "never")],
+        ),
+        (format!("/profile/api-tokens/{id}/delete"), vec![]),
+        ("/notifications/read".into(), vec![]),
+        ("/profile/notifications".into(), vec![]),
+        (
+            "/users".into(),
+            vec![("name", "New"), ("email", "new@acme.test"), ("role", "2")],
+        ),
+        (
+            format!("/users/{}/role", eng.id),
+            vec![("role", "2"), ("delete_tokens", "1")],
+        ),
+        (
+            format!("/users/{}/remove", eng.id),
+            vec![("delete_tokens", "1")],
+        ),
+        (format!("/users/{}/delete-tokens", eng.id), vec![]),
+        (
+            "/set-password".into(),
+            vec![
+                ("token", &link),
+                ("password", "long enough pw"),
+                ("confirm", "long enough pw"),
+            ],
+        ),
+    ];
+    for (path, fields) in &routes {
+        for forged in [None, Some("forged")] {
+            let mut form = fields.clone();
+            if let Some(value) = forged {
+                form.push(("csrf_token", value));
+            }
+            let page = web.post(path, &form).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} with {forged:?}");
+        }
+    }
+    // Nothing happened: still signed in, the token works, the user keeps role and account,
+    // no user was added and e-mails are still on.
+    assert_eq!(web.get("/profile").await.status, StatusCode::OK);
+    let api = app.api(&format!("APIKey {token}"));
+    assert_eq!(api.get("/iam/users/me").await.status, StatusCode::OK);
+    let users = app
+        .api_as(&admin, Role::Administrators)
+        .await
+        .get("/iam/users")
+        .await;
+    let emails: Vec<&str> = users
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, vec![ACME_ADMIN, "eng@acme.test"]);
+    assert_eq!(users.json[1]["groups"][0]["id"], 5);
+    let settings = web.get("/profile/notifications").await;
+    assert_eq!(
+        settings
+            .attrs("input[name=token_expiry_email]", "checked")
+            .len(),
+        1,
+        "e-mails still on"
+    );
 }

@@ -744,7 +744,7 @@ async fn use_is_recorded_as_last_usage() {
         .await
         .get("/profile/api-tokens")
         .await;
-    assert!(!page.body.contains("Never used"));
+    assert!(!page.has_text("Never used"));
 }
 
 #[tokio::test]

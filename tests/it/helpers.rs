@@ -239,6 +239,20 @@ impl Page {
         self.texts(selector).into_iter().next()
     }
 
+    /// Whether the page's visible text (markup removed, entities decoded, whitespace
+    /// collapsed) contains `needle`.
+    pub fn has_text(&self, needle: &str) -> bool {
+        let text = self.text("html").unwrap_or_default();
+        let needle = needle.split_whitespace().collect::<Vec<_>>().join(" ");
+        text.contains(&needle)
+    }
+
+    /// Whether an element matches the CSS `selector`.
+    pub fn has(&self, selector: &str) -> bool {
+        let selector = scraper::Selector::parse(selector).expect("a valid CSS selector");
+        self.html().select(&selector).next().is_some()
+    }
+
     /// The value of `attribute` of every element matching `selector`.
     pub fn attrs(&self, selector: &str, attribute: &str) -> Vec<String> {
         let selector = scraper::Selector::parse(selector).expect("a valid CSS selector");

@@ -166,12 +166,16 @@ async fn the_issuer_and_the_admins_get_one_email_7_days_and_one_1_day_before() {
     // The same notices in the portal, and the badge.
     let web = app.signed_in("eng@acme.test").await;
     let page = web.get("/notifications").await;
-    assert_eq!(page.body.matches("data-notification-id=").count(), 2);
+    assert_eq!(
+        page.attrs("[data-notification-id]", "data-notification-id")
+            .len(),
+        2
+    );
     assert_eq!(page.text_of("unread-count").as_deref(), Some("2"));
-    assert!(page.body.contains("expires tomorrow") && page.body.contains("expires in 7 days"));
+    assert!(page.has_text("expires tomorrow") && page.has_text("expires in 7 days"));
     let tokens_page = web.get("/profile/api-tokens").await;
-    assert!(tokens_page.body.contains("id=\"api-tokens-badge\""));
-    assert!(tokens_page.body.contains("data-expiring-soon=\"true\""));
+    assert!(tokens_page.has("#api-tokens-badge"));
+    assert!(tokens_page.has("[data-expiring-soon=\"true\"]"));
     let read = web
         .post_from("/notifications", "/notifications/read", &[])
         .await;
@@ -187,7 +191,7 @@ async fn the_issuer_and_the_admins_get_one_email_7_days_and_one_1_day_before() {
         .await
         .get("/notifications")
         .await;
-    assert!(user.body.contains("id=\"no-notifications\""));
+    assert!(user.has("#no-notifications"));
 }
 
 #[tokio::test]
@@ -227,7 +231,8 @@ async fn turning_the_preference_off_stops_the_email_but_not_the_portal_notice() 
     );
     let page = web.get("/notifications").await;
     assert_eq!(
-        page.body.matches("data-notification-id=").count(),
+        page.attrs("[data-notification-id]", "data-notification-id")
+            .len(),
         1,
         "still told in the portal"
     );
@@ -396,11 +401,7 @@ async fn the_badge_shows_for_visible_tokens_expiring_within_7_days() {
         ("admin@other.test", false),
     ] {
         let page = app.signed_in(email).await.get("/profile").await;
-        assert_eq!(
-            page.body.contains("id=\"api-tokens-badge\""),
-            badge,
-            "{email}"
-        );
+        assert_eq!(page.has("#api-tokens-badge"), badge, "{email}");
     }
     let web = app.signed_in(ACME_ADMIN).await;
     let page = web.get("/profile/api-tokens").await;

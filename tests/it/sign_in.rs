@@ -89,7 +89,7 @@ async fn a_post_without_a_valid_csrf_token_is_refused_with_403() {
         )
         .await;
     assert_eq!(create.status, StatusCode::FORBIDDEN);
-    assert!(create.body.contains("This form has expired"));
+    assert!(create.has_text("This form has expired"));
     let logout = client.post("/logout", &[]).await;
     assert_eq!(logout.status, StatusCode::FORBIDDEN);
     // Neither request had an effect.

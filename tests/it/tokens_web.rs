@@ -28,8 +28,8 @@ async fn create_reveals_the_token_once_and_lists_it() {
     let Acme { app, .. } = Acme::start().await;
     let client = app.signed_in(ACME_ADMIN).await;
     let empty = client.get("/profile/api-tokens").await;
-    assert!(empty.body.contains("id=\"empty-state\""));
-    assert!(empty.body.contains("Authorization: APIKey &lt;token&gt;"));
+    assert!(empty.has("#empty-state"));
+    assert!(empty.has_text("Authorization: APIKey <token>"));
 
     let exp = (app.clock().now() + Duration::days(30)).date().to_string();
     let page = client
@@ -49,16 +49,16 @@ async fn create_reveals_the_token_once_and_lists_it() {
         page.text_of("token-copied").as_deref(),
         Some("OK, I've copied token")
     );
-    assert!(page.body.contains("will not be shown again"));
+    assert!(page.has_text("will not be shown again"));
     let id = token_id(&value);
     assert_eq!(page.token_rows(), vec![(id, "active".to_string())]);
 
     // The next view of the section shows the row, never the secret.
     let later = client.get("/profile/api-tokens").await;
     assert_eq!(later.token_rows(), vec![(id, "active".to_string())]);
-    assert!(later.body.contains("CI deploys") && later.body.contains("GitLab runner"));
-    assert!(later.body.contains(&format!("{exp} 23:59 UTC")));
-    assert!(later.body.contains("Never used"));
+    assert!(later.has_text("CI deploys") && later.has_text("GitLab runner"));
+    assert!(later.has_text(&format!("{exp} 23:59 UTC")));
+    assert!(later.has_text("Never used"));
     assert!(later.text_of("new-token-value").is_none());
     let secret = value.split_once('_').unwrap().1.to_string();
     for path in [
@@ -131,7 +131,7 @@ async fn resubmitting_the_same_form_creates_nothing_and_shows_no_secret() {
     assert!(first.text_of("new-token-value").is_some());
     let second = client.post("/profile/api-tokens", &fields).await;
     assert_eq!(second.status, StatusCode::SEE_OTHER);
-    assert!(!second.body.contains("new-token-value"));
+    assert!(!second.has_text("new-token-value"));
     let list = client.get(second.location()).await;
     assert_eq!(list.token_rows().len(), 1);
     assert!(list.text_of("flash").unwrap().contains("already submitted"));
@@ -234,10 +234,14 @@ async fn bad_input_is_answered_with_messages_and_keeps_what_was_typed() {
             ("expiration", "never"),
         ])
         .await;
+    // What was typed comes back as the field's value, escaped (never as markup).
+    assert_eq!(
+        page.input_value("name").as_deref(),
+        Some("kept <b>name</b>")
+    );
     assert!(
-        page.body
-            .contains("value=\"kept &#60;b&#62;name&#60;/b&#62;\"")
-            || page.body.contains("value=\"kept &lt;b&gt;name&lt;/b&gt;\"")
+        !page.has("input[name=name] + b, b"),
+        "no markup was injected"
     );
     // Hostile ids and filters: messages, never a 500.
     for path in [
@@ -296,14 +300,14 @@ async fn admin_filters_and_deletes_a_users_token_the_user_sees_only_their_own() 
     let admin_view = admin_c.get("/profile/api-tokens").await;
     let ids: Vec<i64> = admin_view.token_rows().iter().map(|r| r.0).collect();
     assert_eq!(ids, vec![user_token, admin_token]);
-    assert!(admin_view.body.contains("id=\"filter-issued-by\""));
+    assert!(admin_view.has("#filter-issued-by"));
     assert!(
-        !admin_view.body.contains("admin@other.test"),
+        !admin_view.has_text("admin@other.test"),
         "no other account's users in the filter"
     );
     let user_view = user_c.get("/profile/api-tokens").await;
     assert_eq!(user_view.token_rows(), vec![(user_token, "active".into())]);
-    assert!(!user_view.body.contains("id=\"filter-issued-by\""));
+    assert!(!user_view.has("#filter-issued-by"));
 
     let filtered = admin_c
         .get(&format!("/profile/api-tokens?issued_by={}", user.id))
@@ -345,7 +349,7 @@ async fn admin_filters_and_deletes_a_users_token_the_user_sees_only_their_own() 
             "/profile/api-tokens?status=active&confirm_delete={user_token}"
         ))
         .await;
-    assert!(confirm.body.contains("This action cannot be undone"));
+    assert!(confirm.has_text("This action cannot be undone"));
     let csrf = confirm.input_value("csrf_token").unwrap();
     let back = confirm.input_value("back").unwrap();
     assert_eq!(back, "/profile/api-tokens?status=active");
@@ -416,10 +420,10 @@ async fn at_fifty_the_create_button_is_disabled_with_the_reason_and_the_list_pag
         page.text_of("token-count").as_deref(),
         Some("50 of 50 active tokens used in this account")
     );
-    assert!(page.body.contains("id=\"limit-reason\""));
-    assert!(!page.body.contains("id=\"create-token\""));
+    assert!(page.has("#limit-reason"));
+    assert!(!page.has("#create-token"));
     assert_eq!(page.token_rows().len(), 50);
-    assert!(page.body.contains("page 1 of 2"));
+    assert!(page.has_text("page 1 of 2"));
     let second = client.get("/profile/api-tokens?page=2").await;
     assert_eq!(second.token_rows().len(), 5);
     assert!(second.token_rows().iter().all(|(_, s)| s == "deleted"));

@@ -63,6 +63,29 @@ pub struct TokenFilter {
     pub offset: i64,
 }
 
+#[cfg(test)]
+impl Token {
+    /// An active, never-expiring Users token of `account_id` issued by `issuer_id`, for unit
+    /// tests of the rules.
+    pub fn fixture(account_id: i64, issuer_id: i64) -> Token {
+        Token {
+            id: 1,
+            account_id,
+            issuer_id,
+            name: "t".into(),
+            description: None,
+            role: Role::Users,
+            secret_hash: String::new(),
+            created_at: time::macros::datetime!(2026-01-01 0:00),
+            expires_at: None,
+            last_used_at: None,
+            deleted_at: None,
+            deleted_by: None,
+            form_id: None,
+        }
+    }
+}
+
 type Db = <DbConn as diesel::Connection>::Backend;
 type BoxedTokens<'a> = tokens::BoxedQuery<'a, Db>;
 

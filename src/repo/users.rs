@@ -35,6 +35,28 @@ pub struct NewUser<'a> {
     pub created_at: PrimitiveDateTime,
 }
 
+#[cfg(test)]
+impl User {
+    /// A password user `u<id>@x.test` of `account_id` with `role`, for unit tests of the rules.
+    pub fn fixture(id: i64, account_id: i64, role: Role) -> User {
+        User {
+            id,
+            account_id,
+            email: format!("u{id}@x.test"),
+            name: format!("u{id}"),
+            password_hash: None,
+            role,
+            auth_type: AuthType::Password,
+            created_at: time::macros::datetime!(2026-01-01 0:00),
+            last_login_at: None,
+            removed_at: None,
+            token_expiry_email: true,
+            phone: None,
+            lang: "en".into(),
+        }
+    }
+}
+
 impl User {
     pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<User>> {
         users::table

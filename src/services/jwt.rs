@@ -183,25 +183,12 @@ impl From<diesel::result::Error> for RefreshError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::AuthType;
     use time::macros::datetime;
 
     fn user() -> User {
-        User {
-            id: 3,
-            account_id: 7,
-            email: "alice@example.com".into(),
-            name: "Alice".into(),
-            password_hash: None,
-            role: Role::Engineers,
-            auth_type: AuthType::Password,
-            created_at: datetime!(2026-01-01 0:00),
-            last_login_at: None,
-            removed_at: None,
-            token_expiry_email: true,
-            phone: None,
-            lang: "en".into(),
-        }
+        let mut u = User::fixture(3, 7, Role::Engineers);
+        u.email = "alice@example.com".into();
+        u
     }
 
     fn keys() -> JwtKeys {

@@ -169,39 +169,15 @@ mod tests {
     use time::macros::datetime;
 
     fn user(id: i64, role: Role, removed: bool) -> User {
-        User {
-            id,
-            account_id: 1,
-            email: format!("u{id}@x.test"),
-            name: format!("u{id}"),
-            password_hash: None,
-            role,
-            auth_type: crate::domain::AuthType::Password,
-            created_at: datetime!(2026-01-01 0:00),
-            last_login_at: None,
-            removed_at: removed.then_some(datetime!(2026-02-01 0:00)),
-            token_expiry_email: true,
-            phone: None,
-            lang: "en".into(),
-        }
+        let mut u = User::fixture(id, 1, role);
+        u.removed_at = removed.then_some(datetime!(2026-02-01 0:00));
+        u
     }
 
     fn token(issuer: i64) -> Token {
-        Token {
-            id: 9,
-            account_id: 1,
-            issuer_id: issuer,
-            name: "t".into(),
-            description: None,
-            role: Role::Users,
-            secret_hash: String::new(),
-            created_at: datetime!(2026-01-01 0:00),
-            expires_at: None,
-            last_used_at: None,
-            deleted_at: None,
-            deleted_by: None,
-            form_id: None,
-        }
+        let mut t = Token::fixture(1, issuer);
+        t.id = 9;
+        t
     }
 
     #[test]

@@ -416,7 +416,6 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
 
     fn actor(user_id: i64, account_id: i64, role: Role) -> Actor {
         Actor {
@@ -427,21 +426,7 @@ mod tests {
     }
 
     fn token(account_id: i64, issuer_id: i64) -> Token {
-        Token {
-            id: 1,
-            account_id,
-            issuer_id,
-            name: "t".into(),
-            description: None,
-            role: Role::Users,
-            secret_hash: String::new(),
-            created_at: datetime!(2026-01-01 0:00),
-            expires_at: None,
-            last_used_at: None,
-            deleted_at: None,
-            deleted_by: None,
-            form_id: None,
-        }
+        Token::fixture(account_id, issuer_id)
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
 use super::secret::is_secret_hex;
-pub use super::secret::{Secret as TokenSecret, SecretHash as TokenHash, SECRET_HEX_LEN};
+pub use super::secret::{Secret as TokenSecret, SecretHash as TokenHash};
 
 /// At most this many tokens may be active in one account at once.
 pub const MAX_ACTIVE_TOKENS_PER_ACCOUNT: i64 = 50;

@@ -560,6 +560,19 @@ impl Services {
             .await
     }
 
+    /// Runs a change to a user and makes this instance's token cache forget the tokens it
+    /// deleted, so they are refused from the next request: the one way every user change
+    /// reaches the cache.
+    async fn change_user(
+        &self,
+        change: impl FnOnce(&mut DbConn, OffsetDateTime) -> ServiceResult<Changed> + Send + 'static,
+    ) -> ServiceResult<Changed> {
+        let now = self.clock.now();
+        let changed = self.db.run(move |conn| change(conn, now)).await?;
+        self.forget_tokens(&changed.deleted_tokens);
+        Ok(changed)
+    }
+
     /// Changes a user's role (see `change_role`); deleted tokens are forgotten by the cache.
     #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
     pub async fn change_role(
@@ -569,13 +582,10 @@ impl Services {
         role: Role,
         delete_blocking: bool,
     ) -> ServiceResult<Changed> {
-        let now = self.clock.now();
-        let changed = self
-            .db
-            .run(move |conn| change_role(conn, &actor, target, role, delete_blocking, now))
-            .await?;
-        self.forget_tokens(&changed.deleted_tokens);
-        Ok(changed)
+        self.change_user(move |conn, now| {
+            change_role(conn, &actor, target, role, delete_blocking, now)
+        })
+        .await
     }
 
     /// Removes a user (see `remove`); deleted tokens are forgotten by the cache.
@@ -586,25 +596,15 @@ impl Services {
         target: i64,
         delete_tokens: bool,
     ) -> ServiceResult<Changed> {
-        let now = self.clock.now();
-        let changed = self
-            .db
-            .run(move |conn| remove(conn, &actor, target, delete_tokens, now))
-            .await?;
-        self.forget_tokens(&changed.deleted_tokens);
-        Ok(changed)
+        self.change_user(move |conn, now| remove(conn, &actor, target, delete_tokens, now))
+            .await
     }
 
     /// Deletes every active token of a user at once.
     #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
     pub async fn delete_user_tokens(&self, actor: Actor, target: i64) -> ServiceResult<Changed> {
-        let now = self.clock.now();
-        let changed = self
-            .db
-            .run(move |conn| delete_all_tokens(conn, &actor, target, now))
-            .await?;
-        self.forget_tokens(&changed.deleted_tokens);
-        Ok(changed)
+        self.change_user(move |conn, now| delete_all_tokens(conn, &actor, target, now))
+            .await
     }
 
     /// `PATCH /iam/users/{id}` in one transaction.

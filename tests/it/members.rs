@@ -338,6 +338,14 @@ async fn removal_is_refused_while_tokens_are_active_and_done_in_one_step() {
         Some("You can't remove the user as they have active tokens.")
     );
     let csrf = refused.input_value("csrf_token").unwrap();
+    // Used just now, so this instance has it cached: removal must make the cache forget it.
+    assert_eq!(
+        app.api(&format!("APIKey {token}"))
+            .get("/iam/auth/check")
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     let done = web
         .post(
             &format!("/users/{}/remove", eng.id),

@@ -239,10 +239,7 @@ async fn bad_input_is_answered_with_messages_and_keeps_what_was_typed() {
         page.input_value("name").as_deref(),
         Some("kept <b>name</b>")
     );
-    assert!(
-        !page.has("input[name=name] + b, b"),
-        "no markup was injected"
-    );
+    assert!(!page.has("b"), "no markup was injected");
     // Hostile ids and filters: messages, never a 500.
     for path in [
         "/profile/api-tokens?status=gone",

@@ -59,21 +59,6 @@ pub enum Field<T> {
     WrongType(Value),
 }
 
-impl<T> Field<T> {
-    /// `None` when absent or null.
-    pub fn present(self) -> Result<Option<T>, Value> {
-        match self {
-            Field::Absent | Field::Null => Ok(None),
-            Field::Value(v) => Ok(Some(v)),
-            Field::WrongType(v) => Err(v),
-        }
-    }
-
-    pub fn is_absent(&self) -> bool {
-        matches!(self, Field::Absent)
-    }
-}
-
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;

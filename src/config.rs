@@ -22,6 +22,11 @@ pub struct Settings {
     /// HTTP worker threads; `None` = one per core.
     pub workers: Option<usize>,
     pub db_pool_size: u32,
+    /// Longest wait for a database connection on a request path before answering 503.
+    pub db_wait: Duration,
+    /// How long after its last successful check a token keeps passing the gateway while the
+    /// database is unreachable (zero: never).
+    pub outage_grace: Duration,
 }
 
 impl Settings {

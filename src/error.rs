@@ -22,6 +22,10 @@ pub enum ServiceError {
     },
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+    /// The database can't be reached or can't take the work now (503, try again shortly).
+    /// The text is for the log, never for the caller.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }

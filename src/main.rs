@@ -86,6 +86,23 @@ struct Options {
         global = true
     )]
     notify_interval_secs: u64,
+    /// Longest wait for a database connection, in milliseconds, before a request answers 503.
+    #[arg(
+        long,
+        env = "APITOKENS_DB_TIMEOUT_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    db_timeout_ms: u64,
+    /// While the database is unreachable, a token this instance verified within this many
+    /// seconds keeps passing /iam/auth/check (answered with X-Auth-Stale: 1); 0 turns it off.
+    #[arg(
+        long,
+        env = "APITOKENS_OUTAGE_GRACE_SECS",
+        default_value_t = 60,
+        global = true
+    )]
+    outage_grace_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +157,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,actix_server=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,6 +166,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Colours only for a person at a terminal: never into a file, a pipe or a log collector, and
+/// never when `NO_COLOR` is set (https://no-color.org).
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -160,7 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let settings = settings(&cli.options, false)?;
             let url = DbUrl::parse(&settings.database_url)?;
-            let pool = db::connect(&url, 1)?;
+            let pool = db::connect(&url, &cli_pool(&settings))?;
             let applied = db::run_migrations(&mut *pool.get()?)?;
             println!("{applied} migration(s) applied to {}", url.display());
             Ok(())
@@ -168,7 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Notify { dry_run, as_of } => {
             let settings = settings(&cli.options, false)?;
             let url = DbUrl::parse(&settings.database_url)?;
-            let pool = db::connect(&url, 1)?;
+            let pool = db::connect(&url, &cli_pool(&settings))?;
             let mut conn = pool.get()?;
             db::run_migrations(&mut conn)?;
             let now = as_of.unwrap_or_else(|| Clock::default().now());
@@ -233,7 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 password: NewPassword::parse(password).map_err(anyhow::Error::msg)?,
             };
             let url = DbUrl::parse(&settings.database_url)?;
-            let pool = db::connect(&url, 1)?;
+            let pool = db::connect(&url, &cli_pool(&settings))?;
             let mut conn = pool.get()?;
             db::run_migrations(&mut conn)?;
             match add_user(&mut conn, &input, Clock::default().now()) {
@@ -284,6 +309,8 @@ fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
         create_demo,
         workers: None,
         db_pool_size: 16,
+        db_wait: Duration::from_millis(o.db_timeout_ms.clamp(50, 60_000)),
+        outage_grace: Duration::from_secs(o.outage_grace_secs),
     })
 }
 
@@ -305,6 +332,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped()
         .await
         .context("the server stopped with an error")
+}
+
+/// The one connection of a command-line run: it may wait longer than a request (for the
+/// server's writers, say).
+fn cli_pool(settings: &Settings) -> db::PoolOptions {
+    db::PoolOptions::new(1, settings.db_wait * 10)
 }
 
 fn parse_instant(value: &str) -> Result<time::OffsetDateTime, String> {

@@ -2,14 +2,16 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{web as aweb, App, HttpServer};
 use anyhow::{anyhow, Context};
 
 use crate::config::Settings;
-use crate::db::{self, DbUrl};
+use crate::db::{self, DbUrl, PoolOptions};
 use crate::domain::Clock;
+use crate::error::ServiceError;
 use crate::services::users::{ensure_demo_account, DemoCredentials};
 use crate::services::Services;
 use crate::web::{self, AppState};
@@ -27,11 +29,12 @@ impl Application {
     /// prepares the server; nothing is served until `run_until_stopped`.
     pub async fn build(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
         let url = DbUrl::parse(&settings.database_url)?;
-        let pool_size = settings.db_pool_size;
+        let options = PoolOptions::new(settings.db_pool_size, settings.db_wait);
+        let health = options.health.clone();
         let create_demo = settings.create_demo;
         let now = clock.now();
         let (pool, demo) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let pool = db::connect(&url, pool_size)?;
+            let pool = db::connect(&url, &options)?;
             let mut conn = pool.get().context("no database connection")?;
             db::run_migrations(&mut conn)?;
             let demo = if create_demo {
@@ -55,7 +58,7 @@ impl Application {
         let workers = settings.workers;
         let settings = Arc::new(settings);
         let state = AppState {
-            services: Services::new(pool, clock, &settings)?,
+            services: Services::new(pool, health, clock, &settings)?,
             settings: settings.clone(),
         };
         let data = aweb::Data::new(state.clone());
@@ -86,35 +89,88 @@ impl Application {
         self.port
     }
 
-    /// Serves until stopped, sweeping for expiry notices every `notify_interval` meanwhile.
+    /// Serves until stopped, sweeping for expiry notices every `notify_interval` and writing
+    /// token uses every second meanwhile; what uses are still queued are written at the end.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_periodically(self.state.clone()));
+        let flusher = tokio::spawn(flush_uses_periodically(self.state.clone()));
         let result = self.server.await;
         sweeper.abort();
+        flusher.abort();
+        if let Err(e) = self.state.flush_uses().await {
+            tracing::warn!(error = %e, "token uses not written at shutdown");
+        }
         result
     }
 }
 
+/// How often queued token uses are written.
+pub const FLUSH_USES_EVERY: Duration = Duration::from_secs(1);
+/// The longest pause between attempts while the database is failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The pause after `failures` failures in a row: 1 s, 2 s, 4 s, ... up to `cap`.
+fn backoff(failures: u32, cap: Duration) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(16)).min(cap)
+}
+
 async fn sweep_periodically(state: AppState) {
     let every = state.settings.notify_interval;
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut failures = 0;
     loop {
-        ticker.tick().await;
+        let pause = if failures == 0 {
+            every
+        } else {
+            backoff(failures, every.min(MAX_BACKOFF))
+        };
+        tokio::time::sleep(pause).await;
         match state.sweep(state.clock().now()).await {
-            Ok((recorded, d)) if recorded + d.sent + d.failed + d.skipped + d.cancelled > 0 => {
-                tracing::info!(
-                    recorded,
-                    sent = d.sent,
-                    failed = d.failed,
-                    skipped = d.skipped,
-                    cancelled = d.cancelled,
-                    "expiry notice sweep"
-                )
+            Ok((recorded, d)) => {
+                failures = 0;
+                if recorded + d.sent + d.failed + d.skipped + d.cancelled > 0 {
+                    tracing::info!(
+                        recorded,
+                        sent = d.sent,
+                        failed = d.failed,
+                        skipped = d.skipped,
+                        cancelled = d.cancelled,
+                        "expiry notice sweep"
+                    )
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "expiry notice sweep failed; will try again"),
+            Err(e) => {
+                failures += 1;
+                log_retry("expiry notice sweep", &e, failures);
+            }
         }
+    }
+}
+
+async fn flush_uses_periodically(state: AppState) {
+    let mut failures = 0;
+    loop {
+        let pause = if failures == 0 {
+            FLUSH_USES_EVERY
+        } else {
+            backoff(failures, MAX_BACKOFF)
+        };
+        tokio::time::sleep(pause).await;
+        match state.flush_uses().await {
+            Ok(_) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                log_retry("writing token uses", &e, failures);
+            }
+        }
+    }
+}
+
+/// An outage is announced once by the database's health; other failures are worth a warning.
+fn log_retry(what: &str, e: &ServiceError, failures: u32) {
+    if matches!(e, ServiceError::Unavailable(_)) {
+        tracing::debug!(error = %e, failures, "{what} failed; will try again");
+    } else {
+        tracing::warn!(error = %e, failures, "{what} failed; will try again");
     }
 }
 
@@ -126,4 +182,18 @@ fn security_headers() -> DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
         .add(("Cache-Control", "no-store"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_a_second_up_to_the_cap() {
+        let cap = Duration::from_secs(30);
+        let pauses: Vec<u64> = (1..=7).map(|n| backoff(n, cap).as_secs()).collect();
+        assert_eq!(pauses, vec![1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(backoff(100, cap), cap);
+        assert_eq!(backoff(3, Duration::from_secs(3)).as_secs(), 3);
+    }
 }

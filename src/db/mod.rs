@@ -2,6 +2,8 @@
 
 pub mod schema;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -89,27 +91,58 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Whether the database can be reached, as last seen by this process. It turns "down" when a
+/// connection can't be opened or dies under a query, and "up" when one opens again; while it
+/// is down, request paths answer 503 at once instead of each waiting for the pool's timeout.
+#[derive(Debug, Default)]
+pub struct Health {
+    down: AtomicBool,
+}
+
+impl Health {
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// Marks the database unreachable; true if it was thought reachable until now.
+    pub fn went_down(&self, why: &str) -> bool {
+        let changed = !self.down.swap(true, Ordering::AcqRel);
+        if changed {
+            tracing::warn!(error = %why, "the database is unreachable; answering 503 until it is back");
+        }
+        changed
+    }
+
+    /// Marks the database reachable again.
+    pub fn came_back(&self) {
+        if self.down.swap(false, Ordering::AcqRel) {
+            tracing::info!("the database is reachable again");
+        }
+    }
+}
+
 /// Opens connections of the right backend and prepares SQLite ones.
 #[derive(Debug)]
 pub struct ConnManager {
     url: DbUrl,
+    /// How long a SQLite connection waits for another writer's lock before giving up.
+    busy_timeout: Duration,
+    health: Arc<Health>,
 }
 
-impl ManageConnection for ConnManager {
-    type Connection = DbConn;
-    type Error = r2d2::Error;
-
-    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+impl ConnManager {
+    fn establish(&self) -> Result<DbConn, r2d2::Error> {
         match self.url.backend {
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.url.target)
                     .map_err(r2d2::Error::ConnectionError)?;
                 // Foreign keys are off unless asked for; WAL lets readers run beside a writer;
-                // writers wait for each other instead of failing at once.
-                conn.batch_execute(
+                // writers wait for each other (up to the busy timeout) instead of failing at once.
+                conn.batch_execute(&format!(
                     "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; \
-                     PRAGMA busy_timeout = 15000; PRAGMA synchronous = NORMAL;",
-                )
+                     PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL;",
+                    self.busy_timeout.as_millis()
+                ))
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
@@ -117,6 +150,22 @@ impl ManageConnection for ConnManager {
                 .map(DbConn::Postgres)
                 .map_err(r2d2::Error::ConnectionError),
         }
+    }
+}
+
+impl ManageConnection for ConnManager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        let opened = self.establish();
+        match &opened {
+            Ok(_) => self.health.came_back(),
+            Err(e) => {
+                self.health.went_down(&e.to_string());
+            }
+        }
+        opened
     }
 
     fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
@@ -128,9 +177,87 @@ impl ManageConnection for ConnManager {
     }
 }
 
+/// Why a query failed, when the reason is the database rather than the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// The connection to the server is gone (server stopped, restarted, network cut).
+    ConnectionLost,
+    /// The database is there but can't take the work now: a SQLite file locked past the busy
+    /// timeout, read-only, full or unreadable.
+    Busy,
+}
+
+/// Tells a database outage from a failed query. PostgreSQL marks lost connections itself
+/// (diesel reports `ClosedConnection` when libpq says the connection is bad); SQLite reports
+/// only a message, so its few outage messages are matched here, in one place.
+pub fn trouble(e: &diesel::result::Error) -> Option<Trouble> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        )
+        | Error::BrokenTransactionManager => Some(Trouble::ConnectionLost),
+        Error::DatabaseError(_, info) => {
+            const SQLITE_OUTAGE: [&str; 6] = [
+                "database is locked",
+                "database table is locked",
+                "readonly database",
+                "unable to open database file",
+                "disk I/O error",
+                "database or disk is full",
+            ];
+            let message = info.message();
+            SQLITE_OUTAGE
+                .iter()
+                .any(|m| message.contains(m))
+                .then_some(Trouble::Busy)
+        }
+        Error::RollbackErrorOnCommit {
+            rollback_error,
+            commit_error,
+        } => trouble(commit_error).or_else(|| trouble(rollback_error)),
+        _ => None,
+    }
+}
+
+/// r2d2 logs every failed attempt to open a connection at ERROR, many a second during an
+/// outage. `Health` says it once when the database goes and once when it is back; the
+/// attempts themselves are only worth a debug line.
+#[derive(Debug)]
+struct QuietErrors;
+
+impl r2d2::HandleError<r2d2::Error> for QuietErrors {
+    fn handle_error(&self, error: r2d2::Error) {
+        tracing::debug!(error = %error, "database connection attempt failed");
+    }
+}
+
+/// How a pool waits and what it shares with the rest of the process.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    /// Longest wait for a pooled connection (and for a new one to open) before giving up.
+    pub wait: Duration,
+    pub health: Arc<Health>,
+}
+
+impl PoolOptions {
+    pub fn new(max_size: u32, wait: Duration) -> PoolOptions {
+        PoolOptions {
+            max_size,
+            wait,
+            health: Arc::default(),
+        }
+    }
+}
+
+/// SQLite writers queue on one lock; a writer waits this many times the pool wait for it.
+const SQLITE_BUSY_FACTOR: u32 = 5;
+
 /// Builds the pool and checks that the database answers, with a message that says how to fix
 /// it when it doesn't.
-pub fn connect(url: &DbUrl, max_size: u32) -> anyhow::Result<DbPool> {
+pub fn connect(url: &DbUrl, options: &PoolOptions) -> anyhow::Result<DbPool> {
     if let Some(path) = url.sqlite_path() {
         if let Some(dir) = std::path::Path::new(path).parent() {
             if !dir.as_os_str().is_empty() {
@@ -144,10 +271,15 @@ pub fn connect(url: &DbUrl, max_size: u32) -> anyhow::Result<DbPool> {
         }
     }
     let pool = r2d2::Pool::builder()
-        .max_size(max_size)
+        .max_size(options.max_size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(10))
-        .build(ConnManager { url: url.clone() })
+        .connection_timeout(options.wait)
+        .error_handler(Box::new(QuietErrors))
+        .build(ConnManager {
+            url: url.clone(),
+            busy_timeout: options.wait * SQLITE_BUSY_FACTOR,
+            health: options.health.clone(),
+        })
         .map_err(|e| {
             anyhow!(
                 "can't connect to the database {}: {e}. Check DATABASE_URL and that the server runs.",
@@ -166,6 +298,16 @@ pub fn run_migrations(conn: &mut DbConn) -> anyhow::Result<usize> {
             .map(|v| v.len()),
     };
     applied.map_err(|e| anyhow!("database migration failed: {e}"))
+}
+
+/// True while this build knows migrations the database hasn't had (another instance may be
+/// applying them): the instance isn't ready then.
+pub fn has_pending_migrations(conn: &mut DbConn) -> anyhow::Result<bool> {
+    let pending = match conn {
+        DbConn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+        DbConn::Postgres(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+    };
+    pending.map_err(|e| anyhow!("can't read the applied migrations: {e}"))
 }
 
 #[cfg(test)]

@@ -299,22 +299,30 @@ impl TokenForAuth {
             .optional()
     }
 
-    /// Records a use, unless one was recorded less than `min_gap` ago (by any instance).
-    pub fn record_use(
-        conn: &mut DbConn,
-        id: i64,
-        at: PrimitiveDateTime,
-        min_gap: time::Duration,
-    ) -> QueryResult<bool> {
-        diesel::update(
-            tokens::table.find(id).filter(
-                tokens::last_used_at
-                    .is_null()
-                    .or(tokens::last_used_at.le(at - min_gap)),
-            ),
-        )
-        .set(tokens::last_used_at.eq(at))
-        .execute(conn)
-        .map(|n| n == 1)
+    /// Records the latest use of each token, all in one transaction (one commit, however
+    /// many tokens). A time only moves forward, so instances flushing out of order agree.
+    /// On PostgreSQL the commit doesn't wait for the disk: a crash loses at most the last
+    /// batch of use times, never anything else (`docs/decisions.md`).
+    pub fn record_uses(conn: &mut DbConn, uses: &[(i64, PrimitiveDateTime)]) -> QueryResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        conn.transaction(|conn| {
+            if let DbConn::Postgres(_) = conn {
+                diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
+            }
+            for (id, at) in uses {
+                diesel::update(
+                    tokens::table.find(id).filter(
+                        tokens::last_used_at
+                            .is_null()
+                            .or(tokens::last_used_at.lt(at)),
+                    ),
+                )
+                .set(tokens::last_used_at.eq(at))
+                .execute(conn)?;
+            }
+            Ok(())
+        })
     }
 }

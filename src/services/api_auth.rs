@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::token_cache::{TokenVerifier, Verdict};
 use super::{Actor, Services};
 use crate::domain::token::PresentedToken;
-use crate::error::ServiceError;
+use crate::error::{ServiceError, ServiceResult};
 use crate::repo::User;
 
 /// Longest `Authorization` value we read; anything longer is refused unread.
@@ -18,6 +18,8 @@ pub struct Credential {
     pub actor: Actor,
     /// The permanent token used, if any (absent for a JWT).
     pub token_id: Option<i64>,
+    /// Answered from what this instance last knew, because the database can't be reached.
+    pub stale: bool,
 }
 
 /// Every failure looks the same from outside.
@@ -111,6 +113,8 @@ impl Services {
                             .await
                         {
                             Ok(loaded) => services.verifier.refreshed(id, loaded),
+                            // Said once, when the database went.
+                            Err(ServiceError::Unavailable(_)) => {}
                             Err(e) => {
                                 tracing::warn!(token_id = id, error = %e, "token cache refresh failed")
                             }
@@ -120,27 +124,43 @@ impl Services {
                 verdict
             }
             Verdict::Unknown => {
-                let row = self
-                    .db
-                    .run(move |conn| TokenVerifier::load(conn, id))
-                    .await?;
-                self.verifier.remember(&presented, row, now)
+                match self.db.run(move |conn| TokenVerifier::load(conn, id)).await {
+                    Ok(row) => self.verifier.remember(&presented, row, now),
+                    // Stale-if-error: what this instance knew, or "unavailable" if it knew nothing.
+                    Err(ServiceError::Unavailable(why)) => self
+                        .verifier
+                        .stale(&presented, now)
+                        .ok_or(ServiceError::Unavailable(why))?,
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         let credential = verdict?;
-        if self.verifier.should_record_use(id, now) {
-            // Off the request path: the answer does not wait for this write.
-            let pool = self.db.pool().clone();
-            tokio::task::spawn_blocking(move || {
-                let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-                    TokenVerifier::record_use(&mut conn, id, now).map_err(|e| e.to_string())
-                });
-                if let Err(e) = written {
-                    tracing::warn!(token_id = id, error = %e, "could not record the token's last use");
-                }
-            });
-        }
+        // Written by the batched flush (`flush_uses`), never on the request path.
+        self.verifier.note_use(id, now);
         Ok(credential)
+    }
+
+    /// Writes the token uses noted since the last flush, in one transaction. On failure they
+    /// stay queued for the next flush (merged with newer uses), so none is lost.
+    pub async fn flush_uses(&self) -> ServiceResult<usize> {
+        let uses = self.verifier.take_uses();
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        let count = uses.len();
+        let batch = uses.clone();
+        match self
+            .db
+            .run(move |conn| TokenVerifier::record_uses(conn, &batch))
+            .await
+        {
+            Ok(()) => Ok(count),
+            Err(e) => {
+                self.verifier.requeue_uses(uses);
+                Err(e)
+            }
+        }
     }
 }
 

@@ -1,37 +1,114 @@
 //! Runs synchronous Diesel work on the blocking thread pool, so it never holds up the async
 //! workers. Only the services reach the database, and only through this.
+//!
+//! It is also where an outage is noticed: a connection that can't be had within the pool's
+//! wait, or one that dies under a query, turns `Health` down; from then on work fails at once
+//! with `ServiceError::Unavailable` (503) instead of each request waiting for the pool, and
+//! one background probe a quarter-second apart turns it up again when the database answers.
 
-use crate::db::{DbConn, DbPool};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::db::{self, DbConn, DbPool, Health, Trouble};
 use crate::error::{ServiceError, ServiceResult};
+
+/// How often the probe tries the database while it is down.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub struct Database {
     pool: DbPool,
+    health: Arc<Health>,
+    probing: Arc<AtomicBool>,
 }
 
 impl Database {
-    pub fn new(pool: DbPool) -> Database {
-        Database { pool }
+    pub fn new(pool: DbPool, health: Arc<Health>) -> Database {
+        Database {
+            pool,
+            health,
+            probing: Arc::default(),
+        }
     }
 
     pub fn pool(&self) -> &DbPool {
         &self.pool
     }
 
-    /// Runs `f` with a pooled connection on the blocking pool.
+    /// False while this process knows the database to be unreachable.
+    pub fn is_up(&self) -> bool {
+        if self.health.is_down() {
+            self.probe_until_back();
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool. Fails at once with
+    /// `Unavailable` while the database is known to be down.
     pub async fn run<T, F>(&self, f: F) -> ServiceResult<T>
     where
         F: FnOnce(&mut DbConn) -> ServiceResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        if !self.is_up() {
+            return Err(ServiceError::Unavailable("the database is down".into()));
+        }
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
+        let health = self.health.clone();
+        let result = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| {
-                ServiceError::Internal(anyhow::anyhow!("no database connection: {e}"))
+                // Every connection is busy, or none can be opened (then `Health` is down).
+                ServiceError::Unavailable(format!("no database connection: {e}"))
             })?;
-            f(&mut conn)
+            f(&mut conn).map_err(|e| match e {
+                ServiceError::Database(e) => match db::trouble(&e) {
+                    Some(Trouble::ConnectionLost) => {
+                        health.went_down(&e.to_string());
+                        ServiceError::Unavailable(e.to_string())
+                    }
+                    Some(Trouble::Busy) => ServiceError::Unavailable(e.to_string()),
+                    None => ServiceError::Database(e),
+                },
+                other => other,
+            })
         })
         .await
-        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?;
+        if self.health.is_down() {
+            self.probe_until_back();
+        }
+        result
+    }
+
+    /// Starts the one probe of this process, unless it runs already. It is a plain thread:
+    /// it must outlive whichever async worker noticed the outage.
+    fn probe_until_back(&self) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.pool.clone();
+        let health = self.health.clone();
+        let probing = self.probing.clone();
+        let spawned = std::thread::Builder::new()
+            .name("db-probe".into())
+            .spawn(move || {
+                while health.is_down() {
+                    std::thread::sleep(PROBE_EVERY);
+                    let answered = pool.get_timeout(PROBE_EVERY).is_ok_and(|mut conn| {
+                        use diesel::r2d2::R2D2Connection;
+                        conn.ping().is_ok()
+                    });
+                    if answered {
+                        health.came_back();
+                    }
+                }
+                probing.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.probing.store(false, Ordering::Release);
+        }
     }
 }

@@ -119,6 +119,7 @@ impl JwtKeys {
                 role,
             },
             token_id: None,
+            stale: false,
         })
     }
 }

@@ -21,7 +21,7 @@ pub mod users;
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::db::DbPool;
+use crate::db::{DbPool, Health};
 use crate::domain::{Clock, Role};
 use crate::email::Mailer;
 use crate::error::{ServiceError, ServiceResult};
@@ -62,6 +62,9 @@ impl Actor {
 pub const ADMINS_ONLY: &str =
     "Only Administrators can see and manage the other users of the account. Ask one of them.";
 
+/// The longest a readiness check takes.
+pub const READY_DEADLINE: std::time::Duration = std::time::Duration::from_millis(900);
+
 /// Everything the web layer may ask of the application: the entry points live beside their
 /// rules (`impl Services` blocks in `tokens.rs`, `members.rs`, `auth.rs`, ...).
 #[derive(Clone)]
@@ -75,11 +78,16 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(pool: DbPool, clock: Clock, settings: &Settings) -> anyhow::Result<Services> {
+    pub fn new(
+        pool: DbPool,
+        health: Arc<Health>,
+        clock: Clock,
+        settings: &Settings,
+    ) -> anyhow::Result<Services> {
         Ok(Services {
-            db: Database::new(pool),
+            db: Database::new(pool, health),
             clock,
-            verifier: Arc::new(token_cache::TokenVerifier::default()),
+            verifier: Arc::new(token_cache::TokenVerifier::new(settings.outage_grace)),
             jwt: Arc::new(jwt::JwtKeys::new(&settings.secret_key)),
             limiter: Arc::new(login_limit::LoginLimiter::default()),
             mail: Arc::new(Mail {
@@ -107,9 +115,26 @@ impl Services {
         }
     }
 
-    /// The database answers (readiness).
-    pub async fn ping(&self) -> ServiceResult<()> {
+    /// Ready to serve: the database answers, within `READY_DEADLINE`, and has every migration
+    /// this build knows. Never waits longer than the deadline, so a load balancer's probe gets
+    /// an answer, not a timeout.
+    pub async fn ready(&self) -> ServiceResult<()> {
         use diesel::r2d2::R2D2Connection;
-        self.db.run(|conn| conn.ping().map_err(Into::into)).await
+        let check = self.db.run(|conn| {
+            conn.ping()?;
+            if crate::db::has_pending_migrations(conn)? {
+                return Err(ServiceError::Unavailable(
+                    "the database lacks migrations this build needs".into(),
+                ));
+            }
+            Ok(())
+        });
+        tokio::time::timeout(READY_DEADLINE, check)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ServiceError::Unavailable(
+                    "the database did not answer in time".into(),
+                ))
+            })
     }
 }

@@ -4,6 +4,11 @@
 //! verified rows are cached in memory for at most one second: a token deleted on another
 //! instance stops working within that second, and the instance that deletes it forgets it at
 //! once (`TokenVerifier::forget`). A cache hit costs one SHA-256 and a map lookup, no database.
+//!
+//! While the database can't be reached, a token verified here within the outage grace keeps
+//! passing from what was last read (`TokenVerifier::stale`): its expiry and role still hold, a
+//! token this instance saw deleted or refused never passes, and one never seen is not guessed
+//! at. Uses are noted in memory and written in one batch a second (`take_uses`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +56,7 @@ impl CachedToken {
                     role: row.role,
                 },
                 token_id: Some(row.id),
+                stale: false,
             })
         } else {
             Err(Unauthorized)
@@ -62,9 +68,14 @@ impl CachedToken {
 #[derive(Default)]
 pub struct TokenVerifier {
     cache: RwLock<HashMap<i64, CachedToken>>,
-    /// When each token was last forgotten: a row loaded before that is stale and not cached.
+    /// When each token was last forgotten (deleted here): a row loaded before that is stale
+    /// and not cached, and the token never passes on stale data.
     forgotten: Mutex<HashMap<i64, Instant>>,
     last_recorded: Mutex<HashMap<i64, OffsetDateTime>>,
+    /// Uses not yet written: token id → latest use.
+    pending_uses: Mutex<HashMap<i64, OffsetDateTime>>,
+    /// How long a verified row may stand in for the database while it is unreachable.
+    outage_grace: StdDuration,
 }
 
 /// A token row as read from the database, stamped with when the read began.
@@ -86,6 +97,47 @@ pub enum Verdict {
 }
 
 impl TokenVerifier {
+    pub fn new(outage_grace: StdDuration) -> TokenVerifier {
+        TokenVerifier {
+            outage_grace,
+            ..TokenVerifier::default()
+        }
+    }
+
+    /// How long entries and tombstones are kept: the cache life, or the outage grace.
+    fn keep(&self) -> StdDuration {
+        CACHE_TTL.max(self.outage_grace)
+    }
+
+    /// The answer from what this instance last knew, for when the database can't be asked.
+    /// `None`: nothing to go on (never verified here, or verified too long ago), so the caller
+    /// must say "unavailable", not guess.
+    pub fn stale(
+        &self,
+        presented: &PresentedToken,
+        now: OffsetDateTime,
+    ) -> Option<Result<Credential, Unauthorized>> {
+        let deleted_here = self
+            .forgotten
+            .lock()
+            .expect("forgotten lock")
+            .contains_key(&presented.id);
+        if deleted_here {
+            return Some(Err(Unauthorized));
+        }
+        let cache = self.cache.read().expect("token cache lock");
+        let entry = cache.get(&presented.id)?;
+        match entry.verify(presented, now) {
+            // A refusal stands however old it is: a stale row can't make a token valid.
+            Err(refused) => Some(Err(refused)),
+            Ok(credential) if entry.fetched.elapsed() < self.outage_grace => Some(Ok(Credential {
+                stale: true,
+                ..credential
+            })),
+            Ok(_) => None,
+        }
+    }
+
     pub fn check_cached(&self, presented: &PresentedToken, now: OffsetDateTime) -> Verdict {
         let cache = self.cache.read().expect("token cache lock");
         match cache.get(&presented.id) {
@@ -150,7 +202,8 @@ impl TokenVerifier {
             // A row read before this instance deleted the token is stale: never cache it.
             Some(entry) if forgotten.is_none_or(|at| loaded_at > at) => {
                 if cache.len() > 100_000 {
-                    cache.retain(|_, e| e.fetched.elapsed() < CACHE_TTL);
+                    let keep = self.keep();
+                    cache.retain(|_, e| e.fetched.elapsed() < keep);
                 }
                 cache.insert(id, entry);
             }
@@ -164,35 +217,49 @@ impl TokenVerifier {
     pub fn forget(&self, id: i64) {
         let mut forgotten = self.forgotten.lock().expect("forgotten lock");
         if forgotten.len() > 100_000 {
-            forgotten.retain(|_, at| at.elapsed() < CACHE_TTL * 10);
+            let keep = self.keep().max(CACHE_TTL * 10);
+            forgotten.retain(|_, at| at.elapsed() < keep);
         }
         forgotten.insert(id, Instant::now());
         drop(forgotten);
         self.cache.write().expect("token cache lock").remove(&id);
     }
 
-    /// True at most once a minute per token on this instance: time to write `last_used_at`.
-    pub fn should_record_use(&self, id: i64, now: OffsetDateTime) -> bool {
+    /// Notes a use of a token; at most once a minute per token on this instance it is queued
+    /// for the next batched write of `last_used_at`.
+    pub fn note_use(&self, id: i64, now: OffsetDateTime) {
         let mut map = self.last_recorded.lock().expect("last-used lock");
-        match map.get(&id) {
-            Some(at) if now - *at < LAST_USED_GAP => false,
-            _ => {
-                if map.len() > 100_000 {
-                    map.retain(|_, at| now - *at < LAST_USED_GAP);
-                }
-                map.insert(id, now);
-                true
-            }
+        if map.get(&id).is_some_and(|at| now - *at < LAST_USED_GAP) {
+            return;
+        }
+        if map.len() > 100_000 {
+            map.retain(|_, at| now - *at < LAST_USED_GAP);
+        }
+        map.insert(id, now);
+        drop(map);
+        self.requeue_uses([(id, now)]);
+    }
+
+    /// The uses queued since the last take, latest per token.
+    pub fn take_uses(&self) -> Vec<(i64, OffsetDateTime)> {
+        std::mem::take(&mut *self.pending_uses.lock().expect("pending uses lock"))
+            .into_iter()
+            .collect()
+    }
+
+    /// Puts back uses a write could not store; a later use of the same token wins.
+    pub fn requeue_uses(&self, uses: impl IntoIterator<Item = (i64, OffsetDateTime)>) {
+        let mut pending = self.pending_uses.lock().expect("pending uses lock");
+        for (id, at) in uses {
+            let latest = pending.entry(id).or_insert(at);
+            *latest = (*latest).max(at);
         }
     }
 
-    pub fn record_use(conn: &mut DbConn, id: i64, now: OffsetDateTime) -> ServiceResult<bool> {
-        Ok(TokenForAuth::record_use(
-            conn,
-            id,
-            to_naive(now),
-            LAST_USED_GAP,
-        )?)
+    /// Writes uses in one transaction; a token's time only ever moves forward.
+    pub fn record_uses(conn: &mut DbConn, uses: &[(i64, OffsetDateTime)]) -> ServiceResult<()> {
+        let rows: Vec<_> = uses.iter().map(|(id, at)| (*id, to_naive(*at))).collect();
+        Ok(TokenForAuth::record_uses(conn, &rows)?)
     }
 }
 
@@ -292,12 +359,53 @@ mod tests {
     }
 
     #[test]
-    fn last_use_is_recorded_at_most_once_a_minute() {
+    fn a_use_is_queued_at_most_once_a_minute_and_requeued_uses_keep_the_latest() {
         let v = TokenVerifier::default();
         let now = datetime!(2026-11-28 10:00 UTC);
-        assert!(v.should_record_use(1, now));
-        assert!(!v.should_record_use(1, now + Duration::seconds(59)));
-        assert!(v.should_record_use(2, now));
-        assert!(v.should_record_use(1, now + Duration::seconds(60)));
+        v.note_use(1, now);
+        v.note_use(1, now + Duration::seconds(59));
+        v.note_use(2, now);
+        let mut taken = v.take_uses();
+        taken.sort();
+        assert_eq!(taken, vec![(1, now), (2, now)]);
+        assert!(v.take_uses().is_empty());
+        v.note_use(1, now + Duration::seconds(60));
+        // A failed write puts back an older time: the newer queued one stays.
+        v.requeue_uses([(1, now)]);
+        assert_eq!(v.take_uses(), vec![(1, now + Duration::seconds(60))]);
+    }
+
+    #[test]
+    fn on_stale_data_a_recent_token_passes_and_a_deleted_or_unknown_one_does_not() {
+        let v = TokenVerifier::new(StdDuration::from_secs(60));
+        let now = datetime!(2026-11-28 10:00 UTC);
+        let token = |id: i64| PresentedToken::parse(&format!("{id}_{}", "a".repeat(64))).unwrap();
+        let loaded = |r: TokenForAuth| LoadedRow {
+            row: Some(r),
+            started: Instant::now(),
+        };
+        assert!(v.remember(&token(1), loaded(row(1)), now).is_ok());
+        let stale = v.stale(&token(1), now).expect("known").expect("passes");
+        assert!(stale.stale, "marked as answered from stale data");
+        // Its expiry still holds.
+        let mut expiring = row(2);
+        expiring.expires_at = Some(datetime!(2026-11-28 10:05));
+        assert!(v.remember(&token(2), loaded(expiring), now).is_ok());
+        assert!(v.stale(&token(2), now).unwrap().is_ok());
+        assert!(v
+            .stale(&token(2), datetime!(2026-11-28 10:05 UTC))
+            .unwrap()
+            .is_err());
+        // A wrong secret for a known id, a token deleted here, a token never seen.
+        let wrong = PresentedToken::parse(&format!("1_{}", "b".repeat(64))).unwrap();
+        assert!(v.stale(&wrong, now).unwrap().is_err());
+        v.forget(1);
+        assert!(v.stale(&token(1), now).unwrap().is_err());
+        assert!(v.stale(&token(3), now).is_none());
+        // With no grace, nothing passes on stale data, but refusals still stand.
+        let off = TokenVerifier::new(StdDuration::ZERO);
+        assert!(off.remember(&token(4), loaded(row(4)), now).is_ok());
+        assert!(off.stale(&token(4), now).is_none());
+        assert!(off.stale(&wrong, now).is_none());
     }
 }

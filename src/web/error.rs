@@ -19,6 +19,9 @@ pub enum WebError {
     BadRequest(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The database can't be reached (or can't take the work) right now.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("{0:#}")]
     Internal(anyhow::Error),
 }
@@ -45,11 +48,19 @@ impl From<ServiceError> for WebError {
                     .join(", ")
             )),
 
+            ServiceError::Unavailable(why) => WebError::Unavailable(why),
             ServiceError::Database(e) => WebError::Internal(e.into()),
             ServiceError::Internal(e) => WebError::Internal(e),
         }
     }
 }
+
+/// What a person or a script is told while the database can't be reached. Nothing was
+/// changed, and the same request can simply be sent again.
+pub const UNAVAILABLE_MESSAGE: &str =
+    "The service can't reach its database right now, so nothing was changed. Try again in a few seconds.";
+/// `Retry-After` on a 503, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 2;
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -67,6 +78,7 @@ impl ResponseError for WebError {
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,6 +104,10 @@ impl ResponseError for WebError {
             WebError::Forbidden(m) => ("Not allowed", m.as_str()),
             WebError::BadRequest(m) => ("That didn't work", m.as_str()),
             WebError::PayloadTooLarge(m) => ("Too large", m.as_str()),
+            WebError::Unavailable(why) => {
+                tracing::debug!(error = %why, "answered 503");
+                ("Temporarily unavailable", UNAVAILABLE_MESSAGE)
+            }
             WebError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
                 (
@@ -108,8 +124,10 @@ impl ResponseError for WebError {
             message,
         };
         let body = page.render().unwrap_or_else(|_| message.to_string());
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+        let mut response = HttpResponse::build(status);
+        if matches!(self, WebError::Unavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        response.content_type("text/html; charset=utf-8").body(body)
     }
 }

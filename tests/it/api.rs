@@ -3,6 +3,7 @@
 use std::time::{Duration as StdDuration, Instant};
 
 use apitokens::db::schema;
+use apitokens::domain::token::to_naive;
 use apitokens::domain::Role;
 use diesel::prelude::*;
 use reqwest::{Method, StatusCode};
@@ -748,21 +749,60 @@ async fn use_is_recorded_as_last_usage() {
 }
 
 #[tokio::test]
-async fn the_last_use_write_is_skipped_within_a_minute() {
+async fn uses_on_two_instances_are_written_in_batches_and_the_latest_time_wins() {
     let Acme { app, admin } = Acme::start().await;
-    let id = token_id(&app.token_for(&admin, Role::Users).await);
+    let sibling = app.spawn_sibling().await;
+    let tokens = [
+        app.token_for(&admin, Role::Users).await,
+        app.token_for(&admin, Role::Engineers).await,
+        app.token_for(&admin, Role::Administrators).await,
+    ];
+    for token in &tokens {
+        for instance in [&app, &sibling] {
+            let reply = instance
+                .api(&format!("APIKey {token}"))
+                .get("/iam/auth/check")
+                .await;
+            assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        }
+    }
+    // Nothing is written on the request path; each instance writes its uses in one batch.
     let t0 = app.clock().now();
-    let written = app
-        .db(move |c| {
-            use apitokens::services::token_cache::TokenVerifier;
-            [
-                TokenVerifier::record_use(c, id, t0).unwrap(),
-                TokenVerifier::record_use(c, id, t0 + Duration::seconds(59)).unwrap(),
-                TokenVerifier::record_use(c, id, t0 + Duration::seconds(60)).unwrap(),
-            ]
-        })
-        .await;
-    assert_eq!(written, [true, false, true]);
+    assert_eq!(sibling.state.flush_uses().await.unwrap(), 3);
+    assert_eq!(app.state.flush_uses().await.unwrap(), 3);
+    assert_eq!(
+        app.state.flush_uses().await.unwrap(),
+        0,
+        "the queue was emptied"
+    );
+    let ids: Vec<i64> = tokens.iter().map(|t| token_id(t)).collect();
+    let read = |ids: Vec<i64>| {
+        move |c: &mut apitokens::db::DbConn| {
+            ids.iter()
+                .map(|id| {
+                    apitokens::repo::Token::find(c, *id)
+                        .unwrap()
+                        .unwrap()
+                        .last_used_at
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    for at in app.db(read(ids.clone())).await {
+        let at = at.expect("written").assume_utc();
+        assert!(at <= t0 && t0 - at < Duration::seconds(10), "{at} vs {t0}");
+    }
+    // Batches landing out of order never move a time backwards.
+    let (a, b) = (ids[0], ids[1]);
+    let later = t0 + Duration::minutes(5);
+    app.db(move |c| {
+        use apitokens::services::token_cache::TokenVerifier;
+        TokenVerifier::record_uses(c, &[(a, later), (b, later)]).unwrap();
+        TokenVerifier::record_uses(c, &[(a, t0 + Duration::minutes(1))]).unwrap();
+    })
+    .await;
+    let after = app.db(read(vec![a, b])).await;
+    assert_eq!(after, vec![Some(to_naive(later)), Some(to_naive(later))]);
 }
 
 #[tokio::test]

@@ -206,3 +206,71 @@ async fn cookies_are_secure_behind_https() {
         .to_lowercase()
         .contains("secure"));
 }
+
+/// Log lines carry no colour codes unless a person reads them at a terminal, and not even
+/// then with `NO_COLOR` set. (`script` gives the program a terminal.)
+#[test]
+fn logs_are_coloured_only_at_a_terminal_without_no_color() {
+    let args = ["migrate"];
+    let env = [
+        (
+            "DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none?sslmode=disable",
+        ),
+        ("APITOKENS_DB_TIMEOUT_MS", "50"),
+        ("RUST_LOG", "warn"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let mut piped = env.to_vec();
+    piped.push(("APITOKENS_DATA_DIR", data));
+    let out = apitokens(&args, &piped, None);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("the database is unreachable"), "{err}");
+    assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
+
+    let Ok(script) = which("script") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs `script` (util-linux)"
+        );
+        eprintln!("skipping the terminal half: `script` (util-linux) is not installed");
+        return;
+    };
+    let at_terminal = |no_color: Option<&str>| {
+        let line = format!("{} migrate", env!("CARGO_BIN_EXE_apitokens"));
+        let mut cmd = Command::new(&script);
+        cmd.args(["-qec", &line, "/dev/null"])
+            .envs(env)
+            .env("APITOKENS_DATA_DIR", data)
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().expect("script runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = at_terminal(None);
+    assert!(
+        coloured.contains("the database is unreachable"),
+        "{coloured}"
+    );
+    assert!(
+        coloured.contains('\x1b'),
+        "a terminal gets colours: {coloured:?}"
+    );
+    let plain = at_terminal(Some("1"));
+    assert!(plain.contains("the database is unreachable"), "{plain}");
+    assert!(!plain.contains('\x1b'), "NO_COLOR is respected: {plain:?}");
+}
+
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}

@@ -113,6 +113,8 @@ impl TestApp {
             create_demo: false,
             workers: Some(2),
             db_pool_size: 8,
+            db_wait: Duration::from_millis(1000),
+            outage_grace: Duration::from_secs(60),
         };
         let mut settings = settings;
         change(&mut settings);

@@ -8,6 +8,7 @@ mod helpers;
 mod layers;
 mod members;
 mod notify;
+mod outage;
 mod sign_in;
 mod smtp;
 mod tokens_service;

@@ -136,7 +136,8 @@ fn pair_response(pair: TokenPair) -> HttpResponse {
 #[utoipa::path(get, path = "/iam/auth/check", tag = "auth",
     params(("min_role" = Option<String>, Query, description = "role id or name the credential must reach")),
     responses((status = 204, description = "headers X-Auth-Account-Id, X-Auth-User-Id, X-Auth-Role, X-Auth-Token-Id"),
-              (status = 400, description = "unknown min_role"), (status = 401, body = Message), (status = 403, body = Message)),
+              (status = 400, description = "unknown min_role"), (status = 401, body = Message), (status = 403, body = Message),
+              (status = 503, description = "the database is unreachable and this instance has not verified the token recently; Retry-After says when to try again", body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 #[get("/iam/auth/check")]
 pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -156,6 +157,10 @@ pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         .insert_header(("X-Auth-Role", actor.role.id().to_string()));
     if let Some(id) = credential.token_id {
         response.insert_header(("X-Auth-Token-Id", id.to_string()));
+    }
+    if credential.stale {
+        // The database is unreachable: this answer comes from what the instance last knew.
+        response.insert_header(("X-Auth-Stale", "1"));
     }
     Ok(response.finish())
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::body::BodyErrors;
 
 use crate::error::{Blocker, ServiceError};
+use crate::web::error::{RETRY_AFTER_SECS, UNAVAILABLE_MESSAGE};
 
 pub const UNAUTHORIZED_MESSAGE: &str =
     "Authentication credentials were not provided or are not valid.";
@@ -28,6 +29,8 @@ pub enum ApiError {
     /// 400 with `{"message": ...}`.
     #[error("{0}")]
     Refused(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("{0:#}")]
     Internal(anyhow::Error),
 }
@@ -84,6 +87,7 @@ impl From<ServiceError> for ApiError {
                 reason: Blocker::ActiveTokens,
                 ..
             } => ApiError::Refused("You can't remove the user as they have active tokens".into()),
+            ServiceError::Unavailable(why) => ApiError::Unavailable(why),
             ServiceError::Database(e) => ApiError::Internal(e.into()),
             ServiceError::Internal(e) => ApiError::Internal(e),
         }
@@ -98,6 +102,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Validation(_) | ApiError::Refused(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -110,6 +115,10 @@ impl ResponseError for ApiError {
             }
             ApiError::NotFound => json!({ "message": "Not found." }),
             ApiError::Validation(errors) => json!({ "errors": errors }),
+            ApiError::Unavailable(why) => {
+                tracing::debug!(error = %why, "answered 503");
+                json!({ "message": UNAVAILABLE_MESSAGE })
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error in the API");
                 json!({ "message": "Internal server error." })
@@ -118,6 +127,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, "APIKey, Bearer"));
+        }
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
         }
         response.json(body)
     }

@@ -340,6 +340,47 @@ mod tests {
         assert_eq!(p.display(), "postgres://bob:***@db/x");
     }
 
+    /// Real SQLite errors: a locked file and a read-only one are outages (503), a broken
+    /// query is not.
+    #[test]
+    fn sqlite_outages_are_told_from_failed_queries() {
+        use diesel::RunQueryDsl;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db").display().to_string();
+        let mut owner = SqliteConnection::establish(&path).unwrap();
+        owner
+            .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        let insert = |conn: &mut SqliteConnection| {
+            diesel::sql_query("INSERT INTO t (id) VALUES (1)")
+                .execute(conn)
+                .unwrap_err()
+        };
+
+        let mut other = SqliteConnection::establish(&path).unwrap();
+        other.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+        owner.batch_execute("BEGIN EXCLUSIVE").unwrap();
+        assert_eq!(trouble(&insert(&mut other)), Some(Trouble::Busy));
+        owner.batch_execute("ROLLBACK").unwrap();
+
+        let mut read_only = SqliteConnection::establish(&format!("file:{path}?mode=ro")).unwrap();
+        assert_eq!(trouble(&insert(&mut read_only)), Some(Trouble::Busy));
+
+        let broken = diesel::sql_query("INSERT INTO nowhere VALUES (1)")
+            .execute(&mut owner)
+            .unwrap_err();
+        assert_eq!(trouble(&broken), None);
+        owner
+            .batch_execute("INSERT INTO t (id) VALUES (1)")
+            .unwrap();
+        assert_eq!(trouble(&insert(&mut owner)), None, "a unique violation");
+        assert_eq!(trouble(&diesel::result::Error::NotFound), None);
+        assert_eq!(
+            trouble(&diesel::result::Error::BrokenTransactionManager),
+            Some(Trouble::ConnectionLost)
+        );
+    }
+
     #[test]
     fn both_backends_have_the_same_migration_names() {
         let names = |dir: &str| {

@@ -147,7 +147,11 @@ impl Services {
             .db
             .run(move |conn| Ok(attempt(conn)))
             .await
-            .unwrap_or_else(|e| Err(SignInError::Service(e)));
+            .unwrap_or_else(|e| Err(SignInError::Service(e)))
+            .map_err(|e| match e {
+                SignInError::Service(e) => SignInError::Service(self.db.classify(e)),
+                other => other,
+            });
         match &outcome {
             Ok(_) => self.limiter.record_success(email),
             Err(SignInError::WrongCredentials) => self.limiter.record_failure(email, address),
@@ -196,6 +200,10 @@ impl Services {
         self.db
             .run(move |conn| Ok(jwt::refresh(conn, &keys, &refresh, now)))
             .await?
+            .map_err(|e| match e {
+                jwt::RefreshError::Service(e) => jwt::RefreshError::Service(self.db.classify(e)),
+                other => other,
+            })
     }
 
     /// The person behind a portal session, with what the navigation shows them.

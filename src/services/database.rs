@@ -63,17 +63,7 @@ impl Database {
                 // Every connection is busy, or none can be opened (then `Health` is down).
                 ServiceError::Unavailable(format!("no database connection: {e}"))
             })?;
-            f(&mut conn).map_err(|e| match e {
-                ServiceError::Database(e) => match db::trouble(&e) {
-                    Some(Trouble::ConnectionLost) => {
-                        health.went_down(&e.to_string());
-                        ServiceError::Unavailable(e.to_string())
-                    }
-                    Some(Trouble::Busy) => ServiceError::Unavailable(e.to_string()),
-                    None => ServiceError::Database(e),
-                },
-                other => other,
-            })
+            f(&mut conn).map_err(|e| classify(&health, e))
         })
         .await
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?;
@@ -81,6 +71,12 @@ impl Database {
             self.probe_until_back();
         }
         result
+    }
+
+    /// For work that carries its own error type through `run` (sign-in, refresh): the
+    /// database errors inside it, told apart from outages as `run` does.
+    pub fn classify(&self, e: ServiceError) -> ServiceError {
+        classify(&self.health, e)
     }
 
     /// Starts the one probe of this process, unless it runs already. It is a plain thread:
@@ -110,5 +106,21 @@ impl Database {
         if spawned.is_err() {
             self.probing.store(false, Ordering::Release);
         }
+    }
+}
+
+/// A query's failure as the caller should see it: an outage is `Unavailable` (and a lost
+/// connection turns the health down), anything else stays what it was.
+fn classify(health: &Health, e: ServiceError) -> ServiceError {
+    match e {
+        ServiceError::Database(e) => match db::trouble(&e) {
+            Some(Trouble::ConnectionLost) => {
+                health.went_down(&e.to_string());
+                ServiceError::Unavailable(e.to_string())
+            }
+            Some(Trouble::Busy) => ServiceError::Unavailable(e.to_string()),
+            None => ServiceError::Database(e),
+        },
+        other => other,
     }
 }

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use time::Duration;
 
-use crate::helpers::{token_id, Acme, TestApp, ACME_ADMIN};
+use crate::helpers::{token_id, Acme, TestApp, ACME_ADMIN, PASSWORD};
 use crate::smtp::SmtpServer;
 
 /// How long the database stays down.
@@ -231,8 +231,24 @@ async fn a_postgres_outage_costs_the_gateway_nothing_and_the_rest_a_fast_503() {
 
     // The outage. Two days pass meanwhile: the "due soon" token's 7-day notice falls due, and
     // the next use of `used` is queued for writing while nothing can be written.
+    let mut open_connection = {
+        use diesel::Connection;
+        diesel::PgConnection::establish(&cluster.url()).unwrap()
+    };
     cluster.stop();
     let down_at = Instant::now();
+    // A connection that was open when the server went is told apart from a failed query.
+    let lost = {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut open_connection)
+            .unwrap_err()
+    };
+    assert_eq!(
+        apitokens::db::trouble(&lost),
+        Some(apitokens::db::Trouble::ConnectionLost),
+        "{lost:?}"
+    );
     app.clock().advance(Duration::days(2));
     let used_during = app.clock().now();
 
@@ -275,6 +291,19 @@ async fn a_postgres_outage_costs_the_gateway_nothing_and_the_rest_a_fast_503() {
     let page = browser.get("/profile/api-tokens").await;
     assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.has_text("can't reach its database"), "{}", page.body);
+    let login = app
+        .api("")
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": ACME_ADMIN, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        login.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        login.json
+    );
     assert!(started.elapsed() < FAST * 2, "took {:?}", started.elapsed());
     let health = reqwest::get(format!("{}/healthz", app.base)).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK, "the process is alive");
@@ -453,4 +482,38 @@ fn hold_write_lock(path: &Path) -> diesel::SqliteConnection {
     let mut conn = diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
     conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
     conn
+}
+
+/// An instance whose database lacks a migration it needs (another instance is still applying
+/// it, say) is not ready; it is as soon as the migration is there.
+#[tokio::test]
+async fn readyz_is_503_while_a_migration_is_pending() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    let ready = || async {
+        reqwest::get(format!("{}/readyz", app.base))
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(ready().await, StatusCode::OK);
+    app.db(|c| {
+        c.batch_execute(
+            "CREATE TABLE saved_migrations AS SELECT * FROM __diesel_schema_migrations; \
+             DELETE FROM __diesel_schema_migrations \
+             WHERE version = (SELECT MAX(version) FROM saved_migrations)",
+        )
+        .unwrap()
+    })
+    .await;
+    assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
+    app.db(|c| {
+        c.batch_execute(
+            "INSERT INTO __diesel_schema_migrations SELECT * FROM saved_migrations \
+             WHERE version = (SELECT MAX(version) FROM saved_migrations)",
+        )
+        .unwrap()
+    })
+    .await;
+    assert_eq!(ready().await, StatusCode::OK);
 }

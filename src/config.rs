@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use time::OffsetDateTime;
 
 /// Everything the server needs, resolved and checked.
 #[derive(Clone)]
@@ -14,6 +15,8 @@ pub struct Settings {
     pub bind: String,
     pub base_url: String,
     pub secret_key: SecretKey,
+    /// The RSA keys that sign JWTs (RS256), with the previous one while it still matters.
+    pub jwt_keys: JwtKeyFiles,
     pub smtp_url: Option<String>,
     pub mail_from: String,
     pub notify_interval: Duration,
@@ -83,6 +86,100 @@ impl std::fmt::Debug for SecretKey {
     }
 }
 
+/// The JWT signing key as PEM text, and the key it replaced with when that happened. `Debug`
+/// never prints a key.
+#[derive(Clone)]
+pub struct JwtKeyFiles {
+    pub current_pem: String,
+    pub previous: Option<(String, OffsetDateTime)>,
+}
+
+impl std::fmt::Debug for JwtKeyFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtKeyFiles(<redacted>)")
+    }
+}
+
+/// Size of generated signing keys.
+pub const JWT_KEY_BITS: usize = 2048;
+
+impl JwtKeyFiles {
+    /// The key at `path` (created, mode 0600, if it is the data directory's default and
+    /// missing), and `<path>.previous` if a rotation left one.
+    pub fn load(path: &Path, create: bool) -> anyhow::Result<JwtKeyFiles> {
+        let current_pem = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                let pem = generate_rsa_pem()?;
+                write_private(path, pem.as_bytes())?;
+                pem
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("can't read the JWT signing key {}", path.display()))
+            }
+        };
+        let previous_path = previous_key_path(path);
+        let previous = match std::fs::read_to_string(&previous_path) {
+            Ok(text) => {
+                let retired = std::fs::metadata(&previous_path)
+                    .and_then(|m| m.modified())
+                    .map(OffsetDateTime::from)
+                    .with_context(|| format!("can't read {}", previous_path.display()))?;
+                Some((text, retired))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(e).with_context(|| format!("can't read {}", previous_path.display()))
+            }
+        };
+        Ok(JwtKeyFiles {
+            current_pem,
+            previous,
+        })
+    }
+
+    /// Replaces the key at `path` with a new one; the old one becomes `<path>.previous`
+    /// (its modification time says when it was retired). An older previous key is dropped.
+    pub fn rotate(path: &Path) -> anyhow::Result<()> {
+        let previous_path = previous_key_path(path);
+        let new_path = path.with_extension("new");
+        let _ = std::fs::remove_file(&new_path);
+        write_private(&new_path, generate_rsa_pem()?.as_bytes())?;
+        if path.exists() {
+            let _ = std::fs::remove_file(&previous_path);
+            std::fs::rename(path, &previous_path)
+                .with_context(|| format!("can't move {} aside", path.display()))?;
+            // The rename keeps the old modification time; the retirement is now.
+            std::fs::File::options()
+                .append(true)
+                .open(&previous_path)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+                .with_context(|| format!("can't stamp {}", previous_path.display()))?;
+        }
+        std::fs::rename(&new_path, path)
+            .with_context(|| format!("can't install the new key at {}", path.display()))?;
+        Ok(())
+    }
+}
+
+fn previous_key_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".previous");
+    path.with_file_name(name)
+}
+
+/// A new RSA private key as PKCS#8 PEM.
+pub fn generate_rsa_pem() -> anyhow::Result<String> {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, JWT_KEY_BITS)
+        .context("can't generate an RSA key")?;
+    Ok(key
+        .to_pkcs8_pem(LineEnding::LF)
+        .context("can't encode the RSA key")?
+        .to_string())
+}
+
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -138,6 +235,39 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(!format!("{a:?}").contains(&String::from_utf8_lossy(a.bytes()).to_string()));
+    }
+
+    #[test]
+    fn a_jwt_key_is_created_private_and_rotation_keeps_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt_key.pem");
+        assert!(
+            JwtKeyFiles::load(&path, false).is_err(),
+            "not created unless asked"
+        );
+        let first = JwtKeyFiles::load(&path, true).unwrap();
+        assert!(first.current_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(first.previous.is_none());
+        assert_eq!(
+            JwtKeyFiles::load(&path, true).unwrap().current_pem,
+            first.current_pem
+        );
+        JwtKeyFiles::rotate(&path).unwrap();
+        let second = JwtKeyFiles::load(&path, false).unwrap();
+        assert_ne!(second.current_pem, first.current_pem);
+        let (previous, retired) = second.previous.clone().expect("the old key is kept");
+        assert_eq!(previous, first.current_pem);
+        assert!(OffsetDateTime::now_utc() - retired < time::Duration::minutes(1));
+        #[cfg(unix)]
+        for name in ["jwt_key.pem", "jwt_key.pem.previous"] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        assert!(!format!("{second:?}").contains("PRIVATE"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use apitokens::config::{prepare_data_dir, SecretKey, Settings};
+use apitokens::config::{prepare_data_dir, JwtKeyFiles, SecretKey, Settings};
 use apitokens::db::{self, DbUrl};
 use apitokens::domain::input::{Email, NewPassword, PersonName};
 use apitokens::domain::{Clock, Role};
@@ -62,6 +62,11 @@ struct Options {
         hide_env_values = true
     )]
     secret_key: Option<String>,
+    /// RSA private key (PEM) that signs JWTs; the same on every instance. `<file>.previous`
+    /// beside it, if present, is the key it replaced. [default: generated once into
+    /// <data dir>/jwt_key.pem]
+    #[arg(long, env = "APITOKENS_JWT_KEY_FILE", global = true)]
+    jwt_key_file: Option<PathBuf>,
     /// smtp://host:port, smtps://user:pass@host; unset: e-mails are written to <data dir>/outbox/.
     #[arg(
         long,
@@ -120,11 +125,23 @@ enum Command {
         #[arg(long, value_parser = parse_instant)]
         as_of: Option<time::OffsetDateTime>,
     },
+    /// Manage the key that signs JWTs.
+    JwtKey {
+        #[command(subcommand)]
+        command: JwtKeyCommand,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum JwtKeyCommand {
+    /// Make a new signing key; the old one stays published (and accepted) for 24 hours, until
+    /// the last JWT it signed has expired. Restart every instance (with the same files) after.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -231,6 +248,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::JwtKey {
+            command: JwtKeyCommand::Rotate,
+        } => {
+            prepare_data_dir(&cli.options.data_dir)?;
+            let path = jwt_key_path(&cli.options);
+            JwtKeyFiles::rotate(&path)?;
+            println!(
+                "a new JWT signing key is in {}; the old one, {}.previous, stays valid for 24 hours. \
+                 Restart every instance with these files.",
+                path.display(),
+                path.display()
+            );
+            Ok(())
+        }
         Command::User {
             command:
                 UserCommand::Add {
@@ -288,6 +319,8 @@ fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
         Some(text) => SecretKey::from_text(text)?,
         None => SecretKey::load_or_create(&o.data_dir)?,
     };
+    let jwt_path = jwt_key_path(o);
+    let jwt_keys = JwtKeyFiles::load(&jwt_path, o.jwt_key_file.is_none())?;
     let database_url = o
         .database_url
         .clone()
@@ -303,6 +336,7 @@ fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
             .to_owned(),
         bind: o.bind.clone(),
         secret_key,
+        jwt_keys,
         smtp_url: o.smtp_url.clone(),
         mail_from: o.mail_from.clone(),
         notify_interval: Duration::from_secs(o.notify_interval_secs.max(1)),
@@ -332,6 +366,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped()
         .await
         .context("the server stopped with an error")
+}
+
+fn jwt_key_path(o: &Options) -> PathBuf {
+    o.jwt_key_file
+        .clone()
+        .unwrap_or_else(|| o.data_dir.join("jwt_key.pem"))
 }
 
 /// The one connection of a command-line run: it may wait longer than a request (for the

@@ -2,6 +2,16 @@
 
 use std::fmt;
 
+/// What to call a person: their name, or their e-mail when they have none (an invitation
+/// through the API may leave the name out, and `PATCH` may clear it).
+pub fn display_name<'a>(name: &'a str, email: &'a str) -> &'a str {
+    if name.trim().is_empty() {
+        email
+    } else {
+        name
+    }
+}
+
 /// How a user signs in to the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
 #[diesel(sql_type = diesel::sql_types::Text)]

@@ -66,6 +66,11 @@ impl User {
             .optional()
     }
 
+    /// The name, or the e-mail for a user without one.
+    pub fn display_name(&self) -> &str {
+        crate::domain::user::display_name(&self.name, &self.email)
+    }
+
     pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<User>> {
         users::table
             .filter(users::email.eq(email))
@@ -127,6 +132,38 @@ impl User {
             ))
             .execute(conn)
             .map(drop)
+    }
+
+    pub fn set_email(conn: &mut DbConn, id: i64, email: &str) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::email.eq(email))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// One page of the account's users (not removed), in the list's order.
+    pub fn page_in_account(
+        conn: &mut DbConn,
+        account_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> QueryResult<Vec<User>> {
+        users::table
+            .filter(users::account_id.eq(account_id))
+            .filter(users::removed_at.is_null())
+            .order((users::name.asc(), users::id.asc()))
+            .limit(limit)
+            .offset(offset)
+            .select(User::as_select())
+            .load(conn)
+    }
+
+    pub fn count_in_account(conn: &mut DbConn, account_id: i64) -> QueryResult<i64> {
+        users::table
+            .filter(users::account_id.eq(account_id))
+            .filter(users::removed_at.is_null())
+            .count()
+            .get_result(conn)
     }
 
     /// Administrators of the account that are not removed.

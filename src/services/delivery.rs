@@ -68,7 +68,7 @@ pub fn deliver(conn: &mut DbConn, mail: &Mail, now: OffsetDateTime) -> ServiceRe
                 Some(name) => name.clone(),
                 None => {
                     let name = User::find(conn, token.issuer_id)?
-                        .map(|u| u.name)
+                        .map(|u| u.display_name().to_owned())
                         .unwrap_or_default();
                     issuers.insert(token.issuer_id, name.clone());
                     name
@@ -76,7 +76,8 @@ pub fn deliver(conn: &mut DbConn, mail: &Mail, now: OffsetDateTime) -> ServiceRe
             };
             let facts = ExpiryMail {
                 recipient: Recipient {
-                    name: recipient.name.clone(),
+                    name: crate::domain::user::display_name(&recipient.name, &recipient.email)
+                        .to_owned(),
                     email: recipient.email.clone(),
                 },
                 token_id: token.id,

@@ -99,17 +99,43 @@ pub struct Invitation {
     pub setup_secret: Option<String>,
 }
 
+/// Someone to add to the account.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub email: Email,
+    /// Optional through the API (Gcore's invite); the portal asks for it.
+    pub name: Option<PersonName>,
+    pub role: Role,
+    pub sso: bool,
+    /// One of `LANGUAGES`; English when not given.
+    pub lang: Option<String>,
+}
+
+/// The languages a user may have (Gcore's list).
+pub const LANGUAGES: [&str; 5] = ["en", "de", "ru", "zh", "az"];
+
 /// Adds a user to the actor's account. Password users get a set-password link (valid 72 h);
 /// SSO users sign in through their identity provider and get none.
 pub fn invite(
     conn: &mut DbConn,
     actor: &Actor,
-    email: &Email,
-    name: &PersonName,
-    role: Role,
-    sso: bool,
+    member: &NewMember,
     now: OffsetDateTime,
 ) -> ServiceResult<Invitation> {
+    let NewMember {
+        email,
+        name,
+        role,
+        sso,
+        lang,
+    } = member;
+    let (role, sso) = (*role, *sso);
+    if let Some(lang) = lang.as_deref().filter(|l| !LANGUAGES.contains(l)) {
+        return Err(ServiceError::invalid(
+            "lang",
+            format!("\"{lang}\" is not one of: {}.", LANGUAGES.join(", ")),
+        ));
+    }
     actor.require_admin()?;
     let secret = (!sso).then(|| Secret::generate().into_exposed());
     conn.transaction(|conn| {
@@ -125,7 +151,7 @@ pub fn invite(
             &NewUser {
                 account_id: actor.account_id,
                 email: email.as_str(),
-                name: name.as_str(),
+                name: name.as_ref().map_or("", |n| n.as_str()),
                 password_hash: None,
                 role,
                 auth_type: if sso {
@@ -136,6 +162,16 @@ pub fn invite(
                 created_at: to_naive(now),
             },
         )?;
+        let user = match lang {
+            Some(lang) => {
+                User::update_profile(conn, user.id, &user.name, None, lang)?;
+                User {
+                    lang: lang.clone(),
+                    ..user
+                }
+            }
+            None => user,
+        };
         if let Some(secret) = &secret {
             PasswordSetup::insert(
                 conn,
@@ -156,7 +192,8 @@ pub fn invite(
             "user.added",
             &format!(
                 "Added {} <{}> as {role} ({how} sign-in)",
-                user.name, user.email
+                user.display_name(),
+                user.email
             ),
         )?;
         Ok(Invitation {
@@ -292,7 +329,7 @@ pub fn remove(
             actor,
             now,
             "user.removed",
-            &format!("Removed {} <{}>", user.name, user.email),
+            &format!("Removed {} <{}>", user.display_name(), user.email),
         )?;
         Ok(changed)
     })
@@ -315,38 +352,72 @@ pub fn delete_all_tokens(
     })
 }
 
-/// `PATCH /iam/users/{id}`: name, phone, language (and the role, through `change_role`).
-pub fn update_profile(
+/// `PATCH /iam/users/{id}`: name, phone, language, e-mail, sign-in method (and the role,
+/// through `change_role`). Someone else's profile, and anyone's e-mail, need an
+/// Administrator: the e-mail is where notices and set-password links go.
+fn update_profile(
     conn: &mut DbConn,
     actor: &Actor,
     user_id: i64,
-    name: Option<PersonName>,
-    phone: Option<Option<String>>,
-    lang: Option<String>,
+    update: &UserUpdate,
     now: OffsetDateTime,
 ) -> ServiceResult<()> {
-    conn.transaction(|conn| {
-        let user = member(conn, actor, user_id)?;
-        if user.id != actor.user_id {
-            actor.require_admin()?;
+    let user = member(conn, actor, user_id)?;
+    if user.id != actor.user_id {
+        actor.require_admin()?;
+    }
+    if user.removed_at.is_some() {
+        return Err(ServiceError::NotFound);
+    }
+    if let Some(wanted) = update.auth_type {
+        if wanted != user.auth_type {
+            return Err(ServiceError::invalid(
+                "auth_types",
+                format!(
+                    "The sign-in method can't be changed through the API (this user signs in with {}). Remove the user and add them again with the other method.",
+                    user.auth_type.code()
+                ),
+            ));
         }
-        if user.removed_at.is_some() {
-            return Err(ServiceError::NotFound);
+    }
+    let name = match &update.name {
+        None => user.name.clone(),
+        Some(None) => String::new(),
+        Some(Some(n)) => n.as_str().to_owned(),
+    };
+    let phone = update.phone.clone().unwrap_or(user.phone.clone());
+    let lang = update.lang.clone().unwrap_or(user.lang.clone());
+    User::update_profile(conn, user.id, &name, phone.as_deref(), &lang)?;
+    event(
+        conn,
+        actor,
+        now,
+        "user.updated",
+        &format!("Updated the profile of {}", user.email),
+    )?;
+    if let Some(email) = update.email.as_ref().filter(|e| e.as_str() != user.email) {
+        actor.require_admin()?;
+        let taken =
+            ServiceError::invalid("email", "A user with this e-mail address already exists.");
+        if User::find_by_email(conn, email.as_str())?.is_some() {
+            return Err(taken);
         }
-        let name = name
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or(user.name.clone());
-        let phone = phone.unwrap_or(user.phone.clone());
-        let lang = lang.unwrap_or(user.lang.clone());
-        User::update_profile(conn, user.id, &name, phone.as_deref(), &lang)?;
+        match User::set_email(conn, user.id, email.as_str()) {
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => return Err(taken),
+            other => other?,
+        }
         event(
             conn,
             actor,
             now,
-            "user.updated",
-            &format!("Updated the profile of {}", user.email),
-        )
-    })
+            "user.email_changed",
+            &format!("Changed the e-mail of {} to {}", user.email, email.as_str()),
+        )?;
+    }
+    Ok(())
 }
 
 /// A change to a user through the API (`PATCH /iam/users/{id}`): each field is `None` when
@@ -354,14 +425,18 @@ pub fn update_profile(
 #[derive(Debug, Default)]
 pub struct UserUpdate {
     pub role: Option<Role>,
-    pub name: Option<PersonName>,
+    /// `Some(None)` clears the name (the portal then shows the e-mail).
+    pub name: Option<Option<PersonName>>,
     /// `Some(None)` clears the phone number.
     pub phone: Option<Option<String>>,
     pub lang: Option<String>,
+    pub email: Option<Email>,
+    /// Accepted when it is the user's own method; a change is refused by name.
+    pub auth_type: Option<AuthType>,
 }
 
-/// Applies `update` in one transaction (a refused role change changes nothing) and returns
-/// the user as they are now, with the tokens the change deleted (none: the API never asks to).
+/// Applies `update` in one transaction (a refused change changes nothing) and returns the
+/// user as they are now.
 pub fn update_user(
     conn: &mut DbConn,
     actor: &Actor,
@@ -373,16 +448,13 @@ pub fn update_user(
         if let Some(role) = update.role {
             change_role(conn, actor, user_id, role, false, now)?;
         }
-        if update.name.is_some() || update.phone.is_some() || update.lang.is_some() {
-            update_profile(
-                conn,
-                actor,
-                user_id,
-                update.name,
-                update.phone,
-                update.lang,
-                now,
-            )?;
+        let profile = update.name.is_some()
+            || update.phone.is_some()
+            || update.lang.is_some()
+            || update.email.is_some()
+            || update.auth_type.is_some();
+        if profile {
+            update_profile(conn, actor, user_id, &update, now)?;
         }
         super::users::visible_user(conn, actor, user_id)
     })
@@ -509,20 +581,13 @@ impl Services {
     }
 
     /// Adds a user to the actor's account and sends the invitation (web page and API alike).
-    #[tracing::instrument(skip(self, email, name), fields(account_id = actor.account_id, user_id = actor.user_id))]
-    pub async fn invite(
-        &self,
-        actor: Actor,
-        email: Email,
-        name: PersonName,
-        role: Role,
-        sso: bool,
-    ) -> ServiceResult<Invited> {
+    #[tracing::instrument(skip(self, member), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn invite(&self, actor: Actor, member: NewMember) -> ServiceResult<Invited> {
         let now = self.clock.now();
         let mail = self.mail.clone();
         self.db
             .run(move |conn| {
-                let inv = invite(conn, &actor, &email, &name, role, sso, now)?;
+                let inv = invite(conn, &actor, &member, now)?;
                 let Some(secret) = inv.setup_secret else {
                     return Ok(Invited {
                         user: inv.user,
@@ -535,11 +600,11 @@ impl Services {
                     .map(|a| a.name)
                     .unwrap_or_default();
                 let inviter = User::find(conn, actor.user_id)?
-                    .map(|u| u.name)
+                    .map(|u| u.display_name().to_owned())
                     .unwrap_or_default();
                 let facts = InvitationMail {
                     recipient: Recipient {
-                        name: inv.user.name.clone(),
+                        name: inv.user.display_name().to_owned(),
                         email: inv.user.email.clone(),
                     },
                     account,

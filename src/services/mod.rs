@@ -88,7 +88,7 @@ impl Services {
             db: Database::new(pool, health),
             clock,
             verifier: Arc::new(token_cache::TokenVerifier::new(settings.outage_grace)),
-            jwt: Arc::new(jwt::JwtKeys::new(&settings.secret_key)),
+            jwt: Arc::new(jwt::JwtKeys::new(&settings.jwt_keys)?),
             limiter: Arc::new(login_limit::LoginLimiter::default()),
             mail: Arc::new(Mail {
                 mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)?,
@@ -113,6 +113,11 @@ impl Services {
         for id in ids {
             self.verifier.forget(*id);
         }
+    }
+
+    /// The public keys that verify our JWTs, as a JWK Set.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.jwt.jwks(self.clock.now())
     }
 
     /// Ready to serve: the database answers, within `READY_DEADLINE`, and has every migration

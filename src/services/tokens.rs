@@ -85,7 +85,8 @@ impl TokenView {
             description: t.description,
             role: t.role,
             issuer_id: t.issuer_id,
-            issuer_name: row.issuer_name,
+            issuer_name: crate::domain::user::display_name(&row.issuer_name, &row.issuer_email)
+                .to_owned(),
             issuer_email: row.issuer_email,
             created_at: from_naive(t.created_at),
             expires_at: t.expires_at.map(from_naive),

@@ -157,20 +157,28 @@ pub fn visible_user(conn: &mut DbConn, actor: &Actor, id: i64) -> ServiceResult<
 }
 
 /// The account's users (not removed), for Administrators only.
+/// One page of the account's users, and how many there are in all.
+pub struct UsersListing {
+    pub users: Vec<User>,
+    pub total: i64,
+    pub account: Account,
+}
+
 pub fn account_users(
     conn: &mut DbConn,
     actor: &Actor,
     limit: i64,
     offset: i64,
-) -> ServiceResult<(Vec<User>, Account)> {
+) -> ServiceResult<UsersListing> {
     actor.require_admin()?;
     let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
-    let users = User::list_in_account(conn, actor.account_id)?
-        .into_iter()
-        .skip(offset.max(0) as usize)
-        .take(limit.max(0) as usize)
-        .collect();
-    Ok((users, account))
+    let users = User::page_in_account(conn, actor.account_id, limit.max(0), offset.max(0))?;
+    let total = User::count_in_account(conn, actor.account_id)?;
+    Ok(UsersListing {
+        users,
+        total,
+        account,
+    })
 }
 
 /// The account, its first Administrator's e-mail, and the users the actor may see
@@ -208,7 +216,7 @@ impl Services {
         actor: Actor,
         limit: i64,
         offset: i64,
-    ) -> ServiceResult<(Vec<User>, Account)> {
+    ) -> ServiceResult<UsersListing> {
         self.db
             .run(move |conn| account_users(conn, &actor, limit, offset))
             .await

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use apitokens::config::{SecretKey, Settings};
+use apitokens::config::{JwtKeyFiles, SecretKey, Settings};
 use apitokens::db::DbConn;
 use apitokens::domain::input::{Email, NewPassword, PersonName};
 use apitokens::domain::{Clock, Role};
@@ -62,6 +62,17 @@ fn init_logging() {
     });
 }
 
+/// One JWT signing key for every app of the test run (generating RSA keys is slow).
+pub fn test_jwt_keys() -> JwtKeyFiles {
+    static PEM: OnceLock<String> = OnceLock::new();
+    JwtKeyFiles {
+        current_pem: PEM
+            .get_or_init(|| apitokens::config::generate_rsa_pem().unwrap())
+            .clone(),
+        previous: None,
+    }
+}
+
 /// The PostgreSQL server to test against, if any. In CI it must be set and reachable.
 pub fn postgres_url() -> Option<String> {
     std::env::var("TEST_DATABASE_URL")
@@ -107,6 +118,7 @@ impl TestApp {
             bind: "127.0.0.1:0".into(),
             base_url: "http://127.0.0.1".into(),
             secret_key: SecretKey::from_text(&"test-key-".repeat(8)).unwrap(),
+            jwt_keys: test_jwt_keys(),
             smtp_url: None,
             mail_from: "apitokens <no-reply@localhost>".into(),
             notify_interval: Duration::from_secs(3600),

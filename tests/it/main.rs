@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod cli;
+mod gcore;
 mod helpers;
 mod layers;
 mod members;

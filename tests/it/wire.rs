@@ -132,6 +132,10 @@ async fn user_and_account_endpoints() {
         &api.get(&format!("/iam/users/{}", eng.id)).await,
     );
     snap("users_list", &api.get("/iam/users").await);
+    snap(
+        "users_list_page",
+        &api.get("/iam/users?limit=1&offset=1").await,
+    );
     snap("clients_me", &api.get("/iam/clients/me").await);
     let eng_path = format!("/iam/users/{}", eng.id);
     let patch = |body: Value| api.send(Method::PATCH, &eng_path, Some(body));
@@ -175,6 +179,25 @@ async fn user_and_account_endpoints() {
     app.token_for(&holder, Role::Engineers).await;
     let holder_path = format!("/iam/clients/{acme}/client-users/{}", holder.id);
     let eng_path = format!("/iam/clients/{acme}/client-users/{}", eng.id);
+    snap("client_user_role", &api.get(&eng_path).await);
+    snap(
+        "client_user_role_set",
+        &api.send(
+            Method::PUT,
+            &eng_path,
+            Some(json!({"user_role": {"id": 3009}})),
+        )
+        .await,
+    );
+    snap(
+        "client_user_role_blocked",
+        &api.send(
+            Method::PUT,
+            &holder_path,
+            Some(json!({"user_role": {"id": 2}})),
+        )
+        .await,
+    );
     snap(
         "users_remove_with_tokens",
         &api.send(Method::DELETE, &holder_path, None).await,

@@ -64,8 +64,9 @@ pub struct LoginBody {
 
 /// Log in for a 1-hour access JWT and a 24-hour refresh JWT.
 #[utoipa::path(post, path = "/iam/auth/jwt/login", tag = "auth", request_body = LoginBody,
-    responses((status = 200, body = JwtPair), (status = 400, description = "missing fields"),
-              (status = 401, body = Message), (status = 429, body = Message)))]
+    responses((status = 200, body = JwtPair),
+              (status = 400, description = "missing fields, or wrong e-mail or password: {\"errors\": {\"errors\": [\"No active account found with the given credentials.\"]}}"),
+              (status = 429, body = Message)))]
 #[post("/iam/auth/jwt/login")]
 pub async fn login(
     req: HttpRequest,
@@ -81,8 +82,14 @@ pub async fn login(
             "username": ["This field is required."], "password": ["This field is required."]
         })));
     };
+    // Gcore's status and body for wrong credentials: 400, not 401.
+    let no_account = || {
+        ApiError::Validation(serde_json::json!({
+            "errors": ["No active account found with the given credentials."]
+        }))
+    };
     if email.len() > 254 || password.len() > 1024 {
-        return Err(ApiError::Unauthorized);
+        return Err(no_account());
     }
     let address = req
         .peer_addr()
@@ -90,7 +97,7 @@ pub async fn login(
         .unwrap_or_default();
     match state.jwt_login(&email, &password, &address).await {
         Ok(pair) => Ok(pair_response(pair)),
-        Err(SignInError::WrongCredentials | SignInError::ApiOnly) => Err(ApiError::Unauthorized),
+        Err(SignInError::WrongCredentials | SignInError::ApiOnly) => Err(no_account()),
         Err(SignInError::TooManyAttempts(wait)) => Err(ApiError::TooManyRequests(format!(
             "Too many failed login attempts. Try again in {} minute(s).",
             wait.as_secs().div_ceil(60)
@@ -129,6 +136,17 @@ fn pair_response(pair: TokenPair) -> HttpResponse {
             access: pair.access,
             refresh: pair.refresh,
         })
+}
+
+/// The public keys that verify this server's JWTs (RS256), for services that check JWTs
+/// offline. During a key rotation it lists the previous key too.
+#[utoipa::path(get, path = "/iam/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "a JWK Set: {\"keys\": [{\"kty\": \"RSA\", \"kid\", \"n\", \"e\", \"alg\": \"RS256\", \"use\": \"sig\"}]}")))]
+#[get("/iam/.well-known/jwks.json")]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(state.jwks())
 }
 
 /// For API gateways (nginx `auth_request`): 204 with the caller's identity in headers, or 401.

@@ -26,9 +26,6 @@ pub enum ApiError {
     Validation(Value),
     #[error("{0}")]
     TooManyRequests(String),
-    /// 400 with `{"message": ...}`.
-    #[error("{0}")]
-    Refused(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error("{0:#}")]
@@ -86,7 +83,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::TokensInTheWay {
                 reason: Blocker::ActiveTokens,
                 ..
-            } => ApiError::Refused("You can't remove the user as they have active tokens".into()),
+            } => ApiError::Forbidden("You can't remove the user as they have active tokens".into()),
             ServiceError::Unavailable(why) => ApiError::Unavailable(why),
             ServiceError::Database(e) => ApiError::Internal(e.into()),
             ServiceError::Internal(e) => ApiError::Internal(e),
@@ -100,7 +97,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Validation(_) | ApiError::Refused(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -110,7 +107,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let body = match self {
             ApiError::Unauthorized => json!({ "message": UNAUTHORIZED_MESSAGE }),
-            ApiError::Forbidden(m) | ApiError::TooManyRequests(m) | ApiError::Refused(m) => {
+            ApiError::Forbidden(m) | ApiError::TooManyRequests(m) => {
                 json!({ "message": m })
             }
             ApiError::NotFound => json!({ "message": "Not found." }),

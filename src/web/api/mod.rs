@@ -17,12 +17,13 @@ use error::ApiError;
 #[openapi(
     info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
     paths(
-        auth::login, auth::refresh, auth::check,
-                users::me, users::one, users::list, users::client, users::update, users::invite, users::remove,
+        auth::login, auth::refresh, auth::check, auth::jwks,
+        users::me, users::one, users::list, users::client, users::update, users::invite, users::remove,
+        users::get_role, users::set_role,
         tokens::list_v1, tokens::list_v2, tokens::create_v1, tokens::create_v2,
         tokens::get_v1, tokens::get_v2, tokens::delete_v1, tokens::delete_v2,
     ),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::JwtPair, model::Message)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -63,13 +64,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(auth::login)
         .service(auth::refresh)
         .service(auth::check)
+        .service(auth::jwks)
         .service(users::me)
         .service(users::list)
         .service(users::one)
         .service(users::client)
         .service(users::update)
         .service(users::invite)
-        .service(users::remove);
+        .service(users::remove)
+        .service(users::get_role)
+        .service(users::set_role);
 
     for (prefix, v2) in [("/iam/clients", false), ("/iam/v2/clients", true)] {
         let (list, create, get, delete) = if v2 {

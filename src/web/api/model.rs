@@ -93,15 +93,26 @@ pub struct ApiTokenCreated {
     pub token: String,
 }
 
+/// One entry of a user's `client_and_roles`: the account and the user's roles in it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientAndRoles {
+    pub client_id: i64,
+    pub client_company_name: String,
+    pub user_id: i64,
+    pub user_roles: Vec<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiUser {
     pub id: i64,
     pub email: String,
-    pub name: String,
+    /// `null` for a user without a name.
+    pub name: Option<String>,
     /// The account (Gcore: client) id.
     pub client: i64,
     pub company: String,
     pub groups: Vec<RoleRef>,
+    pub client_and_roles: Vec<ClientAndRoles>,
     pub deleted: bool,
     pub is_active: bool,
     pub activated: bool,
@@ -120,10 +131,16 @@ impl ApiUser {
         ApiUser {
             id: u.id,
             email: u.email.clone(),
-            name: u.name.clone(),
+            name: (!u.name.trim().is_empty()).then(|| u.name.clone()),
             client: u.account_id,
             company: account.name.clone(),
             groups: vec![u.role.into()],
+            client_and_roles: vec![ClientAndRoles {
+                client_id: u.account_id,
+                client_company_name: account.name.clone(),
+                user_id: u.id,
+                user_roles: vec![u.role.name().to_string()],
+            }],
             deleted: u.removed_at.is_some(),
             is_active: u.removed_at.is_none(),
             activated: true,
@@ -132,11 +149,23 @@ impl ApiUser {
             two_fa: false,
             lang: u.lang.clone(),
             phone: u.phone.clone(),
-
             reseller: 0,
             user_type: "common",
         }
     }
+}
+
+/// `GET /iam/users?limit=...`: one page and the number of users in all.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsersPage {
+    pub count: i64,
+    pub results: Vec<ApiUser>,
+}
+
+/// `GET /iam/clients/{clientId}/client-users/{userId}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserRole {
+    pub user_role: RoleRef,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -104,6 +104,23 @@ pub struct ClientUserBody {
 /// Where the token service's field errors go in this endpoint's 400 body.
 const CREATE_FIELDS: FieldPaths = &[("role", &["client_user", "role"])];
 
+/// An instant as clients send it: RFC 3339 (`Z` or an offset, any fraction of a second), or
+/// with an offset without a colon (`+0000`), as Gcore's Go client writes it.
+pub fn parse_instant(raw: &str) -> Option<OffsetDateTime> {
+    let raw = raw.trim();
+    if let Ok(at) = OffsetDateTime::parse(raw, &Rfc3339) {
+        return Some(at);
+    }
+    let split = raw.len().checked_sub(5)?;
+    let (head, zone) = (raw.get(..split)?, raw.get(split..)?);
+    let bytes = zone.as_bytes();
+    if matches!(bytes[0], b'+' | b'-') && bytes[1..].iter().all(u8::is_ascii_digit) {
+        OffsetDateTime::parse(&format!("{head}{}:{}", &zone[..3], &zone[3..]), &Rfc3339).ok()
+    } else {
+        None
+    }
+}
+
 impl CreateTokenBody {
     /// The domain request, or every problem with the body at once.
     pub fn parse(self, now: OffsetDateTime) -> Result<NewTokenRequest, ApiError> {
@@ -138,11 +155,11 @@ impl CreateTokenBody {
                 None
             }
             Field::Null => Some(Expiry::NEVER),
-            Field::Value(s) => match OffsetDateTime::parse(&s, &Rfc3339) {
-                Ok(at) => Expiry::at(at.replace_nanosecond(0).unwrap_or(at), now)
+            Field::Value(s) => match parse_instant(&s) {
+                Some(at) => Expiry::at(at.replace_nanosecond(0).unwrap_or(at), now)
                     .map_err(|m| errors.set("exp_date", m))
                     .ok(),
-                Err(_) => {
+                None => {
                     errors.set(
                         "exp_date",
                         "Use an RFC 3339 date and time, like 2026-12-31T23:59:59Z.",
@@ -156,9 +173,12 @@ impl CreateTokenBody {
             }
         };
         let role = match self.client_user {
-            Field::Value(ClientUserBody {
-                role: Field::Value(role),
-            }) => Role::try_from(role),
+            Field::Value(ClientUserBody { role }) => match role {
+                Field::Value(role) => Role::try_from(role),
+                // `client_user: {}` is valid in Gcore's SDK types: the least privilege.
+                Field::Absent | Field::Null => Ok(Role::Users),
+                Field::WrongType(v) => Err(format!("Invalid role: {v}")),
+            },
             _ => Err("This field is required.".to_string()),
         }
         .map_err(|m| errors.add(&["client_user", "role"], m))
@@ -357,4 +377,39 @@ pub async fn delete_v2(
     path: TokenPath,
 ) -> Result<HttpResponse, ApiError> {
     delete(&state, caller, &path.0, &path.1).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn instants_parse_in_every_form_clients_send() {
+        let at = datetime!(2026-12-31 23:59:59 UTC);
+        for raw in [
+            "2026-12-31T23:59:59Z",
+            "2026-12-31T23:59:59.000000Z",
+            "2026-12-31T23:59:59.5Z",
+            "2026-12-31T23:59:59+00:00",
+            "2026-12-31T23:59:59+0000",
+            "2027-01-01T01:59:59+0200",
+            "2026-12-31T22:59:59.000-0100",
+            " 2026-12-31T23:59:59Z ",
+        ] {
+            let parsed = parse_instant(raw).unwrap_or_else(|| panic!("{raw}"));
+            assert_eq!(parsed.replace_nanosecond(0).unwrap(), at, "{raw}");
+        }
+        for bad in [
+            "",
+            "2026-12-31",
+            "2026-12-31T23:59:59",
+            "2026-12-31T23:59:59+00",
+            "2026-12-31T23:59:59+0x00",
+            "2026-12-31T23:59:59ü0000",
+            "tomorrow",
+        ] {
+            assert!(parse_instant(bad).is_none(), "{bad}");
+        }
+    }
 }

@@ -1,18 +1,18 @@
 //! `/iam/users...` and `/iam/clients/me`.
 
-use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::domain::input::{Email, PersonName};
-use crate::domain::Role;
-use crate::services::members::UserUpdate;
+use crate::domain::{AuthType, Role};
+use crate::services::members::{NewMember, UserUpdate, LANGUAGES};
 
 use super::auth::{url_pairs, ApiCaller};
 use super::body::{BodyErrors, Field, JsonBody, RoleBody};
 use super::error::{ApiError, FieldPaths};
-use super::model::{ApiUser, ClientOverview, Message};
+use super::model::{ApiUser, ClientOverview, Message, UserRole, UsersPage};
 use crate::web::AppState;
 
 /// The caller's own user.
@@ -41,10 +41,17 @@ pub async fn one(
     Ok(HttpResponse::Ok().json(ApiUser::new(&user, &account)))
 }
 
+/// Most users one page of `GET /iam/users?limit=` may ask for.
+const MAX_PAGE: i64 = 1000;
+
 /// The account's users; needs an Administrators credential (a token's own role counts).
+/// Without `limit`: an array of every user (older clients). With `limit` (and `offset`):
+/// `{"count": <all users>, "results": [...]}`, as Gcore's SDK pages it.
 #[utoipa::path(get, path = "/iam/users", tag = "users",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, body = [ApiUser]), (status = 401, body = Message), (status = 403, body = Message)),
+    params(("limit" = Option<i64>, Query, description = "page size, 1-1000; turns the answer into {count, results}"),
+           ("offset" = Option<i64>, Query, description = "users to skip")),
+    responses((status = 200, body = UsersPage, description = "with limit; without it, an array of users"),
+              (status = 400), (status = 401, body = Message), (status = 403, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 #[get("/iam/users")]
 pub async fn list(
@@ -52,22 +59,41 @@ pub async fn list(
     state: web::Data<AppState>,
     caller: ApiCaller,
 ) -> Result<HttpResponse, ApiError> {
-    let (mut limit, mut offset) = (1000_i64, 0_i64);
+    let (mut limit, mut offset) = (None, 0_i64);
+    let mut errors = BodyErrors::default();
     for (key, value) in url_pairs(req.query_string())? {
-        let slot = match key.as_str() {
-            "limit" => &mut limit,
-            "offset" => &mut offset,
-            _ => continue,
-        };
-        *slot = value
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::field(&key, "A valid non-negative integer is required."))?;
+        let number = value.parse::<i64>().ok();
+        match key.as_str() {
+            "limit" => match number.filter(|n| (1..=MAX_PAGE).contains(n)) {
+                Some(n) => limit = Some(n),
+                None => errors.set(
+                    "limit",
+                    format!("A whole number from 1 to {MAX_PAGE} is required."),
+                ),
+            },
+            "offset" => match number.filter(|n| *n >= 0) {
+                Some(n) => offset = n,
+                None => errors.set("offset", "A valid non-negative integer is required."),
+            },
+            _ => {}
+        }
     }
-    let (list, account) = state.account_users(caller.0.actor, limit, offset).await?;
-    let body: Vec<ApiUser> = list.iter().map(|u| ApiUser::new(u, &account)).collect();
-    Ok(HttpResponse::Ok().json(body))
+    errors.finish(Some(()))?;
+    let page = state
+        .account_users(caller.0.actor, limit.unwrap_or(i64::MAX), offset)
+        .await?;
+    let users: Vec<ApiUser> = page
+        .users
+        .iter()
+        .map(|u| ApiUser::new(u, &page.account))
+        .collect();
+    Ok(match limit {
+        None => HttpResponse::Ok().json(users),
+        Some(_) => HttpResponse::Ok().json(UsersPage {
+            count: page.total,
+            results: users,
+        }),
+    })
 }
 
 /// The caller's account.
@@ -100,8 +126,6 @@ pub async fn client(
     Ok(HttpResponse::Ok().json(body))
 }
 
-const LANGUAGES: [&str; 5] = ["en", "ru", "de", "es", "zh"];
-
 /// `PATCH /iam/users/{id}`: every field optional (see `body::Field`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateUserBody {
@@ -114,6 +138,15 @@ pub struct UpdateUserBody {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     lang: Field<String>,
+    /// Administrators only; the same rules as in the portal (valid, unique, lower-cased).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    email: Field<String>,
+    /// The user's sign-in method, `["password"]` or `["sso"]`: accepted when unchanged; a
+    /// change is refused (remove and add the user again).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    auth_types: Field<Vec<String>>,
     /// `[{"id": <role id>}]`: changes the role under the token rule.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
@@ -140,11 +173,12 @@ impl TryFrom<UpdateUserBody> for UserUpdate {
         let mut change = UserUpdate::default();
         match body.name {
             Field::Absent => {}
+            Field::Null => change.name = Some(None),
             Field::Value(s) => match PersonName::parse(&s) {
-                Ok(n) => change.name = Some(n),
+                Ok(n) => change.name = Some(Some(n)),
                 Err(m) => errors.set("name", m),
             },
-            Field::Null | Field::WrongType(_) => errors.set("name", "Not a valid string."),
+            Field::WrongType(_) => errors.set("name", "Not a valid string."),
         }
         match body.phone {
             Field::Absent => {}
@@ -164,6 +198,33 @@ impl TryFrom<UpdateUserBody> for UserUpdate {
             Field::Absent => {}
             Field::Value(l) if LANGUAGES.contains(&l.as_str()) => change.lang = Some(l),
             _ => errors.set("lang", format!("Must be one of: {}.", LANGUAGES.join(", "))),
+        }
+        match body.email {
+            Field::Absent => {}
+            Field::Value(s) => match Email::parse(&s) {
+                Ok(e) => change.email = Some(e),
+                Err(m) => errors.set("email", m),
+            },
+            Field::Null | Field::WrongType(_) => {
+                errors.set("email", "Enter a valid e-mail address.")
+            }
+        }
+        match body.auth_types {
+            Field::Absent => {}
+            Field::Value(types) if types.len() == 1 => match AuthType::parse(&types[0]) {
+                Some(t) => change.auth_type = Some(t),
+                None => errors.set(
+                    "auth_types",
+                    format!(
+                        "\"{}\" sign-in is not offered here: use [\"password\"] or [\"sso\"].",
+                        types[0]
+                    ),
+                ),
+            },
+            _ => errors.set(
+                "auth_types",
+                "Give exactly one sign-in method: [\"password\"] or [\"sso\"].",
+            ),
         }
         match body.groups {
             Field::Absent => {}
@@ -209,7 +270,7 @@ pub struct InviteBody {
     #[schema(value_type = String)]
     email: Field<String>,
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(value_type = Option<String>)]
     name: Field<String>,
     /// `{"id": 5, "name": "Engineers"}`.
     #[serde(default)]
@@ -217,7 +278,6 @@ pub struct InviteBody {
     user_role: Field<Value>,
     #[serde(default)]
     #[schema(value_type = Option<String>)]
-    #[allow(dead_code)]
     lang: Field<String>,
 }
 
@@ -227,7 +287,7 @@ const INVITE_FIELDS: FieldPaths = &[("role", &["user_role"])];
 /// Add a user to the account and e-mail them a link to set their password.
 #[utoipa::path(post, path = "/iam/clients/invite_user", tag = "users",
     request_body = InviteBody,
-    responses((status = 200, description = "{\"user_id\": <id>}"), (status = 400), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
+    responses((status = 200, description = "{\"status\": \"sent\", \"user_id\": <id>}"), (status = 400), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 #[post("/iam/clients/invite_user")]
 pub async fn invite(
@@ -252,11 +312,21 @@ pub async fn invite(
         }
     };
     let name = match body.name {
+        Field::Absent | Field::Null => None,
+        Field::Value(s) if s.trim().is_empty() => None,
         Field::Value(s) => PersonName::parse(&s)
             .map_err(|m| errors.set("name", m))
             .ok(),
+        Field::WrongType(_) => {
+            errors.set("name", "Not a valid string.");
+            None
+        }
+    };
+    let lang = match body.lang {
+        Field::Absent | Field::Null => None,
+        Field::Value(l) if LANGUAGES.contains(&l.as_str()) => Some(l),
         _ => {
-            errors.set("name", "This field is required.");
+            errors.set("lang", format!("Must be one of: {}.", LANGUAGES.join(", ")));
             None
         }
     };
@@ -267,21 +337,39 @@ pub async fn invite(
     let role = role_of_json(&sent)
         .map_err(|m| errors.set("user_role", m))
         .ok();
-    let (email, name, role) = match (email, name, role) {
-        (Some(e), Some(n), Some(r)) if errors.is_empty() => (e, n, r),
+    let (email, role) = match (email, role) {
+        (Some(e), Some(r)) if errors.is_empty() => (e, r),
         _ => return errors.finish(None),
     };
+    let member = NewMember {
+        email,
+        name,
+        role,
+        sso: false,
+        lang,
+    };
     let invited = state
-        .invite(actor, email, name, role, false)
+        .invite(actor, member)
         .await
         .map_err(|e| ApiError::from_service(e, INVITE_FIELDS))?;
-    Ok(HttpResponse::Ok().json(json!({ "user_id": invited.user.id })))
+    Ok(HttpResponse::Ok().json(json!({ "status": "sent", "user_id": invited.user.id })))
 }
 
-/// Remove a user from the account. Refused while they have active tokens.
+/// Gcore's words for a management call by someone who isn't an Administrator.
+const NO_PERMISSION: &str = "You do not have permission to perform this action.";
+
+/// `{clientId}` must be the caller's own account; anything else is a 404.
+fn own_account(raw: &str, account_id: i64) -> Result<(), ApiError> {
+    match raw.parse::<i64>() {
+        Ok(id) if id == account_id => Ok(()),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// Remove a user from the account (200). Refused (403) while they have active tokens.
 #[utoipa::path(delete, path = "/iam/clients/{clientId}/client-users/{userId}", tag = "users",
     params(("clientId" = i64, Path), ("userId" = i64, Path)),
-    responses((status = 204), (status = 400, body = Message), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
+    responses((status = 200, description = "removed; empty body"), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 #[delete("/iam/clients/{client_id}/client-users/{user_id}")]
 pub async fn remove(
@@ -290,11 +378,71 @@ pub async fn remove(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.0.actor;
-    match path.0.parse::<i64>() {
-        Ok(id) if id == actor.account_id => {}
-        _ => return Err(ApiError::NotFound),
+    own_account(&path.0, actor.account_id)?;
+    if !actor.role.is_admin() {
+        return Err(ApiError::Forbidden(NO_PERMISSION.into()));
     }
     let id: i64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
     state.remove_user(actor, id, false).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// A user's role in the account: `{"user_role": {"id": 5, "name": "Engineers"}}`.
+#[utoipa::path(get, path = "/iam/clients/{clientId}/client-users/{userId}", tag = "users",
+    params(("clientId" = i64, Path), ("userId" = i64, Path)),
+    responses((status = 200, body = UserRole), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[get("/iam/clients/{client_id}/client-users/{user_id}")]
+pub async fn get_role(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.0.actor;
+    own_account(&path.0, actor.account_id)?;
+    let id: i64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
+    let (user, _) = state.user(actor, id).await?;
+    Ok(HttpResponse::Ok().json(UserRole {
+        user_role: user.role.into(),
+    }))
+}
+
+/// `PUT /iam/clients/{clientId}/client-users/{userId}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UserRoleBody {
+    /// `{"id": 5, "name": "Engineers"}`, either key or both.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    user_role: Field<Value>,
+}
+
+/// Change a user's role (204), under the token rule: lowering it below an active token the
+/// user issued is refused (403) naming the rule; the portal offers to delete those tokens.
+#[utoipa::path(put, path = "/iam/clients/{clientId}/client-users/{userId}", tag = "users",
+    params(("clientId" = i64, Path), ("userId" = i64, Path)), request_body = UserRoleBody,
+    responses((status = 204), (status = 400), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[put("/iam/clients/{client_id}/client-users/{user_id}")]
+pub async fn set_role(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<(String, String)>,
+    body: JsonBody<UserRoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.0.actor;
+    own_account(&path.0, actor.account_id)?;
+    let id: i64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
+    let sent = match body.into_inner().user_role {
+        Field::Value(v) | Field::WrongType(v) => v,
+        Field::Absent | Field::Null => Value::Null,
+    };
+    let role = role_of_json(&sent).map_err(|m| ApiError::field("user_role", m))?;
+    if !actor.role.is_admin() {
+        return Err(ApiError::Forbidden(NO_PERMISSION.into()));
+    }
+    state
+        .change_role(actor, id, role, false)
+        .await
+        .map_err(|e| ApiError::from_service(e, INVITE_FIELDS))?;
     Ok(HttpResponse::NoContent().finish())
 }

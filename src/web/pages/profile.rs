@@ -22,7 +22,7 @@ pub async fn general(me: SignedIn) -> Result<HttpResponse, WebError> {
     let user = &me.user.user;
     let page = ProfilePage {
         layout: me.layout("general"),
-        name: user.name.clone(),
+        name: user.display_name().to_owned(),
         email: user.email.clone(),
         role: me.user.role.name(),
         account: me.user.account.name.clone(),

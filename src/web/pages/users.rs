@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::domain::input::{Email, PersonName};
 use crate::domain::Role;
 use crate::error::{Blocker, ServiceError};
+use crate::services::members::NewMember;
 use crate::web::auth::SignedIn;
 use crate::web::csrf::CsrfForm;
 use crate::web::views::{datetime, render, see_other, Layout};
@@ -128,7 +129,7 @@ async fn render_users(
         .map(|m| UserRow {
             id: m.user.id,
             is_me: m.user.id == me.user.user.id,
-            name: m.user.name,
+            name: m.user.display_name().to_owned(),
             email: m.user.email,
             role: m.role.name(),
             role_id: m.role.id(),
@@ -203,17 +204,17 @@ pub async fn list(
             let (user, _) = state.user(me.actor(), id).await?;
             Some(match what {
                 "remove" => Confirm {
-                    title: format!("Remove {}?", user.name),
+                    title: format!("Remove {}?", user.display_name()),
                     text: format!(
                         "{} <{}> will no longer be able to sign in. Their deleted tokens keep showing who issued them. \
                          A user with active tokens can't be removed until those are deleted.",
-                        user.name, user.email
+                        user.display_name(), user.email
                     ),
                     action: format!("/users/{id}/remove"),
                     button: "Remove user",
                 },
                 "delete-tokens" => Confirm {
-                    title: format!("Delete all tokens of {}?", user.name),
+                    title: format!("Delete all tokens of {}?", user.display_name()),
                     text: "Every active API token this user issued stops working at once. This action cannot be undone.".into(),
                     action: format!("/users/{id}/delete-tokens"),
                     button: "Delete all tokens",
@@ -294,7 +295,14 @@ pub async fn add(
             .await;
         }
     };
-    match state.invite(me.actor(), email, name, role, sso).await {
+    let member = NewMember {
+        email,
+        name: Some(name),
+        role,
+        sso,
+        lang: None,
+    };
+    match state.invite(me.actor(), member).await {
         Ok(invited) => {
             let shown = InvitationShown {
                 email: invited.user.email,

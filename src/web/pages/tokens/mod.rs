@@ -68,7 +68,7 @@ async fn render_section(
             .map(|u| {
                 choice(
                     u.id,
-                    format!("{} ({})", u.name, u.email),
+                    format!("{} ({})", u.display_name(), u.email),
                     filters.issued_by == Some(u.id),
                 )
             })

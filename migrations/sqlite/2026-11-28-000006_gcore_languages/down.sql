@@ -1,0 +1,2 @@
+-- Nothing to undo: the old language is not known.
+SELECT 1;

@@ -53,7 +53,7 @@ struct Options {
     /// Public address of the app, for links in e-mails; https:// turns on Secure cookies. [default: http://<bind>]
     #[arg(long, env = "APITOKENS_BASE_URL", global = true)]
     base_url: Option<String>,
-    /// Key that signs sessions and JWTs (at least 32 characters); the same on every instance.
+    /// Key that signs sessions (at least 32 characters); the same on every instance.
     /// [default: generated once into <data dir>/secret_key]
     #[arg(
         long,

@@ -968,8 +968,19 @@ async fn the_openapi_document_lists_every_endpoint() {
         "/iam/clients/{clientId}/tokens/{tokenId}",
         "/iam/v2/clients/{clientId}/tokens",
         "/iam/v2/clients/{clientId}/tokens/{tokenId}",
+        "/iam/clients/invite_user",
+        "/iam/clients/{clientId}/client-users/{userId}",
+        "/iam/.well-known/jwks.json",
     ] {
         assert!(paths.contains_key(p), "{p}");
+    }
+    for method in ["get", "put", "delete"] {
+        assert!(
+            paths["/iam/clients/{clientId}/client-users/{userId}"]
+                .get(method)
+                .is_some(),
+            "{method}"
+        );
     }
     assert!(paths["/iam/clients/{clientId}/tokens/{tokenId}"]
         .get("delete")

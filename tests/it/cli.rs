@@ -274,3 +274,33 @@ fn which(program: &str) -> Result<std::path::PathBuf, ()> {
         })
         .ok_or(())
 }
+
+/// `apitokens jwt-key rotate`: a new private key, the old one kept beside it; both 0600.
+#[test]
+fn jwt_key_rotate_keeps_the_previous_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let env = [("APITOKENS_DATA_DIR", data)];
+    let first = apitokens(&["jwt-key", "rotate"], &env, None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let key = dir.path().join("jwt_key.pem");
+    let before = std::fs::read_to_string(&key).unwrap();
+    let second = apitokens(&["jwt-key", "rotate"], &env, None);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let after = std::fs::read_to_string(&key).unwrap();
+    let previous = std::fs::read_to_string(dir.path().join("jwt_key.pem.previous")).unwrap();
+    assert_ne!(after, before);
+    assert_eq!(previous, before);
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(out.contains("24 hours"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "the key is never printed");
+    #[cfg(unix)]
+    for name in ["jwt_key.pem", "jwt_key.pem.previous"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+}

@@ -26,6 +26,9 @@ pub enum ServiceError {
     /// The text is for the log, never for the caller.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Too much expensive work (password hashing) in flight: try again in a moment (503).
+    #[error("busy")]
+    Busy,
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }

@@ -110,12 +110,21 @@ diesel::allow_tables_to_appear_in_same_query!(
     used_refresh_tokens,
     notices,
     password_setups,
-    account_events
+    account_events,
+    login_failures
 );
 
 diesel::table! {
     used_refresh_tokens (jti) {
         jti -> Text,
         expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_failures (key) {
+        key -> Text,
+        count -> Integer,
+        window_start -> Timestamp,
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod events;
+pub mod login_failures;
 pub mod setups;
 
 pub mod notices;

@@ -38,32 +38,24 @@ impl From<diesel::result::Error> for SignInError {
     }
 }
 
-/// Checks e-mail and password; spends the same time whether or not the e-mail exists.
-pub fn check_password(conn: &mut DbConn, email: &str, password: &str) -> Result<User, SignInError> {
-    let email = email.trim().to_lowercase();
-    let user = User::find_by_email(conn, &email)?;
+/// Whether `password` opens `user`'s account. Spends one Argon2 verification whether or not
+/// the user exists (against a dummy hash), so a wrong e-mail takes as long as a wrong
+/// password. CPU only: run it under the password budget, never holding a connection.
+pub fn password_opens(user: Option<&User>, password: &str) -> bool {
     let hash = user
-        .as_ref()
         .and_then(|u| u.password_hash.as_deref())
         .unwrap_or_else(|| dummy_hash());
-    let password_ok = verify_password(hash, password);
-    match user {
-        Some(user) if password_ok && user.password_hash.is_some() && user.removed_at.is_none() => {
-            Ok(user)
-        }
-        _ => Err(SignInError::WrongCredentials),
-    }
+    let ok = verify_password(hash, password);
+    ok && user.is_some_and(|u| u.password_hash.is_some() && u.removed_at.is_none())
 }
 
-/// Signs in to the portal: returns the user and a new session id (to be kept in the cookie;
-/// only its hash is stored).
-pub fn sign_in(
+/// Starts a portal session for a user whose password was right: the user and a new session
+/// id (to be kept in the cookie; only its hash is stored).
+pub fn start_session(
     conn: &mut DbConn,
-    email: &str,
-    password: &str,
+    user: User,
     now: OffsetDateTime,
 ) -> Result<(User, String), SignInError> {
-    let user = check_password(conn, email, password)?;
     if !user.role.may_use_portal() {
         return Err(SignInError::ApiOnly);
     }
@@ -132,32 +124,59 @@ pub struct NavCounts {
 }
 
 impl Services {
-    /// Runs a password check under the failed-attempt limit that the portal and the API
-    /// share: refused while the e-mail or the address is locked; a wrong password counts.
+    /// A password check under the failed-attempt limit that the portal and the API share,
+    /// in three steps, so that no connection is held while Argon2 runs: count the attempt
+    /// and look the user up; check the password under the budget; if it was right, take the
+    /// count back and `finish` (a session, a JWT pair).
     async fn limited<T: Send + 'static>(
         &self,
         email: &str,
+        password: &str,
         address: &str,
-        attempt: impl FnOnce(&mut DbConn) -> Result<T, SignInError> + Send + 'static,
+        finish: impl FnOnce(&mut DbConn, User) -> Result<T, SignInError> + Send + 'static,
     ) -> Result<T, SignInError> {
-        self.limiter
-            .check(email, address)
-            .map_err(SignInError::TooManyAttempts)?;
-        let outcome = self
+        let now = self.clock.now();
+        let limiter = self.limiter.clone();
+        let (login, from) = (email.trim().to_lowercase(), address.to_owned());
+        let (l, f) = (login.clone(), from.clone());
+        let (reserved, user) = self
             .db
-            .run(move |conn| Ok(attempt(conn)))
+            .run(move |conn| {
+                if let Err(wait) = limiter.reserve(conn, &l, &f, now)? {
+                    return Ok((Err(wait), None));
+                }
+                Ok((Ok(()), User::find_by_email(conn, &l)?))
+            })
+            .await?;
+        reserved.map_err(SignInError::TooManyAttempts)?;
+        let password = password.to_owned();
+        let checked = self
+            .passwords
+            .run(move || password_opens(user.as_ref(), &password).then_some(user))
+            .await;
+        let limiter = self.limiter.clone();
+        let user = match checked {
+            Ok(Some(Some(user))) => user,
+            Ok(_) => return Err(SignInError::WrongCredentials),
+            Err(busy) => {
+                // Never judged: it doesn't count against the person.
+                self.db
+                    .run(move |conn| limiter.not_judged(conn, &login, &from))
+                    .await?;
+                return Err(busy.into());
+            }
+        };
+        self.db
+            .run(move |conn| {
+                limiter.succeeded(conn, &login, &from)?;
+                Ok(finish(conn, user))
+            })
             .await
             .unwrap_or_else(|e| Err(SignInError::Service(e)))
             .map_err(|e| match e {
                 SignInError::Service(e) => SignInError::Service(self.db.classify(e)),
                 other => other,
-            });
-        match &outcome {
-            Ok(_) => self.limiter.record_success(email),
-            Err(SignInError::WrongCredentials) => self.limiter.record_failure(email, address),
-            Err(_) => {}
-        }
-        outcome
+            })
     }
 
     /// Signs in to the portal from `address`: the user and a new session id.
@@ -169,9 +188,8 @@ impl Services {
         address: &str,
     ) -> Result<(User, String), SignInError> {
         let now = self.clock.now();
-        let (login, password) = (email.to_owned(), password.to_owned());
-        self.limited(email, address, move |conn| {
-            sign_in(conn, &login, &password, now)
+        self.limited(email, password, address, move |conn, user| {
+            start_session(conn, user, now)
         })
         .await
     }
@@ -185,9 +203,9 @@ impl Services {
         address: &str,
     ) -> Result<TokenPair, SignInError> {
         let now = self.clock.now();
-        let (keys, login, password) = (self.jwt.clone(), email.to_owned(), password.to_owned());
-        self.limited(email, address, move |conn| {
-            jwt::login(conn, &keys, &login, &password, now)
+        let keys = self.jwt.clone();
+        self.limited(email, password, address, move |conn, user| {
+            jwt::login(conn, &keys, user, now)
         })
         .await
     }

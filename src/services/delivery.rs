@@ -126,6 +126,13 @@ impl Services {
     #[tracing::instrument(skip(self))]
     pub async fn sweep(&self, now: OffsetDateTime) -> ServiceResult<(usize, Delivery)> {
         let mail = self.mail.clone();
-        self.db.run(move |conn| sweep(conn, &mail, now)).await
+        let limiter = self.limiter.clone();
+        self.db
+            .run(move |conn| {
+                // Housekeeping on the same beat: failed-attempt windows that ended.
+                limiter.purge(conn, now)?;
+                sweep(conn, &mail, now)
+            })
+            .await
     }
 }

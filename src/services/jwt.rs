@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
 use super::api_auth::{Credential, Unauthorized};
-use super::auth::{check_password, SignInError};
+use super::auth::SignInError;
 use super::Actor;
 use crate::config::JwtKeyFiles;
 use crate::db::DbConn;
@@ -227,15 +227,14 @@ impl JwtKeys {
     }
 }
 
-/// `POST /iam/auth/jwt/login`: any role may log in here, the API-only one included.
+/// `POST /iam/auth/jwt/login`, once the password was right: any role may log in here, the
+/// API-only one included.
 pub fn login(
     conn: &mut DbConn,
     keys: &JwtKeys,
-    email: &str,
-    password: &str,
+    user: User,
     now: OffsetDateTime,
 ) -> Result<TokenPair, SignInError> {
-    let user = check_password(conn, email, password)?;
     let account = Account::find(conn, user.account_id)?.ok_or(SignInError::WrongCredentials)?;
     Ok(keys.issue(&user, &account, now)?)
 }

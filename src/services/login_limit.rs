@@ -1,19 +1,26 @@
-//! A limit on failed sign-in attempts per e-mail and per client address.
+//! A limit on failed sign-in attempts per e-mail and per client address, shared by every
+//! instance on the same database (the `login_failures` table).
 //!
-//! Why not a token-bucket crate (governor): what is limited here is *failed* attempts, and a
-//! locked key must refuse before the password is checked. A bucket spends a cell on every
-//! attempt and can't be looked at without spending one, so a correct password would also be
-//! counted. The logic below is a few lines over a map.
+//! An attempt is counted *before* its password is checked (`reserve`), so a burst of parallel
+//! guesses can't all slip past a check that happens before the count; a successful sign-in
+//! takes its count back (`succeeded`). Why not a token-bucket crate (governor): it lives in
+//! one process, and what is limited here is failures, which a bucket can't take back.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use diesel::Connection;
+use time::OffsetDateTime;
+
+use crate::db::DbConn;
+use crate::domain::token::{from_naive, to_naive};
+use crate::error::ServiceResult;
+use crate::repo::login_failures::LoginFailures;
+
+#[derive(Debug, Clone)]
 pub struct LoginLimiter {
-    max_per_email: u32,
-    max_per_address: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    max_per_email: i32,
+    max_per_address: i32,
+    window: time::Duration,
 }
 
 impl Default for LoginLimiter {
@@ -24,103 +31,80 @@ impl Default for LoginLimiter {
 }
 
 impl LoginLimiter {
-    pub fn new(max_per_email: u32, max_per_address: u32, window: Duration) -> LoginLimiter {
+    pub fn new(max_per_email: i32, max_per_address: i32, window: Duration) -> LoginLimiter {
         LoginLimiter {
             max_per_email,
             max_per_address,
-            window,
-            failures: Mutex::new(HashMap::new()),
+            window: time::Duration::try_from(window).unwrap_or(time::Duration::minutes(15)),
         }
     }
 
-    /// `Err(wait)` while either key has used up its failures in the current window.
-    pub fn check(&self, email: &str, address: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let map = self.failures.lock().expect("limiter lock");
-        for (key, max) in [
-            (email_key(email), self.max_per_email),
-            (address_key(address), self.max_per_address),
-        ] {
-            if let Some((count, since)) = map.get(&key) {
-                let elapsed = now.duration_since(*since);
-                if elapsed < self.window && *count >= max {
-                    return Err(self.window - elapsed);
+    /// Counts this attempt for the e-mail and the address. `Err(wait)` when either has had
+    /// its failures for the window: the password must not be checked then.
+    pub fn reserve(
+        &self,
+        conn: &mut DbConn,
+        email: &str,
+        address: &str,
+        now: OffsetDateTime,
+    ) -> ServiceResult<Result<(), Duration>> {
+        let cutoff = to_naive(now - self.window);
+        conn.transaction(|conn| {
+            let mut wait = None;
+            for (key, max) in keys(email, address)
+                .into_iter()
+                .zip([self.max_per_email, self.max_per_address])
+                .filter_map(|(key, max)| key.map(|k| (k, max)))
+            {
+                let (count, since) =
+                    LoginFailures::count_attempt(conn, &key, to_naive(now), cutoff)?;
+                if count > max {
+                    let left = from_naive(since) + self.window - now;
+                    let left = Duration::try_from(left).unwrap_or(Duration::from_secs(1));
+                    wait = Some(wait.map_or(left, |w: Duration| w.max(left)));
                 }
             }
+            Ok(match wait {
+                Some(wait) => Err(wait.max(Duration::from_secs(1))),
+                None => Ok(()),
+            })
+        })
+    }
+
+    /// The attempt was right: the e-mail's failures are forgiven, and the address's count
+    /// gets this attempt back.
+    pub fn succeeded(&self, conn: &mut DbConn, email: &str, address: &str) -> ServiceResult<()> {
+        let [email_key, address_key] = keys(email, address);
+        if let Some(key) = email_key {
+            LoginFailures::clear(conn, &key)?;
+        }
+        if let Some(key) = address_key {
+            LoginFailures::uncount(conn, &key)?;
         }
         Ok(())
     }
 
-    pub fn record_failure(&self, email: &str, address: &str) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().expect("limiter lock");
-        if map.len() > 100_000 {
-            map.retain(|_, (_, since)| now.duration_since(*since) < self.window);
+    /// The attempt was never judged (the server was busy): it doesn't count.
+    pub fn not_judged(&self, conn: &mut DbConn, email: &str, address: &str) -> ServiceResult<()> {
+        for key in keys(email, address).into_iter().flatten() {
+            LoginFailures::uncount(conn, &key)?;
         }
-        for key in [email_key(email), address_key(address)] {
-            let entry = map.entry(key).or_insert((0, now));
-            if now.duration_since(entry.1) >= self.window {
-                *entry = (0, now);
-            }
-            entry.0 += 1;
-        }
+        Ok(())
     }
 
-    /// A successful sign-in clears the e-mail's count (not the address's).
-    pub fn record_success(&self, email: &str) {
-        self.failures
-            .lock()
-            .expect("limiter lock")
-            .remove(&email_key(email));
+    /// Forgets counts whose window ended (the sweep calls this).
+    pub fn purge(&self, conn: &mut DbConn, now: OffsetDateTime) -> ServiceResult<usize> {
+        Ok(LoginFailures::purge(conn, to_naive(now - self.window))?)
     }
 }
 
-fn email_key(email: &str) -> String {
-    format!("e:{}", email.trim().to_lowercase())
-}
-
-fn address_key(address: &str) -> String {
-    format!("a:{address}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_email_is_locked_after_its_failures_and_others_are_not() {
-        let limiter = LoginLimiter::new(3, 100, Duration::from_secs(60));
-        for _ in 0..3 {
-            assert!(limiter.check("a@x", "1.1.1.1").is_ok());
-            limiter.record_failure("A@x", "1.1.1.1");
-        }
-        let wait = limiter.check("a@x", "2.2.2.2").unwrap_err();
-        assert!(wait > Duration::from_secs(50));
-        assert!(limiter.check("b@x", "1.1.1.1").is_ok());
-    }
-
-    #[test]
-    fn an_address_is_locked_across_emails() {
-        let limiter = LoginLimiter::new(100, 4, Duration::from_secs(60));
-        for i in 0..4 {
-            limiter.record_failure(&format!("u{i}@x"), "9.9.9.9");
-        }
-        assert!(limiter.check("new@x", "9.9.9.9").is_err());
-        assert!(limiter.check("new@x", "8.8.8.8").is_ok());
-    }
-
-    #[test]
-    fn success_clears_the_email_and_the_window_expires() {
-        let limiter = LoginLimiter::new(2, 100, Duration::from_millis(0));
-        limiter.record_failure("a@x", "1");
-        limiter.record_failure("a@x", "1");
-        // A zero-length window has always passed.
-        assert!(limiter.check("a@x", "1").is_ok());
-        let limiter = LoginLimiter::new(2, 100, Duration::from_secs(60));
-        limiter.record_failure("a@x", "1");
-        limiter.record_failure("a@x", "1");
-        assert!(limiter.check("a@x", "2").is_err());
-        limiter.record_success("a@x");
-        assert!(limiter.check("a@x", "2").is_ok());
-    }
+/// `e:<e-mail>` and `a:<address>`; no address key when the address is unknown.
+fn keys(email: &str, address: &str) -> [Option<String>; 2] {
+    let email = email.trim().to_lowercase();
+    let email = email.chars().take(320).collect::<String>();
+    [
+        Some(format!("e:{email}")),
+        (!address.is_empty())
+            .then(|| format!("a:{}", address.chars().take(64).collect::<String>())),
+    ]
 }

@@ -204,20 +204,32 @@ pub fn invite(
 }
 
 /// Sets the password of the user behind a set-password link; the link works once.
+fn invalid_link() -> ServiceError {
+    ServiceError::invalid(
+        "token",
+        "This link is not valid any more. Ask an Administrator for a new invitation.",
+    )
+}
+
+/// Whether a set-password link still works: one SHA-256 and an indexed read, so a flood of
+/// made-up links costs no password hashing.
+pub fn check_link(conn: &mut DbConn, secret: &str, now: OffsetDateTime) -> ServiceResult<()> {
+    match PasswordSetup::find(conn, &sha256_hex(secret))? {
+        Some(s) if s.used_at.is_none() && s.expires_at > to_naive(now) => Ok(()),
+        _ => Err(invalid_link()),
+    }
+}
+
+/// Sets the password (already hashed) of the user behind a set-password link; the link
+/// works once, also when two posts race.
 pub fn set_password(
     conn: &mut DbConn,
     secret: &str,
-    password: &str,
+    hashed: &str,
     now: OffsetDateTime,
 ) -> ServiceResult<User> {
-    let hashed = super::users::hash_password(password)?;
     conn.transaction(|conn| {
-        let invalid = || {
-            ServiceError::invalid(
-                "token",
-                "This link is not valid any more. Ask an Administrator for a new invitation.",
-            )
-        };
+        let invalid = invalid_link;
         let setup = PasswordSetup::find(conn, &sha256_hex(secret))?.ok_or_else(invalid)?;
         if setup.used_at.is_some() || setup.expires_at <= to_naive(now) {
             return Err(invalid());
@@ -228,7 +240,7 @@ pub fn set_password(
         if !PasswordSetup::use_once(conn, &setup.token_hash, to_naive(now))? {
             return Err(invalid());
         }
-        User::set_password_hash(conn, user.id, &hashed)?;
+        User::set_password_hash(conn, user.id, hashed)?;
         Ok(user)
     })
 }
@@ -696,10 +708,20 @@ impl Services {
 
     /// Sets the password behind a set-password link (the link works once).
     #[tracing::instrument(skip_all)]
+    /// The link is looked up first; only a live link's password is hashed (under the
+    /// password budget, holding no connection).
     pub async fn set_password(&self, secret: String, password: String) -> ServiceResult<User> {
         let now = self.clock.now();
+        let link = secret.clone();
         self.db
-            .run(move |conn| set_password(conn, &secret, &password, now))
+            .run(move |conn| check_link(conn, &link, now))
+            .await?;
+        let hashed = self
+            .passwords
+            .run(move || super::users::hash_password(&password))
+            .await??;
+        self.db
+            .run(move |conn| set_password(conn, &secret, &hashed, now))
             .await
     }
 }

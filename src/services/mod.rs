@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod login_limit;
 pub mod members;
 pub mod notices;
+pub mod password_work;
 pub mod token_cache;
 pub mod tokens;
 pub mod users;
@@ -74,6 +75,7 @@ pub struct Services {
     verifier: Arc<token_cache::TokenVerifier>,
     jwt: Arc<jwt::JwtKeys>,
     limiter: Arc<login_limit::LoginLimiter>,
+    passwords: Arc<password_work::PasswordWork>,
     mail: Arc<Mail>,
 }
 
@@ -90,6 +92,7 @@ impl Services {
             verifier: Arc::new(token_cache::TokenVerifier::new(settings.outage_grace)),
             jwt: Arc::new(jwt::JwtKeys::new(&settings.jwt_keys)?),
             limiter: Arc::new(login_limit::LoginLimiter::default()),
+            passwords: Arc::new(password_work::PasswordWork::sized_to_machine()),
             mail: Arc::new(Mail {
                 mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)?,
                 from: settings.mail_from.clone(),
@@ -113,6 +116,11 @@ impl Services {
         for id in ids {
             self.verifier.forget(*id);
         }
+    }
+
+    /// Password hashes and verifications run so far by this instance.
+    pub fn password_work_done(&self) -> u64 {
+        self.passwords.done()
     }
 
     /// The public keys that verify our JWTs, as a JWK Set.

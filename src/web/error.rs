@@ -22,6 +22,9 @@ pub enum WebError {
     /// The database can't be reached (or can't take the work) right now.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Too many password checks in flight (`PasswordWork`).
+    #[error("busy")]
+    Busy,
     #[error("{0:#}")]
     Internal(anyhow::Error),
 }
@@ -49,6 +52,7 @@ impl From<ServiceError> for WebError {
             )),
 
             ServiceError::Unavailable(why) => WebError::Unavailable(why),
+            ServiceError::Busy => WebError::Busy,
             ServiceError::Database(e) => WebError::Internal(e.into()),
             ServiceError::Internal(e) => WebError::Internal(e),
         }
@@ -59,6 +63,9 @@ impl From<ServiceError> for WebError {
 /// changed, and the same request can simply be sent again.
 pub const UNAVAILABLE_MESSAGE: &str =
     "The service can't reach its database right now, so nothing was changed. Try again in a few seconds.";
+/// What a person or a script is told when too many passwords are being checked at once.
+pub const BUSY_MESSAGE: &str =
+    "Too many sign-ins are being checked right now, so this one wasn't. Try again in a few seconds.";
 /// `Retry-After` on a 503, in seconds.
 pub const RETRY_AFTER_SECS: u32 = 2;
 
@@ -78,7 +85,7 @@ impl ResponseError for WebError {
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Unavailable(_) | WebError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,6 +111,7 @@ impl ResponseError for WebError {
             WebError::Forbidden(m) => ("Not allowed", m.as_str()),
             WebError::BadRequest(m) => ("That didn't work", m.as_str()),
             WebError::PayloadTooLarge(m) => ("Too large", m.as_str()),
+            WebError::Busy => ("Busy", BUSY_MESSAGE),
             WebError::Unavailable(why) => {
                 tracing::debug!(error = %why, "answered 503");
                 ("Temporarily unavailable", UNAVAILABLE_MESSAGE)
@@ -125,7 +133,7 @@ impl ResponseError for WebError {
         };
         let body = page.render().unwrap_or_else(|_| message.to_string());
         let mut response = HttpResponse::build(status);
-        if matches!(self, WebError::Unavailable(_)) {
+        if matches!(self, WebError::Unavailable(_) | WebError::Busy) {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
         }
         response.content_type("text/html; charset=utf-8").body(body)

@@ -2,6 +2,7 @@
 //! PostgreSQL when `TEST_DATABASE_URL` is set (CI runs both).
 
 mod api;
+mod attack;
 mod browser;
 mod cli;
 mod gcore;

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::body::BodyErrors;
 
 use crate::error::{Blocker, ServiceError};
-use crate::web::error::{RETRY_AFTER_SECS, UNAVAILABLE_MESSAGE};
+use crate::web::error::{BUSY_MESSAGE, RETRY_AFTER_SECS, UNAVAILABLE_MESSAGE};
 
 pub const UNAUTHORIZED_MESSAGE: &str =
     "Authentication credentials were not provided or are not valid.";
@@ -28,6 +28,8 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
+    #[error("busy")]
+    Busy,
     #[error("{0:#}")]
     Internal(anyhow::Error),
 }
@@ -85,6 +87,7 @@ impl From<ServiceError> for ApiError {
                 ..
             } => ApiError::Forbidden("You can't remove the user as they have active tokens".into()),
             ServiceError::Unavailable(why) => ApiError::Unavailable(why),
+            ServiceError::Busy => ApiError::Busy,
             ServiceError::Database(e) => ApiError::Internal(e.into()),
             ServiceError::Internal(e) => ApiError::Internal(e),
         }
@@ -99,7 +102,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +115,7 @@ impl ResponseError for ApiError {
             }
             ApiError::NotFound => json!({ "message": "Not found." }),
             ApiError::Validation(errors) => json!({ "errors": errors }),
+            ApiError::Busy => json!({ "message": BUSY_MESSAGE }),
             ApiError::Unavailable(why) => {
                 tracing::debug!(error = %why, "answered 503");
                 json!({ "message": UNAVAILABLE_MESSAGE })
@@ -125,7 +129,7 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, "APIKey, Bearer"));
         }
-        if matches!(self, ApiError::Unavailable(_)) {
+        if matches!(self, ApiError::Unavailable(_) | ApiError::Busy) {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
         }
         response.json(body)

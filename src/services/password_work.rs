@@ -1,0 +1,103 @@
+//! Argon2 on a budget. Each hash takes about 19 MiB and tens of milliseconds of a core, on
+//! purpose; so an anonymous flood of sign-ins or set-password posts must not be able to start
+//! as many as it likes. At most one hash per core runs at a time, a request waits briefly for
+//! a turn, and one that can't get one is told "busy" at once (503 with `Retry-After`) instead
+//! of joining a queue that grows. No database connection is held meanwhile.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::error::{ServiceError, ServiceResult};
+
+/// How long a request waits for a turn before it is told to come back.
+pub const QUEUE_WAIT: Duration = Duration::from_millis(250);
+
+pub struct PasswordWork {
+    permits: Arc<Semaphore>,
+    size: usize,
+    wait: Duration,
+    /// Hashes and verifications run so far.
+    done: Arc<AtomicU64>,
+}
+
+impl PasswordWork {
+    pub fn new(size: usize, wait: Duration) -> PasswordWork {
+        let size = size.max(1);
+        PasswordWork {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            wait,
+            done: Arc::default(),
+        }
+    }
+
+    /// One permit per core.
+    pub fn sized_to_machine() -> PasswordWork {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PasswordWork::new(cores, QUEUE_WAIT)
+    }
+
+    /// Hashes and verifications run so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Hashes in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.size - self.permits.available_permits()
+    }
+
+    /// Runs `work` (a hash or a verification) on the blocking pool under the budget.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> ServiceResult<T> {
+        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| ServiceError::Busy)?
+            .map_err(|_| ServiceError::Busy)?;
+        let done = self.done.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = work();
+            done.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("password work failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_beyond_the_budget_is_refused_at_once_not_queued() {
+        let work = Arc::new(PasswordWork::new(2, Duration::from_millis(50)));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let wait = Arc::new(std::sync::Mutex::new(wait));
+        let mut running = vec![];
+        for _ in 0..2 {
+            let (work, wait) = (work.clone(), wait.clone());
+            running.push(tokio::spawn(async move {
+                work.run(move || wait.lock().unwrap().recv().ok()).await
+            }));
+        }
+        while work.in_flight() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let third = work.run(|| ()).await;
+        assert!(matches!(third, Err(ServiceError::Busy)), "{third:?}");
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        for r in running {
+            assert!(r.await.unwrap().is_ok());
+        }
+        assert_eq!(work.in_flight(), 0);
+        assert!(work.run(|| 7).await.is_ok_and(|n| n == 7), "free again");
+    }
+}

@@ -30,6 +30,25 @@ pub struct Settings {
     /// How long after its last successful check a token keeps passing the gateway while the
     /// database is unreachable (zero: never).
     pub outage_grace: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (empty: the TCP peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// `APITOKENS_TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges.
+pub fn parse_trusted_proxies(text: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "APITOKENS_TRUSTED_PROXIES: `{s}` is not an address or CIDR range (e.g. 10.0.0.0/8, 127.0.0.1)"
+                    )
+                })
+        })
+        .collect()
 }
 
 impl Settings {
@@ -180,6 +199,20 @@ pub fn generate_rsa_pem() -> anyhow::Result<String> {
         .to_string())
 }
 
+/// Sets a file's or directory's permission bits (a no-op off Unix).
+pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -203,6 +236,9 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
             dir.display()
         )
     })?;
+    // Keys, the SQLite file and the mail outbox live here: nobody else may list or read it.
+    set_mode(dir, 0o700)
+        .with_context(|| format!("can't make the data directory {} private", dir.display()))?;
     let probe = dir.join(".write-test");
     std::fs::write(&probe, b"ok").with_context(|| {
         format!(

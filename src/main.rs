@@ -108,6 +108,15 @@ struct Options {
         global = true
     )]
     outage_grace_secs: u64,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the
+    /// client; from anyone else the header is ignored. [default: none]
+    #[arg(
+        long,
+        env = "APITOKENS_TRUSTED_PROXIES",
+        default_value = "",
+        global = true
+    )]
+    trusted_proxies: String,
 }
 
 #[derive(Subcommand)]
@@ -345,6 +354,7 @@ fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
         db_pool_size: 16,
         db_wait: Duration::from_millis(o.db_timeout_ms.clamp(50, 60_000)),
         outage_grace: Duration::from_secs(o.outage_grace_secs),
+        trusted_proxies: apitokens::config::parse_trusted_proxies(&o.trusted_proxies)?,
     })
 }
 

@@ -62,9 +62,10 @@ impl Application {
             settings: settings.clone(),
         };
         let data = aweb::Data::new(state.clone());
+        let https = settings.secure_cookies();
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(security_headers())
+                .wrap(security_headers(https))
                 // The path without its query string: a set-password link carries its secret there.
                 .wrap(
                     Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms")
@@ -175,13 +176,19 @@ fn log_retry(what: &str, e: &ServiceError, failures: u32) {
 }
 
 /// Headers every response carries unless a handler set its own.
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// Served over https (the base URL says so), browsers are also told to use nothing else.
+fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add(("Content-Security-Policy", web::CSP))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
-        .add(("Cache-Control", "no-store"))
+        .add(("Cache-Control", "no-store"));
+    if https {
+        headers.add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        headers
+    }
 }
 
 #[cfg(test)]

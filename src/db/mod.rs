@@ -144,6 +144,11 @@ impl ConnManager {
                     self.busy_timeout.as_millis()
                 ))
                 .map_err(r2d2::Error::QueryError)?;
+                // The file holds every token hash and password hash: owner only.
+                for suffix in ["", "-wal", "-shm"] {
+                    let file = format!("{}{suffix}", self.url.target);
+                    let _ = crate::config::set_mode(std::path::Path::new(&file), 0o600);
+                }
                 Ok(DbConn::Sqlite(conn))
             }
             Backend::Postgres => PgConnection::establish(&self.url.target)

@@ -79,6 +79,23 @@ impl Role {
     }
 
     /// A user may give a token a role equal to or lower than their own.
+    /// The lower of the two: what a token may do when its issuer's own role is lower now.
+    pub fn capped_by(self, other: Role) -> Role {
+        if other.rank() < self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// The roles no higher than `self`.
+    pub fn at_most(self) -> Vec<Role> {
+        Role::ALL
+            .into_iter()
+            .filter(|r| r.rank() <= self.rank())
+            .collect()
+    }
+
     pub fn may_issue(self, token_role: Role) -> bool {
         token_role.rank() <= self.rank()
     }

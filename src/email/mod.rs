@@ -36,6 +36,9 @@ impl Mailer {
                 let dir = data_dir.join("outbox");
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("can't create the mail outbox {}", dir.display()))?;
+                crate::config::set_mode(&dir, 0o700).with_context(|| {
+                    format!("can't make the mail outbox {} private", dir.display())
+                })?;
                 Ok(Mailer::Files(dir))
             }
         }
@@ -48,10 +51,14 @@ impl Mailer {
                 .send(message)
                 .map(drop)
                 .map_err(|e| format!("SMTP: {e}")),
-            Mailer::Files(dir) => FileTransport::new(dir)
-                .send(message)
-                .map(drop)
-                .map_err(|e| format!("file outbox: {e}")),
+            Mailer::Files(dir) => {
+                let id = FileTransport::new(dir)
+                    .send(message)
+                    .map_err(|e| format!("file outbox: {e}"))?;
+                // A set-password link travels in these: private like the rest.
+                crate::config::set_mode(&dir.join(format!("{id}.eml")), 0o600)
+                    .map_err(|e| format!("file outbox: {e}"))
+            }
         }
     }
 }

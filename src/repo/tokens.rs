@@ -54,6 +54,8 @@ pub struct TokenFilter {
     pub issuer_id: Option<i64>,
     pub not_issuer_id: Option<i64>,
     pub role: Option<Role>,
+    /// Only tokens with one of these roles (the roles the viewer may see).
+    pub roles: Option<Vec<Role>>,
     pub status: Option<TokenStatus>,
     pub deleted: Option<bool>,
     pub ids: Option<Vec<i64>>,
@@ -248,6 +250,9 @@ fn filtered<'a>(filter: &'a TokenFilter, now: PrimitiveDateTime) -> BoxedTokens<
     if let Some(role) = filter.role {
         q = q.filter(tokens::role.eq(role));
     }
+    if let Some(roles) = &filter.roles {
+        q = q.filter(tokens::role.eq_any(roles));
+    }
     if let Some(deleted) = filter.deleted {
         q = if deleted {
             q.filter(tokens::deleted_at.is_not_null())
@@ -278,6 +283,8 @@ pub struct TokenForAuth {
     pub expires_at: Option<PrimitiveDateTime>,
     pub deleted_at: Option<PrimitiveDateTime>,
     pub issuer_removed_at: Option<PrimitiveDateTime>,
+    /// The issuer's role now: a token acts with the lower of the two.
+    pub issuer_role: Role,
 }
 
 impl TokenForAuth {
@@ -294,6 +301,7 @@ impl TokenForAuth {
                 tokens::expires_at,
                 tokens::deleted_at,
                 users::removed_at,
+                users::role,
             ))
             .first(conn)
             .optional()

@@ -53,7 +53,7 @@ impl CachedToken {
                 actor: Actor {
                     user_id: row.issuer_id,
                     account_id: row.account_id,
-                    role: row.role,
+                    role: row.role.capped_by(row.issuer_role),
                 },
                 token_id: Some(row.id),
                 stale: false,
@@ -278,6 +278,7 @@ mod tests {
             expires_at: None,
             deleted_at: None,
             issuer_removed_at: None,
+            issuer_role: crate::domain::Role::Administrators,
         }
     }
 

@@ -24,6 +24,9 @@ pub const PAGE_SIZE: i64 = 50;
 pub struct Visibility {
     pub account_id: i64,
     pub only_issuer: Option<i64>,
+    /// Tokens above this role are not visible (so not deletable): a token acting with the
+    /// Users role can't see or delete its issuer's Administrators tokens.
+    pub max_role: Role,
 }
 
 impl Visibility {
@@ -31,12 +34,19 @@ impl Visibility {
         Visibility {
             account_id: actor.account_id,
             only_issuer: (!actor.role.is_admin()).then_some(actor.user_id),
+            max_role: actor.role,
         }
     }
 
     pub fn admits(&self, token: &Token) -> bool {
         token.account_id == self.account_id
             && self.only_issuer.is_none_or(|id| token.issuer_id == id)
+            && token.role.rank() <= self.max_role.rank()
+    }
+
+    /// The same limit for a list query: `None` when every role is visible.
+    pub fn roles(&self) -> Option<Vec<Role>> {
+        (!self.max_role.is_admin()).then(|| self.max_role.at_most())
     }
 }
 
@@ -128,6 +138,17 @@ pub fn create(
         // Serialises creates per account, so the count below can't go stale before the insert.
         if !Account::lock(conn, actor.account_id)? {
             return Err(ServiceError::NotFound);
+        }
+        // The issuer's role as it is now, under the lock a role change also takes: a demotion
+        // racing this create can't leave a token above its issuer.
+        let issuer = User::find(conn, actor.user_id)?
+            .filter(|u| u.removed_at.is_none() && u.account_id == actor.account_id)
+            .ok_or(ServiceError::NotFound)?;
+        if !issuer.role.may_issue(request.role) {
+            return Err(ServiceError::invalid(
+                "role",
+                format!("Can't create token with role {}", request.role),
+            ));
         }
         if let Some(form_id) = request.form_id.as_deref() {
             if let Some(existing) = Token::find_by_form(conn, actor.user_id, form_id)? {
@@ -235,6 +256,7 @@ pub fn list(
         issuer_id,
         not_issuer_id: query.not_issued_by,
         role: query.role,
+        roles: visibility.roles(),
         status: query.status,
         deleted: query.deleted,
         ids: query.token_id.map(|id| vec![id]),

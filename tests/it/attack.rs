@@ -135,3 +135,271 @@ async fn made_up_set_password_links_cost_no_hashing() {
         "no hashing for dead links"
     );
 }
+
+/// The per-address limit keys on the real client: `X-Forwarded-For` counts only when the
+/// TCP peer is a trusted proxy.
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    use crate::helpers::TestApp;
+    let guess = |app: &TestApp, forwarded: &'static str, n: usize| {
+        let http = reqwest::Client::new();
+        let url = format!("{}/iam/auth/jwt/login", app.base);
+        async move {
+            http.post(url)
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({"username": format!("nobody{n}@acme.test"), "password": "x"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Behind a trusted proxy (the tests connect from 127.0.0.1): 20 failures lock 10.0.0.1
+    // only; 10.0.0.2 still gets its passwords checked.
+    let trusted = TestApp::spawn_with(|s| {
+        s.trusted_proxies = apitokens::config::parse_trusted_proxies("127.0.0.1").unwrap()
+    })
+    .await;
+    for n in 0..20 {
+        assert_eq!(
+            guess(&trusted, "10.0.0.1", n).await,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    assert_eq!(
+        guess(&trusted, "10.0.0.1", 99).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        guess(&trusted, "10.0.0.2", 99).await,
+        StatusCode::BAD_REQUEST
+    );
+    // A client that forges the header in front of the proxy doesn't escape: the proxy's own
+    // entry (the rightmost) is what counts.
+    assert_eq!(
+        guess(&trusted, "10.0.0.2, 10.0.0.1", 98).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Without trusted proxies the header is ignored: every guess counts against the peer.
+    let plain = TestApp::spawn().await;
+    for n in 0..20 {
+        assert_eq!(guess(&plain, "10.0.0.1", n).await, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(
+        guess(&plain, "10.0.0.2", 99).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// A leaked low-role token can't see or delete its issuer's higher-role tokens.
+#[tokio::test]
+async fn a_low_role_token_cannot_reach_higher_tokens() {
+    let Acme { app, admin } = Acme::start().await;
+    let strong = crate::helpers::token_id(&app.token_for(&admin, Role::Administrators).await);
+    let weak = app.api_as(&admin, Role::Users).await;
+    let tokens = format!("/iam/v2/clients/{}/tokens", admin.account_id);
+    let listed = weak.get(&tokens).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let ids: Vec<i64> = listed
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    assert!(!ids.contains(&strong), "{ids:?}");
+    assert_eq!(
+        weak.get(&format!("{tokens}/{strong}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        weak.delete(&format!("{tokens}/{strong}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let admin_api = app.api_as(&admin, Role::Administrators).await;
+    let still = admin_api.get(&format!("{tokens}/{strong}")).await;
+    assert_eq!(still.json["deleted"], false);
+}
+
+/// A token acts with the lower of its own role and its issuer's current one.
+#[tokio::test]
+async fn a_token_never_acts_above_its_issuer() {
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let token = app.token_for(&eng, Role::Engineers).await;
+    // As if a demotion had raced past the token rule: the issuer is now a Users member.
+    let eng_id = eng.id;
+    app.db(move |c| {
+        use apitokens::db::schema::users::dsl::*;
+        use diesel::prelude::*;
+        diesel::update(users.find(eng_id))
+            .set(role.eq(Role::Users))
+            .execute(c)
+            .unwrap()
+    })
+    .await;
+    let check = app.api(&format!("APIKey {token}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = check.get("/iam/auth/check").await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        if r.headers["x-auth-role"] == "2" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still acting as Engineers"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = check.get("/iam/auth/check?min_role=Engineers").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    drop(admin);
+}
+
+/// Many creates racing one demotion: no token ends up above its issuer.
+#[tokio::test]
+async fn creates_racing_a_demotion_leave_no_token_above_the_issuer() {
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Administrators).await;
+    let eng_api = app.api_as(&eng, Role::Administrators).await;
+    let admin_api = app.api_as(&admin, Role::Administrators).await;
+    let tokens = format!("/iam/v2/clients/{}/tokens", admin.account_id);
+    let demote = format!("/iam/clients/{}/client-users/{}", admin.account_id, eng.id);
+    let creates = (0..20).map(|n| {
+        let (api, tokens) = (&eng_api, &tokens);
+        async move {
+            api.post(
+                tokens,
+                json!({"name": format!("race {n}"), "exp_date": null,
+                       "client_user": {"role": {"id": 1}}}),
+            )
+            .await
+            .status
+        }
+    });
+    let demotion = async {
+        admin_api
+            .send(
+                reqwest::Method::PUT,
+                &demote,
+                Some(json!({"user_role": {"id": 5}})),
+            )
+            .await
+            .status
+    };
+    let (statuses, demoted) = tokio::join!(futures_util::future::join_all(creates), demotion);
+    let issuer = eng.id;
+    let above = app
+        .db(move |c| {
+            use apitokens::db::schema::tokens::dsl::*;
+            use diesel::prelude::*;
+            tokens
+                .filter(issuer_id.eq(issuer))
+                .filter(deleted_at.is_null())
+                .filter(role.eq(Role::Administrators))
+                .count()
+                .get_result::<i64>(c)
+                .unwrap()
+        })
+        .await;
+    let current = app
+        .db(move |c| {
+            apitokens::repo::User::find(c, issuer)
+                .unwrap()
+                .unwrap()
+                .role
+        })
+        .await;
+    if demoted == StatusCode::NO_CONTENT {
+        assert_eq!(current, Role::Engineers);
+        assert_eq!(
+            above, 0,
+            "demoted, yet {above} Administrators tokens: {statuses:?}"
+        );
+    } else {
+        // The demotion lost the race and was refused because of those tokens: consistent too.
+        assert_eq!(demoted, StatusCode::FORBIDDEN);
+        assert_eq!(current, Role::Administrators);
+        assert!(above > 0);
+    }
+}
+
+/// The mail outbox (set-password links travel in it) is private: the folder 0700, each
+/// message 0600.
+#[tokio::test]
+async fn outbox_messages_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let Acme { app, admin } = Acme::start().await;
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let r = api
+        .post(
+            "/iam/clients/invite_user",
+            json!({"client_id": admin.account_id, "email": "new@acme.test", "user_role": {"id": 2}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let outbox = app.dir.path().join("outbox");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&outbox), 0o700);
+    let messages: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    assert!(!messages.is_empty());
+    for m in messages {
+        assert_eq!(mode(&m), 0o600, "{}", m.display());
+    }
+}
+
+/// Over https the browser is told to stay on https.
+#[tokio::test]
+async fn hsts_only_over_https() {
+    use crate::helpers::TestApp;
+    let https = TestApp::spawn_with(|s| s.base_url = "https://tokens.example".into()).await;
+    let r = reqwest::get(format!("{}/healthz", https.base))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    let plain = TestApp::spawn().await;
+    let r = reqwest::get(format!("{}/healthz", plain.base))
+        .await
+        .unwrap();
+    assert!(r.headers().get("strict-transport-security").is_none());
+}
+
+/// Signing in again in a browser ends the session it had: an old copy of the cookie no
+/// longer works.
+#[tokio::test]
+async fn signing_in_ends_the_browsers_previous_session() {
+    let Acme { app, .. } = Acme::start().await;
+    app.acme_member("eng", Role::Engineers).await;
+    let browser = app.signed_in(ACME_ADMIN).await;
+    let old_cookie = browser.cookie_header();
+    let with_old = || async {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}/profile", app.base))
+            .header("cookie", &old_cookie)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(
+        with_old().await,
+        StatusCode::OK,
+        "the copy works while the session lives"
+    );
+    let page = browser.sign_in("eng@acme.test", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        with_old().await,
+        StatusCode::SEE_OTHER,
+        "the old session ended"
+    );
+}

@@ -304,3 +304,28 @@ fn jwt_key_rotate_keeps_the_previous_key() {
         assert_eq!(mode & 0o777, 0o600, "{name}");
     }
 }
+
+/// Files at rest: the data directory 0700; the SQLite file, its WAL, the keys 0600.
+#[test]
+fn files_at_rest_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_str = data.to_str().unwrap();
+    let out = apitokens(&["migrate"], &[("APITOKENS_DATA_DIR", data_str)], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = |name: &str| {
+        std::fs::metadata(data.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "the data directory");
+    for file in ["apitokens.db", "secret_key", "jwt_key.pem"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    if data.join("apitokens.db-wal").exists() {
+        assert_eq!(mode("apitokens.db-wal"), 0o600);
+    }
+}

@@ -127,6 +127,7 @@ impl TestApp {
             db_pool_size: 8,
             db_wait: Duration::from_millis(1000),
             outage_grace: Duration::from_secs(60),
+            trusted_proxies: vec![],
         };
         let mut settings = settings;
         change(&mut settings);

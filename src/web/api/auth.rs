@@ -91,10 +91,7 @@ pub async fn login(
     if email.len() > 254 || password.len() > 1024 {
         return Err(no_account());
     }
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let address = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
     match state.jwt_login(&email, &password, &address).await {
         Ok(pair) => Ok(pair_response(pair)),
         Err(SignInError::WrongCredentials | SignInError::ApiOnly) => Err(no_account()),

@@ -72,10 +72,7 @@ pub async fn login_submit(
 ) -> Result<HttpResponse, WebError> {
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let address = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
     let again = |status: StatusCode, error: String| {
         let page = LoginPage {
             csrf_token: session.csrf_token(),
@@ -97,6 +94,10 @@ pub async fn login_submit(
     }
     match state.sign_in(&form.email, &form.password, &address).await {
         Ok((user, session_id)) => {
+            // The browser's previous session (another user's, or an old one) ends here.
+            if let Some(previous) = session.session_id() {
+                state.sign_out(previous).await?;
+            }
             session.sign_in(&session_id)?;
             tracing::info!(user_id = user.id, "signed in");
             Ok(see_other(&next))

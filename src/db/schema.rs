@@ -23,6 +23,7 @@ diesel::table! {
                 token_expiry_email -> Bool,
         phone -> Nullable<Text>,
         lang -> Text,
+        jwt_generation -> Integer,
     }
 }
 

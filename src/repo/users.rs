@@ -21,6 +21,8 @@ pub struct User {
     pub token_expiry_email: bool,
     pub phone: Option<String>,
     pub lang: String,
+    /// JWTs issued with an older generation are refused.
+    pub jwt_generation: i32,
 }
 
 #[derive(Debug, Insertable)]
@@ -53,6 +55,7 @@ impl User {
             token_expiry_email: true,
             phone: None,
             lang: "en".into(),
+            jwt_generation: 0,
         }
     }
 }
@@ -64,6 +67,14 @@ impl User {
             .select(User::as_select())
             .first(conn)
             .optional()
+    }
+
+    /// Ends every JWT issued to the user so far.
+    pub fn bump_jwt_generation(conn: &mut DbConn, id: i64) -> QueryResult<()> {
+        diesel::update(users::table.find(id))
+            .set(users::jwt_generation.eq(users::jwt_generation + 1))
+            .execute(conn)
+            .map(drop)
     }
 
     /// The name, or the e-mail for a user without one.
@@ -98,7 +109,10 @@ impl User {
 
     pub fn set_role(conn: &mut DbConn, id: i64, role: Role) -> QueryResult<()> {
         diesel::update(users::table.find(id))
-            .set(users::role.eq(role))
+            .set((
+                users::role.eq(role),
+                users::jwt_generation.eq(users::jwt_generation + 1),
+            ))
             .execute(conn)
             .map(drop)
     }
@@ -112,7 +126,10 @@ impl User {
 
     pub fn mark_removed(conn: &mut DbConn, id: i64, at: PrimitiveDateTime) -> QueryResult<()> {
         diesel::update(users::table.find(id))
-            .set(users::removed_at.eq(at))
+            .set((
+                users::removed_at.eq(at),
+                users::jwt_generation.eq(users::jwt_generation + 1),
+            ))
             .execute(conn)
             .map(drop)
     }

@@ -110,6 +110,15 @@ pub fn session_user(
     }))
 }
 
+/// Ends every portal session of the user and every JWT issued to them so far.
+pub fn sign_out_everywhere(conn: &mut DbConn, user_id: i64) -> ServiceResult<()> {
+    conn.transaction(|conn| {
+        Session::delete_for_user(conn, user_id)?;
+        User::bump_jwt_generation(conn, user_id)?;
+        Ok(())
+    })
+}
+
 pub fn sign_out(conn: &mut DbConn, session_id: &str) -> ServiceResult<()> {
     Ok(Session::delete(conn, &sha256_hex(session_id))?)
 }
@@ -245,6 +254,17 @@ impl Services {
     }
 
     #[tracing::instrument(skip_all)]
+    /// "Sign out everywhere" (Profile → General): sessions and JWTs end, on this instance at
+    /// once and on the others within the cache's second.
+    #[tracing::instrument(skip(self))]
+    pub async fn sign_out_everywhere(&self, user_id: i64) -> ServiceResult<()> {
+        self.db
+            .run(move |conn| sign_out_everywhere(conn, user_id))
+            .await?;
+        self.user_states.forget(user_id);
+        Ok(())
+    }
+
     pub async fn sign_out(&self, session_id: String) -> ServiceResult<()> {
         self.db.run(move |conn| sign_out(conn, &session_id)).await
     }

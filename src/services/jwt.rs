@@ -50,6 +50,9 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rjti: Option<String>,
     pub role: i32,
+    /// The user's JWT generation when issued (ours): an older one is refused.
+    #[serde(default)]
+    pub gen: i32,
 }
 
 /// One RSA key: its name, what verifies with it, and its public half as a JWK.
@@ -160,6 +163,7 @@ impl JwtKeys {
             exchangeable: false,
             rjti,
             role: role.id(),
+            gen: user.jwt_generation,
         };
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.current.kid.clone());
@@ -257,7 +261,7 @@ pub fn refresh(
             return Err(RefreshError::Unauthorized);
         }
         let user = User::find(conn, claims.user_id)?.ok_or(RefreshError::Unauthorized)?;
-        if user.removed_at.is_some() {
+        if user.removed_at.is_some() || user.jwt_generation != claims.gen {
             return Err(RefreshError::Unauthorized);
         }
         let account = Account::find(conn, user.account_id)?.ok_or(RefreshError::Unauthorized)?;

@@ -642,11 +642,13 @@ impl Services {
     /// reaches the cache.
     async fn change_user(
         &self,
+        target: i64,
         change: impl FnOnce(&mut DbConn, OffsetDateTime) -> ServiceResult<Changed> + Send + 'static,
     ) -> ServiceResult<Changed> {
         let now = self.clock.now();
         let changed = self.db.run(move |conn| change(conn, now)).await?;
         self.forget_tokens(&changed.deleted_tokens);
+        self.user_states.forget(target);
         Ok(changed)
     }
 
@@ -659,7 +661,7 @@ impl Services {
         role: Role,
         delete_blocking: bool,
     ) -> ServiceResult<Changed> {
-        self.change_user(move |conn, now| {
+        self.change_user(target, move |conn, now| {
             change_role(conn, &actor, target, role, delete_blocking, now)
         })
         .await
@@ -673,15 +675,19 @@ impl Services {
         target: i64,
         delete_tokens: bool,
     ) -> ServiceResult<Changed> {
-        self.change_user(move |conn, now| remove(conn, &actor, target, delete_tokens, now))
-            .await
+        self.change_user(target, move |conn, now| {
+            remove(conn, &actor, target, delete_tokens, now)
+        })
+        .await
     }
 
     /// Deletes every active token of a user at once.
     #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
     pub async fn delete_user_tokens(&self, actor: Actor, target: i64) -> ServiceResult<Changed> {
-        self.change_user(move |conn, now| delete_all_tokens(conn, &actor, target, now))
-            .await
+        self.change_user(target, move |conn, now| {
+            delete_all_tokens(conn, &actor, target, now)
+        })
+        .await
     }
 
     /// `PATCH /iam/users/{id}` in one transaction.
@@ -693,9 +699,12 @@ impl Services {
         update: UserUpdate,
     ) -> ServiceResult<(User, Account)> {
         let now = self.clock.now();
-        self.db
+        let updated = self
+            .db
             .run(move |conn| update_user(conn, &actor, target, update, now))
-            .await
+            .await;
+        self.user_states.forget(target);
+        updated
     }
 
     /// The user behind a set-password link, if the link still works.

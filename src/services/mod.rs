@@ -17,6 +17,7 @@ pub mod notices;
 pub mod password_work;
 pub mod token_cache;
 pub mod tokens;
+pub mod user_cache;
 pub mod users;
 
 use std::sync::Arc;
@@ -73,6 +74,7 @@ pub struct Services {
     db: Database,
     clock: Clock,
     verifier: Arc<token_cache::TokenVerifier>,
+    user_states: Arc<user_cache::UserStates>,
     jwt: Arc<jwt::JwtKeys>,
     limiter: Arc<login_limit::LoginLimiter>,
     passwords: Arc<password_work::PasswordWork>,
@@ -90,6 +92,7 @@ impl Services {
             db: Database::new(pool, health),
             clock,
             verifier: Arc::new(token_cache::TokenVerifier::new(settings.outage_grace)),
+            user_states: Arc::new(user_cache::UserStates::new(settings.outage_grace)),
             jwt: Arc::new(jwt::JwtKeys::new(&settings.jwt_keys)?),
             limiter: Arc::new(login_limit::LoginLimiter::default()),
             passwords: Arc::new(password_work::PasswordWork::sized_to_machine()),

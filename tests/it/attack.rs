@@ -403,3 +403,133 @@ async fn signing_in_ends_the_browsers_previous_session() {
         "the old session ended"
     );
 }
+
+async fn jwt_of(app: &crate::helpers::TestApp, email: &str) -> (String, String) {
+    let r = app
+        .api("")
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    (
+        r.json["access"].as_str().unwrap().to_string(),
+        r.json["refresh"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Refused at the gateway here at once, and on a sibling within the cache's bound (polled).
+async fn refused_everywhere(apps: [&crate::helpers::TestApp; 2], jwt: &str) {
+    assert_eq!(
+        apps[0]
+            .api(&format!("Bearer {jwt}"))
+            .get("/iam/auth/check")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "at once on the instance that made the change"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = apps[1]
+            .api(&format!("Bearer {jwt}"))
+            .get("/iam/auth/check")
+            .await
+            .status;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sibling still accepts it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Removing a user, changing their role and "Sign out everywhere" end their JWTs at the
+/// gateway (and their refresh tokens), not an hour later.
+#[tokio::test]
+async fn revocation_reaches_jwts_at_the_gateway() {
+    let Acme { app, admin } = Acme::start().await;
+    let sibling = app.spawn_sibling().await;
+    let admin_api = app.api_as(&admin, Role::Administrators).await;
+    let acct = admin.account_id;
+
+    // A role change: the old JWT ends; a new one acts with the new role.
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let (jwt, _) = jwt_of(&app, "eng@acme.test").await;
+    for instance in [&app, &sibling] {
+        let r = instance
+            .api(&format!("Bearer {jwt}"))
+            .get("/iam/auth/check")
+            .await;
+        assert_eq!(r.headers["x-auth-role"], "5");
+    }
+    let r = admin_api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/iam/clients/{acct}/client-users/{}", eng.id),
+            Some(json!({"user_role": {"id": 2}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    refused_everywhere([&app, &sibling], &jwt).await;
+    let (fresh, _) = jwt_of(&app, "eng@acme.test").await;
+    let r = sibling
+        .api(&format!("Bearer {fresh}"))
+        .get("/iam/auth/check")
+        .await;
+    assert_eq!(r.headers["x-auth-role"], "2");
+
+    // Removal: the JWT and its refresh token end.
+    let (jwt, refresh) = jwt_of(&app, "eng@acme.test").await;
+    sibling
+        .api(&format!("Bearer {jwt}"))
+        .get("/iam/auth/check")
+        .await;
+    let r = admin_api
+        .delete(&format!("/iam/clients/{acct}/client-users/{}", eng.id))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    refused_everywhere([&app, &sibling], &jwt).await;
+    let r = app
+        .api("")
+        .post("/iam/auth/jwt/refresh", json!({"refresh": refresh}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Sign out everywhere: portal sessions, JWTs and refresh tokens end.
+    app.acme_member("ops", Role::Engineers).await;
+    let (jwt, refresh) = jwt_of(&app, "ops@acme.test").await;
+    let other_browser = app.signed_in("ops@acme.test").await;
+    let browser = app.signed_in("ops@acme.test").await;
+    let profile = browser.get("/profile").await;
+    let csrf = profile.input_value("csrf_token").unwrap();
+    let out = browser
+        .post("/profile/sign-out-everywhere", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/login");
+    refused_everywhere([&app, &sibling], &jwt).await;
+    let r = app
+        .api("")
+        .post("/iam/auth/jwt/refresh", json!({"refresh": refresh}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let page = other_browser.get("/profile").await;
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "the other browser is signed out"
+    );
+    // Signing in again works, and its JWTs do.
+    let (again, _) = jwt_of(&app, "ops@acme.test").await;
+    let r = sibling
+        .api(&format!("Bearer {again}"))
+        .get("/iam/auth/check")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}

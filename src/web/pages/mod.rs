@@ -16,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(login::login_submit)
         .service(login::logout)
         .service(profile::general)
+        .service(profile::sign_out_everywhere)
         .service(tokens::section)
         .service(tokens::new_form)
         .service(tokens::create)

@@ -1,9 +1,12 @@
-use actix_web::{get, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use askama::Template;
 
 use crate::web::auth::SignedIn;
-use crate::web::views::{datetime, ok, Layout};
-use crate::web::WebError;
+use crate::web::csrf::CsrfForm;
+use crate::web::views::{datetime, ok, see_other, Layout};
+use crate::web::{AppState, WebError};
+
+use super::login::NoFields;
 
 #[derive(Template)]
 #[template(path = "profile.html")]
@@ -30,4 +33,16 @@ pub async fn general(me: SignedIn) -> Result<HttpResponse, WebError> {
         member_since: datetime(user.created_at.assume_utc()),
     };
     ok(&page)
+}
+
+/// Ends all of the user's portal sessions (this one too) and every JWT issued to them.
+#[post("/profile/sign-out-everywhere")]
+pub async fn sign_out_everywhere(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    state.sign_out_everywhere(me.user.user.id).await?;
+    me.session.sign_out();
+    Ok(see_other("/login"))
 }

@@ -147,6 +147,9 @@ impl Services {
         let now = self.clock.now();
         let limiter = self.limiter.clone();
         let (login, from) = (email.trim().to_lowercase(), address.to_owned());
+        if let Some(wait) = limiter.locked_here(&login, &from, now) {
+            return Err(SignInError::TooManyAttempts(wait));
+        }
         let (l, f) = (login.clone(), from.clone());
         let (reserved, user) = self
             .db

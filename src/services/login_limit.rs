@@ -6,6 +6,8 @@
 //! takes its count back (`succeeded`). Why not a token-bucket crate (governor): it lives in
 //! one process, and what is limited here is failures, which a bucket can't take back.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use diesel::Connection;
@@ -16,11 +18,15 @@ use crate::domain::token::{from_naive, to_naive};
 use crate::error::ServiceResult;
 use crate::repo::login_failures::LoginFailures;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LoginLimiter {
     max_per_email: i32,
     max_per_address: i32,
     window: time::Duration,
+    /// Keys this instance saw go over the limit, and until when: a flood against a locked key
+    /// is refused from memory, without a database write per attempt. (Only ever refuses what
+    /// the shared count already refused, so instances still agree.)
+    locked: Mutex<HashMap<String, OffsetDateTime>>,
 }
 
 impl Default for LoginLimiter {
@@ -36,7 +42,28 @@ impl LoginLimiter {
             max_per_email,
             max_per_address,
             window: time::Duration::try_from(window).unwrap_or(time::Duration::minutes(15)),
+            locked: Mutex::default(),
         }
+    }
+
+    /// `Some(wait)` if this instance already knows the e-mail or the address to be locked.
+    pub fn locked_here(&self, email: &str, address: &str, now: OffsetDateTime) -> Option<Duration> {
+        let locked = self.locked.lock().expect("login lock map");
+        keys(email, address)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| locked.get(&key).copied())
+            .filter(|until| *until > now)
+            .filter_map(|until| Duration::try_from(until - now).ok())
+            .max()
+    }
+
+    fn remember_locked(&self, key: String, until: OffsetDateTime, now: OffsetDateTime) {
+        let mut locked = self.locked.lock().expect("login lock map");
+        if locked.len() > 100_000 {
+            locked.retain(|_, until| *until > now);
+        }
+        locked.insert(key, until);
     }
 
     /// Counts this attempt for the e-mail and the address. `Err(wait)` when either has had
@@ -62,6 +89,7 @@ impl LoginLimiter {
                     let left = from_naive(since) + self.window - now;
                     let left = Duration::try_from(left).unwrap_or(Duration::from_secs(1));
                     wait = Some(wait.map_or(left, |w: Duration| w.max(left)));
+                    self.remember_locked(key, from_naive(since) + self.window, now);
                 }
             }
             Ok(match wait {
@@ -75,6 +103,9 @@ impl LoginLimiter {
     /// gets this attempt back.
     pub fn succeeded(&self, conn: &mut DbConn, email: &str, address: &str) -> ServiceResult<()> {
         let [email_key, address_key] = keys(email, address);
+        if let Some(key) = &email_key {
+            self.locked.lock().expect("login lock map").remove(key);
+        }
         if let Some(key) = email_key {
             LoginFailures::clear(conn, &key)?;
         }

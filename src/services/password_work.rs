@@ -15,22 +15,48 @@ use crate::error::{ServiceError, ServiceResult};
 /// How long a request waits for a turn before it is told to come back.
 pub const QUEUE_WAIT: Duration = Duration::from_millis(250);
 
+type Job = Box<dyn FnOnce() + Send>;
+
 pub struct PasswordWork {
     permits: Arc<Semaphore>,
     size: usize,
     wait: Duration,
     /// Hashes and verifications run so far.
     done: Arc<AtomicU64>,
+    /// The work runs on `size` threads of its own, not the shared blocking pool: each
+    /// thread's allocator keeps the 19 MiB an Argon2 run freed, so running it on whichever of
+    /// hundreds of pool threads is free would grow memory with every new thread it touched.
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl PasswordWork {
     pub fn new(size: usize, wait: Duration) -> PasswordWork {
         let size = size.max(1);
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..size {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("password-{n}"))
+                .spawn(move || loop {
+                    let job = queue.lock().map(|q| q.recv());
+                    match job {
+                        // A panicking job loses its answer (the caller sees an error), not
+                        // the thread.
+                        Ok(Ok(job)) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
+                        _ => return,
+                    }
+                })
+                .expect("a password thread starts");
+        }
         PasswordWork {
             permits: Arc::new(Semaphore::new(size)),
             size,
             wait,
             done: Arc::default(),
+            jobs,
         }
     }
 
@@ -50,7 +76,7 @@ impl PasswordWork {
         self.size - self.permits.available_permits()
     }
 
-    /// Runs `work` (a hash or a verification) on the blocking pool under the budget.
+    /// Runs `work` (a hash or a verification) on the password threads under the budget.
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
@@ -60,14 +86,19 @@ impl PasswordWork {
             .map_err(|_| ServiceError::Busy)?
             .map_err(|_| ServiceError::Busy)?;
         let done = self.done.clone();
-        tokio::task::spawn_blocking(move || {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
             let out = work();
             done.fetch_add(1, Ordering::Relaxed);
             drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("password work failed: {e}")))
+            let _ = reply.send(out);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| ServiceError::Internal(anyhow::anyhow!("the password threads stopped")))?;
+        answer
+            .await
+            .map_err(|_| ServiceError::Internal(anyhow::anyhow!("password work failed")))
     }
 }
 

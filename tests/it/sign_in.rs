@@ -270,7 +270,16 @@ async fn health_and_readiness_answer() {
         (health.status, health.body.as_str()),
         (StatusCode::OK, "ok")
     );
-    let ready = client.get("/readyz").await;
+    // /readyz answers within a second either way; on a machine busy with the rest of the
+    // suite a 503 "not in time" is honest, so look again (bounded) before calling it broken.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ready = loop {
+        let ready = client.get("/readyz").await;
+        if ready.status == StatusCode::OK || std::time::Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(
         (ready.status, ready.body.as_str()),
         (StatusCode::OK, "ready")

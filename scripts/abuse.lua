@@ -1,0 +1,63 @@
+-- wrk script for scripts/abuse: anonymous floods of the expensive endpoints.
+-- ATTACK = set-password | login | jwt-login; COOKIE and CSRF come from one GET /login.
+local attack = os.getenv("ATTACK")
+local cookie = os.getenv("COOKIE") or ""
+local csrf = os.getenv("CSRF") or ""
+local counter = 0
+local threads = {}
+
+local function hex(n)
+  local t = {}
+  for i = 1, n do t[i] = string.format("%x", math.random(0, 15)) end
+  return table.concat(t)
+end
+
+function setup(thread)
+  thread:set("id", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  math.randomseed(os.time() + (id or 0))
+  statuses = {}
+end
+
+-- Every request from another address (a botnet), believed because the server trusts the
+-- loopback proxy: the per-address limit doesn't save the server, the password budget must.
+local function botnet()
+  return string.format("10.%d.%d.%d", math.random(0, 255), math.random(0, 255), math.random(1, 254))
+end
+
+function request()
+  counter = counter + 1
+  if attack == "set-password" then
+    local body = "csrf_token=" .. csrf .. "&token=" .. hex(64) ..
+      "&password=correct+horse+battery+staple+" .. counter ..
+      "&confirm=correct+horse+battery+staple+" .. counter
+    return wrk.format("POST", "/set-password",
+      { ["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = cookie, ["X-Forwarded-For"] = botnet() }, body)
+  elseif attack == "login" then
+    local body = "csrf_token=" .. csrf .. "&email=victim" .. hex(6) .. "%40example.com&password=guess" .. counter
+    return wrk.format("POST", "/login",
+      { ["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = cookie, ["X-Forwarded-For"] = botnet() }, body)
+  else
+    local body = '{"username":"victim' .. hex(6) .. '@example.com","password":"guess' .. counter .. '"}'
+    return wrk.format("POST", "/iam/auth/jwt/login", { ["Content-Type"] = "application/json", ["X-Forwarded-For"] = botnet() }, body)
+  end
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    local s = thread:get("statuses")
+    for code, n in pairs(s) do total[code] = (total[code] or 0) + n end
+  end
+  local parts = {}
+  for code, n in pairs(total) do table.insert(parts, code .. ":" .. n) end
+  table.sort(parts)
+  io.write("STATUSES " .. table.concat(parts, " ") .. "\n")
+end

@@ -40,7 +40,7 @@ start = time.time()
 while time.time() - start < duration:
     slot = start + n * 0.01
     if time.time() < slot:
-        time.sleep(slot - time.time())
+        time.sleep(max(0.0, slot - time.time()))
     code, took = call(f"{base}/iam/auth/check", {"Authorization": f"APIKey {token}"}, 5.0)
     latencies.append(took)
     n += 1

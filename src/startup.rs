@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::db::{self, DbUrl, PoolOptions};
 use crate::domain::Clock;
 use crate::error::ServiceError;
+use crate::services::database::GATEWAY_POOL_SIZE;
 use crate::services::users::{ensure_demo_account, DemoCredentials};
 use crate::services::Services;
 use crate::web::{self, AppState};
@@ -33,20 +34,28 @@ impl Application {
         let health = options.health.clone();
         let create_demo = settings.create_demo;
         let now = clock.now();
-        let (pool, demo) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let pool = db::connect(&url, &options)?;
-            let mut conn = pool.get().context("no database connection")?;
-            db::run_migrations(&mut conn)?;
-            let demo = if create_demo {
-                ensure_demo_account(&mut conn, now)?
-            } else {
-                None
-            };
-            drop(conn);
-            Ok((pool, demo))
-        })
-        .await
-        .context("database setup did not finish")??;
+        let (pool, gateway_pool, demo) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let pool = db::connect(&url, &options)?;
+                let gateway_pool = db::connect(
+                    &url,
+                    &PoolOptions {
+                        max_size: GATEWAY_POOL_SIZE,
+                        ..options.clone()
+                    },
+                )?;
+                let mut conn = pool.get().context("no database connection")?;
+                db::run_migrations(&mut conn)?;
+                let demo = if create_demo {
+                    ensure_demo_account(&mut conn, now)?
+                } else {
+                    None
+                };
+                drop(conn);
+                Ok((pool, gateway_pool, demo))
+            })
+            .await
+            .context("database setup did not finish")??;
 
         let listener = TcpListener::bind(&settings.bind).map_err(|e| {
             anyhow!(
@@ -58,7 +67,7 @@ impl Application {
         let workers = settings.workers;
         let settings = Arc::new(settings);
         let state = AppState {
-            services: Services::new(pool, health, clock, &settings)?,
+            services: Services::new(pool, gateway_pool, health, clock, &settings)?,
             settings: settings.clone(),
         };
         let data = aweb::Data::new(state.clone());

@@ -94,7 +94,7 @@ impl Services {
                 let started = std::time::Instant::now();
                 let read = self
                     .db
-                    .run(move |conn| Ok(User::find(conn, id)?.map(|u| UserState::of(&u))))
+                    .run_gateway(move |conn| Ok(User::find(conn, id)?.map(|u| UserState::of(&u))))
                     .await;
                 match read {
                     Ok(state) => {
@@ -146,7 +146,7 @@ impl Services {
                     tokio::spawn(async move {
                         match services
                             .db
-                            .run(move |conn| TokenVerifier::load(conn, id))
+                            .run_gateway(move |conn| TokenVerifier::load(conn, id))
                             .await
                         {
                             Ok(loaded) => services.verifier.refreshed(id, loaded),
@@ -161,7 +161,11 @@ impl Services {
                 verdict
             }
             Verdict::Unknown => {
-                match self.db.run(move |conn| TokenVerifier::load(conn, id)).await {
+                match self
+                    .db
+                    .run_gateway(move |conn| TokenVerifier::load(conn, id))
+                    .await
+                {
                     Ok(row) => self.verifier.remember(&presented, row, now),
                     // Stale-if-error: what this instance knew, or "unavailable" if it knew nothing.
                     Err(ServiceError::Unavailable(why)) => self

@@ -19,14 +19,21 @@ const PROBE_EVERY: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct Database {
     pool: DbPool,
+    /// A few connections only the gateway's token and user reads use, so a flood of portal
+    /// or sign-in work holding every connection of `pool` can't starve `/iam/auth/check`.
+    gateway: DbPool,
     health: Arc<Health>,
     probing: Arc<AtomicBool>,
 }
 
+/// Connections reserved for the gateway's cache misses.
+pub const GATEWAY_POOL_SIZE: u32 = 4;
+
 impl Database {
-    pub fn new(pool: DbPool, health: Arc<Health>) -> Database {
+    pub fn new(pool: DbPool, gateway: DbPool, health: Arc<Health>) -> Database {
         Database {
             pool,
+            gateway,
             health,
             probing: Arc::default(),
         }
@@ -53,10 +60,26 @@ impl Database {
         F: FnOnce(&mut DbConn) -> ServiceResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_on(self.pool.clone(), f).await
+    }
+
+    /// Like `run`, on the connections reserved for the gateway (token and user reads).
+    pub async fn run_gateway<T, F>(&self, f: F) -> ServiceResult<T>
+    where
+        F: FnOnce(&mut DbConn) -> ServiceResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_on(self.gateway.clone(), f).await
+    }
+
+    async fn run_on<T, F>(&self, pool: DbPool, f: F) -> ServiceResult<T>
+    where
+        F: FnOnce(&mut DbConn) -> ServiceResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
         if !self.is_up() {
             return Err(ServiceError::Unavailable("the database is down".into()));
         }
-        let pool = self.pool.clone();
         let health = self.health.clone();
         let result = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| {

@@ -84,12 +84,13 @@ pub struct Services {
 impl Services {
     pub fn new(
         pool: DbPool,
+        gateway_pool: DbPool,
         health: Arc<Health>,
         clock: Clock,
         settings: &Settings,
     ) -> anyhow::Result<Services> {
         Ok(Services {
-            db: Database::new(pool, health),
+            db: Database::new(pool, gateway_pool, health),
             clock,
             verifier: Arc::new(token_cache::TokenVerifier::new(settings.outage_grace)),
             user_states: Arc::new(user_cache::UserStates::new(settings.outage_grace)),

@@ -533,3 +533,49 @@ async fn revocation_reaches_jwts_at_the_gateway() {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
+
+/// Work that holds every connection of the main pool (a flood, a slow page) can't starve
+/// the gateway: token and user reads have connections of their own.
+#[tokio::test]
+async fn the_gateway_has_database_capacity_no_one_else_can_take() {
+    let Acme { app, admin } = Acme::start().await;
+    let token = app.token_for(&admin, Role::Engineers).await;
+    let lister = app.api_as(&admin, Role::Administrators).await;
+    let tokens = format!("/iam/v2/clients/{}/tokens", admin.account_id);
+    assert_eq!(lister.get(&tokens).await.status, StatusCode::OK);
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(held));
+    let size = app.state.settings.db_pool_size;
+    let (taken_tx, mut taken_rx) = tokio::sync::mpsc::channel::<()>(size as usize);
+    let mut holders = vec![];
+    for _ in 0..size {
+        let (pool, held, taken) = (app.state.pool().clone(), held.clone(), taken_tx.clone());
+        holders.push(tokio::task::spawn_blocking(move || {
+            let conn = pool.get().expect("a connection");
+            taken.blocking_send(()).unwrap();
+            let _ = held.lock().unwrap().recv();
+            drop(conn);
+        }));
+    }
+    for _ in 0..size {
+        taken_rx.recv().await.unwrap();
+    }
+    // Every main connection is taken: a list can't get one (503 after the wait)...
+    assert_eq!(
+        lister.get(&tokens).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // ...but a token this instance never saw is checked at once.
+    let check = app
+        .api(&format!("APIKey {token}"))
+        .get("/iam/auth/check")
+        .await;
+    assert_eq!(check.status, StatusCode::NO_CONTENT);
+    assert!(check.headers.get("x-auth-stale").is_none());
+    for _ in 0..size {
+        release.send(()).unwrap();
+    }
+    for h in holders {
+        h.await.unwrap();
+    }
+}

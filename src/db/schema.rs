@@ -74,6 +74,7 @@ diesel::table! {
         deleted_at -> Nullable<Timestamp>,
         deleted_by -> Nullable<BigInt>,
         form_id -> Nullable<Text>,
+        parent_id -> Nullable<BigInt>,
     }
 }
 

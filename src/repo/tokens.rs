@@ -22,6 +22,8 @@ pub struct Token {
     pub deleted_at: Option<PrimitiveDateTime>,
     pub deleted_by: Option<i64>,
     pub form_id: Option<String>,
+    /// The token this one was created with, through the API.
+    pub parent_id: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -36,6 +38,7 @@ pub struct NewToken<'a> {
     pub created_at: PrimitiveDateTime,
     pub expires_at: Option<PrimitiveDateTime>,
     pub form_id: Option<&'a str>,
+    pub parent_id: Option<i64>,
 }
 
 /// A token with the name and e-mail of the user who issued it, for tables and the API.
@@ -84,6 +87,7 @@ impl Token {
             deleted_at: None,
             deleted_by: None,
             form_id: None,
+            parent_id: None,
         }
     }
 }
@@ -285,6 +289,17 @@ pub struct TokenForAuth {
     pub issuer_removed_at: Option<PrimitiveDateTime>,
     /// The issuer's role now: a token acts with the lower of the two.
     pub issuer_role: Role,
+}
+
+impl Token {
+    /// Active tokens created with any of `parents`.
+    pub fn active_children(conn: &mut DbConn, parents: &[i64]) -> QueryResult<Vec<i64>> {
+        tokens::table
+            .filter(tokens::parent_id.eq_any(parents))
+            .filter(tokens::deleted_at.is_null())
+            .select(tokens::id)
+            .load(conn)
+    }
 }
 
 impl TokenForAuth {

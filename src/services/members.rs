@@ -503,8 +503,9 @@ fn retire_all(
         return Ok(changed);
     }
     for t in tokens {
-        retire(conn, t.id, actor.user_id, to_naive(now))?;
-        changed.deleted_tokens.push(t.id);
+        changed
+            .deleted_tokens
+            .extend(retire(conn, t.id, actor.user_id, to_naive(now))?);
     }
     let summary = format!(
         "Deleted {} token(s) of {}{why}: {}",

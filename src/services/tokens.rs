@@ -59,6 +59,8 @@ pub struct NewTokenRequest {
     pub expiry: Expiry,
     /// The web form's one-time id: a second submission of the same form creates nothing.
     pub form_id: Option<String>,
+    /// The token this request came through (API), which the new token can't outlive.
+    pub parent: Option<i64>,
 }
 
 /// A token as the portal and the API show it.
@@ -77,6 +79,9 @@ pub struct TokenView {
     pub last_used_at: Option<OffsetDateTime>,
     pub deleted_at: Option<OffsetDateTime>,
     pub status: TokenStatus,
+    /// The token this one was created with (through the API): its id, and its name when the
+    /// list that shows this one knows it.
+    pub created_with: Option<(i64, Option<String>)>,
 }
 
 impl TokenView {
@@ -102,6 +107,7 @@ impl TokenView {
             expires_at: t.expires_at.map(from_naive),
             last_used_at: t.last_used_at.map(from_naive),
             deleted_at: t.deleted_at.map(from_naive),
+            created_with: t.parent_id.map(|id| (id, None)),
         }
     }
 }
@@ -159,6 +165,16 @@ pub fn create(
         {
             return Err(limit_reached());
         }
+        // A token made with a token lives no longer than it: "never" only if it never expires.
+        let mut expires_at = request.expiry.instant().map(to_naive);
+        if let Some(parent_id) = request.parent {
+            let parent = Token::find(conn, parent_id)?
+                .filter(|p| p.account_id == actor.account_id && p.deleted_at.is_none())
+                .ok_or(ServiceError::NotFound)?;
+            if let Some(cap) = parent.expires_at {
+                expires_at = Some(expires_at.map_or(cap, |at| at.min(cap)));
+            }
+        }
         let new = NewToken {
             account_id: actor.account_id,
             issuer_id: actor.user_id,
@@ -167,8 +183,9 @@ pub fn create(
             role: request.role,
             secret_hash: &hash.0,
             created_at: naive_now,
-            expires_at: request.expiry.instant().map(to_naive),
+            expires_at,
             form_id: request.form_id.as_deref(),
+            parent_id: request.parent,
         };
         Ok(Ok(Token::insert(conn, &new)?.id))
     })?;
@@ -265,8 +282,18 @@ pub fn list(
         offset: (page - 1).saturating_mul(per_page),
     };
     let (rows, total) = Token::list(conn, &filter, to_naive(now))?;
+    let mut tokens: Vec<TokenView> = rows.into_iter().map(|r| TokenView::new(r, now)).collect();
+    // Name the parents the viewer may see (one lookup each; a page holds at most a few).
+    let visibility = Visibility::of(actor);
+    for view in tokens.iter_mut() {
+        if let Some((parent_id, name)) = view.created_with.as_mut() {
+            if let Some(parent) = Token::find(conn, *parent_id)?.filter(|p| visibility.admits(p)) {
+                *name = Some(parent.name);
+            }
+        }
+    }
     Ok(TokenPage {
-        tokens: rows.into_iter().map(|r| TokenView::new(r, now)).collect(),
+        tokens,
         total,
         page,
         per_page,
@@ -293,7 +320,8 @@ pub fn get(
 }
 
 pub enum DeleteOutcome {
-    Deleted(TokenView),
+    /// Deleted now, with every token it created (the ids, for the cache).
+    Deleted(TokenView, Vec<i64>),
     /// It was deleted before; nothing changed.
     AlreadyDeleted(TokenView),
 }
@@ -306,38 +334,49 @@ pub fn delete(
     now: OffsetDateTime,
 ) -> ServiceResult<DeleteOutcome> {
     let naive_now: PrimitiveDateTime = to_naive(now);
-    let already = conn.transaction(|conn| {
+    let retired = conn.transaction(|conn| {
         Account::lock(conn, actor.account_id)?;
         let token = Token::find(conn, id)?.ok_or(ServiceError::NotFound)?;
         if !Visibility::of(actor).admits(&token) {
             return Err(ServiceError::NotFound);
         }
         if token.deleted_at.is_some() {
-            return Ok(true);
+            return Ok(None);
         }
-        retire(conn, id, actor.user_id, naive_now)?;
-
-        Ok(false)
+        Ok(Some(retire(conn, id, actor.user_id, naive_now)?))
     })?;
     let view = load_view(conn, id, now)?;
-    Ok(if already {
-        DeleteOutcome::AlreadyDeleted(view)
-    } else {
-        DeleteOutcome::Deleted(view)
+    Ok(match retired {
+        None => DeleteOutcome::AlreadyDeleted(view),
+        Some(ids) => DeleteOutcome::Deleted(view, ids),
     })
 }
 
-/// Marks a token deleted by `by` and cancels its pending expiry e-mails. For use inside a
-/// transaction that holds the account's lock.
+/// Marks a token deleted by `by`, with every active token it created, transitively, and
+/// cancels their pending expiry e-mails. Returns the ids deleted now (for the cache). For use
+/// inside a transaction that holds the account's lock.
 pub(crate) fn retire(
     conn: &mut DbConn,
     id: i64,
     by: i64,
     at: PrimitiveDateTime,
-) -> ServiceResult<bool> {
-    let deleted = Token::mark_deleted(conn, id, by, at)?;
-    Notice::cancel_for_token(conn, id)?;
-    Ok(deleted)
+) -> ServiceResult<Vec<i64>> {
+    let mut retired = vec![];
+    let mut frontier = vec![id];
+    while !frontier.is_empty() {
+        for &token in &frontier {
+            if Token::mark_deleted(conn, token, by, at)? {
+                retired.push(token);
+            }
+            Notice::cancel_for_token(conn, token)?;
+        }
+        // Ids only grow and a token's parent is older, so this ends; the cap is a guard.
+        frontier = Token::active_children(conn, &frontier)?;
+        if retired.len() > 10_000 {
+            break;
+        }
+    }
+    Ok(retired)
 }
 
 /// Everything the tokens section of the portal shows, loaded in one trip.
@@ -429,8 +468,9 @@ impl Services {
             .run(move |conn| delete(conn, &actor, token_id, now))
             .await?;
         self.forget_tokens(&[token_id]);
-        if let DeleteOutcome::Deleted(_) = &outcome {
-            tracing::info!("token deleted");
+        if let DeleteOutcome::Deleted(_, ids) = &outcome {
+            self.forget_tokens(ids);
+            tracing::info!(with_created = ids.len().saturating_sub(1), "token deleted");
         }
         Ok(outcome)
     }

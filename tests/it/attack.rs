@@ -579,3 +579,87 @@ async fn the_gateway_has_database_capacity_no_one_else_can_take() {
         h.await.unwrap();
     }
 }
+
+/// A token made with a token lives no longer than it, and goes when it goes, transitively.
+#[tokio::test]
+async fn tokens_made_with_tokens_are_capped_and_revoked_with_their_parent() {
+    let Acme { app, admin } = Acme::start().await;
+    let acct = admin.account_id;
+    let tokens = format!("/iam/v2/clients/{acct}/tokens");
+    let admin_api = app.api_as(&admin, Role::Administrators).await;
+    async fn make(
+        api: &crate::helpers::Api,
+        tokens: &str,
+        name: &str,
+        exp: serde_json::Value,
+    ) -> crate::helpers::Reply {
+        let body = json!({"name": name, "exp_date": exp, "client_user": {"role": {"id": 5}}});
+        api.post(tokens, body).await
+    }
+    // A parent that expires in 10 days: children can't outlive it.
+    let in_10_days =
+        apitokens::web::api::model::rfc3339(app.clock().now() + time::Duration::days(10));
+    let parent = make(&admin_api, &tokens, "parent", json!(in_10_days)).await;
+    assert_eq!(parent.status, StatusCode::OK, "{}", parent.json);
+    let parent_api = app.api(&format!(
+        "APIKey {}",
+        parent.json["token"].as_str().unwrap()
+    ));
+    let never = make(&parent_api, &tokens, "child never", serde_json::Value::Null).await;
+    assert_eq!(
+        never.json["exp_date"],
+        json!(in_10_days),
+        "capped at the parent's"
+    );
+    let later = apitokens::web::api::model::rfc3339(app.clock().now() + time::Duration::days(30));
+    let capped = make(&parent_api, &tokens, "child later", json!(later)).await;
+    assert_eq!(capped.json["exp_date"], json!(in_10_days));
+    let sooner = apitokens::web::api::model::rfc3339(app.clock().now() + time::Duration::days(2));
+    let kept = make(&parent_api, &tokens, "child sooner", json!(sooner)).await;
+    assert_eq!(kept.json["exp_date"], json!(sooner));
+
+    // A chain: parent → child → grandchild; deleting the parent ends all three at once.
+    let child_api = app.api(&format!("APIKey {}", never.json["token"].as_str().unwrap()));
+    let grandchild = make(&child_api, &tokens, "grandchild", serde_json::Value::Null).await;
+    assert_eq!(grandchild.status, StatusCode::OK);
+    let grandchild_api = app.api(&format!(
+        "APIKey {}",
+        grandchild.json["token"].as_str().unwrap()
+    ));
+    assert_eq!(
+        grandchild_api.get("/iam/auth/check").await.status,
+        StatusCode::NO_CONTENT
+    );
+    let page = app
+        .signed_in(ACME_ADMIN)
+        .await
+        .get("/profile/api-tokens")
+        .await;
+    assert!(page.has_text("created with token parent"), "{}", page.body);
+    assert!(page.has_text("created with token child never"));
+
+    let parent_id = parent.json["id"].as_i64().unwrap();
+    assert_eq!(
+        admin_api
+            .delete(&format!("{tokens}/{parent_id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    for api in [&parent_api, &child_api, &grandchild_api] {
+        assert_eq!(
+            api.get("/iam/auth/check").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for made in [&never, &capped, &kept, &grandchild] {
+        let id = made.json["id"].as_i64().unwrap();
+        let shown = admin_api.get(&format!("{tokens}/{id}")).await;
+        assert_eq!(shown.json["deleted"], true, "{}", made.json["name"]);
+    }
+    // Tokens made in the portal have no parent and are untouched.
+    assert_eq!(
+        admin_api.get("/iam/auth/check").await.status,
+        StatusCode::NO_CONTENT
+    );
+}

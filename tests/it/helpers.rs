@@ -455,6 +455,7 @@ impl TestApp {
             role,
             expiry: Expiry::NEVER,
             form_id: None,
+            parent: None,
         };
         let now = self.clock().now();
         match self

@@ -41,6 +41,7 @@ async fn expiring_token(
         role: Role::Users,
         expiry: Expiry::at(now + after, now).unwrap(),
         form_id: None,
+        parent: None,
     };
     match app
         .db(move |c| tokens::create(c, &actor, &req, now))

@@ -18,6 +18,7 @@ fn request(name: &str, role: Role, expiry: Expiry) -> NewTokenRequest {
         role,
         expiry,
         form_id: None,
+        parent: None,
     }
 }
 
@@ -428,7 +429,9 @@ async fn delete_is_soft_and_allowed_to_admins_and_owners_only() {
         .db(move |c| tokens::delete(c, &a, t, now))
         .await
         .unwrap();
-    assert!(matches!(deleted, DeleteOutcome::Deleted(ref v) if v.status == TokenStatus::Deleted));
+    assert!(
+        matches!(deleted, DeleteOutcome::Deleted(ref v, _) if v.status == TokenStatus::Deleted)
+    );
     // The row stays, marked with who deleted it and when.
     let row = app.db(move |c| Token::find(c, t)).await.unwrap().unwrap();
     assert_eq!(row.deleted_by, Some(admin.user_id));
@@ -451,7 +454,7 @@ async fn delete_is_soft_and_allowed_to_admins_and_owners_only() {
         app.db(move |c| tokens::delete(c, &e, mine, now))
             .await
             .unwrap(),
-        DeleteOutcome::Deleted(_)
+        DeleteOutcome::Deleted(_, _)
     ));
 }
 

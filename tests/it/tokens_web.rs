@@ -390,6 +390,7 @@ fn req(name: &str) -> NewTokenRequest {
         role: Role::Users,
         expiry: Expiry::NEVER,
         form_id: None,
+        parent: None,
     }
 }
 

@@ -190,6 +190,7 @@ impl CreateTokenBody {
                 role,
                 expiry,
                 form_id: None,
+                parent: None,
             }),
             _ => None,
         };
@@ -220,7 +221,9 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     own_account(&caller, client_id)?;
     let now = state.clock().now();
-    let request = body.parse(now)?;
+    let mut request = body.parse(now)?;
+    // Made with a token: it can't outlive that token, and goes when that token goes.
+    request.parent = caller.0.token_id;
     let outcome = state
         .create_token(caller.0.actor, request)
         .await

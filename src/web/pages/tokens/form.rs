@@ -140,6 +140,7 @@ pub fn parse_create(
                 role,
                 expiry,
                 form_id,
+                parent: None,
             })
         }
         _ => Err(errors),

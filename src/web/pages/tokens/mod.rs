@@ -203,7 +203,7 @@ pub async fn delete(
     let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
     let outcome = state.delete_token(me.actor(), id).await?;
     let message = match outcome {
-        DeleteOutcome::Deleted(t) => {
+        DeleteOutcome::Deleted(t, _) => {
             format!(
                 "API token \"{}\" was deleted. Requests that use it are refused from now on.",
                 t.name

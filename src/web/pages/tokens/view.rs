@@ -35,6 +35,8 @@ pub struct TokenRow {
     pub status: &'static str,
     pub deletable: bool,
     pub expiring_soon: bool,
+    /// "created with token <name>" for a token made through the API with another token.
+    pub created_with: Option<String>,
 }
 
 impl TokenRow {
@@ -55,6 +57,10 @@ impl TokenRow {
             status: t.status.as_str(),
             deletable: t.status != TokenStatus::Deleted,
             expiring_soon: t.expiring_soon(now),
+            created_with: t.created_with.as_ref().map(|(id, name)| match name {
+                Some(name) => format!("created with token {name}"),
+                None => format!("created with token #{id}"),
+            }),
         }
     }
 }

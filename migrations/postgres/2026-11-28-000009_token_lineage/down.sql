@@ -1,0 +1,1 @@
+DROP INDEX tokens_parent; ALTER TABLE tokens DROP COLUMN parent_id;

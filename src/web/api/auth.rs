@@ -110,7 +110,7 @@ pub struct RefreshBody {
 
 /// Trade a refresh JWT (once) for a new pair.
 #[utoipa::path(post, path = "/iam/auth/jwt/refresh", tag = "auth", request_body = RefreshBody,
-    responses((status = 200, body = JwtPair), (status = 401, body = Message)))]
+    responses((status = 200, body = JwtPair), (status = 400, description = "no refresh token, or not JSON"), (status = 401, body = Message)))]
 #[post("/iam/auth/jwt/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,

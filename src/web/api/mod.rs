@@ -23,7 +23,7 @@ use error::ApiError;
         tokens::list_v1, tokens::list_v2, tokens::create_v1, tokens::create_v2,
         tokens::get_v1, tokens::get_v2, tokens::delete_v1, tokens::delete_v2,
     ),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

@@ -162,6 +162,14 @@ pub struct UsersPage {
     pub results: Vec<ApiUser>,
 }
 
+/// `GET /iam/users`'s answer, as documented: an array without `limit`, a page with it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UsersList {
+    All(Vec<ApiUser>),
+    Page(UsersPage),
+}
+
 /// `GET /iam/clients/{clientId}/client-users/{userId}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserRole {

@@ -12,7 +12,7 @@ use crate::services::members::{NewMember, UserUpdate, LANGUAGES};
 use super::auth::{url_pairs, ApiCaller};
 use super::body::{BodyErrors, Field, JsonBody, RoleBody};
 use super::error::{ApiError, FieldPaths};
-use super::model::{ApiUser, ClientOverview, Message, UserRole, UsersPage};
+use super::model::{ApiUser, ClientOverview, Message, UserRole, UsersList, UsersPage};
 use crate::web::AppState;
 
 /// The caller's own user.
@@ -50,7 +50,7 @@ const MAX_PAGE: i64 = 1000;
 #[utoipa::path(get, path = "/iam/users", tag = "users",
     params(("limit" = Option<i64>, Query, description = "page size, 1-1000; turns the answer into {count, results}"),
            ("offset" = Option<i64>, Query, description = "users to skip")),
-    responses((status = 200, body = UsersPage, description = "with limit; without it, an array of users"),
+    responses((status = 200, body = UsersList, description = "with limit, a page; without it, an array of every user"),
               (status = 400), (status = 401, body = Message), (status = 403, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 #[get("/iam/users")]
@@ -87,13 +87,13 @@ pub async fn list(
         .iter()
         .map(|u| ApiUser::new(u, &page.account))
         .collect();
-    Ok(match limit {
-        None => HttpResponse::Ok().json(users),
-        Some(_) => HttpResponse::Ok().json(UsersPage {
+    Ok(HttpResponse::Ok().json(match limit {
+        None => UsersList::All(users),
+        Some(_) => UsersList::Page(UsersPage {
             count: page.total,
             results: users,
         }),
-    })
+    }))
 }
 
 /// The caller's account.
@@ -369,7 +369,8 @@ fn own_account(raw: &str, account_id: i64) -> Result<(), ApiError> {
 /// Remove a user from the account (200). Refused (403) while they have active tokens.
 #[utoipa::path(delete, path = "/iam/clients/{clientId}/client-users/{userId}", tag = "users",
     params(("clientId" = i64, Path), ("userId" = i64, Path)),
-    responses((status = 200, description = "removed; empty body"), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
+    responses((status = 200, description = "removed; empty body"), (status = 400, description = "it would leave the account without an Administrator"),
+              (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 #[delete("/iam/clients/{client_id}/client-users/{user_id}")]
 pub async fn remove(

@@ -150,6 +150,8 @@ impl Services {
         if let Some(wait) = limiter.locked_here(&login, &from, now) {
             return Err(SignInError::TooManyAttempts(wait));
         }
+        // A turn first: when the budget is full the answer is "busy" before any database work.
+        let turn = self.passwords.turn().await?;
         let (l, f) = (login.clone(), from.clone());
         let (reserved, user) = self
             .db
@@ -164,19 +166,13 @@ impl Services {
         let password = password.to_owned();
         let checked = self
             .passwords
-            .run(move || password_opens(user.as_ref(), &password).then_some(user))
-            .await;
+            .run_in(turn, move || {
+                password_opens(user.as_ref(), &password).then_some(user)
+            })
+            .await?;
         let limiter = self.limiter.clone();
-        let user = match checked {
-            Ok(Some(Some(user))) => user,
-            Ok(_) => return Err(SignInError::WrongCredentials),
-            Err(busy) => {
-                // Never judged: it doesn't count against the person.
-                self.db
-                    .run(move |conn| limiter.not_judged(conn, &login, &from))
-                    .await?;
-                return Err(busy.into());
-            }
+        let Some(Some(user)) = checked else {
+            return Err(SignInError::WrongCredentials);
         };
         self.db
             .run(move |conn| {

@@ -115,14 +115,6 @@ impl LoginLimiter {
         Ok(())
     }
 
-    /// The attempt was never judged (the server was busy): it doesn't count.
-    pub fn not_judged(&self, conn: &mut DbConn, email: &str, address: &str) -> ServiceResult<()> {
-        for key in keys(email, address).into_iter().flatten() {
-            LoginFailures::uncount(conn, &key)?;
-        }
-        Ok(())
-    }
-
     /// Forgets counts whose window ended (the sweep calls this).
     pub fn purge(&self, conn: &mut DbConn, now: OffsetDateTime) -> ServiceResult<usize> {
         Ok(LoginFailures::purge(conn, to_naive(now - self.window))?)

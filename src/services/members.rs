@@ -723,12 +723,15 @@ impl Services {
     pub async fn set_password(&self, secret: String, password: String) -> ServiceResult<User> {
         let now = self.clock.now();
         let link = secret.clone();
+        // A turn in the budget first, as sign-in does: a flood of links told "busy" costs no
+        // database work, and the lookups it does make are bounded by the budget's pace.
+        let turn = self.passwords.turn().await?;
         self.db
             .run(move |conn| check_link(conn, &link, now))
             .await?;
         let hashed = self
             .passwords
-            .run(move || super::users::hash_password(&password))
+            .run_in(turn, move || super::users::hash_password(&password))
             .await??;
         self.db
             .run(move |conn| set_password(conn, &secret, &hashed, now))

@@ -17,6 +17,9 @@ pub const QUEUE_WAIT: Duration = Duration::from_millis(250);
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// A turn in the password budget (see `PasswordWork::turn`).
+pub struct Turn(tokio::sync::OwnedSemaphorePermit);
+
 pub struct PasswordWork {
     permits: Arc<Semaphore>,
     size: usize,
@@ -76,15 +79,32 @@ impl PasswordWork {
         self.size - self.permits.available_permits()
     }
 
+    /// A turn in the budget, waited for at most the queue wait. Taken *before* any other
+    /// work of a sign-in, so a flood told "busy" costs no database work either.
+    pub async fn turn(&self) -> ServiceResult<Turn> {
+        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| ServiceError::Busy)?
+            .map_err(|_| ServiceError::Busy)?;
+        Ok(Turn(permit))
+    }
+
     /// Runs `work` (a hash or a verification) on the password threads under the budget.
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> ServiceResult<T> {
-        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| ServiceError::Busy)?
-            .map_err(|_| ServiceError::Busy)?;
+        let turn = self.turn().await?;
+        self.run_in(turn, work).await
+    }
+
+    /// Runs `work` in a turn taken earlier with `turn`.
+    pub async fn run_in<T: Send + 'static>(
+        &self,
+        turn: Turn,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> ServiceResult<T> {
+        let permit = turn.0;
         let done = self.done.clone();
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {

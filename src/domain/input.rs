@@ -158,6 +158,26 @@ impl PersonName {
     }
 }
 
+/// The languages a user may have (Gcore's list).
+pub const LANGUAGES: [&str; 5] = ["en", "de", "ru", "zh", "az"];
+
+/// A user's language, one of `LANGUAGES`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Language(String);
+
+impl Language {
+    pub fn parse(raw: &str) -> Result<Language, String> {
+        LANGUAGES
+            .contains(&raw)
+            .then(|| Language(raw.to_owned()))
+            .ok_or_else(|| format!("Must be one of: {}.", LANGUAGES.join(", ")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A new password: 10–1024 characters (long enough to matter, short enough to hash).
 pub struct NewPassword(String);
 

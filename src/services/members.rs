@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use super::tokens::retire;
 use super::{Actor, Services};
 use crate::db::DbConn;
-use crate::domain::input::{Email, PersonName};
+use crate::domain::input::{Email, Language, PersonName};
 use crate::domain::token::{from_naive, to_naive, TokenStatus};
 use crate::domain::{sha256_hex, AuthType, Role, Secret};
 use crate::email::{invitation_message, InvitationMail, Recipient};
@@ -107,12 +107,9 @@ pub struct NewMember {
     pub name: Option<PersonName>,
     pub role: Role,
     pub sso: bool,
-    /// One of `LANGUAGES`; English when not given.
-    pub lang: Option<String>,
+    /// English when not given.
+    pub lang: Option<Language>,
 }
-
-/// The languages a user may have (Gcore's list).
-pub const LANGUAGES: [&str; 5] = ["en", "de", "ru", "zh", "az"];
 
 /// Adds a user to the actor's account. Password users get a set-password link (valid 72 h);
 /// SSO users sign in through their identity provider and get none.
@@ -130,12 +127,6 @@ pub fn invite(
         lang,
     } = member;
     let (role, sso) = (*role, *sso);
-    if let Some(lang) = lang.as_deref().filter(|l| !LANGUAGES.contains(l)) {
-        return Err(ServiceError::invalid(
-            "lang",
-            format!("\"{lang}\" is not one of: {}.", LANGUAGES.join(", ")),
-        ));
-    }
     actor.require_admin()?;
     let secret = (!sso).then(|| Secret::generate().into_exposed());
     conn.transaction(|conn| {
@@ -164,9 +155,9 @@ pub fn invite(
         )?;
         let user = match lang {
             Some(lang) => {
-                User::update_profile(conn, user.id, &user.name, None, lang)?;
+                User::update_profile(conn, user.id, &user.name, None, lang.as_str())?;
                 User {
-                    lang: lang.clone(),
+                    lang: lang.as_str().to_owned(),
                     ..user
                 }
             }
@@ -398,7 +389,10 @@ fn update_profile(
         Some(Some(n)) => n.as_str().to_owned(),
     };
     let phone = update.phone.clone().unwrap_or(user.phone.clone());
-    let lang = update.lang.clone().unwrap_or(user.lang.clone());
+    let lang = update
+        .lang
+        .as_ref()
+        .map_or(user.lang.clone(), |l| l.as_str().to_owned());
     User::update_profile(conn, user.id, &name, phone.as_deref(), &lang)?;
     event(
         conn,
@@ -441,7 +435,7 @@ pub struct UserUpdate {
     pub name: Option<Option<PersonName>>,
     /// `Some(None)` clears the phone number.
     pub phone: Option<Option<String>>,
-    pub lang: Option<String>,
+    pub lang: Option<Language>,
     pub email: Option<Email>,
     /// Accepted when it is the user's own method; a change is refused by name.
     pub auth_type: Option<AuthType>,

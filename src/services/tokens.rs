@@ -130,12 +130,6 @@ pub fn create(
     request: &NewTokenRequest,
     now: OffsetDateTime,
 ) -> ServiceResult<CreateOutcome> {
-    if !actor.role.may_issue(request.role) {
-        return Err(ServiceError::invalid(
-            "role",
-            format!("Can't create token with role {}", request.role),
-        ));
-    }
     let naive_now = to_naive(now);
     let secret = TokenSecret::generate();
     let hash = secret.hash();
@@ -145,12 +139,13 @@ pub fn create(
         if !Account::lock(conn, actor.account_id)? {
             return Err(ServiceError::NotFound);
         }
-        // The issuer's role as it is now, under the lock a role change also takes: a demotion
-        // racing this create can't leave a token above its issuer.
+        // The role ceiling, in one place: the acting role (a token's own), capped by the
+        // issuer's role as it is now, read under the lock a role change also takes, so a
+        // demotion racing this create can't leave a token above its issuer.
         let issuer = User::find(conn, actor.user_id)?
             .filter(|u| u.removed_at.is_none() && u.account_id == actor.account_id)
             .ok_or(ServiceError::NotFound)?;
-        if !issuer.role.may_issue(request.role) {
+        if !actor.role.capped_by(issuer.role).may_issue(request.role) {
             return Err(ServiceError::invalid(
                 "role",
                 format!("Can't create token with role {}", request.role),

@@ -7,6 +7,20 @@ use serde_json::json;
 
 use crate::helpers::{Acme, ACME_ADMIN, PASSWORD};
 
+/// `POST /iam/auth/jwt/login` with these credentials.
+async fn login(
+    app: &crate::helpers::TestApp,
+    email: impl std::fmt::Display,
+    password: impl std::fmt::Display,
+) -> crate::helpers::Reply {
+    app.api("")
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": email.to_string(), "password": password.to_string()}),
+        )
+        .await
+}
+
 /// 100 wrong passwords at once for one e-mail: at most the limit (5) are ever checked; the
 /// rest are refused before any password work; then even the right password is refused.
 #[tokio::test]
@@ -39,16 +53,9 @@ async fn parallel_guesses_get_no_more_than_the_limit() {
         .count();
     assert_eq!(judged + limited + busy, 100, "{statuses:?}");
     assert!(judged <= 5, "{judged} guesses were checked: {statuses:?}");
-    assert!(limited >= 95 - busy, "{statuses:?}");
     let checked = app.state.password_work_done() - work_before;
     assert!(checked <= 5, "{checked} passwords were hashed");
-    let right = app
-        .api("")
-        .post(
-            "/iam/auth/jwt/login",
-            json!({"username": ACME_ADMIN, "password": PASSWORD}),
-        )
-        .await;
+    let right = login(&app, ACME_ADMIN, PASSWORD).await;
     assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -58,34 +65,16 @@ async fn two_instances_share_the_limit() {
     let Acme { app, .. } = Acme::start().await;
     let sibling = app.spawn_sibling().await;
     for (n, instance) in [&app, &sibling, &app, &sibling, &app].iter().enumerate() {
-        let r = instance
-            .api("")
-            .post(
-                "/iam/auth/jwt/login",
-                json!({"username": ACME_ADMIN, "password": format!("wrong {n}")}),
-            )
-            .await;
+        let r = login(instance, ACME_ADMIN, format!("wrong {n}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "guess {n}");
     }
     for instance in [&sibling, &app] {
-        let r = instance
-            .api("")
-            .post(
-                "/iam/auth/jwt/login",
-                json!({"username": ACME_ADMIN, "password": PASSWORD}),
-            )
-            .await;
+        let r = login(instance, ACME_ADMIN, PASSWORD).await;
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.json);
     }
     // Another person isn't locked out by it.
     app.acme_member("other", Role::Engineers).await;
-    let r = sibling
-        .api("")
-        .post(
-            "/iam/auth/jwt/login",
-            json!({"username": "other@acme.test", "password": PASSWORD}),
-        )
-        .await;
+    let r = login(&sibling, "other@acme.test", PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -94,13 +83,7 @@ async fn two_instances_share_the_limit() {
 async fn right_passwords_do_not_count() {
     let Acme { app, .. } = Acme::start().await;
     for _ in 0..8 {
-        let r = app
-            .api("")
-            .post(
-                "/iam/auth/jwt/login",
-                json!({"username": ACME_ADMIN, "password": PASSWORD}),
-            )
-            .await;
+        let r = login(&app, ACME_ADMIN, PASSWORD).await;
         assert_eq!(r.status, StatusCode::OK);
     }
 }
@@ -405,13 +388,7 @@ async fn signing_in_ends_the_browsers_previous_session() {
 }
 
 async fn jwt_of(app: &crate::helpers::TestApp, email: &str) -> (String, String) {
-    let r = app
-        .api("")
-        .post(
-            "/iam/auth/jwt/login",
-            json!({"username": email, "password": PASSWORD}),
-        )
-        .await;
+    let r = login(app, email, PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     (
         r.json["access"].as_str().unwrap().to_string(),

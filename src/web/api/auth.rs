@@ -36,6 +36,22 @@ fn authorization(req: &HttpRequest) -> &str {
 /// The authenticated caller of a management endpoint (see `Services::api_caller`).
 pub struct ApiCaller(pub Credential);
 
+impl ApiCaller {
+    /// A path's `clientId` must be the caller's own account; another is "not found" (so
+    /// other accounts' ids are not confirmed).
+    pub fn own_account(&self, client_id: &str) -> Result<(), ApiError> {
+        match client_id.parse::<i64>() {
+            Ok(id) if id == self.0.actor.account_id => Ok(()),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
+/// An id from the path; one that isn't a number is "not found", like one that doesn't exist.
+pub fn path_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().map_err(|_| ApiError::NotFound)
+}
+
 impl FromRequest for ApiCaller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<ApiCaller, ApiError>>;

@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::auth::{url_pairs, ApiCaller};
+use super::auth::{path_id, url_pairs, ApiCaller};
 use super::body::{BodyErrors, Field, JsonBody, RoleBody};
 use super::error::{ApiError, FieldPaths};
 use super::model::{ApiToken, ApiTokenCreated, Message};
@@ -18,18 +18,6 @@ use crate::domain::token::{wire_form, Separator, TokenStatus};
 use crate::domain::Role;
 use crate::services::tokens::{CreateOutcome, ListQuery, NewTokenRequest};
 use crate::web::AppState;
-
-/// The path's `clientId` must be the caller's own account; another is "not found".
-fn own_account(caller: &ApiCaller, client_id: &str) -> Result<(), ApiError> {
-    match client_id.parse::<i64>() {
-        Ok(id) if id == caller.0.actor.account_id => Ok(()),
-        _ => Err(ApiError::NotFound),
-    }
-}
-
-fn token_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().map_err(|_| ApiError::NotFound)
-}
 
 pub fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery {
@@ -204,7 +192,7 @@ async fn list(
     client_id: &str,
     req: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    own_account(&caller, client_id)?;
+    caller.own_account(client_id)?;
     let query = parse_list_query(req.query_string())?;
     let now = state.clock().now();
     let page = state.list_tokens(caller.0.actor, query).await?;
@@ -219,7 +207,7 @@ async fn create(
     body: CreateTokenBody,
     sep: Separator,
 ) -> Result<HttpResponse, ApiError> {
-    own_account(&caller, client_id)?;
+    caller.own_account(client_id)?;
     let now = state.clock().now();
     let mut request = body.parse(now)?;
     // Made with a token: it can't outlive that token, and goes when that token goes.
@@ -248,8 +236,8 @@ async fn get(
     client_id: &str,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
-    own_account(&caller, client_id)?;
-    let id = token_id(id)?;
+    caller.own_account(client_id)?;
+    let id = path_id(id)?;
     let token = state.token(caller.0.actor, id).await?;
     Ok(HttpResponse::Ok().json(ApiToken::new(&token, state.clock().now())))
 }
@@ -260,8 +248,8 @@ async fn delete(
     client_id: &str,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
-    own_account(&caller, client_id)?;
-    let id = token_id(id)?;
+    caller.own_account(client_id)?;
+    let id = path_id(id)?;
     state.delete_token(caller.0.actor, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

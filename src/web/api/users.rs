@@ -5,11 +5,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::domain::input::{Email, PersonName};
+use crate::domain::input::{Email, Language, PersonName};
 use crate::domain::{AuthType, Role};
-use crate::services::members::{NewMember, UserUpdate, LANGUAGES};
+use crate::error::ServiceError;
+use crate::services::members::{NewMember, UserUpdate};
+use crate::services::ADMINS_ONLY;
 
-use super::auth::{url_pairs, ApiCaller};
+use super::auth::{path_id, url_pairs, ApiCaller};
 use super::body::{BodyErrors, Field, JsonBody, RoleBody};
 use super::error::{ApiError, FieldPaths};
 use super::model::{ApiUser, ClientOverview, Message, UserRole, UsersList, UsersPage};
@@ -36,7 +38,7 @@ pub async fn one(
     caller: ApiCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: i64 = path.parse().map_err(|_| ApiError::NotFound)?;
+    let id = path_id(&path)?;
     let (user, account) = state.user(caller.0.actor, id).await?;
     Ok(HttpResponse::Ok().json(ApiUser::new(&user, &account)))
 }
@@ -196,8 +198,11 @@ impl TryFrom<UpdateUserBody> for UserUpdate {
         }
         match body.lang {
             Field::Absent => {}
-            Field::Value(l) if LANGUAGES.contains(&l.as_str()) => change.lang = Some(l),
-            _ => errors.set("lang", format!("Must be one of: {}.", LANGUAGES.join(", "))),
+            Field::Value(l) => match Language::parse(&l) {
+                Ok(l) => change.lang = Some(l),
+                Err(m) => errors.set("lang", m),
+            },
+            Field::Null | Field::WrongType(_) => errors.set("lang", "Not a valid string."),
         }
         match body.email {
             Field::Absent => {}
@@ -251,7 +256,7 @@ pub async fn update(
     path: web::Path<String>,
     body: JsonBody<UpdateUserBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: i64 = path.parse().map_err(|_| ApiError::NotFound)?;
+    let id = path_id(&path)?;
     let change = UserUpdate::try_from(body.into_inner())?;
     let (user, account) = state
         .update_user(caller.0.actor, id, change)
@@ -324,9 +329,9 @@ pub async fn invite(
     };
     let lang = match body.lang {
         Field::Absent | Field::Null => None,
-        Field::Value(l) if LANGUAGES.contains(&l.as_str()) => Some(l),
-        _ => {
-            errors.set("lang", format!("Must be one of: {}.", LANGUAGES.join(", ")));
+        Field::Value(l) => Language::parse(&l).map_err(|m| errors.set("lang", m)).ok(),
+        Field::WrongType(_) => {
+            errors.set("lang", "Not a valid string.");
             None
         }
     };
@@ -358,11 +363,12 @@ pub async fn invite(
 /// Gcore's words for a management call by someone who isn't an Administrator.
 const NO_PERMISSION: &str = "You do not have permission to perform this action.";
 
-/// `{clientId}` must be the caller's own account; anything else is a 404.
-fn own_account(raw: &str, account_id: i64) -> Result<(), ApiError> {
-    match raw.parse::<i64>() {
-        Ok(id) if id == account_id => Ok(()),
-        _ => Err(ApiError::NotFound),
+/// A service refusal as the `client-users` endpoints word it: the services' one
+/// "Administrators only" refusal in Gcore's words, the rest as everywhere.
+fn in_gcores_words(e: ServiceError, paths: FieldPaths) -> ApiError {
+    match e {
+        ServiceError::Forbidden(m) if m == ADMINS_ONLY => ApiError::Forbidden(NO_PERMISSION.into()),
+        other => ApiError::from_service(other, paths),
     }
 }
 
@@ -378,13 +384,12 @@ pub async fn remove(
     caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.0.actor;
-    own_account(&path.0, actor.account_id)?;
-    if !actor.role.is_admin() {
-        return Err(ApiError::Forbidden(NO_PERMISSION.into()));
-    }
-    let id: i64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
-    state.remove_user(actor, id, false).await?;
+    caller.own_account(&path.0)?;
+    let id = path_id(&path.1)?;
+    state
+        .remove_user(caller.0.actor, id, false)
+        .await
+        .map_err(|e| in_gcores_words(e, &[]))?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -399,9 +404,9 @@ pub async fn get_role(
     caller: ApiCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.own_account(&path.0)?;
     let actor = caller.0.actor;
-    own_account(&path.0, actor.account_id)?;
-    let id: i64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
+    let id = path_id(&path.1)?;
     let (user, _) = state.user(actor, id).await?;
     Ok(HttpResponse::Ok().json(UserRole {
         user_role: user.role.into(),
@@ -430,20 +435,17 @@ pub async fn set_role(
     path: web::Path<(String, String)>,
     body: JsonBody<UserRoleBody>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.own_account(&path.0)?;
     let actor = caller.0.actor;
-    own_account(&path.0, actor.account_id)?;
-    let id: i64 = path.1.parse().map_err(|_| ApiError::NotFound)?;
+    let id = path_id(&path.1)?;
     let sent = match body.into_inner().user_role {
         Field::Value(v) | Field::WrongType(v) => v,
         Field::Absent | Field::Null => Value::Null,
     };
     let role = role_of_json(&sent).map_err(|m| ApiError::field("user_role", m))?;
-    if !actor.role.is_admin() {
-        return Err(ApiError::Forbidden(NO_PERMISSION.into()));
-    }
     state
         .change_role(actor, id, role, false)
         .await
-        .map_err(|e| ApiError::from_service(e, INVITE_FIELDS))?;
+        .map_err(|e| in_gcores_words(e, INVITE_FIELDS))?;
     Ok(HttpResponse::NoContent().finish())
 }

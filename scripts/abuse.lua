@@ -1,5 +1,5 @@
 -- wrk script for scripts/abuse: anonymous floods of the expensive endpoints.
--- ATTACK = set-password | login | jwt-login; COOKIE and CSRF come from one GET /login.
+-- ATTACK = set-password | login | jwt-login | made-up-tokens; COOKIE and CSRF come from one GET /login.
 local attack = os.getenv("ATTACK")
 local cookie = os.getenv("COOKIE") or ""
 local csrf = os.getenv("CSRF") or ""
@@ -40,6 +40,10 @@ function request()
     local body = "csrf_token=" .. csrf .. "&email=victim" .. hex(6) .. "%40example.com&password=guess" .. counter
     return wrk.format("POST", "/login",
       { ["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = cookie, ["X-Forwarded-For"] = botnet() }, body)
+  elseif attack == "made-up-tokens" then
+    -- Gateway checks with tokens that don't exist: ids from 1 to about a trillion.
+    local token = string.format("%d", math.random(1, 2^40)) .. "_" .. hex(64)
+    return wrk.format("GET", "/iam/auth/check", { ["Authorization"] = "APIKey " .. token, ["X-Forwarded-For"] = botnet() })
   else
     local body = '{"username":"victim' .. hex(6) .. '@example.com","password":"guess' .. counter .. '"}'
     return wrk.format("POST", "/iam/auth/jwt/login", { ["Content-Type"] = "application/json", ["X-Forwarded-For"] = botnet() }, body)

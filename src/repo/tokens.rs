@@ -6,6 +6,10 @@ use crate::db::DbConn;
 use crate::domain::token::{TokenStatus, EXPIRING_SOON};
 use crate::domain::Role;
 
+/// On PostgreSQL, the longest a create holds a token id before committing it: the insert and
+/// the wait for the commit each get half.
+pub const INSERT_TO_COMMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = tokens)]
 pub struct Token {
@@ -127,7 +131,16 @@ pub(super) fn status_is(
 }
 
 impl Token {
+    /// Inserts a token; it must be the create transaction's last statement. On PostgreSQL the
+    /// time between taking the id and committing is bounded (`INSERT_TO_COMMIT`), which the
+    /// gateway's "this id will never exist" relies on (`services::id_horizon`).
     pub fn insert(conn: &mut DbConn, new: &NewToken) -> QueryResult<Token> {
+        if let DbConn::Postgres(_) = conn {
+            let ms = INSERT_TO_COMMIT.as_millis() / 2;
+            for setting in ["statement_timeout", "idle_in_transaction_session_timeout"] {
+                diesel::sql_query(format!("SET LOCAL {setting} = {ms}")).execute(conn)?;
+            }
+        }
         diesel::insert_into(tokens::table)
             .values(new)
             .returning(tokens::all_columns)
@@ -320,6 +333,15 @@ impl TokenForAuth {
             ))
             .first(conn)
             .optional()
+    }
+
+    /// The highest token id committed (0 when there is none): one step down the primary key.
+    pub fn max_id(conn: &mut DbConn) -> QueryResult<i64> {
+        use diesel::dsl::max;
+        Ok(tokens::table
+            .select(max(tokens::id))
+            .first::<Option<i64>>(conn)?
+            .unwrap_or(0))
     }
 
     /// Records the latest use of each token, all in one transaction (one commit, however

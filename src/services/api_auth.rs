@@ -3,12 +3,15 @@
 
 use time::OffsetDateTime;
 
-use super::token_cache::{TokenVerifier, Verdict};
+use std::time::Instant;
+
+use super::id_horizon::Sight;
+use super::token_cache::{LoadedRow, TokenVerifier, Verdict};
 use super::user_cache::UserState;
 use super::{Actor, Services};
 use crate::domain::token::PresentedToken;
 use crate::error::{ServiceError, ServiceResult};
-use crate::repo::User;
+use crate::repo::{TokenForAuth, User};
 
 /// Longest `Authorization` value we read; anything longer is refused unread.
 pub const MAX_AUTHORIZATION: usize = 8192;
@@ -160,26 +163,57 @@ impl Services {
                 }
                 verdict
             }
-            Verdict::Unknown => {
-                match self
-                    .db
-                    .run_gateway(move |conn| TokenVerifier::load(conn, id))
-                    .await
-                {
-                    Ok(row) => self.verifier.remember(&presented, row, now),
-                    // Stale-if-error: what this instance knew, or "unavailable" if it knew nothing.
-                    Err(ServiceError::Unavailable(why)) => self
-                        .verifier
-                        .stale(&presented, now)
-                        .ok_or(ServiceError::Unavailable(why))?,
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            Verdict::Unknown => match self.token_row(id).await {
+                Ok(Some(row)) => self.verifier.remember(&presented, row, now),
+                Ok(None) => Err(Unauthorized),
+                // Stale-if-error: what this instance knew, or "unavailable" if it knew nothing.
+                Err(ServiceError::Unavailable(why)) => self
+                    .verifier
+                    .stale(&presented, now)
+                    .ok_or(ServiceError::Unavailable(why))?,
+                Err(e) => return Err(e.into()),
+            },
         };
         let credential = verdict?;
         // Written by the batched flush (`flush_uses`), never on the request path.
         self.verifier.note_use(id, now);
         Ok(credential)
+    }
+
+    /// Reads a token's row on a cache miss. `None`: no such id, told by the id horizon where
+    /// it can (an id above every committed one costs a share of one `max(id)` read, a settled
+    /// gap nothing), so a flood of made-up ids can't cost a read each.
+    async fn token_row(&self, id: i64) -> ServiceResult<Option<LoadedRow>> {
+        match self.horizon.sight(id) {
+            Sight::Never => return Ok(None),
+            Sight::Within => {}
+            Sight::Beyond => {
+                let arrived = self.horizon.arrival();
+                let max = self
+                    .horizon
+                    .max_since(arrived, || {
+                        self.db.run_gateway(|conn| {
+                            let max = TokenForAuth::max_id(conn)?;
+                            Ok((max, Instant::now()))
+                        })
+                    })
+                    .await?;
+                if id > max {
+                    return Ok(None);
+                }
+            }
+        }
+        let loaded = self
+            .db
+            .run_gateway(move |conn| TokenVerifier::load(conn, id))
+            .await?;
+        if loaded.exists() {
+            self.horizon.saw(id, Instant::now());
+            Ok(Some(loaded))
+        } else {
+            self.horizon.missing(id);
+            Ok(None)
+        }
     }
 
     /// Writes the token uses noted since the last flush, in one transaction. On failure they

@@ -6,7 +6,7 @@
 //! with `ServiceError::Unavailable` (503) instead of each request waiting for the pool, and
 //! one background probe a quarter-second apart turns it up again when the database answers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub struct Database {
     gateway: DbPool,
     health: Arc<Health>,
     probing: Arc<AtomicBool>,
+    /// Work run on the gateway's connections so far (reads that reached the database).
+    gateway_runs: Arc<AtomicU64>,
 }
 
 /// Connections reserved for the gateway's cache misses.
@@ -36,6 +38,7 @@ impl Database {
             gateway,
             health,
             probing: Arc::default(),
+            gateway_runs: Arc::default(),
         }
     }
 
@@ -69,7 +72,13 @@ impl Database {
         F: FnOnce(&mut DbConn) -> ServiceResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.gateway_runs.fetch_add(1, Ordering::Relaxed);
         self.run_on(self.gateway.clone(), f).await
+    }
+
+    /// How many times `run_gateway` was called.
+    pub fn gateway_runs(&self) -> u64 {
+        self.gateway_runs.load(Ordering::Relaxed)
     }
 
     async fn run_on<T, F>(&self, pool: DbPool, f: F) -> ServiceResult<T>

@@ -10,6 +10,7 @@ pub mod api_auth;
 pub mod auth;
 pub mod database;
 pub mod delivery;
+pub mod id_horizon;
 pub mod jwt;
 pub mod login_limit;
 pub mod members;
@@ -74,6 +75,7 @@ pub struct Services {
     db: Database,
     clock: Clock,
     verifier: Arc<token_cache::TokenVerifier>,
+    horizon: Arc<id_horizon::IdHorizon>,
     user_states: Arc<user_cache::UserStates>,
     jwt: Arc<jwt::JwtKeys>,
     limiter: Arc<login_limit::LoginLimiter>,
@@ -93,6 +95,7 @@ impl Services {
             db: Database::new(pool, gateway_pool, health),
             clock,
             verifier: Arc::new(token_cache::TokenVerifier::new(settings.outage_grace)),
+            horizon: Arc::default(),
             user_states: Arc::new(user_cache::UserStates::new(settings.outage_grace)),
             jwt: Arc::new(jwt::JwtKeys::new(&settings.jwt_keys)?),
             limiter: Arc::new(login_limit::LoginLimiter::default()),
@@ -120,6 +123,11 @@ impl Services {
         for id in ids {
             self.verifier.forget(*id);
         }
+    }
+
+    /// Reads this instance made on the gateway's connections (token and user loads).
+    pub fn gateway_reads(&self) -> u64 {
+        self.db.gateway_runs()
     }
 
     /// Password hashes and verifications run so far by this instance.

@@ -96,6 +96,12 @@ pub enum Verdict {
     Unknown,
 }
 
+impl LoadedRow {
+    pub fn exists(&self) -> bool {
+        self.row.is_some()
+    }
+}
+
 impl TokenVerifier {
     pub fn new(outage_grace: StdDuration) -> TokenVerifier {
         TokenVerifier {

@@ -640,3 +640,121 @@ async fn tokens_made_with_tokens_are_capped_and_revoked_with_their_parent() {
         StatusCode::NO_CONTENT
     );
 }
+
+fn made_up_token(id: i64) -> String {
+    format!(
+        "APIKey {id}_{}",
+        apitokens::domain::Secret::generate().expose()
+    )
+}
+
+/// Probing the next id before its token exists never delays that token: it works the moment
+/// it is created, on the instance that was probed and on any other.
+#[tokio::test]
+async fn a_probed_id_works_the_moment_its_token_is_created() {
+    let Acme { app, admin } = Acme::start().await;
+    let sibling = app.spawn_sibling().await;
+    let first = app.token_for(&admin, Role::Engineers).await;
+    let next = crate::helpers::token_id(&first) + 1;
+    for round in 0..3 {
+        for instance in [&app, &sibling] {
+            let r = instance
+                .api(&made_up_token(next + round))
+                .get("/iam/auth/check")
+                .await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let fresh = app.token_for(&admin, Role::Engineers).await;
+    assert_eq!(crate::helpers::token_id(&fresh), next, "ids are a sequence");
+    for instance in [&sibling, &app] {
+        let r = instance
+            .api(&format!("APIKey {fresh}"))
+            .get("/iam/auth/check")
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+}
+
+/// A burst of made-up ids above every real one shares one `max(id)` read at a time instead of
+/// costing a read each; real tokens in the same burst still pass.
+#[tokio::test]
+async fn a_burst_of_made_up_ids_shares_reads() {
+    let Acme { app, admin } = Acme::start().await;
+    let real = app.token_for(&admin, Role::Engineers).await;
+    let services = &app.state.services;
+    let before = services.gateway_reads();
+    let made_up: Vec<String> = (0..200)
+        .map(|i| made_up_token(1_000_000 + i * 7919))
+        .collect();
+    let answers =
+        futures_util::future::join_all(made_up.iter().map(|h| services.authenticate(h))).await;
+    assert!(answers.iter().all(|a| matches!(
+        a,
+        Err(apitokens::services::api_auth::AuthError::Unauthorized)
+    )));
+    let reads = services.gateway_reads() - before;
+    assert!(
+        (1..=2).contains(&reads),
+        "200 made-up ids took {reads} reads"
+    );
+    // Ids that can't be sequence values cost nothing at all.
+    let before = services.gateway_reads();
+    for id in [0, -1, -9_000_000_000] {
+        assert!(services.authenticate(&made_up_token(id)).await.is_err());
+    }
+    assert_eq!(services.gateway_reads(), before);
+    let real = format!("APIKey {real}");
+    assert!(services.authenticate(&real).await.is_ok());
+}
+
+/// PostgreSQL can commit a lower id after a higher one. An id missing while a slow create
+/// still holds it must work once that create commits: "missing" below the highest id is only
+/// remembered once every create that could hold it has ended.
+#[tokio::test]
+async fn a_lower_id_committed_after_a_higher_one_works_at_once() {
+    use diesel::prelude::*;
+    let Acme { app, admin } = Acme::start().await;
+    if crate::helpers::postgres_url().is_none() {
+        eprintln!("SQLite writes one transaction at a time: the race needs PostgreSQL");
+        return;
+    }
+    let secret = apitokens::domain::Secret::generate();
+    let hash = apitokens::domain::secret::sha256_hex(secret.expose());
+    let url = app.state.settings.database_url.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<i64>();
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<()>();
+    let (account, issuer) = (admin.account_id, admin.id);
+    let slow_create = tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(&url).expect("connect");
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            #[derive(QueryableByName)]
+            struct Id {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                id: i64,
+            }
+            let row: Id = diesel::sql_query(format!(
+                "INSERT INTO tokens (account_id, issuer_id, name, role, secret_hash, created_at) \
+                 VALUES ({account}, {issuer}, 'slow', {role}, '{hash}', now()) RETURNING id",
+                role = Role::Engineers.id()
+            ))
+            .get_result(conn)?;
+            held_tx.send(row.id).unwrap();
+            commit_rx.recv().unwrap();
+            Ok(())
+        })
+        .expect("slow create commits");
+    });
+    let held = held_rx.recv().unwrap();
+    let later = app.token_for(&admin, Role::Engineers).await;
+    assert!(crate::helpers::token_id(&later) > held);
+    let held_token = format!("APIKey {held}_{}", secret.expose());
+    for _ in 0..3 {
+        let r = app.api(&held_token).get("/iam/auth/check").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "not committed yet");
+    }
+    commit_tx.send(()).unwrap();
+    slow_create.await.unwrap();
+    let r = app.api(&held_token).get("/iam/auth/check").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}

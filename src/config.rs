@@ -32,6 +32,12 @@ pub struct Settings {
     pub outage_grace: Duration,
     /// Proxies whose `X-Forwarded-For` names the client (empty: the TCP peer is the client).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where Prometheus metrics are served (`/metrics`), apart from the app; `None`: nowhere.
+    pub metrics_bind: Option<String>,
+    /// After SIGTERM/SIGINT: how long `/readyz` answers 503 while requests are still served
+    /// (so a balancer stops sending new ones), then how long in-flight requests may take.
+    pub drain: Duration,
+    pub shutdown_timeout: Duration,
 }
 
 /// `APITOKENS_TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges.

@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod email;
 pub mod error;
+pub mod metrics;
 pub mod repo;
 pub mod services;
 pub mod startup;

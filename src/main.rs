@@ -117,6 +117,35 @@ struct Options {
         global = true
     )]
     trusted_proxies: String,
+    /// Serve Prometheus metrics at http://<this address>/metrics (e.g. 127.0.0.1:9100), on a
+    /// listener of its own so they are never public by accident. [default: off]
+    #[arg(long, env = "APITOKENS_METRICS_BIND", global = true)]
+    metrics_bind: Option<String>,
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(
+        long,
+        env = "APITOKENS_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+    /// On SIGTERM/SIGINT, seconds /readyz answers 503 while requests are still served.
+    #[arg(long, env = "APITOKENS_DRAIN_SECS", default_value_t = 0, global = true)]
+    drain_secs: u64,
+    /// Then, seconds in-flight requests and a running sweep's current e-mail may take.
+    #[arg(
+        long,
+        env = "APITOKENS_SHUTDOWN_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    shutdown_timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -177,14 +206,16 @@ enum UserCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,actix_server=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_logs())
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,actix_server=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.options.log_format {
+        // One JSON object per line, with the request's span (its id) on each.
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+        LogFormat::Text => logs.with_ansi(colour_logs()).init(),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -250,7 +281,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 from: settings.mail_from.clone(),
                 base_url: settings.base_url.clone(),
             };
-            let (recorded, d) = delivery::sweep(&mut conn, &mail, now)?;
+            let (recorded, d) = delivery::sweep(
+                &mut conn,
+                &mail,
+                now,
+                &std::sync::atomic::AtomicBool::new(false),
+            )?;
             println!(
                 "recorded {recorded}, sent {}, failed {}, skipped {} (e-mail off), cancelled {}",
                 d.sent, d.failed, d.skipped, d.cancelled
@@ -355,6 +391,9 @@ fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
         db_wait: Duration::from_millis(o.db_timeout_ms.clamp(50, 60_000)),
         outage_grace: Duration::from_secs(o.outage_grace_secs),
         trusted_proxies: apitokens::config::parse_trusted_proxies(&o.trusted_proxies)?,
+        metrics_bind: o.metrics_bind.clone().filter(|b| !b.trim().is_empty()),
+        drain: Duration::from_secs(o.drain_secs.min(300)),
+        shutdown_timeout: Duration::from_secs(o.shutdown_timeout_secs.min(600)),
     })
 }
 
@@ -373,7 +412,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("This is shown only this once. Add users with `apitokens user add --help`.");
         println!();
     }
-    app.run_until_stopped()
+    app.run_until(apitokens::startup::shutdown_signal())
         .await
         .context("the server stopped with an error")
 }

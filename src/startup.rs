@@ -1,12 +1,14 @@
 //! Builds the application (database, routes, middleware, state) and runs it.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web as aweb, App, HttpServer};
 use anyhow::{anyhow, Context};
+use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::db::{self, DbUrl, PoolOptions};
@@ -20,6 +22,8 @@ use crate::web::{self, AppState};
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
+    /// The metrics listener (`APITOKENS_METRICS_BIND`), apart from the app's.
+    metrics: Option<(u16, actix_web::dev::Server)>,
     pub state: AppState,
     /// Set when this start created the demo account: how to sign in to it.
     pub demo: Option<DemoCredentials>,
@@ -72,17 +76,22 @@ impl Application {
         };
         let data = aweb::Data::new(state.clone());
         let https = settings.secure_cookies();
+        let metrics = match settings.metrics_bind.as_deref() {
+            Some(bind) => Some(metrics_server(bind, data.clone())?),
+            None => None,
+        };
+        let app_settings = settings.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(security_headers(https))
-                // The path without its query string: a set-password link carries its secret there.
-                .wrap(
-                    Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms")
-                        .custom_request_replace("METHOD", |req| req.method().to_string()),
-                )
+                // Request id, access log line and metrics, around everything else.
+                .wrap(from_fn(web::observe::observe))
                 .app_data(data.clone())
-                .configure(web::configure(&settings))
-        });
+                .configure(web::configure(&app_settings))
+        })
+        // Signals are ours (`run_until`): drain first, then stop gracefully.
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs());
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
@@ -90,6 +99,7 @@ impl Application {
         Ok(Application {
             port,
             server,
+            metrics,
             state,
             demo,
         })
@@ -99,19 +109,114 @@ impl Application {
         self.port
     }
 
-    /// Serves until stopped, sweeping for expiry notices every `notify_interval` and writing
-    /// token uses every second meanwhile; what uses are still queued are written at the end.
+    /// The port of the metrics listener, if there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Serves until the process ends (tests: until the runtime stops).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let sweeper = tokio::spawn(sweep_periodically(self.state.clone()));
-        let flusher = tokio::spawn(flush_uses_periodically(self.state.clone()));
-        let result = self.server.await;
-        sweeper.abort();
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Serves, sweeping for expiry notices every `notify_interval` and writing token uses
+    /// every second, until `shutdown` completes; then shuts down without losing anything:
+    /// `/readyz` answers 503 for the drain time while requests are still served, the
+    /// listener closes and in-flight requests finish (up to the shutdown timeout), a running
+    /// sweep finishes the e-mail it is sending and gives the rest back, and the queued token
+    /// uses are written.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let settings = state.settings.clone();
+        let stop_sweeps = Arc::new(Notify::new());
+        let sweeper = tokio::spawn(sweep_periodically(state.clone(), stop_sweeps.clone()));
+        let flusher = tokio::spawn(flush_uses_periodically(state.clone()));
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
+        let handle = self.server.handle();
+        let server = self.server;
+        tokio::pin!(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            () = shutdown => {
+                tracing::info!(drain_secs = settings.drain.as_secs(), "shutting down: /readyz answers 503");
+                state.begin_shutdown();
+                tokio::time::sleep(settings.drain).await;
+                tracing::info!("shutting down: no new connections; finishing requests in flight");
+                // The server makes progress only while polled: stop it and drive it together.
+                let ((), result) = tokio::join!(handle.stop(true), &mut server);
+                result
+            }
+        };
+        state.begin_shutdown();
+        stop_sweeps.notify_one();
+        if tokio::time::timeout(settings.shutdown_timeout, sweeper)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the running sweep did not finish within the shutdown timeout");
+        }
         flusher.abort();
         if let Err(e) = self.state.flush_uses().await {
             tracing::warn!(error = %e, "token uses not written at shutdown");
         }
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
+        tracing::info!("stopped");
         result
     }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "can't listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "can't listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// The metrics listener: `GET /metrics` and nothing else, one worker.
+fn metrics_server(
+    bind: &str,
+    data: aweb::Data<AppState>,
+) -> anyhow::Result<(u16, actix_web::dev::Server)> {
+    let listener = TcpListener::bind(bind)
+        .map_err(|e| anyhow!("can't listen on {bind} for metrics (APITOKENS_METRICS_BIND): {e}"))?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/metrics", aweb::get().to(web::pages::health::metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((port, server))
 }
 
 /// How often queued token uses are written.
@@ -124,7 +229,7 @@ fn backoff(failures: u32, cap: Duration) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(16)).min(cap)
 }
 
-async fn sweep_periodically(state: AppState) {
+async fn sweep_periodically(state: AppState, stop: Arc<Notify>) {
     let every = state.settings.notify_interval;
     let mut failures = 0;
     loop {
@@ -133,7 +238,13 @@ async fn sweep_periodically(state: AppState) {
         } else {
             backoff(failures, every.min(MAX_BACKOFF))
         };
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stop.notified() => return,
+        }
+        if state.is_stopping() {
+            return;
+        }
         match state.sweep(state.clock().now()).await {
             Ok((recorded, d)) => {
                 failures = 0;

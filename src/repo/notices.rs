@@ -85,6 +85,31 @@ impl Notice {
             .load(conn)
     }
 
+    /// How many e-mails wait to be sent, and when the oldest was recorded (the
+    /// `notices_pending` index bounds it by what is pending, not by history).
+    pub fn pending_summary(conn: &mut DbConn) -> QueryResult<(i64, Option<PrimitiveDateTime>)> {
+        use diesel::dsl::{count_star, min};
+        notices::table
+            .filter(notices::email_status.eq(EmailStatus::Pending))
+            .select((count_star(), min(notices::created_at)))
+            .first(conn)
+    }
+
+    /// Gives back what a sweep claimed and didn't get to (it was asked to stop), so the next
+    /// sweep, here or on another instance, takes it at once.
+    pub fn unclaim(conn: &mut DbConn, claim_id: &str) -> QueryResult<usize> {
+        diesel::update(
+            notices::table
+                .filter(notices::claim_id.eq(claim_id))
+                .filter(notices::email_status.eq(EmailStatus::Pending)),
+        )
+        .set((
+            notices::claim_id.eq(None::<String>),
+            notices::claimed_until.eq(None::<PrimitiveDateTime>),
+        ))
+        .execute(conn)
+    }
+
     /// Claims `ids` for one sweep with a conditional update: a row another sweep claimed in
     /// the meantime no longer matches, so no two sweeps ever hold the same row.
     pub fn claim(

@@ -11,6 +11,7 @@ use super::user_cache::UserState;
 use super::{Actor, Services};
 use crate::domain::token::PresentedToken;
 use crate::error::{ServiceError, ServiceResult};
+use crate::metrics::CacheResult;
 use crate::repo::{TokenForAuth, User};
 
 /// Longest `Authorization` value we read; anything longer is refused unread.
@@ -144,6 +145,7 @@ impl Services {
         let id = presented.id;
         let verdict = match self.verifier.check_cached(&presented, now) {
             Verdict::Known { verdict, refresh } => {
+                self.metrics.cache(CacheResult::hit);
                 if refresh {
                     let services = self.clone();
                     tokio::spawn(async move {
@@ -184,6 +186,7 @@ impl Services {
     /// it can (an id above every committed one costs a share of one `max(id)` read, a settled
     /// gap nothing), so a flood of made-up ids can't cost a read each.
     async fn token_row(&self, id: i64) -> ServiceResult<Option<LoadedRow>> {
+        self.metrics.cache(CacheResult::miss);
         match self.horizon.sight(id) {
             Sight::Never => return Ok(None),
             Sight::Within => {}

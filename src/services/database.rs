@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::db::{self, DbConn, DbPool, Health, Trouble};
 use crate::error::{ServiceError, ServiceResult};
+use crate::metrics::{Metrics, PoolName};
 
 /// How often the probe tries the database while it is down.
 const PROBE_EVERY: Duration = Duration::from_millis(250);
@@ -24,6 +25,7 @@ pub struct Database {
     gateway: DbPool,
     health: Arc<Health>,
     probing: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
     /// Work run on the gateway's connections so far (reads that reached the database).
     gateway_runs: Arc<AtomicU64>,
 }
@@ -32,8 +34,14 @@ pub struct Database {
 pub const GATEWAY_POOL_SIZE: u32 = 4;
 
 impl Database {
-    pub fn new(pool: DbPool, gateway: DbPool, health: Arc<Health>) -> Database {
+    pub fn new(
+        pool: DbPool,
+        gateway: DbPool,
+        health: Arc<Health>,
+        metrics: Arc<Metrics>,
+    ) -> Database {
         Database {
+            metrics,
             pool,
             gateway,
             health,
@@ -63,7 +71,7 @@ impl Database {
         F: FnOnce(&mut DbConn) -> ServiceResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.run_on(self.pool.clone(), f).await
+        self.run_on(self.pool.clone(), PoolName::main, f).await
     }
 
     /// Like `run`, on the connections reserved for the gateway (token and user reads).
@@ -73,7 +81,26 @@ impl Database {
         T: Send + 'static,
     {
         self.gateway_runs.fetch_add(1, Ordering::Relaxed);
-        self.run_on(self.gateway.clone(), f).await
+        self.run_on(self.gateway.clone(), PoolName::gateway, f)
+            .await
+    }
+
+    /// (pool, busy, idle) of each pool, for the metrics.
+    pub fn pool_states(&self) -> Vec<(PoolName, u32, u32)> {
+        [
+            (PoolName::main, &self.pool),
+            (PoolName::gateway, &self.gateway),
+        ]
+        .into_iter()
+        .map(|(name, pool)| {
+            let state = pool.state();
+            (
+                name,
+                state.connections - state.idle_connections,
+                state.idle_connections,
+            )
+        })
+        .collect()
     }
 
     /// How many times `run_gateway` was called.
@@ -81,7 +108,7 @@ impl Database {
         self.gateway_runs.load(Ordering::Relaxed)
     }
 
-    async fn run_on<T, F>(&self, pool: DbPool, f: F) -> ServiceResult<T>
+    async fn run_on<T, F>(&self, pool: DbPool, name: PoolName, f: F) -> ServiceResult<T>
     where
         F: FnOnce(&mut DbConn) -> ServiceResult<T> + Send + 'static,
         T: Send + 'static,
@@ -90,8 +117,15 @@ impl Database {
             return Err(ServiceError::Unavailable("the database is down".into()));
         }
         let health = self.health.clone();
+        let metrics = self.metrics.clone();
+        // The request's span (its id) on whatever the work logs.
+        let span = tracing::Span::current();
         let result = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| {
+            let _in_request = span.enter();
+            let asked = std::time::Instant::now();
+            let conn = pool.get();
+            metrics.pool_wait(name, asked.elapsed());
+            let mut conn = conn.map_err(|e| {
                 // Every connection is busy, or none can be opened (then `Health` is down).
                 ServiceError::Unavailable(format!("no database connection: {e}"))
             })?;

@@ -6,6 +6,9 @@
 //! claiming leaves a claim that expires, and the next sweep takes the row again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::metrics::EmailOutcome;
 
 use time::{Duration, OffsetDateTime};
 
@@ -41,7 +44,12 @@ pub struct Delivery {
 }
 
 /// Sends the pending e-mails that are due.
-pub fn deliver(conn: &mut DbConn, mail: &Mail, now: OffsetDateTime) -> ServiceResult<Delivery> {
+pub fn deliver(
+    conn: &mut DbConn,
+    mail: &Mail,
+    now: OffsetDateTime,
+    stop: &AtomicBool,
+) -> ServiceResult<Delivery> {
     let mut report = Delivery::default();
     let ids = Notice::ready(conn, to_naive(now), BATCH)?;
     if ids.is_empty() {
@@ -58,6 +66,15 @@ pub fn deliver(conn: &mut DbConn, mail: &Mail, now: OffsetDateTime) -> ServiceRe
         to_naive(now + CLAIM_TTL),
     )?;
     for (notice, token, recipient) in Notice::claimed(conn, &claim_id)? {
+        // Shutting down: the e-mail being sent was finished; give the rest back at once.
+        if stop.load(Ordering::SeqCst) {
+            let left = Notice::unclaim(conn, &claim_id)?;
+            tracing::info!(
+                left,
+                "sweep stopped for shutdown; the rest goes out with the next sweep"
+            );
+            break;
+        }
         let status = if token.deleted_at.is_some() || recipient.removed_at.is_some() {
             EmailStatus::Cancelled
         } else if !recipient.token_expiry_email {
@@ -115,9 +132,10 @@ pub fn sweep(
     conn: &mut DbConn,
     mail: &Mail,
     now: OffsetDateTime,
+    stop: &AtomicBool,
 ) -> ServiceResult<(usize, Delivery)> {
     let recorded = record(conn, now)?;
-    let delivery = deliver(conn, mail, now)?;
+    let delivery = deliver(conn, mail, now, stop)?;
     Ok((recorded, delivery))
 }
 
@@ -127,12 +145,21 @@ impl Services {
     pub async fn sweep(&self, now: OffsetDateTime) -> ServiceResult<(usize, Delivery)> {
         let mail = self.mail.clone();
         let limiter = self.limiter.clone();
-        self.db
+        let stop = self.stopping.clone();
+        let (recorded, d) = self
+            .db
             .run(move |conn| {
                 // Housekeeping on the same beat: failed-attempt windows that ended.
                 limiter.purge(conn, now)?;
-                sweep(conn, &mail, now)
+                sweep(conn, &mail, now, &stop)
             })
-            .await
+            .await?;
+        let m = &self.metrics;
+        m.notices_recorded(recorded);
+        m.emails(EmailOutcome::sent, d.sent);
+        m.emails(EmailOutcome::failed, d.failed);
+        m.emails(EmailOutcome::skipped, d.skipped);
+        m.emails(EmailOutcome::cancelled, d.cancelled);
+        Ok((recorded, d))
     }
 }

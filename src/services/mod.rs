@@ -23,6 +23,8 @@ pub mod users;
 
 use std::sync::Arc;
 
+use crate::metrics::Metrics;
+
 use crate::config::Settings;
 use crate::db::{DbPool, Health};
 use crate::domain::{Clock, Role};
@@ -81,6 +83,10 @@ pub struct Services {
     limiter: Arc<login_limit::LoginLimiter>,
     passwords: Arc<password_work::PasswordWork>,
     mail: Arc<Mail>,
+    metrics: Arc<Metrics>,
+    /// Set on SIGTERM/SIGINT: not ready any more, and a running sweep stops after its
+    /// current e-mail.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Services {
@@ -91,8 +97,11 @@ impl Services {
         clock: Clock,
         settings: &Settings,
     ) -> anyhow::Result<Services> {
+        let metrics = Arc::new(Metrics::new());
         Ok(Services {
-            db: Database::new(pool, gateway_pool, health),
+            db: Database::new(pool, gateway_pool, health, metrics.clone()),
+            metrics,
+            stopping: Arc::default(),
             clock,
             verifier: Arc::new(token_cache::TokenVerifier::new(settings.outage_grace)),
             horizon: Arc::default(),
@@ -125,6 +134,47 @@ impl Services {
         }
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Starts the shutdown: `/readyz` answers 503 from now on, and a running sweep stops
+    /// after the e-mail it is sending.
+    pub fn begin_shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The metrics in Prometheus' text format, with the values read at scrape: connections
+    /// in use, e-mails pending (one indexed count; left as they were if the database
+    /// doesn't answer), password work in flight.
+    pub async fn metrics_text(&self) -> String {
+        let pending = self
+            .db
+            .run(|conn| Ok(crate::repo::notices::Notice::pending_summary(conn)?))
+            .await
+            .ok();
+        let now = self.clock.now();
+        let readings = crate::metrics::Readings {
+            pools: self.db.pool_states(),
+            pending_emails: pending.map(|(count, oldest)| {
+                let age = oldest.map_or(std::time::Duration::ZERO, |at| {
+                    (now - crate::domain::token::from_naive(at))
+                        .try_into()
+                        .unwrap_or_default()
+                });
+                (count, age)
+            }),
+            password_work_in_flight: self.passwords.in_flight() as i64,
+            draining: self.is_stopping(),
+        };
+        self.metrics.render(&readings)
+    }
+
     /// Reads this instance made on the gateway's connections (token and user loads).
     pub fn gateway_reads(&self) -> u64 {
         self.db.gateway_runs()
@@ -145,6 +195,9 @@ impl Services {
     /// an answer, not a timeout.
     pub async fn ready(&self) -> ServiceResult<()> {
         use diesel::r2d2::R2D2Connection;
+        if self.is_stopping() {
+            return Err(ServiceError::Unavailable("shutting down".into()));
+        }
         let check = self.db.run(|conn| {
             conn.ping()?;
             if crate::db::has_pending_migrations(conn)? {

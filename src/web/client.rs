@@ -23,12 +23,17 @@ pub fn client_address(req: &HttpRequest, trusted: &[IpNet]) -> String {
     .to_string()
 }
 
+/// Whether `ip` is one of the trusted proxies.
+pub fn is_trusted(ip: &IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(ip))
+}
+
 fn from_forwarded(
     peer: IpAddr,
     trusted: &[IpNet],
     forwarded: impl FnOnce() -> Vec<String>,
 ) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &IpAddr| is_trusted(ip, trusted);
     if !is_trusted(&peer) {
         return peer;
     }

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub state: AppState,
     pub dir: tempfile::TempDir,
     pg_schema: Option<(String, String)>,
+    /// Where `/metrics` is served, when the settings asked for it.
+    pub metrics_port: Option<u16>,
 }
 
 /// Everything the app logs during the tests, so tests can check that no secret is logged.
@@ -128,6 +130,9 @@ impl TestApp {
             db_wait: Duration::from_millis(1000),
             outage_grace: Duration::from_secs(60),
             trusted_proxies: vec![],
+            metrics_bind: None,
+            drain: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(5),
         };
         let mut settings = settings;
         change(&mut settings);
@@ -137,12 +142,14 @@ impl TestApp {
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state.clone();
+        let metrics_port = app.metrics_port();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             base,
             state,
             dir,
             pg_schema,
+            metrics_port,
         }
     }
 
@@ -435,12 +442,14 @@ impl TestApp {
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state.clone();
+        let metrics_port = app.metrics_port();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             base,
             state,
             dir,
             pg_schema: None,
+            metrics_port,
         }
     }
 
@@ -501,7 +510,21 @@ impl Api {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Reply {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    /// Like `send`, with extra headers.
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if !self.auth.is_empty() {
             req = req.header("authorization", &self.auth);
         }

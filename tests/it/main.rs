@@ -10,6 +10,7 @@ mod helpers;
 mod layers;
 mod members;
 mod notify;
+mod operate;
 mod outage;
 mod sign_in;
 mod smtp;

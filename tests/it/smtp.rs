@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -17,6 +17,8 @@ pub struct Received {
 pub struct SmtpServer {
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
+    /// Milliseconds each message takes to be accepted (a slow relay).
+    delay_ms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -28,6 +30,7 @@ impl SmtpServer {
         let mut server = SmtpServer {
             port,
             received: Arc::default(),
+            delay_ms: Arc::default(),
             stop: Arc::default(),
             thread: None,
         };
@@ -37,6 +40,7 @@ impl SmtpServer {
 
     fn serve(&mut self, listener: TcpListener) {
         let received = self.received.clone();
+        let delay = self.delay_ms.clone();
         let stop = self.stop.clone();
         self.thread = Some(std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -44,9 +48,9 @@ impl SmtpServer {
                     break;
                 }
                 if let Ok(stream) = stream {
-                    let received = received.clone();
+                    let (received, delay) = (received.clone(), delay.clone());
                     std::thread::spawn(move || {
-                        let _ = session(stream, &received);
+                        let _ = session(stream, &received, &delay);
                     });
                 }
             }
@@ -68,6 +72,12 @@ impl SmtpServer {
         self.serve(listener);
     }
 
+    /// Every message from now on takes `delay` to be accepted.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
@@ -85,7 +95,11 @@ impl Drop for SmtpServer {
     }
 }
 
-fn session(stream: TcpStream, received: &Mutex<Vec<Received>>) -> std::io::Result<()> {
+fn session(
+    stream: TcpStream,
+    received: &Mutex<Vec<Received>>,
+    delay_ms: &AtomicU64,
+) -> std::io::Result<()> {
     let mut out = stream.try_clone()?;
     let mut lines = BufReader::new(stream);
     out.write_all(b"220 test.local ESMTP\r\n")?;
@@ -118,6 +132,10 @@ fn session(stream: TcpStream, received: &Mutex<Vec<Received>>) -> std::io::Resul
                     break;
                 }
                 data.push_str(&line);
+            }
+            let delay = delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(delay));
             }
             received.lock().unwrap().push(Received {
                 from: from.clone(),

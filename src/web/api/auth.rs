@@ -11,6 +11,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::model::{JwtPair, Message};
 use crate::domain::Role;
+use crate::metrics::CheckOutcome;
 use crate::services::api_auth::{AuthError, Credential};
 use crate::services::auth::SignInError;
 use crate::services::jwt::{RefreshError, TokenPair};
@@ -172,7 +173,26 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     security(("APIKey" = []), ("Bearer" = [])))]
 #[get("/iam/auth/check")]
 pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let credential = state.authenticate(authorization(&req)).await?;
+    let answer = gateway_answer(&req, &state).await;
+    let status = match &answer {
+        Ok(response) => response.status(),
+        Err(e) => actix_web::ResponseError::status_code(e),
+    };
+    let outcome = match status.as_u16() {
+        204 => Some(CheckOutcome::ok),
+        401 => Some(CheckOutcome::unauthorized),
+        403 => Some(CheckOutcome::forbidden),
+        503 => Some(CheckOutcome::unavailable),
+        _ => None,
+    };
+    if let Some(outcome) = outcome {
+        state.metrics().check(outcome);
+    }
+    answer
+}
+
+async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
+    let credential = state.authenticate(authorization(req)).await?;
     if let Some(wanted) = min_role(req.query_string())? {
         if credential.actor.role.rank() < wanted.rank() {
             return Err(ApiError::Forbidden(format!(

@@ -25,3 +25,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
     }
 }
+
+/// Prometheus metrics (served only on the metrics listener, `APITOKENS_METRICS_BIND`).
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(state.metrics_text().await)
+}

@@ -1,0 +1,112 @@
+//! Every request's id, access-log line and metrics, in one middleware outside all others.
+//!
+//! The id comes from `X-Request-Id` when a trusted proxy sent one (so a trace spans nginx and
+//! us), else it is made here; it is returned in `X-Request-Id` and is a field of the
+//! request's span, so every log line written while serving the request carries it, the
+//! database work on the blocking pool included (`services::database`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web;
+use tracing::Instrument;
+
+use super::client::{client_address, is_trusted};
+use super::AppState;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest id taken from a proxy; longer or odd ones are replaced.
+const MAX_ID: usize = 64;
+
+/// An id of ours: this process's random prefix and a counter (unique, and free to make).
+fn new_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| crate::domain::Secret::generate().expose()[..12].to_owned());
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A proxy's id is kept only if it is short and plain (letters, digits, `-_.:`), so a log line
+/// can't be forged or bloated through it.
+fn acceptable(id: &str) -> bool {
+    (1..=MAX_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let trusted = state
+        .as_ref()
+        .map(|s| s.settings.trusted_proxies.as_slice())
+        .unwrap_or_default();
+    let from_proxy = req
+        .peer_addr()
+        .is_some_and(|peer| is_trusted(&peer.ip(), trusted))
+        .then(|| req.headers().get(&REQUEST_ID))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| acceptable(id))
+        .map(str::to_owned);
+    let id = from_proxy.unwrap_or_else(new_id);
+    let client = client_address(req.request(), trusted);
+    let method = req.method().clone();
+    // The path only: a set-password link carries its secret in the query string.
+    let path = req.path().to_owned();
+    let span = tracing::info_span!("request", id = %id);
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let took = started.elapsed();
+    let status = res.status().as_u16();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            target: "access",
+            client = %client,
+            method = %method,
+            path = %path,
+            status,
+            ms = took.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    if let Some(state) = state {
+        let route = res.request().match_pattern();
+        state.metrics().request(
+            method.as_str(),
+            route.as_deref().unwrap_or("(no route)"),
+            status,
+            took,
+        );
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_ids_are_kept_only_when_short_and_plain() {
+        assert!(acceptable("0b5e7c1a-98f4-4f1e-9d7a-3f2d9a8c1b2e"));
+        assert!(acceptable("req:42.a_b"));
+        for bad in ["", "a b", "x\ny", "é", &"a".repeat(MAX_ID + 1), "id\"quote"] {
+            assert!(!acceptable(bad), "{bad:?}");
+        }
+        let (a, b) = (new_id(), new_id());
+        assert_ne!(a, b);
+        assert!(acceptable(&a));
+    }
+}

@@ -244,7 +244,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let url = DbUrl::parse(&settings.database_url)?;
             let pool = db::connect(&url, &cli_pool(&settings))?;
             let applied = db::run_migrations(&mut *pool.get()?)?;
-            println!("{applied} migration(s) applied to {}", url.display());
+            println!(
+                "{} applied to {}",
+                apitokens::domain::count(applied as i64, "migration", "migrations"),
+                url.display()
+            );
             Ok(())
         }
         Command::Notify { dry_run, as_of } => {
@@ -271,8 +275,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
                 println!(
-                    "dry run: {} notice(s) due as of {now}; nothing recorded or sent",
-                    planned.len()
+                    "dry run: {} due as of {now}; nothing recorded or sent",
+                    apitokens::domain::count(planned.len() as i64, "notice", "notices")
                 );
                 return Ok(());
             }

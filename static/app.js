@@ -2,13 +2,31 @@
 (function () {
   "use strict";
 
-  // A dialog the server rendered open becomes a real modal (focus kept inside, Esc closes).
+  // A dialog the server rendered open becomes a real modal: focus moves into it and stays
+  // there. Escape cancels what may be cancelled (it follows the dialog's Cancel link, which
+  // brings focus back to the control that opened it); the new token's dialog can't be
+  // escaped, so nobody loses the token by a stray key: only "OK, I've copied token" closes it.
   document.querySelectorAll("dialog[open]").forEach(function (d) {
     if (typeof d.showModal === "function") {
       d.close();
       d.showModal();
     }
+    d.addEventListener("cancel", function (event) {
+      event.preventDefault();
+      var cancel = d.querySelector("[data-cancel]");
+      if (cancel) {
+        window.location.assign(cancel.getAttribute("href"));
+      }
+    });
   });
+
+  // Back from a dialog: focus returns to the control that opened it (named by the fragment).
+  if (location.hash.length > 1 && !document.querySelector("dialog[open]")) {
+    var opener = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if (opener) {
+      opener.focus();
+    }
+  }
 
   // Copy the new token; if the clipboard is unavailable, select it so Ctrl+C works.
   var copy = document.getElementById("copy-token");

@@ -10,6 +10,12 @@ pub mod token;
 pub mod user;
 
 pub use clock::Clock;
+
+/// `1 token`, `3 tokens`: a count with its noun in the right number.
+pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
 pub use notice::{EmailStatus, NoticeKind};
 pub use role::Role;
 pub use secret::{sha256_hex, Secret};

@@ -483,7 +483,7 @@ fn event(
     )?)
 }
 
-/// Deletes `tokens` of `user` and logs it once; `why` completes "Deleted N token(s) of X".
+/// Deletes `tokens` of `user` and logs it once; `why` completes "Deleted N tokens of X".
 fn retire_all(
     conn: &mut DbConn,
     actor: &Actor,
@@ -502,8 +502,8 @@ fn retire_all(
             .extend(retire(conn, t.id, actor.user_id, to_naive(now))?);
     }
     let summary = format!(
-        "Deleted {} token(s) of {}{why}: {}",
-        tokens.len(),
+        "Deleted {} of {}{why}: {}",
+        crate::domain::count(tokens.len() as i64, "token", "tokens"),
         user.email,
         names(tokens)
     );

@@ -24,6 +24,21 @@ pub struct Layout {
     pub expiring_soon: i64,
 }
 
+impl Layout {
+    /// The badge's words: "1 token expires within 7 days", "3 tokens expire ...".
+    pub fn expiring_label(&self) -> String {
+        let verb = if self.expiring_soon == 1 {
+            "expires"
+        } else {
+            "expire"
+        };
+        format!(
+            "{} {verb} within 7 days",
+            crate::domain::count(self.expiring_soon, "token", "tokens")
+        )
+    }
+}
+
 /// `2026-12-31 23:59 UTC`.
 pub fn datetime(at: OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");

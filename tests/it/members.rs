@@ -307,7 +307,7 @@ async fn lowering_a_role_is_refused_by_a_higher_token_and_done_in_one_step() {
     assert!(page
         .text_of("flash")
         .unwrap()
-        .contains("1 token(s) with a higher role were deleted"));
+        .contains("1 token with a higher role was deleted"));
     let _ = token_id(&low);
 }
 
@@ -496,7 +496,7 @@ async fn sso_users_are_marked_and_their_tokens_deleted_in_one_action() {
         .await
         .text_of("flash")
         .unwrap()
-        .contains("2 active token(s)"));
+        .contains("2 active tokens"));
 }
 
 #[tokio::test]

@@ -408,7 +408,7 @@ async fn the_badge_shows_for_visible_tokens_expiring_within_7_days() {
     let page = web.get("/profile/api-tokens").await;
     assert!(page
         .body
-        .contains("title=\"1 token(s) expire within 7 days\""));
+        .contains("title=\"1 token expires within 7 days\""));
     let filtered = web
         .get("/profile/api-tokens?status=active&expiring=soon")
         .await;
@@ -427,7 +427,7 @@ async fn the_badge_shows_for_visible_tokens_expiring_within_7_days() {
         .get("/profile")
         .await
         .body
-        .contains("title=\"2 token(s) expire within 7 days\""));
+        .contains("title=\"2 tokens expire within 7 days\""));
     // Expired, it no longer counts.
     app.clock().advance(Duration::days(4));
     let web = app.signed_in(ACME_ADMIN).await;
@@ -435,7 +435,7 @@ async fn the_badge_shows_for_visible_tokens_expiring_within_7_days() {
         .get("/profile")
         .await
         .body
-        .contains("title=\"1 token(s) expire within 7 days\""));
+        .contains("title=\"1 token expires within 7 days\""));
 }
 
 #[tokio::test]
@@ -465,7 +465,7 @@ async fn notify_dry_run_lists_and_records_nothing_and_notify_writes_the_outbox()
         String::from_utf8(out.stdout).unwrap()
     };
     let dry = run(&["notify", "--dry-run", "--as-of", &as_of]);
-    assert!(dry.contains("dry run: 3 notice(s) due"), "{dry}");
+    assert!(dry.contains("dry run: 3 notices due"), "{dry}");
     assert!(dry.contains("7d\ttoken") && dry.contains("eng@acme.test"));
     assert!(
         app.db(Notice::all).await.unwrap().is_empty(),

@@ -113,8 +113,8 @@ pub async fn login(
         Ok(pair) => Ok(pair_response(pair)),
         Err(SignInError::WrongCredentials | SignInError::ApiOnly) => Err(no_account()),
         Err(SignInError::TooManyAttempts(wait)) => Err(ApiError::TooManyRequests(format!(
-            "Too many failed login attempts. Try again in {} minute(s).",
-            wait.as_secs().div_ceil(60)
+            "Too many failed login attempts. Try again in {}.",
+            crate::domain::count(wait.as_secs().div_ceil(60) as i64, "minute", "minutes")
         ))),
         Err(SignInError::Service(e)) => Err(e.into()),
     }

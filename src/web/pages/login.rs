@@ -109,7 +109,7 @@ pub async fn login_submit(
             let minutes = wait.as_secs().div_ceil(60);
             again(
                 StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many failed sign-in attempts. Try again in {minutes} minute(s)."),
+                format!("Too many failed sign-in attempts. Try again in {}.", crate::domain::count(minutes as i64, "minute", "minutes")),
             )
         }
         Err(SignInError::ApiOnly) => again(

@@ -371,7 +371,8 @@ pub async fn change_role(
         Ok(changed) => {
             let extra = match changed.deleted_tokens.len() {
                 0 => String::new(),
-                n => format!(" {n} token(s) with a higher role were deleted."),
+                1 => " 1 token with a higher role was deleted.".to_owned(),
+                n => format!(" {n} tokens with a higher role were deleted."),
             };
             me.session
                 .set_flash(&format!("The role is now {role}.{extra}"));
@@ -466,9 +467,9 @@ pub async fn delete_tokens(
     me.require_admin()?;
     let id = user_id(&id)?;
     let changed = state.delete_user_tokens(me.actor(), id).await?;
-    me.session.set_flash(&format!(
-        "{} active token(s) of the user were deleted.",
-        changed.deleted_tokens.len()
-    ));
+    me.session.set_flash(&match changed.deleted_tokens.len() {
+        1 => "1 active token of the user was deleted.".to_owned(),
+        n => format!("{n} active tokens of the user were deleted."),
+    });
     Ok(see_other("/users"))
 }

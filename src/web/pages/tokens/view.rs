@@ -102,3 +102,21 @@ pub struct SectionPage {
     pub only_expiring: bool,
     pub token_filter: Option<i64>,
 }
+
+impl SectionPage {
+    pub fn expiring_alert(&self) -> String {
+        let verb = if self.expiring_soon == 1 {
+            "expires"
+        } else {
+            "expire"
+        };
+        format!(
+            "{} you can see {verb} within 7 days.",
+            crate::domain::count(self.expiring_soon, "token", "tokens")
+        )
+    }
+
+    pub fn total_label(&self) -> String {
+        crate::domain::count(self.total, "token", "tokens")
+    }
+}

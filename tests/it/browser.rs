@@ -808,6 +808,16 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
             .await
             .unwrap();
         click_and_load(client, "#sign-in").await;
+        // The error is announced and tied to the fields.
+        for field in ["email", "password"] {
+            let input = client.find(Locator::Id(field)).await.unwrap();
+            assert_eq!(
+                input.attr("aria-invalid").await.unwrap().as_deref(),
+                Some("true")
+            );
+            let described = input.attr("aria-describedby").await.unwrap();
+            assert_eq!(described.as_deref(), Some("login-error"));
+        }
         check_page(
             client,
             &axe,
@@ -835,6 +845,18 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
             .unwrap();
         check_page(client, &axe, &format!("{theme}-create"), &mut problems).await;
         click_and_load(client, "#create-submit").await; // no name: the form's error state
+        let name = client.find(Locator::Id("name")).await.unwrap();
+        assert_eq!(
+            name.attr("aria-invalid").await.unwrap().as_deref(),
+            Some("true")
+        );
+        let described = name.attr("aria-describedby").await.unwrap().unwrap();
+        let message = client.find(Locator::Id(&described)).await.unwrap();
+        assert!(!message.text().await.unwrap().is_empty());
+        assert!(client
+            .find(Locator::Css("#form-errors[role=alert]"))
+            .await
+            .is_ok());
         check_page(
             client,
             &axe,

@@ -34,6 +34,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Where Prometheus metrics are served (`/metrics`), apart from the app; `None`: nowhere.
     pub metrics_bind: Option<String>,
+    /// DKIM: the private key file and the selector; every outgoing mail is signed.
+    pub dkim: Option<(PathBuf, String)>,
     /// After SIGTERM/SIGINT: how long `/readyz` answers 503 while requests are still served
     /// (so a balancer stops sending new ones), then how long in-flight requests may take.
     pub drain: Duration,

@@ -12,7 +12,6 @@ use apitokens::config::{prepare_data_dir, JwtKeyFiles, SecretKey, Settings};
 use apitokens::db::{self, DbUrl};
 use apitokens::domain::input::{Email, NewPassword, PersonName};
 use apitokens::domain::{Clock, Role};
-use apitokens::email::Mailer;
 use apitokens::error::ServiceError;
 use apitokens::services::users::{add_user, AddUser};
 use apitokens::services::{delivery, notices};
@@ -140,6 +139,13 @@ struct Options {
         global = true
     )]
     shutdown_timeout_secs: u64,
+    /// DKIM private key (PEM: RSA, or Ed25519 in PKCS#8); every e-mail is signed for the
+    /// sender's domain. Needs --dkim-selector. `apitokens dkim-record` prints the DNS record.
+    #[arg(long, env = "APITOKENS_DKIM_KEY", global = true)]
+    dkim_key: Option<PathBuf>,
+    /// DKIM selector: the record lives at <selector>._domainkey.<sender's domain>.
+    #[arg(long, env = "APITOKENS_DKIM_SELECTOR", global = true)]
+    dkim_selector: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -163,6 +169,8 @@ enum Command {
         #[arg(long, value_parser = parse_instant)]
         as_of: Option<time::OffsetDateTime>,
     },
+    /// Print the DNS TXT record that publishes the DKIM key (APITOKENS_DKIM_KEY).
+    DkimRecord,
     /// Manage the key that signs JWTs.
     JwtKey {
         #[command(subcommand)]
@@ -280,11 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
-            let mail = delivery::Mail {
-                mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)?,
-                from: settings.mail_from.clone(),
-                base_url: settings.base_url.clone(),
-            };
+            let mail = delivery::Mail::from_settings(&settings)?;
             let (recorded, d) = delivery::sweep(
                 &mut conn,
                 &mail,
@@ -292,8 +296,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &std::sync::atomic::AtomicBool::new(false),
             )?;
             println!(
-                "recorded {recorded}, sent {}, failed {}, skipped {} (e-mail off), cancelled {}",
-                d.sent, d.failed, d.skipped, d.cancelled
+                "recorded {recorded}, sent {} in {} e-mails, failed {}, skipped {} (e-mail off), cancelled {}",
+                d.sent, d.emails, d.failed, d.skipped, d.cancelled
+            );
+            Ok(())
+        }
+        Command::DkimRecord => {
+            let settings = settings(&cli.options, false)?;
+            let Some((path, selector)) = &settings.dkim else {
+                anyhow::bail!("set APITOKENS_DKIM_KEY and APITOKENS_DKIM_SELECTOR first");
+            };
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("can't read {}", path.display()))?;
+            let key = apitokens::email::DkimKey::from_pem(&pem)?;
+            let domain = apitokens::email::sender_domain(&settings.mail_from)?;
+            println!(
+                "{selector}._domainkey.{domain}. IN TXT \"{}\"",
+                key.dns_record()?
             );
             Ok(())
         }
@@ -396,6 +415,15 @@ fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
         outage_grace: Duration::from_secs(o.outage_grace_secs),
         trusted_proxies: apitokens::config::parse_trusted_proxies(&o.trusted_proxies)?,
         metrics_bind: o.metrics_bind.clone().filter(|b| !b.trim().is_empty()),
+        dkim: match (&o.dkim_key, &o.dkim_selector) {
+            (Some(key), Some(selector)) if !selector.trim().is_empty() => {
+                Some((key.clone(), selector.trim().to_owned()))
+            }
+            (None, _) => None,
+            (Some(_), _) => anyhow::bail!(
+                "APITOKENS_DKIM_KEY is set but APITOKENS_DKIM_SELECTOR is not: set the selector your DNS record is published under (e.g. apitokens)"
+            ),
+        },
         drain: Duration::from_secs(o.drain_secs.min(300)),
         shutdown_timeout: Duration::from_secs(o.shutdown_timeout_secs.min(600)),
     })

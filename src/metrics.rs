@@ -170,7 +170,7 @@ impl Metrics {
         let emails = Family::<EmailLabels, Counter>::default();
         registry.register(
             "expiry_emails",
-            "Expiry e-mails handled by sweeps: sent, failed (will retry), skipped (turned off), cancelled (token or person gone)",
+            "Expiry notices by what became of their e-mail: sent (in a digest), failed (will retry), skipped (turned off), cancelled (token or person gone)",
             emails.clone(),
         );
         let pending_emails = Gauge::default();

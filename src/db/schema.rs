@@ -98,6 +98,15 @@ diesel::table! {
         claim_id -> Nullable<Text>,
         claimed_until -> Nullable<Timestamp>,
         sent_at -> Nullable<Timestamp>,
+        digest_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sweep_lease (id) {
+        id -> Integer,
+        holder -> Nullable<Text>,
+        until -> Nullable<Timestamp>,
     }
 }
 

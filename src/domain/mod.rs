@@ -7,6 +7,7 @@ pub mod notice;
 pub mod role;
 pub mod secret;
 pub mod token;
+pub mod unsubscribe;
 pub mod user;
 
 pub use clock::Clock;

@@ -24,6 +24,8 @@ pub struct Notice {
     pub claim_id: Option<String>,
     pub claimed_until: Option<PrimitiveDateTime>,
     pub sent_at: Option<PrimitiveDateTime>,
+    /// The digest this notice was put in before sending; kept for retries.
+    pub digest_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -58,9 +60,13 @@ impl Notice {
         conn: &mut DbConn,
         now: PrimitiveDateTime,
         horizon: PrimitiveDateTime,
+        account_id: Option<i64>,
     ) -> QueryResult<Vec<Token>> {
-        tokens::table
-            .filter(super::tokens::status_is(TokenStatus::Active, now))
+        let mut q = tokens::table.into_boxed();
+        if let Some(account_id) = account_id {
+            q = q.filter(tokens::account_id.eq(account_id));
+        }
+        q.filter(super::tokens::status_is(TokenStatus::Active, now))
             // Redundant with the status, but a range the planner can walk the index with.
             .filter(tokens::expires_at.gt(now))
             .filter(tokens::expires_at.le(horizon))
@@ -136,6 +142,85 @@ impl Notice {
         .execute(conn)
     }
 
+    /// Extends a claim to the other notices of the digests it touched, so a digest is always
+    /// sent whole (a batch limit may have cut one in two).
+    pub fn claim_digest_siblings(
+        conn: &mut DbConn,
+        claim_id: &str,
+        now: PrimitiveDateTime,
+        until: PrimitiveDateTime,
+    ) -> QueryResult<usize> {
+        let keys: Vec<String> = notices::table
+            .filter(notices::claim_id.eq(claim_id))
+            .filter(notices::digest_key.is_not_null())
+            .select(notices::digest_key.assume_not_null())
+            .distinct()
+            .load(conn)?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        diesel::update(
+            notices::table
+                .filter(notices::digest_key.eq_any(&keys))
+                .filter(notices::email_status.eq(EmailStatus::Pending))
+                .filter(
+                    notices::claimed_until
+                        .is_null()
+                        .or(notices::claimed_until.lt(now)),
+                ),
+        )
+        .set((
+            notices::claim_id.eq(claim_id),
+            notices::claimed_until.eq(until),
+        ))
+        .execute(conn)
+    }
+
+    /// Puts claimed notices into the digest `key` (before it is sent).
+    pub fn set_digest(
+        conn: &mut DbConn,
+        ids: &[i64],
+        claim_id: &str,
+        key: &str,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            notices::table
+                .filter(notices::id.eq_any(ids))
+                .filter(notices::claim_id.eq(claim_id)),
+        )
+        .set(notices::digest_key.eq(key))
+        .execute(conn)
+    }
+
+    /// Takes the one sweep lease until `until` unless a live sweep holds it; `true` if taken.
+    pub fn take_sweep_lease(
+        conn: &mut DbConn,
+        holder: &str,
+        now: PrimitiveDateTime,
+        until: PrimitiveDateTime,
+    ) -> QueryResult<bool> {
+        use crate::db::schema::sweep_lease;
+        diesel::update(
+            sweep_lease::table
+                .filter(sweep_lease::id.eq(1))
+                .filter(sweep_lease::until.is_null().or(sweep_lease::until.lt(now))),
+        )
+        .set((sweep_lease::holder.eq(holder), sweep_lease::until.eq(until)))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
+    pub fn release_sweep_lease(conn: &mut DbConn, holder: &str) -> QueryResult<()> {
+        use crate::db::schema::sweep_lease;
+        diesel::update(sweep_lease::table.filter(sweep_lease::holder.eq(holder)))
+            .set((
+                sweep_lease::holder.eq(None::<String>),
+                sweep_lease::until.eq(None::<PrimitiveDateTime>),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
     /// The rows this sweep claimed, with their token and recipient.
     pub fn claimed(conn: &mut DbConn, claim_id: &str) -> QueryResult<Vec<(Notice, Token, User)>> {
         notices::table
@@ -203,6 +288,34 @@ impl Notice {
         )
         .set(notices::email_status.eq(EmailStatus::Cancelled))
         .execute(conn)
+    }
+
+    /// A user's notices whose e-mail hasn't gone out yet, with their token.
+    pub fn pending_for(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<(Notice, Token)>> {
+        notices::table
+            .inner_join(tokens::table)
+            .filter(notices::user_id.eq(user_id))
+            .filter(notices::email_status.eq(EmailStatus::Pending))
+            .filter(tokens::deleted_at.is_null())
+            .order(notices::id.asc())
+            .select((Notice::as_select(), Token::as_select()))
+            .load(conn)
+    }
+
+    /// Whether the (token, kind, recipient) notice was recorded.
+    pub fn exists(
+        conn: &mut DbConn,
+        token_id: i64,
+        kind: NoticeKind,
+        user_id: i64,
+    ) -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            notices::table
+                .filter(notices::token_id.eq(token_id))
+                .filter(notices::kind.eq(kind))
+                .filter(notices::user_id.eq(user_id)),
+        ))
+        .get_result(conn)
     }
 
     /// A user's in-app notifications, newest first, with their token.

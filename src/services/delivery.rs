@@ -1,11 +1,14 @@
-//! Delivering expiry e-mails through the outbox (`notices` rows).
+//! Delivering expiry e-mails through the outbox (`notices` rows), one digest per person.
 //!
-//! A sweep records each due (token, notice, recipient) once (a unique key, `notices::record`),
-//! then delivers pending e-mails: claimed with a conditional update, sent, marked. A failure
-//! leaves the row pending with the error and a later attempt time; a sweep that dies after
-//! claiming leaves a claim that expires, and the next sweep takes the row again.
+//! A sweep takes the one sweep lease (so sweeps on several instances never interleave),
+//! records each due (token, notice, recipient) once (a unique key, `notices::record`), then
+//! delivers: pending rows are claimed with a conditional update, grouped per recipient into
+//! a digest whose key is written on the rows *before* the mail goes out, sent as one e-mail,
+//! and marked. A failure leaves the rows pending (with their digest key) and a later attempt
+//! time; a sweep that dies leaves a claim and a lease that expire. A retry sends the same
+//! digest again, with the same Message-ID, never a regrouping: a notice is in one digest only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::metrics::EmailOutcome;
@@ -14,16 +17,17 @@ use time::{Duration, OffsetDateTime};
 
 use super::notices::record;
 use super::Services;
+use crate::config::Settings;
 use crate::db::DbConn;
 use crate::domain::notice::backoff;
 use crate::domain::token::{from_naive, to_naive};
-use crate::domain::{EmailStatus, Secret};
-use crate::email::{expiry_message, ExpiryMail, Mailer, Recipient};
+use crate::domain::{unsubscribe, EmailStatus, Secret};
+use crate::email::{digest_message, DigestItem, DigestMail, DkimKey, Mailer, Recipient};
 use crate::error::ServiceResult;
 use crate::repo::notices::Notice;
-use crate::repo::User;
+use crate::repo::{Token, User};
 
-/// How long a sweep may hold a claimed row before another sweep may take it.
+/// How long a sweep may hold a claimed row (and the sweep lease) before another may take it.
 pub const CLAIM_TTL: Duration = Duration::minutes(5);
 /// E-mails handled per sweep.
 const BATCH: i64 = 200;
@@ -33,17 +37,144 @@ pub struct Mail {
     pub mailer: Mailer,
     pub from: String,
     pub base_url: String,
+    /// Signs the one-click unsubscribe links (`domain::unsubscribe`).
+    pub unsubscribe_key: Vec<u8>,
+}
+
+impl Mail {
+    /// The mail setup of `settings`, signing with DKIM when a key is configured.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Mail> {
+        let mut mailer = Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)?;
+        if let Some((path, selector)) = &settings.dkim {
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("APITOKENS_DKIM_KEY: can't read {}: {e}", path.display())
+            })?;
+            let domain = crate::email::sender_domain(&settings.mail_from)?;
+            let config = DkimKey::from_pem(&pem)
+                .and_then(|key| key.config(selector, &domain))
+                .map_err(|e| anyhow::anyhow!("APITOKENS_DKIM_KEY {}: {e}", path.display()))?;
+            mailer = mailer.with_dkim(Some(config));
+        }
+        Ok(Mail {
+            mailer,
+            from: settings.mail_from.clone(),
+            base_url: settings.base_url.clone(),
+            unsubscribe_key: settings.secret_key.bytes().to_vec(),
+        })
+    }
+
+    pub fn unsubscribe_link(&self, user_id: i64) -> String {
+        format!(
+            "{}/unsubscribe?t={}",
+            self.base_url,
+            unsubscribe::sign(&self.unsubscribe_key, user_id)
+        )
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    /// Notices whose e-mail went out (in `emails` digests).
     pub sent: usize,
     pub failed: usize,
     pub skipped: usize,
     pub cancelled: usize,
+    /// Digests sent.
+    pub emails: usize,
 }
 
-/// Sends the pending e-mails that are due.
+/// The e-mail of one digest: its recipient's due tokens, soonest first.
+pub fn digest_of(
+    conn: &mut DbConn,
+    mail: &Mail,
+    recipient: &User,
+    tokens: &[&Token],
+    kinds: &[crate::domain::NoticeKind],
+    issuers: &mut HashMap<i64, String>,
+    now: OffsetDateTime,
+) -> ServiceResult<DigestMail> {
+    let mut items = vec![];
+    for (token, kind) in tokens.iter().zip(kinds) {
+        let issuer_name = match issuers.get(&token.issuer_id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = User::find(conn, token.issuer_id)?
+                    .map(|u| u.display_name().to_owned())
+                    .unwrap_or_default();
+                issuers.insert(token.issuer_id, name.clone());
+                name
+            }
+        };
+        items.push(DigestItem {
+            token_id: token.id,
+            token_name: token.name.clone(),
+            role: token.role,
+            issuer_name,
+            expires_at: token.expires_at.map(from_naive),
+            kind: *kind,
+        });
+    }
+    Ok(DigestMail {
+        recipient: Recipient {
+            name: crate::domain::user::display_name(&recipient.name, &recipient.email).to_owned(),
+            email: recipient.email.clone(),
+        },
+        lang: recipient.lang.clone(),
+        items,
+        unsubscribe_link: mail.unsubscribe_link(recipient.id),
+        now,
+    })
+}
+
+/// What the next expiry e-mail to `user_id` would say, from the same code that sends it:
+/// the notices recorded and not sent yet, and those a sweep would record now. `None` when
+/// nothing is due (or the person turned the e-mails off).
+pub fn next_digest(
+    conn: &mut DbConn,
+    mail: &Mail,
+    user_id: i64,
+    now: OffsetDateTime,
+) -> ServiceResult<Option<crate::email::Rendered>> {
+    let Some(user) = User::find(conn, user_id)?.filter(|u| u.removed_at.is_none()) else {
+        return Ok(None);
+    };
+    if !user.token_expiry_email {
+        return Ok(None);
+    }
+    let mut due: Vec<(Token, crate::domain::NoticeKind)> = Notice::pending_for(conn, user_id)?
+        .into_iter()
+        .map(|(n, t)| (t, n.kind))
+        .collect();
+    for p in super::notices::plan_in(conn, now, Some(user.account_id))? {
+        if p.recipient_id == user_id
+            && !due.iter().any(|(t, k)| t.id == p.token_id && *k == p.kind)
+            && !Notice::exists(conn, p.token_id, p.kind, user_id)?
+        {
+            if let Some(token) = Token::find(conn, p.token_id)? {
+                due.push((token, p.kind));
+            }
+        }
+    }
+    if due.is_empty() {
+        return Ok(None);
+    }
+    let tokens: Vec<&Token> = due.iter().map(|(t, _)| t).collect();
+    let kinds: Vec<_> = due.iter().map(|(_, k)| *k).collect();
+    let facts = digest_of(conn, mail, &user, &tokens, &kinds, &mut HashMap::new(), now)?;
+    crate::email::render_digest(&facts, &mail.base_url)
+        .map(Some)
+        .map_err(|e| crate::error::ServiceError::Internal(anyhow::anyhow!(e)))
+}
+
+/// Which digest a notice goes in: the one it was put in before (a retry), or a new one for
+/// its recipient.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum DigestOf {
+    Existing(String),
+    New(i64),
+}
+
+/// Sends the pending e-mails that are due, one digest per recipient.
 pub fn deliver(
     conn: &mut DbConn,
     mail: &Mail,
@@ -56,17 +187,37 @@ pub fn deliver(
         return Ok(report);
     }
     let claim_id = Secret::generate().into_exposed();
-    let mut issuers: HashMap<i64, String> = HashMap::new();
+    let (naive_now, until) = (to_naive(now), to_naive(now + CLAIM_TTL));
+    Notice::claim(conn, &ids, &claim_id, naive_now, until)?;
+    Notice::claim_digest_siblings(conn, &claim_id, naive_now, until)?;
 
-    Notice::claim(
-        conn,
-        &ids,
-        &claim_id,
-        to_naive(now),
-        to_naive(now + CLAIM_TTL),
-    )?;
+    let mut digests: BTreeMap<DigestOf, Vec<(Notice, Token, User)>> = BTreeMap::new();
     for (notice, token, recipient) in Notice::claimed(conn, &claim_id)? {
-        // Shutting down: the e-mail being sent was finished; give the rest back at once.
+        let status = if token.deleted_at.is_some() || recipient.removed_at.is_some() {
+            EmailStatus::Cancelled
+        } else if !recipient.token_expiry_email {
+            EmailStatus::Skipped
+        } else {
+            let key = match &notice.digest_key {
+                Some(key) => DigestOf::Existing(key.clone()),
+                None => DigestOf::New(recipient.id),
+            };
+            digests
+                .entry(key)
+                .or_default()
+                .push((notice, token, recipient));
+            continue;
+        };
+        Notice::finish(conn, notice.id, &claim_id, status, naive_now)?;
+        match status {
+            EmailStatus::Skipped => report.skipped += 1,
+            _ => report.cancelled += 1,
+        }
+    }
+
+    let mut issuers: HashMap<i64, String> = HashMap::new();
+    for (of, group) in digests {
+        // Shutting down: the digest being sent was finished; give the rest back at once.
         if stop.load(Ordering::SeqCst) {
             let left = Notice::unclaim(conn, &claim_id)?;
             tracing::info!(
@@ -75,71 +226,74 @@ pub fn deliver(
             );
             break;
         }
-        let status = if token.deleted_at.is_some() || recipient.removed_at.is_some() {
-            EmailStatus::Cancelled
-        } else if !recipient.token_expiry_email {
-            EmailStatus::Skipped
-        } else {
-            // A token's notices go to several people: look its issuer up once.
-            let issuer_name = match issuers.get(&token.issuer_id) {
-                Some(name) => name.clone(),
-                None => {
-                    let name = User::find(conn, token.issuer_id)?
-                        .map(|u| u.display_name().to_owned())
-                        .unwrap_or_default();
-                    issuers.insert(token.issuer_id, name.clone());
-                    name
-                }
-            };
-            let facts = ExpiryMail {
-                recipient: Recipient {
-                    name: crate::domain::user::display_name(&recipient.name, &recipient.email)
-                        .to_owned(),
-                    email: recipient.email.clone(),
-                },
-                token_id: token.id,
-                token_name: token.name.clone(),
-                role: token.role,
-                issuer_name,
-                expires_at: token.expires_at.map(from_naive),
-                kind: notice.kind,
-            };
-            let sent = expiry_message(&mail.from, &facts, &mail.base_url)
-                .and_then(|message| mail.mailer.send(&message));
-            match sent {
-                Ok(()) => EmailStatus::Sent,
-                Err(error) => {
-                    tracing::warn!(notice_id = notice.id, attempt = notice.attempts + 1, %error, "expiry e-mail not sent; will retry");
-                    let next = now + backoff(notice.attempts);
-                    Notice::failed(conn, notice.id, &claim_id, &error, to_naive(next))?;
-                    report.failed += 1;
-                    continue;
-                }
+        let ids: Vec<i64> = group.iter().map(|(n, _, _)| n.id).collect();
+        let key = match of {
+            DigestOf::Existing(key) => key,
+            DigestOf::New(_) => {
+                let key = format!("digest-{}", &Secret::generate().into_exposed()[..24]);
+                Notice::set_digest(conn, &ids, &claim_id, &key)?;
+                key
             }
         };
-        Notice::finish(conn, notice.id, &claim_id, status, to_naive(now))?;
-        match status {
-            EmailStatus::Sent => report.sent += 1,
-            EmailStatus::Skipped => report.skipped += 1,
-            _ => report.cancelled += 1,
+        let recipient = &group[0].2;
+        let tokens: Vec<&Token> = group.iter().map(|(_, t, _)| t).collect();
+        let kinds: Vec<_> = group.iter().map(|(n, _, _)| n.kind).collect();
+        let facts = digest_of(conn, mail, recipient, &tokens, &kinds, &mut issuers, now)?;
+        let sent = digest_message(&mail.from, &facts, &mail.base_url, &key)
+            .and_then(|message| mail.mailer.send(&message));
+        match sent {
+            Ok(()) => {
+                for id in &ids {
+                    Notice::finish(conn, *id, &claim_id, EmailStatus::Sent, naive_now)?;
+                }
+                report.sent += ids.len();
+                report.emails += 1;
+            }
+            Err(error) => {
+                let attempts = group.iter().map(|(n, _, _)| n.attempts).max().unwrap_or(0);
+                tracing::warn!(digest = %key, notices = ids.len(), attempt = attempts + 1, %error, "expiry e-mail not sent; will retry");
+                let next = to_naive(now + backoff(attempts));
+                for id in &ids {
+                    Notice::failed(conn, *id, &claim_id, &error, next)?;
+                }
+                report.failed += ids.len();
+            }
         }
     }
     Ok(report)
 }
 
-/// One sweep: record what is due, then deliver what is pending.
+/// One sweep: record what is due, deliver what is pending. Only one sweep runs at a time
+/// across instances (the sweep lease); one that finds it taken does nothing.
 pub fn sweep(
     conn: &mut DbConn,
     mail: &Mail,
     now: OffsetDateTime,
     stop: &AtomicBool,
 ) -> ServiceResult<(usize, Delivery)> {
-    let recorded = record(conn, now)?;
-    let delivery = deliver(conn, mail, now, stop)?;
-    Ok((recorded, delivery))
+    let holder = Secret::generate().into_exposed();
+    if !Notice::take_sweep_lease(conn, &holder, to_naive(now), to_naive(now + CLAIM_TTL))? {
+        tracing::debug!("another sweep is running");
+        return Ok((0, Delivery::default()));
+    }
+    let result = record(conn, now).and_then(|recorded| {
+        let delivery = deliver(conn, mail, now, stop)?;
+        Ok((recorded, delivery))
+    });
+    Notice::release_sweep_lease(conn, &holder)?;
+    result
 }
 
 impl Services {
+    /// The preview of the next expiry e-mail to `user_id` (`next_digest`).
+    pub async fn next_digest(&self, user_id: i64) -> ServiceResult<Option<crate::email::Rendered>> {
+        let mail = self.mail.clone();
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| next_digest(conn, &mail, user_id, now))
+            .await
+    }
+
     /// One expiry-notice sweep as of `now` (the server's periodic task, `apitokens notify`).
     #[tracing::instrument(skip(self))]
     pub async fn sweep(&self, now: OffsetDateTime) -> ServiceResult<(usize, Delivery)> {

@@ -28,7 +28,6 @@ use crate::metrics::Metrics;
 use crate::config::Settings;
 use crate::db::{DbPool, Health};
 use crate::domain::{Clock, Role};
-use crate::email::Mailer;
 use crate::error::{ServiceError, ServiceResult};
 
 pub use crate::repo::{Account, User};
@@ -109,11 +108,7 @@ impl Services {
             jwt: Arc::new(jwt::JwtKeys::new(&settings.jwt_keys)?),
             limiter: Arc::new(login_limit::LoginLimiter::default()),
             passwords: Arc::new(password_work::PasswordWork::sized_to_machine()),
-            mail: Arc::new(Mail {
-                mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)?,
-                from: settings.mail_from.clone(),
-                base_url: settings.base_url.clone(),
-            }),
+            mail: Arc::new(Mail::from_settings(settings)?),
         })
     }
 

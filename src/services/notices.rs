@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use diesel::Connection;
+
 use time::OffsetDateTime;
 
 use super::tokens::Visibility;
@@ -42,10 +44,20 @@ pub struct PlannedNotice {
 
 /// Every (token, notice, recipient) due at `now`.
 pub fn plan(conn: &mut DbConn, now: OffsetDateTime) -> ServiceResult<Vec<PlannedNotice>> {
+    plan_in(conn, now, None)
+}
+
+/// Like `plan`, for one account only (`Some`), or all.
+pub fn plan_in(
+    conn: &mut DbConn,
+    now: OffsetDateTime,
+    account_id: Option<i64>,
+) -> ServiceResult<Vec<PlannedNotice>> {
     let tokens = Notice::expiring_tokens(
         conn,
         to_naive(now),
         to_naive(now + NoticeKind::SevenDays.lead()),
+        account_id,
     )?;
     let mut users_of: HashMap<i64, Vec<User>> = HashMap::new();
     let mut planned = vec![];
@@ -159,6 +171,60 @@ impl Services {
     pub async fn set_expiry_email(&self, user_id: i64, on: bool) -> ServiceResult<()> {
         self.db
             .run(move |conn| Ok(User::set_token_expiry_email(conn, user_id, on)?))
+            .await
+    }
+
+    /// The e-mail address an unsubscribe link was made for (`None`: not one of ours, or the
+    /// person is gone). Shows nothing, changes nothing.
+    pub async fn unsubscribe_target(&self, value: String) -> ServiceResult<Option<String>> {
+        let Some(user_id) = crate::domain::unsubscribe::verify(&self.mail.unsubscribe_key, &value)
+        else {
+            return Ok(None);
+        };
+        self.db
+            .run(move |conn| {
+                Ok(User::find(conn, user_id)?
+                    .filter(|u| u.removed_at.is_none())
+                    .map(|u| u.email))
+            })
+            .await
+    }
+
+    /// Turns off the expiry e-mails of the person an unsubscribe link was made for, with no
+    /// session: the signed value is the authority (`domain::unsubscribe`). Recorded in the
+    /// account's event log when it changes something; `how` says which way it came.
+    #[tracing::instrument(skip(self, value))]
+    pub async fn unsubscribe(
+        &self,
+        value: String,
+        how: &'static str,
+    ) -> ServiceResult<Option<String>> {
+        let Some(user_id) = crate::domain::unsubscribe::verify(&self.mail.unsubscribe_key, &value)
+        else {
+            return Ok(None);
+        };
+        let now = to_naive(self.clock.now());
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let Some(user) = User::find(conn, user_id)?.filter(|u| u.removed_at.is_none())
+                    else {
+                        return Ok(None);
+                    };
+                    if user.token_expiry_email {
+                        User::set_token_expiry_email(conn, user_id, false)?;
+                        crate::repo::events::AccountEvent::record(
+                            conn,
+                            user.account_id,
+                            Some(user_id),
+                            now,
+                            "user.expiry_emails_off",
+                            &format!("{} turned expiry e-mails off {how}", user.email),
+                        )?;
+                    }
+                    Ok(Some(user.email))
+                })
+            })
             .await
     }
 }

@@ -131,6 +131,7 @@ impl TestApp {
             outage_grace: Duration::from_secs(60),
             trusted_proxies: vec![],
             metrics_bind: None,
+            dkim: None,
             drain: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(5),
         };

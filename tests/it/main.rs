@@ -5,6 +5,7 @@ mod api;
 mod attack;
 mod browser;
 mod cli;
+mod digest;
 mod gcore;
 mod helpers;
 mod layers;

@@ -6,6 +6,7 @@ pub mod notifications;
 pub mod profile;
 pub mod setup;
 pub mod tokens;
+pub mod unsubscribe;
 pub mod users;
 
 use actix_web::web;
@@ -31,5 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::remove)
         .service(users::delete_tokens)
         .service(setup::show)
-        .service(setup::submit);
+        .service(setup::submit)
+        .service(unsubscribe::show)
+        .service(unsubscribe::submit);
 }

@@ -76,14 +76,28 @@ pub async fn mark_read(
 struct SettingsPage {
     layout: Layout,
     token_expiry_email: bool,
+    /// Administrators: what the next expiry e-mail would say (subject, text), if any.
+    preview: Option<(String, String)>,
+    show_preview: bool,
 }
 
 #[get("/profile/notifications")]
-pub async fn settings(me: SignedIn) -> Result<HttpResponse, WebError> {
+pub async fn settings(state: web::Data<AppState>, me: SignedIn) -> Result<HttpResponse, WebError> {
     let token_expiry_email = me.user.user.token_expiry_email;
+    let show_preview = me.actor().role == crate::domain::Role::Administrators;
+    let preview = if show_preview {
+        state
+            .next_digest(me.user.user.id)
+            .await?
+            .map(|r| (r.subject, r.text))
+    } else {
+        None
+    };
     ok(&SettingsPage {
         layout: me.layout("notification-settings"),
         token_expiry_email,
+        preview,
+        show_preview,
     })
 }
 

@@ -1,0 +1,26 @@
+subject-one = API-Token „{ $name }“ läuft { $when } ab
+subject-many = { $count } API-Tokens laufen innerhalb von 7 Tagen ab, das erste { $first }
+greeting = Hallo { $name },
+intro-one = Das API-Token „{ $name }“ läuft { $when } ab.
+intro-many = { $count } API-Tokens, die Sie ausgestellt haben oder verwalten, laufen innerhalb von 7 Tagen ab, das erste { $first }. Das nächste zuerst:
+label-token = Token
+label-role = Rolle
+label-issuer = Ausgestellt von
+label-expires = Läuft ab am
+label-open = Token öffnen
+consequence-one = Danach wird jede Anfrage mit diesem Token abgelehnt. Damit Ihre Skripte weiterlaufen:
+consequence-many = Nach dem Ablauf wird jede Anfrage mit dem Token abgelehnt. Damit Ihre Skripte weiterlaufen:
+step-create = Erstellen Sie ein neues Token als Ersatz
+step-update-one = Stellen Sie die Skripte und Dienste, die „{ $name }“ verwenden, auf das neue Token um.
+step-update-many = Stellen Sie die Skripte und Dienste, die ein Token verwenden, auf seinen Ersatz um.
+step-delete-one = Löschen Sie das alte Token
+step-delete-many = Löschen Sie jedes alte Token auf seiner Seite (Links oben).
+why-one = Sie erhalten diese E-Mail, weil Sie dieses Token ausgestellt haben oder Administrator des Kontos sind.
+why-many = Sie erhalten diese E-Mail, weil Sie diese Tokens ausgestellt haben oder Administrator des Kontos sind.
+turn-off = Diese E-Mails abschalten unter Profil → Benachrichtigungen
+unsubscribe = Oder mit einem Klick abbestellen
+when-days = { $days ->
+    [0] heute
+    [1] morgen
+   *[other] in { $days } Tagen
+}

@@ -1,0 +1,27 @@
+# Expiry e-mails (one digest per person per sweep). English is the fallback for every message.
+subject-one = API token "{ $name }" expires { $when }
+subject-many = { $count } API tokens expire within 7 days; the first { $first }
+greeting = Hello { $name },
+intro-one = The API token "{ $name }" expires { $when }.
+intro-many = { $count } API tokens that you issued or administer expire within 7 days, the first { $first }. Soonest first:
+label-token = Token
+label-role = Role
+label-issuer = Issued by
+label-expires = Expires at
+label-open = Open the token
+consequence-one = When it expires, every request that uses it is refused. To keep your scripts working:
+consequence-many = When a token expires, every request that uses it is refused. To keep your scripts working:
+step-create = Create a replacement token
+step-update-one = Update the scripts and services that use "{ $name }" to send the new one.
+step-update-many = Update the scripts and services that use each token to send its replacement.
+step-delete-one = Delete the old token
+step-delete-many = Delete each old token from its page (links above).
+why-one = You get this e-mail because you issued this token or are an Administrator of its account.
+why-many = You get this e-mail because you issued these tokens or are an Administrator of their account.
+turn-off = Turn these e-mails off under Profile → Notifications
+unsubscribe = Or stop them with one click
+when-days = { $days ->
+    [0] today
+    [one] in { $days } day
+   *[other] in { $days } days
+}

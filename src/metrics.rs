@@ -74,6 +74,7 @@ struct EmailLabels {
 pub enum PoolName {
     main,
     gateway,
+    bookkeeping,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -38,13 +38,22 @@ impl Application {
         let health = options.health.clone();
         let create_demo = settings.create_demo;
         let now = clock.now();
-        let (pool, gateway_pool, demo) =
+        let (pool, gateway_pool, bookkeeping_pool, demo) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let pool = db::connect(&url, &options)?;
                 let gateway_pool = db::connect(
                     &url,
                     &PoolOptions {
                         max_size: GATEWAY_POOL_SIZE,
+                        ..options.clone()
+                    },
+                )?;
+                // One connection of its own for the batched last-use writes, so they never
+                // wait behind requests and requests never wait behind them.
+                let bookkeeping_pool = db::connect(
+                    &url,
+                    &PoolOptions {
+                        max_size: 1,
                         ..options.clone()
                     },
                 )?;
@@ -56,7 +65,7 @@ impl Application {
                     None
                 };
                 drop(conn);
-                Ok((pool, gateway_pool, demo))
+                Ok((pool, gateway_pool, bookkeeping_pool, demo))
             })
             .await
             .context("database setup did not finish")??;
@@ -71,7 +80,16 @@ impl Application {
         let workers = settings.workers;
         let settings = Arc::new(settings);
         let state = AppState {
-            services: Services::new(pool, gateway_pool, health, clock, &settings)?,
+            services: Services::new(
+                crate::services::database::Pools {
+                    main: pool,
+                    gateway: gateway_pool,
+                    bookkeeping: bookkeeping_pool,
+                },
+                health,
+                clock,
+                &settings,
+            )?,
             settings: settings.clone(),
         };
         let data = aweb::Data::new(state.clone());

@@ -6,6 +6,9 @@ use crate::db::DbConn;
 use crate::domain::token::{TokenStatus, EXPIRING_SOON};
 use crate::domain::Role;
 
+/// Rows per `UPDATE` when writing uses on SQLite (two bound values each, well under its limit).
+const SQLITE_USES_PER_STATEMENT: usize = 500;
+
 /// On PostgreSQL, the longest a create holds a token id before committing it: the insert and
 /// the wait for the commit each get half.
 pub const INSERT_TO_COMMIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -352,22 +355,43 @@ impl TokenForAuth {
         if uses.is_empty() {
             return Ok(());
         }
-        conn.transaction(|conn| {
-            if let DbConn::Postgres(_) = conn {
-                diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
-            }
-            for (id, at) in uses {
-                diesel::update(
-                    tokens::table.find(id).filter(
-                        tokens::last_used_at
-                            .is_null()
-                            .or(tokens::last_used_at.lt(at)),
-                    ),
+        match conn {
+            // One statement for the whole batch: the ids and times as two arrays.
+            DbConn::Postgres(c) => c.transaction(|c| {
+                use diesel::sql_types::{Array, BigInt, Timestamp};
+                diesel::sql_query("SET LOCAL synchronous_commit = off").execute(c)?;
+                let ids: Vec<i64> = uses.iter().map(|(id, _)| *id).collect();
+                let ats: Vec<PrimitiveDateTime> = uses.iter().map(|(_, at)| *at).collect();
+                diesel::sql_query(
+                    "UPDATE tokens AS t SET last_used_at = u.at \
+                     FROM unnest($1, $2) AS u(id, at) \
+                     WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
                 )
-                .set(tokens::last_used_at.eq(at))
-                .execute(conn)?;
-            }
-            Ok(())
-        })
+                .bind::<Array<BigInt>, _>(ids)
+                .bind::<Array<Timestamp>, _>(ats)
+                .execute(c)
+                .map(drop)
+            }),
+            // One statement per chunk of a VALUES list (SQLite's UPDATE ... FROM), in one
+            // transaction.
+            DbConn::Sqlite(c) => c.transaction(|c| {
+                use diesel::sql_types::{BigInt, Timestamp};
+                for chunk in uses.chunks(SQLITE_USES_PER_STATEMENT) {
+                    let values = vec!["(?, ?)"; chunk.len()].join(", ");
+                    let mut q = diesel::sql_query(format!(
+                        "UPDATE tokens SET last_used_at = u.at \
+                         FROM (SELECT column1 AS id, column2 AS at FROM (VALUES {values})) AS u \
+                         WHERE tokens.id = u.id \
+                         AND (tokens.last_used_at IS NULL OR tokens.last_used_at < u.at)"
+                    ))
+                    .into_boxed::<diesel::sqlite::Sqlite>();
+                    for (id, at) in chunk {
+                        q = q.bind::<BigInt, _>(*id).bind::<Timestamp, _>(*at);
+                    }
+                    q.execute(c)?;
+                }
+                Ok(())
+            }),
+        }
     }
 }

@@ -230,7 +230,7 @@ impl Services {
         let batch = uses.clone();
         match self
             .db
-            .run(move |conn| TokenVerifier::record_uses(conn, &batch))
+            .run_bookkeeping(move |conn| TokenVerifier::record_uses(conn, &batch))
             .await
         {
             Ok(()) => Ok(count),

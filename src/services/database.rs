@@ -23,6 +23,8 @@ pub struct Database {
     /// A few connections only the gateway's token and user reads use, so a flood of portal
     /// or sign-in work holding every connection of `pool` can't starve `/iam/auth/check`.
     gateway: DbPool,
+    /// One connection for the batched last-use writes (`run_bookkeeping`).
+    bookkeeping: DbPool,
     health: Arc<Health>,
     probing: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -30,17 +32,25 @@ pub struct Database {
     gateway_runs: Arc<AtomicU64>,
 }
 
+/// The pools of one instance.
+pub struct Pools {
+    pub main: DbPool,
+    pub gateway: DbPool,
+    pub bookkeeping: DbPool,
+}
+
 /// Connections reserved for the gateway's cache misses.
 pub const GATEWAY_POOL_SIZE: u32 = 4;
 
 impl Database {
-    pub fn new(
-        pool: DbPool,
-        gateway: DbPool,
-        health: Arc<Health>,
-        metrics: Arc<Metrics>,
-    ) -> Database {
+    pub fn new(pools: Pools, health: Arc<Health>, metrics: Arc<Metrics>) -> Database {
+        let Pools {
+            main: pool,
+            gateway,
+            bookkeeping,
+        } = pools;
         Database {
+            bookkeeping,
             metrics,
             pool,
             gateway,
@@ -85,11 +95,23 @@ impl Database {
             .await
     }
 
+    /// Like `run`, on the one connection of the background writes (token uses): they never
+    /// queue behind requests, and requests never queue behind them.
+    pub async fn run_bookkeeping<T, F>(&self, f: F) -> ServiceResult<T>
+    where
+        F: FnOnce(&mut DbConn) -> ServiceResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_on(self.bookkeeping.clone(), PoolName::bookkeeping, f)
+            .await
+    }
+
     /// (pool, busy, idle) of each pool, for the metrics.
     pub fn pool_states(&self) -> Vec<(PoolName, u32, u32)> {
         [
             (PoolName::main, &self.pool),
             (PoolName::gateway, &self.gateway),
+            (PoolName::bookkeeping, &self.bookkeeping),
         ]
         .into_iter()
         .map(|(name, pool)| {

@@ -90,15 +90,14 @@ pub struct Services {
 
 impl Services {
     pub fn new(
-        pool: DbPool,
-        gateway_pool: DbPool,
+        pools: database::Pools,
         health: Arc<Health>,
         clock: Clock,
         settings: &Settings,
     ) -> anyhow::Result<Services> {
         let metrics = Arc::new(Metrics::new());
         Ok(Services {
-            db: Database::new(pool, gateway_pool, health, metrics.clone()),
+            db: Database::new(pools, health, metrics.clone()),
             metrics,
             stopping: Arc::default(),
             clock,

@@ -488,3 +488,82 @@ async fn the_same_form_id_creates_one_token() {
         vec![first_id]
     );
 }
+
+/// Last-use times are written in batches (one statement per batch on PostgreSQL, a few on
+/// SQLite) from every instance: whatever order two instances' batches land in, each token
+/// ends with its latest time, and an older batch never moves a time back.
+#[tokio::test]
+async fn batched_use_writes_keep_the_latest_time_from_any_instance() {
+    use apitokens::repo::{NewToken, TokenForAuth};
+    let app = TestApp::spawn().await;
+    let admin = app
+        .add_user("Acme", "admin@acme.test", Role::Administrators)
+        .await;
+    let base = apitokens::domain::token::to_naive(app.clock().now());
+    // More tokens than one SQLite statement takes (500), past the 50-token limit on purpose:
+    // this is about the write, so rows go in directly.
+    let (account, issuer) = (admin.account_id, admin.id);
+    let ids: Vec<i64> = app
+        .db(move |c| {
+            (0..1200)
+                .map(|i| {
+                    let name = format!("t{i}");
+                    let hash = format!("{i:064x}");
+                    Token::insert(
+                        c,
+                        &NewToken {
+                            account_id: account,
+                            issuer_id: issuer,
+                            name: &name,
+                            description: None,
+                            role: Role::Users,
+                            secret_hash: &hash,
+                            created_at: base,
+                            expires_at: None,
+                            form_id: None,
+                            parent_id: None,
+                        },
+                    )
+                    .unwrap()
+                    .id
+                })
+                .collect()
+        })
+        .await;
+    let at = |s: i64| base + Duration::seconds(s);
+    // Instance A saw every token at i seconds, instance B at 1200 - i: the later one wins.
+    let a: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, at(i as i64)))
+        .collect();
+    let b: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, at(1200 - i as i64)))
+        .collect();
+    let (ra, rb) = tokio::join!(
+        app.db(move |c| TokenForAuth::record_uses(c, &a)),
+        app.db(move |c| TokenForAuth::record_uses(c, &b)),
+    );
+    ra.unwrap();
+    rb.unwrap();
+    // A late batch with older times changes nothing.
+    let old: Vec<_> = ids.iter().map(|id| (*id, at(-5))).collect();
+    app.db(move |c| TokenForAuth::record_uses(c, &old))
+        .await
+        .unwrap();
+    let check = ids.clone();
+    let stored = app
+        .db(move |c| {
+            check
+                .iter()
+                .map(|id| Token::find(c, *id).unwrap().unwrap().last_used_at)
+                .collect::<Vec<_>>()
+        })
+        .await;
+    for (i, last) in stored.into_iter().enumerate() {
+        let i = i as i64;
+        assert_eq!(last, Some(at(i.max(1200 - i))), "token #{i}");
+    }
+}

@@ -142,6 +142,73 @@ impl Notice {
         .execute(conn)
     }
 
+    /// Recipients with e-mails ready to go (pending, due, not claimed by a live sweep), at
+    /// most `limit`, in id order.
+    pub fn ready_recipients(
+        conn: &mut DbConn,
+        now: PrimitiveDateTime,
+        limit: i64,
+    ) -> QueryResult<Vec<i64>> {
+        notices::table
+            .filter(notices::email_status.eq(EmailStatus::Pending))
+            .filter(notices::next_attempt_at.le(now))
+            .filter(
+                notices::claimed_until
+                    .is_null()
+                    .or(notices::claimed_until.lt(now)),
+            )
+            .select(notices::user_id)
+            .distinct()
+            .order(notices::user_id.asc())
+            .limit(limit)
+            .load(conn)
+    }
+
+    /// Claims every ready e-mail of `user_ids` for one sweep (so each person's go in one
+    /// digest), with a conditional update: rows another sweep claimed meanwhile don't match.
+    pub fn claim_for(
+        conn: &mut DbConn,
+        user_ids: &[i64],
+        claim_id: &str,
+        now: PrimitiveDateTime,
+        until: PrimitiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            notices::table
+                .filter(notices::user_id.eq_any(user_ids))
+                .filter(notices::email_status.eq(EmailStatus::Pending))
+                .filter(notices::next_attempt_at.le(now))
+                .filter(
+                    notices::claimed_until
+                        .is_null()
+                        .or(notices::claimed_until.lt(now)),
+                ),
+        )
+        .set((
+            notices::claim_id.eq(claim_id),
+            notices::claimed_until.eq(until),
+        ))
+        .execute(conn)
+    }
+
+    /// Records notices unless the same (token, kind, recipient) exists, many rows per
+    /// statement; returns how many were new.
+    pub fn insert_many(conn: &mut DbConn, new: &[NewNotice]) -> QueryResult<usize> {
+        let mut inserted = 0;
+        for chunk in new.chunks(500) {
+            inserted += match conn {
+                DbConn::Sqlite(c) => diesel::insert_or_ignore_into(notices::table)
+                    .values(chunk)
+                    .execute(c)?,
+                DbConn::Postgres(c) => diesel::insert_into(notices::table)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .execute(c)?,
+            };
+        }
+        Ok(inserted)
+    }
+
     /// Extends a claim to the other notices of the digests it touched, so a digest is always
     /// sent whole (a batch limit may have cut one in two).
     pub fn claim_digest_siblings(

@@ -29,8 +29,11 @@ use crate::repo::{Token, User};
 
 /// How long a sweep may hold a claimed row (and the sweep lease) before another may take it.
 pub const CLAIM_TTL: Duration = Duration::minutes(5);
-/// E-mails handled per sweep.
+/// Recipients claimed at a time; a sweep goes on claiming until nothing is ready or its
+/// time is up.
 const BATCH: i64 = 200;
+/// The longest a sweep keeps sending before it leaves the rest to the next one.
+pub const SWEEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(50);
 
 /// Where e-mails go through, come from, and link to.
 pub struct Mail {
@@ -182,13 +185,13 @@ pub fn deliver(
     stop: &AtomicBool,
 ) -> ServiceResult<Delivery> {
     let mut report = Delivery::default();
-    let ids = Notice::ready(conn, to_naive(now), BATCH)?;
-    if ids.is_empty() {
+    let recipients = Notice::ready_recipients(conn, to_naive(now), BATCH)?;
+    if recipients.is_empty() {
         return Ok(report);
     }
     let claim_id = Secret::generate().into_exposed();
     let (naive_now, until) = (to_naive(now), to_naive(now + CLAIM_TTL));
-    Notice::claim(conn, &ids, &claim_id, naive_now, until)?;
+    Notice::claim_for(conn, &recipients, &claim_id, naive_now, until)?;
     Notice::claim_digest_siblings(conn, &claim_id, naive_now, until)?;
 
     let mut digests: BTreeMap<DigestOf, Vec<(Notice, Token, User)>> = BTreeMap::new();
@@ -276,9 +279,23 @@ pub fn sweep(
         tracing::debug!("another sweep is running");
         return Ok((0, Delivery::default()));
     }
+    let started = std::time::Instant::now();
     let result = record(conn, now).and_then(|recorded| {
-        let delivery = deliver(conn, mail, now, stop)?;
-        Ok((recorded, delivery))
+        // Batch after batch until nothing is ready, the time is up, or we are stopping.
+        let mut total = Delivery::default();
+        loop {
+            let d = deliver(conn, mail, now, stop)?;
+            let handled = d.sent + d.failed + d.skipped + d.cancelled;
+            total.sent += d.sent;
+            total.failed += d.failed;
+            total.skipped += d.skipped;
+            total.cancelled += d.cancelled;
+            total.emails += d.emails;
+            if handled == 0 || stop.load(Ordering::SeqCst) || started.elapsed() > SWEEP_BUDGET {
+                break;
+            }
+        }
+        Ok((recorded, total))
     });
     Notice::release_sweep_lease(conn, &holder)?;
     result

@@ -92,20 +92,18 @@ pub fn plan_in(
 
 /// Records the due notices; returns how many were new.
 pub fn record(conn: &mut DbConn, now: OffsetDateTime) -> ServiceResult<usize> {
-    let mut recorded = 0;
-    for p in plan(conn, now)? {
-        let new = NewNotice {
+    let new: Vec<NewNotice> = plan(conn, now)?
+        .into_iter()
+        .map(|p| NewNotice {
             token_id: p.token_id,
             kind: p.kind,
             user_id: p.recipient_id,
             created_at: to_naive(now),
             next_attempt_at: to_naive(now),
-        };
-        if Notice::insert_once(conn, &new)? {
-            recorded += 1;
-        }
-    }
-    Ok(recorded)
+        })
+        .collect();
+    // Many rows per statement, in one transaction: one commit however many are due.
+    Ok(conn.transaction(|conn| Notice::insert_many(conn, &new))?)
 }
 
 /// How many tokens `actor` can see that are active and expire within 7 days (the badge).

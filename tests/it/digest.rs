@@ -425,3 +425,69 @@ async fn the_preview_shows_what_the_next_sweep_sends() {
         .await;
     assert!(!eng_page.has("#digest-preview"));
 }
+
+/// A sweep goes on past its first batch of recipients until nothing is ready: 260 people
+/// with a due token each get their digest in one sweep, each exactly once, over one SMTP
+/// connection pool.
+#[tokio::test]
+async fn one_sweep_sends_every_due_digest_past_a_batch() {
+    use apitokens::domain::AuthType;
+    use apitokens::repo::{NewToken, NewUser, Token};
+    let smtp = SmtpServer::start();
+    let Acme { app, admin } = app_with_smtp(&smtp).await;
+    let base = apitokens::domain::token::to_naive(app.clock().now());
+    let account = admin.account_id;
+    let people = 260;
+    app.db(move |c| {
+        for i in 0..people {
+            let email = format!("eng{i}@acme.test");
+            let user = apitokens::repo::User::insert(
+                c,
+                &NewUser {
+                    account_id: account,
+                    email: &email,
+                    name: "",
+                    password_hash: None,
+                    role: Role::Engineers,
+                    auth_type: AuthType::Password,
+                    created_at: base,
+                },
+            )
+            .unwrap();
+            let hash = format!("{i:064x}");
+            Token::insert(
+                c,
+                &NewToken {
+                    account_id: account,
+                    issuer_id: user.id,
+                    name: "nightly",
+                    description: None,
+                    role: Role::Users,
+                    secret_hash: &hash,
+                    created_at: base,
+                    expires_at: Some(base + Duration::days(8)),
+                    form_id: None,
+                    parent_id: None,
+                },
+            )
+            .unwrap();
+        }
+    })
+    .await;
+    app.clock()
+        .advance(Duration::days(1) + Duration::seconds(1));
+    let (recorded, d) = sweep(&app).await;
+    // Each token: its issuer and the one Administrator.
+    assert_eq!((recorded, d.sent), (2 * people, 2 * people));
+    assert_eq!(d.emails, people + 1, "one digest per person");
+    let mails = smtp.received();
+    let mut to: Vec<_> = mails.iter().map(|m| m.to[0].clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), mails.len(), "nobody twice");
+    assert_eq!(mails.len(), people + 1);
+    let admins = mails.iter().find(|m| m.to[0] == admin.email).unwrap();
+    assert!(admins
+        .text()
+        .contains(&format!("{people} API tokens expire within 7 days")));
+}

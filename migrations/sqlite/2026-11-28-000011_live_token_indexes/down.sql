@@ -1,0 +1,2 @@
+DROP INDEX tokens_expiring_live;
+DROP INDEX tokens_live;

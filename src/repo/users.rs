@@ -200,6 +200,20 @@ impl User {
             .map(drop)
     }
 
+    /// Turns a live user's expiry e-mails off if they are on; `true` if this call did it (a
+    /// conditional update, so of two at once only one sees `true`).
+    pub fn turn_off_expiry_email(conn: &mut DbConn, id: i64) -> QueryResult<bool> {
+        diesel::update(
+            users::table
+                .find(id)
+                .filter(users::removed_at.is_null())
+                .filter(users::token_expiry_email.eq(true)),
+        )
+        .set(users::token_expiry_email.eq(false))
+        .execute(conn)
+        .map(|n| n == 1)
+    }
+
     pub fn record_sign_in(conn: &mut DbConn, id: i64, at: PrimitiveDateTime) -> QueryResult<()> {
         diesel::update(users::table.find(id))
             .set(users::last_login_at.eq(at))

@@ -205,12 +205,15 @@ impl Services {
         self.db
             .run(move |conn| {
                 conn.transaction(|conn| {
+                    // The write first: on SQLite a transaction that reads and then writes can't
+                    // wait for another writer. Conditional: of a burst of clicks, one changes
+                    // it, and that one is recorded.
+                    let changed = User::turn_off_expiry_email(conn, user_id)?;
                     let Some(user) = User::find(conn, user_id)?.filter(|u| u.removed_at.is_none())
                     else {
                         return Ok(None);
                     };
-                    if user.token_expiry_email {
-                        User::set_token_expiry_email(conn, user_id, false)?;
+                    if changed {
                         crate::repo::events::AccountEvent::record(
                             conn,
                             user.account_id,

@@ -223,8 +223,10 @@ pub struct ListQuery {
     pub expiring_soon: bool,
     /// 1-based.
     pub page: i64,
-    /// `None` = every matching token (the API's list is not paginated).
+    /// `None` = every matching token (the API's list without `limit`).
     pub per_page: Option<i64>,
+    /// Rows to skip (the API's `offset`); `None`: from `page`.
+    pub offset: Option<i64>,
 }
 
 pub struct TokenPage {
@@ -274,7 +276,9 @@ pub fn list(
         ids: query.token_id.map(|id| vec![id]),
         expiring_soon: query.expiring_soon,
         limit: per_page,
-        offset: (page - 1).saturating_mul(per_page),
+        offset: query
+            .offset
+            .unwrap_or_else(|| (page - 1).saturating_mul(per_page)),
     };
     let (rows, total) = Token::list(conn, &filter, to_naive(now))?;
     let mut tokens: Vec<TokenView> = rows.into_iter().map(|r| TokenView::new(r, now)).collect();

@@ -1083,3 +1083,51 @@ async fn jwt_login_shares_the_portals_failed_attempt_limit() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// Ours, beside Gcore's unpaged array: `limit` and `offset`, newest first; wrong values get
+/// a 400 naming the field.
+#[tokio::test]
+async fn the_token_list_takes_limit_and_offset() {
+    let Acme { app, admin } = Acme::start().await;
+    let mut made = vec![];
+    for _ in 0..7 {
+        made.push(crate::helpers::token_id(
+            &app.token_for(&admin, Role::Users).await,
+        ));
+    }
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let base = format!("/iam/v2/clients/{}/tokens", admin.account_id);
+    let ids = |r: &crate::helpers::Reply| -> Vec<i64> {
+        r.json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+    let all = ids(&api.get(&base).await);
+    assert_eq!(
+        all.len(),
+        8,
+        "without limit: everything (7 + the caller's own)"
+    );
+    let mut paged = vec![];
+    for offset in [0, 3, 6] {
+        let r = api.get(&format!("{base}?limit=3&offset={offset}")).await;
+        assert_eq!(r.status, StatusCode::OK);
+        paged.extend(ids(&r));
+    }
+    assert_eq!(paged, all, "pages in order, each token once");
+    assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first");
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=abc", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=1e3", "offset"),
+    ] {
+        let r = api.get(&format!("{base}?{query}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(r.json["errors"][field].is_array(), "{query}: {}", r.json);
+    }
+}

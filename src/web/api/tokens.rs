@@ -19,6 +19,9 @@ use crate::domain::Role;
 use crate::services::tokens::{CreateOutcome, ListQuery, NewTokenRequest};
 use crate::web::AppState;
 
+/// The most tokens one `limit` asks for.
+pub const MAX_LIMIT: i64 = 1000;
+
 pub fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
     let mut q = ListQuery {
         page: 1,
@@ -46,6 +49,22 @@ pub fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
                 "false" | "0" => q.deleted = Some(false),
                 _ => {
                     errors.insert(key, json!(["Must be true or false."]));
+                }
+            },
+            // Ours (Gcore's list has no paging): newest first, `limit` at a time.
+            "limit" => match value.trim().parse::<i64>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.per_page = Some(n),
+                _ => {
+                    errors.insert(
+                        key,
+                        json!([format!("Must be a whole number from 1 to {MAX_LIMIT}.")]),
+                    );
+                }
+            },
+            "offset" => match value.trim().parse::<i64>() {
+                Ok(n) if n >= 0 => q.offset = Some(n),
+                _ => {
+                    errors.insert(key, json!(["Must be a whole number, 0 or more."]));
                 }
             },
             "status" => match TokenStatus::parse(&value) {
@@ -259,7 +278,9 @@ type TokenPath = web::Path<(String, String)>;
 /// List the tokens the caller may see (Administrators: the whole account).
 #[utoipa::path(get, path = "/iam/clients/{clientId}/tokens", tag = "tokens",
     params(("clientId" = i64, Path), ("role" = Option<String>, Query), ("issued_by" = Option<i64>, Query),
-           ("not_issued_by" = Option<i64>, Query), ("deleted" = Option<bool>, Query), ("status" = Option<String>, Query)),
+           ("not_issued_by" = Option<i64>, Query), ("deleted" = Option<bool>, Query), ("status" = Option<String>, Query),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "ours, not Gcore's: at most this many tokens, newest first (without it: all)"),
+           ("offset" = Option<i64>, Query, minimum = 0, description = "ours: skip this many (with limit, for paging)")),
     responses((status = 200, body = [ApiToken]), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 pub async fn list_v1(
@@ -274,7 +295,9 @@ pub async fn list_v1(
 /// The same as v1.
 #[utoipa::path(get, path = "/iam/v2/clients/{clientId}/tokens", tag = "tokens",
     params(("clientId" = i64, Path), ("role" = Option<String>, Query), ("issued_by" = Option<i64>, Query),
-           ("not_issued_by" = Option<i64>, Query), ("deleted" = Option<bool>, Query), ("status" = Option<String>, Query)),
+           ("not_issued_by" = Option<i64>, Query), ("deleted" = Option<bool>, Query), ("status" = Option<String>, Query),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "ours, not Gcore's: at most this many tokens, newest first (without it: all)"),
+           ("offset" = Option<i64>, Query, minimum = 0, description = "ours: skip this many (with limit, for paging)")),
     responses((status = 200, body = [ApiToken]), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 pub async fn list_v2(

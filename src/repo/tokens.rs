@@ -73,6 +73,13 @@ pub struct TokenFilter {
     pub expiring_soon: bool,
     pub limit: i64,
     pub offset: i64,
+    /// Keyset paging: only ids below (`before`, newest first) or above (`after`, the page
+    /// just newer than `after`, still returned newest first). Walks the primary key from the
+    /// cursor, so a page costs what it shows, however deep.
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+    /// Count every matching row too (costs what matches; pages don't need it).
+    pub count: bool,
 }
 
 #[cfg(test)]
@@ -207,19 +214,41 @@ impl Token {
         filtered(filter, now).count().get_result(conn)
     }
 
-    /// One page of matching tokens, newest first, and how many match in all.
+    /// One page of matching tokens, newest first, and how many match in all (when asked).
     pub fn list(
         conn: &mut DbConn,
         filter: &TokenFilter,
         now: PrimitiveDateTime,
-    ) -> QueryResult<(Vec<TokenWithIssuer>, i64)> {
-        let total = filtered(filter, now).count().get_result(conn)?;
-        let ids: Vec<i64> = filtered(filter, now)
-            .select(tokens::id)
-            .order(tokens::id.desc())
-            .limit(filter.limit)
-            .offset(filter.offset)
-            .load(conn)?;
+    ) -> QueryResult<(Vec<TokenWithIssuer>, Option<i64>)> {
+        let total = if filter.count {
+            Some(filtered(filter, now).count().get_result(conn)?)
+        } else {
+            None
+        };
+        let ids: Vec<i64> = match (filter.before, filter.after) {
+            (_, Some(after)) => {
+                // The `limit` rows just above the cursor, then newest first like the rest.
+                let mut ids: Vec<i64> = filtered(filter, now)
+                    .filter(tokens::id.gt(after))
+                    .select(tokens::id)
+                    .order(tokens::id.asc())
+                    .limit(filter.limit)
+                    .load(conn)?;
+                ids.reverse();
+                ids
+            }
+            (before, None) => {
+                let mut q = filtered(filter, now);
+                if let Some(before) = before {
+                    q = q.filter(tokens::id.lt(before));
+                }
+                q.select(tokens::id)
+                    .order(tokens::id.desc())
+                    .limit(filter.limit)
+                    .offset(filter.offset)
+                    .load(conn)?
+            }
+        };
         let rows = tokens::table
             .inner_join(users::table)
             .filter(tokens::id.eq_any(&ids))

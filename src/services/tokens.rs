@@ -227,19 +227,20 @@ pub struct ListQuery {
     pub per_page: Option<i64>,
     /// Rows to skip (the API's `offset`); `None`: from `page`.
     pub offset: Option<i64>,
+    /// Keyset paging (see `TokenFilter`): tokens older than `before`, or the page just newer
+    /// than `after`.
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+    /// Also count every match (`TokenPage::total`).
+    pub count: bool,
 }
 
 pub struct TokenPage {
     pub tokens: Vec<TokenView>,
-    pub total: i64,
+    /// Every match, when the query asked for the count.
+    pub total: Option<i64>,
     pub page: i64,
     pub per_page: i64,
-}
-
-impl TokenPage {
-    pub fn pages(&self) -> i64 {
-        ((self.total + self.per_page - 1) / self.per_page).max(1)
-    }
 }
 
 /// The tokens `actor` may see that match `query`, newest first.
@@ -257,7 +258,7 @@ pub fn list(
         (Some(own), Some(asked)) if own != asked => {
             return Ok(TokenPage {
                 tokens: vec![],
-                total: 0,
+                total: query.count.then_some(0),
                 page,
                 per_page,
             });
@@ -279,6 +280,9 @@ pub fn list(
         offset: query
             .offset
             .unwrap_or_else(|| (page - 1).saturating_mul(per_page)),
+        before: query.before,
+        after: query.after,
+        count: query.count,
     };
     let (rows, total) = Token::list(conn, &filter, to_naive(now))?;
     let mut tokens: Vec<TokenView> = rows.into_iter().map(|r| TokenView::new(r, now)).collect();

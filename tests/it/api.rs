@@ -1131,3 +1131,71 @@ async fn the_token_list_takes_limit_and_offset() {
         assert!(r.json["errors"][field].is_array(), "{query}: {}", r.json);
     }
 }
+
+/// Keyset paging (`limit` + `before`) returns every token exactly once while tokens are being
+/// created and deleted between the pages.
+#[tokio::test]
+async fn keyset_pages_return_every_token_once_while_tokens_come_and_go() {
+    let Acme { app, admin } = Acme::start().await;
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let base = format!("/iam/v2/clients/{}/tokens", admin.account_id);
+    let mut before_paging = vec![];
+    for _ in 0..30 {
+        before_paging.push(crate::helpers::token_id(
+            &app.token_for(&admin, Role::Users).await,
+        ));
+    }
+    let ids = |r: &crate::helpers::Reply| -> Vec<i64> {
+        r.json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+    let mut seen: Vec<i64> = vec![];
+    let mut cursor: Option<i64> = None;
+    let mut round = 0;
+    loop {
+        let path = match cursor {
+            None => format!("{base}?limit=7"),
+            Some(c) => format!("{base}?limit=7&before={c}"),
+        };
+        let r = api.get(&path).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let page = ids(&r);
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(&page);
+        cursor = page.last().copied();
+        // Between pages: a new token, and one already seen and one not yet seen deleted.
+        app.token_for(&admin, Role::Users).await;
+        for victim in [seen[seen.len() / 2], before_paging[round]] {
+            let r = api.delete(&format!("{base}/{victim}")).await;
+            assert!(
+                r.status.is_success() || r.status == StatusCode::NOT_FOUND,
+                "{}",
+                r.status
+            );
+        }
+        round += 1;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no token twice");
+    for id in &before_paging {
+        assert!(
+            seen.contains(id),
+            "token {id} that existed before paging was listed"
+        );
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first throughout"
+    );
+    let bad = api.get(&format!("{base}?before=0")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.json["errors"]["before"].is_array());
+}

@@ -245,7 +245,10 @@ async fn bad_input_is_answered_with_messages_and_keeps_what_was_typed() {
         "/profile/api-tokens?status=gone",
         "/profile/api-tokens?issued_by=abc",
         "/profile/api-tokens?role=Root",
-        "/profile/api-tokens?page=0",
+        "/profile/api-tokens?before=0",
+        "/profile/api-tokens?before=abc",
+        "/profile/api-tokens?after=-3",
+        "/profile/api-tokens?before=5&after=2",
     ] {
         assert_eq!(
             client.get(path).await.status,
@@ -421,10 +424,28 @@ async fn at_fifty_the_create_button_is_disabled_with_the_reason_and_the_list_pag
     assert!(page.has("#limit-reason"));
     assert!(!page.has("#create-token"));
     assert_eq!(page.token_rows().len(), 50);
-    assert!(page.has_text("page 1 of 2"));
-    let second = client.get("/profile/api-tokens?page=2").await;
+    assert!(
+        page.attrs("a[rel=prev]", "href").is_empty(),
+        "nothing newer"
+    );
+    let older = page.attrs("a[rel=next]", "href");
+    let last_shown = page.token_rows().last().unwrap().0;
+    assert_eq!(
+        older,
+        vec![format!("/profile/api-tokens?before={last_shown}")],
+        "keyset: older than the last row shown"
+    );
+    let second = client.get(&crate::helpers::unescape(&older[0])).await;
     assert_eq!(second.token_rows().len(), 5);
     assert!(second.token_rows().iter().all(|(_, s)| s == "deleted"));
+    assert!(
+        second.attrs("a[rel=next]", "href").is_empty(),
+        "nothing older"
+    );
+    // Back to newer: the same 50 as the first page.
+    let newer = second.attrs("a[rel=prev]", "href");
+    let back = client.get(&crate::helpers::unescape(&newer[0])).await;
+    assert_eq!(back.token_rows(), page.token_rows());
 
     let form = client.get("/profile/api-tokens/new").await;
     assert!(form

@@ -61,6 +61,13 @@ pub fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
                     );
                 }
             },
+            // Keyset paging: the tokens older than this id (stable while tokens come and go).
+            "before" => match value.trim().parse::<i64>() {
+                Ok(n) if n > 0 => q.before = Some(n),
+                _ => {
+                    errors.insert(key, json!(["Must be a token id."]));
+                }
+            },
             "offset" => match value.trim().parse::<i64>() {
                 Ok(n) if n >= 0 => q.offset = Some(n),
                 _ => {
@@ -280,7 +287,8 @@ type TokenPath = web::Path<(String, String)>;
     params(("clientId" = i64, Path), ("role" = Option<String>, Query), ("issued_by" = Option<i64>, Query),
            ("not_issued_by" = Option<i64>, Query), ("deleted" = Option<bool>, Query), ("status" = Option<String>, Query),
            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "ours, not Gcore's: at most this many tokens, newest first (without it: all)"),
-           ("offset" = Option<i64>, Query, minimum = 0, description = "ours: skip this many (with limit, for paging)")),
+           ("offset" = Option<i64>, Query, minimum = 0, description = "ours: skip this many (with limit, for paging)"),
+           ("before" = Option<i64>, Query, minimum = 1, description = "ours: only tokens older than this id; with limit, page by passing the last id you got (stable while tokens are created and deleted)")),
     responses((status = 200, body = [ApiToken]), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 pub async fn list_v1(
@@ -297,7 +305,8 @@ pub async fn list_v1(
     params(("clientId" = i64, Path), ("role" = Option<String>, Query), ("issued_by" = Option<i64>, Query),
            ("not_issued_by" = Option<i64>, Query), ("deleted" = Option<bool>, Query), ("status" = Option<String>, Query),
            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "ours, not Gcore's: at most this many tokens, newest first (without it: all)"),
-           ("offset" = Option<i64>, Query, minimum = 0, description = "ours: skip this many (with limit, for paging)")),
+           ("offset" = Option<i64>, Query, minimum = 0, description = "ours: skip this many (with limit, for paging)"),
+           ("before" = Option<i64>, Query, minimum = 1, description = "ours: only tokens older than this id; with limit, page by passing the last id you got (stable while tokens are created and deleted)")),
     responses((status = 200, body = [ApiToken]), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 pub async fn list_v2(

@@ -13,7 +13,8 @@ pub struct SectionParams {
     issued_by: Option<String>,
     role: Option<String>,
     status: Option<String>,
-    page: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
     pub confirm_delete: Option<String>,
     token: Option<String>,
     expiring: Option<String>,
@@ -24,9 +25,27 @@ pub struct Filters {
     pub issued_by: Option<i64>,
     pub role: Option<Role>,
     pub status: Option<TokenStatus>,
-    pub page: i64,
+    pub cursor: Cursor,
     pub token: Option<i64>,
     pub expiring: bool,
+}
+
+/// Where a page of the table starts (keyset paging: a page costs what it shows).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    #[default]
+    Newest,
+    /// Tokens older than this id.
+    Before(i64),
+    /// The page just newer than this id.
+    After(i64),
+}
+
+fn cursor_id(name: &str, v: &str) -> Result<i64, WebError> {
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| WebError::BadRequest(format!("\"{name}\" must be a token id, not \"{v}\".")))
 }
 
 pub fn non_empty(v: &Option<String>) -> Option<&str> {
@@ -57,13 +76,15 @@ impl Filters {
                 })
             })
             .transpose()?;
-        let page = match non_empty(&p.page) {
-            None => 1,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| WebError::BadRequest(format!("\"{v}\" is not a page number.")))?,
+        let cursor = match (non_empty(&p.before), non_empty(&p.after)) {
+            (None, None) => Cursor::Newest,
+            (Some(v), None) => Cursor::Before(cursor_id("before", v)?),
+            (None, Some(v)) => Cursor::After(cursor_id("after", v)?),
+            (Some(_), Some(_)) => {
+                return Err(WebError::BadRequest(
+                    "Ask for the tokens before an id or after one, not both.".into(),
+                ))
+            }
         };
         let token = non_empty(&p.token)
             .map(|v| {
@@ -84,7 +105,7 @@ impl Filters {
             issued_by,
             role,
             status,
-            page,
+            cursor,
             token,
             expiring,
         })
@@ -98,8 +119,8 @@ impl Filters {
             || self.expiring
     }
 
-    /// The section's address with these filters (and `page`).
-    pub fn url(&self, page: i64) -> String {
+    /// The section's address with these filters, from `cursor`.
+    pub fn url(&self, cursor: Cursor) -> String {
         let mut pairs: Vec<(&str, String)> = vec![];
         if let Some(id) = self.issued_by {
             pairs.push(("issued_by", id.to_string()));
@@ -116,8 +137,10 @@ impl Filters {
         if self.expiring {
             pairs.push(("expiring", "soon".to_string()));
         }
-        if page > 1 {
-            pairs.push(("page", page.to_string()));
+        match cursor {
+            Cursor::Newest => {}
+            Cursor::Before(id) => pairs.push(("before", id.to_string())),
+            Cursor::After(id) => pairs.push(("after", id.to_string())),
         }
         if pairs.is_empty() {
             SECTION.to_string()

@@ -17,7 +17,7 @@ use crate::web::csrf::CsrfForm;
 use crate::web::views::{render, see_other};
 use crate::web::{AppState, WebError};
 
-use filters::{non_empty, Filters, SectionParams};
+use filters::{non_empty, Cursor, Filters, SectionParams};
 use form::{form_page, parse_create, CreateForm, FormErrors};
 pub use view::Choice;
 use view::{choice, ConfirmDelete, Reveal, SectionPage, TokenRow};
@@ -33,18 +33,46 @@ async fn render_section(
 ) -> Result<HttpResponse, WebError> {
     let now = state.clock().now();
     let is_admin = me.user.role.is_admin();
+    let (before, after) = match filters.cursor {
+        Cursor::Newest => (None, None),
+        Cursor::Before(id) => (Some(id), None),
+        Cursor::After(id) => (None, Some(id)),
+    };
     let query = ListQuery {
         issued_by: filters.issued_by,
         role: filters.role,
         status: filters.status,
-        page: filters.page,
-        per_page: Some(PAGE_SIZE),
+        page: 1,
+        // One more than shown: whether there is a further page in the direction we went.
+        per_page: Some(PAGE_SIZE + 1),
+        before,
+        after,
         token_id: filters.token,
         expiring_soon: filters.expiring,
         ..Default::default()
     };
-    let data = state.token_section(me.actor(), query, confirm_id).await?;
-    let pages = data.page.pages();
+    let mut data = state.token_section(me.actor(), query, confirm_id).await?;
+    let more = data.page.tokens.len() as i64 > PAGE_SIZE;
+    if more {
+        match filters.cursor {
+            // Going newer, the extra one is the newest: drop it from the top.
+            Cursor::After(_) => {
+                data.page.tokens.remove(0);
+            }
+            _ => {
+                data.page.tokens.pop();
+            }
+        }
+    }
+    let (first, last) = (
+        data.page.tokens.first().map(|t| t.id),
+        data.page.tokens.last().map(|t| t.id),
+    );
+    let (has_newer, has_older) = match filters.cursor {
+        Cursor::Newest => (false, more),
+        Cursor::Before(_) => (true, more),
+        Cursor::After(_) => (more, true),
+    };
     let page = SectionPage {
         layout: me.layout("api-tokens"),
         rows: data
@@ -56,11 +84,13 @@ async fn render_section(
         expiring_soon: me.counts.expiring_soon,
         only_expiring: filters.expiring,
         token_filter: filters.token,
-        total: data.page.total,
-        page: data.page.page,
-        pages,
-        prev_link: (data.page.page > 1).then(|| filters.url(data.page.page - 1)),
-        next_link: (data.page.page < pages).then(|| filters.url(data.page.page + 1)),
+        shown: data.page.tokens.len() as i64,
+        prev_link: first
+            .filter(|_| has_newer)
+            .map(|id| filters.url(Cursor::After(id))),
+        next_link: last
+            .filter(|_| has_older)
+            .map(|id| filters.url(Cursor::Before(id))),
         show_issuer_filter: is_admin,
         issuers: data
             .issuers
@@ -98,7 +128,7 @@ async fn render_section(
                 name: t.name,
             }),
         sso_warning: me.user.user.auth_type.is_sso(),
-        back: filters.url(filters.page),
+        back: filters.url(filters.cursor),
     };
     render(StatusCode::OK, &page)
 }

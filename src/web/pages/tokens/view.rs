@@ -81,9 +81,8 @@ pub struct ConfirmDelete {
 pub struct SectionPage {
     pub layout: Layout,
     pub rows: Vec<TokenRow>,
-    pub total: i64,
-    pub page: i64,
-    pub pages: i64,
+    /// Rows on this page.
+    pub shown: i64,
     pub prev_link: Option<String>,
     pub next_link: Option<String>,
     pub show_issuer_filter: bool,
@@ -116,7 +115,7 @@ impl SectionPage {
         )
     }
 
-    pub fn total_label(&self) -> String {
-        crate::domain::count(self.total, "token", "tokens")
+    pub fn shown_label(&self) -> String {
+        crate::domain::count(self.shown, "token", "tokens")
     }
 }

@@ -218,17 +218,10 @@ pub fn deliver(
         }
     }
 
+    // 1. Every digest's key (written before anything is sent) and message.
     let mut issuers: HashMap<i64, String> = HashMap::new();
+    let mut outgoing = vec![];
     for (of, group) in digests {
-        // Shutting down: the digest being sent was finished; give the rest back at once.
-        if stop.load(Ordering::SeqCst) {
-            let left = Notice::unclaim(conn, &claim_id)?;
-            tracing::info!(
-                left,
-                "sweep stopped for shutdown; the rest goes out with the next sweep"
-            );
-            break;
-        }
         let ids: Vec<i64> = group.iter().map(|(n, _, _)| n.id).collect();
         let key = match of {
             DigestOf::Existing(key) => key,
@@ -242,28 +235,85 @@ pub fn deliver(
         let tokens: Vec<&Token> = group.iter().map(|(_, t, _)| t).collect();
         let kinds: Vec<_> = group.iter().map(|(n, _, _)| n.kind).collect();
         let facts = digest_of(conn, mail, recipient, &tokens, &kinds, &mut issuers, now)?;
-        let sent = digest_message(&mail.from, &facts, &mail.base_url, &key)
-            .and_then(|message| mail.mailer.send(&message));
-        match sent {
-            Ok(()) => {
-                for id in &ids {
+        let message = digest_message(&mail.from, &facts, &mail.base_url, &key);
+        let attempts = group.iter().map(|(n, _, _)| n.attempts).max().unwrap_or(0);
+        outgoing.push((ids, key, attempts, message));
+    }
+
+    // 2. Sent a few at a time over the pooled SMTP connections (one message at a time per
+    //    connection waits on the network, not on us). Shutting down, no new one starts.
+    let results = send_all(&mail.mailer, &outgoing, stop);
+
+    // 3. Marked: sent, failed (retried later, same digest), or not tried (given back).
+    let mut untried = 0;
+    for ((ids, key, attempts, _), result) in outgoing.iter().zip(results) {
+        match result {
+            Some(Ok(())) => {
+                for id in ids {
                     Notice::finish(conn, *id, &claim_id, EmailStatus::Sent, naive_now)?;
                 }
                 report.sent += ids.len();
                 report.emails += 1;
             }
-            Err(error) => {
-                let attempts = group.iter().map(|(n, _, _)| n.attempts).max().unwrap_or(0);
+            Some(Err(error)) => {
                 tracing::warn!(digest = %key, notices = ids.len(), attempt = attempts + 1, %error, "expiry e-mail not sent; will retry");
-                let next = to_naive(now + backoff(attempts));
-                for id in &ids {
+                let next = to_naive(now + backoff(*attempts));
+                for id in ids {
                     Notice::failed(conn, *id, &claim_id, &error, next)?;
                 }
                 report.failed += ids.len();
             }
+            None => untried += 1,
         }
     }
+    if untried > 0 {
+        let left = Notice::unclaim(conn, &claim_id)?;
+        tracing::info!(
+            left,
+            "sweep stopped for shutdown; the rest goes out with the next sweep"
+        );
+    }
     Ok(report)
+}
+
+/// Digests sent at once (each over its own pooled SMTP connection).
+const SEND_CONCURRENCY: usize = 8;
+
+/// Sends `outgoing` with up to `SEND_CONCURRENCY` at a time; `None` for a message not tried
+/// because `stop` was set (the ones already going finish).
+fn send_all(
+    mailer: &Mailer,
+    outgoing: &[(Vec<i64>, String, i32, Result<lettre::Message, String>)],
+    stop: &AtomicBool,
+) -> Vec<Option<Result<(), String>>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<(), String>>>> = outgoing
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let workers = SEND_CONCURRENCY.min(outgoing.len()).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some((_, _, _, message)) = outgoing.get(i) else {
+                    return;
+                };
+                let sent = message
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|m| mailer.send(m));
+                *results[i].lock().expect("result lock") = Some(sent);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("result lock"))
+        .collect()
 }
 
 /// One sweep: record what is due, deliver what is pending. Only one sweep runs at a time

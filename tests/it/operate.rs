@@ -335,8 +335,9 @@ async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn sigterm_loses_nothing_and_sends_nothing_twice() {
     let Acme { app, admin } = Acme::start().await;
-    // Six Administrators: each gets one digest of the six tokens.
-    for i in 0..5 {
+    // 24 Administrators (three times what a sweep sends at once): each gets one digest of the
+    // six tokens.
+    for i in 0..23 {
         app.acme_member(&format!("admin{i}"), Role::Administrators)
             .await;
     }
@@ -345,7 +346,8 @@ async fn sigterm_loses_nothing_and_sends_nothing_twice() {
     let token_id = crate::helpers::token_id(&token);
     let url = app.state.settings.database_url.clone();
     let smtp = SmtpServer::start();
-    smtp.set_delay(Duration::from_millis(400));
+    // Slow enough that the signal lands long before the next wave of sends could start.
+    smtp.set_delay(Duration::from_millis(1000));
     let data = tempfile::tempdir().unwrap();
 
     let mut server = Server::start(&url, data.path(), &smtp);
@@ -390,8 +392,8 @@ async fn sigterm_loses_nothing_and_sends_nothing_twice() {
     let (status, logs) = server.finish();
     assert!(status.success(), "{status:?}\n{logs}");
     let total = count(&app, "SELECT count(*) AS n FROM notices").await;
-    assert_eq!(total, 36, "6 tokens, 6 recipients");
-    let digests = 6;
+    assert_eq!(total, 144, "6 tokens, 24 recipients");
+    let digests = 24;
     let mails_first = smtp.received().len() as i64;
     assert!(
         (1..digests).contains(&mails_first),

@@ -42,7 +42,7 @@ def sha(text):
 
 accounts = [(a, "Scale %d" % a, fmt(now - timedelta(days=400))) for a in range(2, ACCOUNTS + 1)]
 # User ids: the Big account's admin is 1; account a's admin is user a.
-users = [(a, a, "admin%d@scale.test" % a, "", 1, "password", fmt(now - timedelta(days=400)))
+users = [(a, a, "admin%d@scale.test" % a, "Admin %d" % a, 1, "password", fmt(now - timedelta(days=400)))
          for a in range(2, ACCOUNTS + 1)]
 
 tokens = []

@@ -279,11 +279,14 @@ pub fn deliver(
 /// Digests sent at once (each over its own pooled SMTP connection).
 const SEND_CONCURRENCY: usize = 8;
 
+/// One digest ready to go: its notices, its key, the attempts so far, its message.
+type Outgoing = (Vec<i64>, String, i32, Result<lettre::Message, String>);
+
 /// Sends `outgoing` with up to `SEND_CONCURRENCY` at a time; `None` for a message not tried
 /// because `stop` was set (the ones already going finish).
 fn send_all(
     mailer: &Mailer,
-    outgoing: &[(Vec<i64>, String, i32, Result<lettre::Message, String>)],
+    outgoing: &[Outgoing],
     stop: &AtomicBool,
 ) -> Vec<Option<Result<(), String>>> {
     let next = std::sync::atomic::AtomicUsize::new(0);

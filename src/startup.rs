@@ -149,6 +149,7 @@ impl Application {
         let stop_sweeps = Arc::new(Notify::new());
         let sweeper = tokio::spawn(sweep_periodically(state.clone(), stop_sweeps.clone()));
         let flusher = tokio::spawn(flush_uses_periodically(state.clone()));
+        let refresher = tokio::spawn(refresh_tokens_periodically(state.clone()));
         let metrics = self.metrics.map(|(_, server)| {
             let handle = server.handle();
             (handle, tokio::spawn(server))
@@ -177,6 +178,7 @@ impl Application {
             tracing::warn!("the running sweep did not finish within the shutdown timeout");
         }
         flusher.abort();
+        refresher.abort();
         if let Err(e) = self.state.flush_uses().await {
             tracing::warn!(error = %e, "token uses not written at shutdown");
         }
@@ -280,6 +282,20 @@ async fn sweep_periodically(state: AppState, stop: Arc<Notify>) {
             Err(e) => {
                 failures += 1;
                 log_retry("expiry notice sweep", &e, failures);
+            }
+        }
+    }
+}
+
+/// Reloads the token cache's entries past half their life, together, ten times a second.
+async fn refresh_tokens_periodically(state: AppState) {
+    let mut tick = tokio::time::interval(crate::services::api_auth::REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.refresh_tokens().await {
+            if !matches!(e, ServiceError::Unavailable(_)) {
+                tracing::warn!(error = %e, "token cache refresh failed");
             }
         }
     }

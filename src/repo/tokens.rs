@@ -367,6 +367,31 @@ impl TokenForAuth {
             .optional()
     }
 
+    /// The rows of `ids` (those that exist), many per statement.
+    pub fn find_many(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<TokenForAuth>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(SQLITE_USES_PER_STATEMENT) {
+            rows.extend(
+                tokens::table
+                    .inner_join(users::table)
+                    .filter(tokens::id.eq_any(chunk))
+                    .select((
+                        tokens::id,
+                        tokens::account_id,
+                        tokens::issuer_id,
+                        tokens::role,
+                        tokens::secret_hash,
+                        tokens::expires_at,
+                        tokens::deleted_at,
+                        users::removed_at,
+                        users::role,
+                    ))
+                    .load::<TokenForAuth>(conn)?,
+            );
+        }
+        Ok(rows)
+    }
+
     /// The highest token id committed (0 when there is none): one step down the primary key.
     pub fn max_id(conn: &mut DbConn) -> QueryResult<i64> {
         use diesel::dsl::max;

@@ -14,6 +14,11 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::metrics::CacheResult;
 use crate::repo::{TokenForAuth, User};
 
+/// How often the cache's half-life reloads are done, in one batch.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Tokens reloaded per read.
+const REFRESH_BATCH: usize = 2000;
+
 /// Longest `Authorization` value we read; anything longer is refused unread.
 pub const MAX_AUTHORIZATION: usize = 8192;
 
@@ -147,21 +152,8 @@ impl Services {
             Verdict::Known { verdict, refresh } => {
                 self.metrics.cache(CacheResult::hit);
                 if refresh {
-                    let services = self.clone();
-                    tokio::spawn(async move {
-                        match services
-                            .db
-                            .run_gateway(move |conn| TokenVerifier::load(conn, id))
-                            .await
-                        {
-                            Ok(loaded) => services.verifier.refreshed(id, loaded),
-                            // Said once, when the database went.
-                            Err(ServiceError::Unavailable(_)) => {}
-                            Err(e) => {
-                                tracing::warn!(token_id = id, error = %e, "token cache refresh failed")
-                            }
-                        }
-                    });
+                    // Reloaded with the next batch (`refresh_tokens`), well within its life.
+                    self.verifier.queue_refresh(id);
                 }
                 verdict
             }
@@ -216,6 +208,30 @@ impl Services {
         } else {
             self.horizon.missing(id);
             Ok(None)
+        }
+    }
+
+    /// Reloads the cached tokens past half their life, many per read on the gateway's
+    /// connections; returns how many. Run every `REFRESH_EVERY` by the server, so an entry
+    /// is reloaded before its one second is up.
+    pub async fn refresh_tokens(&self) -> ServiceResult<usize> {
+        let mut done = 0;
+        loop {
+            let ids = self.verifier.take_refreshes(REFRESH_BATCH);
+            if ids.is_empty() {
+                return Ok(done);
+            }
+            done += ids.len();
+            let batch = ids.clone();
+            match self
+                .db
+                .run_gateway(move |conn| TokenVerifier::load_many(conn, &batch))
+                .await
+            {
+                Ok((rows, started)) => self.verifier.refreshed_many(&ids, rows, started),
+                // Left as they are: they expire on their own, and stale-if-error covers them.
+                Err(e) => return Err(e),
+            }
         }
     }
 

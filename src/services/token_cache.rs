@@ -74,6 +74,9 @@ pub struct TokenVerifier {
     last_recorded: Mutex<HashMap<i64, OffsetDateTime>>,
     /// Uses not yet written: token id → latest use.
     pending_uses: Mutex<HashMap<i64, OffsetDateTime>>,
+    /// Entries past half their life, to be reloaded together by the next batch
+    /// (`take_refreshes`): one read for many tokens instead of one each.
+    refresh_queue: Mutex<Vec<i64>>,
     /// How long a verified row may stand in for the database while it is unreachable.
     outage_grace: StdDuration,
 }
@@ -183,6 +186,45 @@ impl TokenVerifier {
         let verdict = entry.verify(presented, now);
         self.store(presented.id, Some(entry), loaded.started);
         verdict
+    }
+
+    /// Asks for `id` to be reloaded with the next batch.
+    pub fn queue_refresh(&self, id: i64) {
+        self.refresh_queue
+            .lock()
+            .expect("refresh queue lock")
+            .push(id);
+    }
+
+    /// The ids waiting for a reload, at most `max` (the rest wait for the next batch).
+    pub fn take_refreshes(&self, max: usize) -> Vec<i64> {
+        let mut queue = self.refresh_queue.lock().expect("refresh queue lock");
+        let n = queue.len().min(max);
+        queue.drain(..n).collect()
+    }
+
+    /// Reloads `ids` in one read, stamped with when the read began.
+    pub fn load_many(
+        conn: &mut DbConn,
+        ids: &[i64],
+    ) -> ServiceResult<(Vec<TokenForAuth>, Instant)> {
+        let started = Instant::now();
+        Ok((TokenForAuth::find_many(conn, ids)?, started))
+    }
+
+    /// Replaces the entries of `ids` with the rows of one batch read (an id without a row is
+    /// dropped).
+    pub fn refreshed_many(&self, ids: &[i64], rows: Vec<TokenForAuth>, started: Instant) {
+        let mut by_id: HashMap<i64, TokenForAuth> = rows.into_iter().map(|r| (r.id, r)).collect();
+        for id in ids {
+            self.refreshed(
+                *id,
+                LoadedRow {
+                    row: by_id.remove(id),
+                    started,
+                },
+            );
+        }
     }
 
     /// Replaces a cached row with one just reloaded (or drops it if the row is gone).

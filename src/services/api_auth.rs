@@ -198,10 +198,8 @@ impl Services {
                 }
             }
         }
-        let loaded = self
-            .db
-            .run_gateway(move |conn| TokenVerifier::load(conn, id))
-            .await?;
+        // Read together with the other misses waiting now (`MissBatcher`).
+        let loaded = self.misses.load(&self.db, id).await?;
         if loaded.exists() {
             self.horizon.saw(id, Instant::now());
             Ok(Some(loaded))

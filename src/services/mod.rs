@@ -14,6 +14,7 @@ pub mod id_horizon;
 pub mod jwt;
 pub mod login_limit;
 pub mod members;
+pub mod miss_batch;
 pub mod notices;
 pub mod password_work;
 pub mod token_cache;
@@ -77,6 +78,7 @@ pub struct Services {
     clock: Clock,
     verifier: Arc<token_cache::TokenVerifier>,
     horizon: Arc<id_horizon::IdHorizon>,
+    misses: Arc<miss_batch::MissBatcher>,
     user_states: Arc<user_cache::UserStates>,
     jwt: Arc<jwt::JwtKeys>,
     limiter: Arc<login_limit::LoginLimiter>,
@@ -103,6 +105,7 @@ impl Services {
             clock,
             verifier: Arc::new(token_cache::TokenVerifier::new(settings.outage_grace)),
             horizon: Arc::default(),
+            misses: Arc::default(),
             user_states: Arc::new(user_cache::UserStates::new(settings.outage_grace)),
             jwt: Arc::new(jwt::JwtKeys::new(&settings.jwt_keys)?),
             limiter: Arc::new(login_limit::LoginLimiter::default()),

@@ -103,6 +103,10 @@ impl LoadedRow {
     pub fn exists(&self) -> bool {
         self.row.is_some()
     }
+
+    pub fn from_parts(row: Option<TokenForAuth>, started: Instant) -> LoadedRow {
+        LoadedRow { row, started }
+    }
 }
 
 impl TokenVerifier {

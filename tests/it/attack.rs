@@ -758,3 +758,44 @@ async fn a_lower_id_committed_after_a_higher_one_works_at_once() {
     let r = app.api(&held_token).get("/iam/auth/check").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 }
+
+/// Misses of many distinct tokens at once are read together (a few reads, not one each),
+/// and each still gets its own answer: a deleted token among them is refused.
+#[tokio::test]
+async fn concurrent_misses_share_reads_and_keep_their_own_answers() {
+    let Acme { app, admin } = Acme::start().await;
+    let mut tokens = vec![];
+    for _ in 0..40 {
+        tokens.push(format!(
+            "APIKey {}",
+            app.token_for(&admin, Role::Engineers).await
+        ));
+    }
+    let gone = crate::helpers::token_id(&tokens[7]["APIKey ".len()..]);
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let r = api
+        .delete(&format!(
+            "/iam/v2/clients/{}/tokens/{gone}",
+            admin.account_id
+        ))
+        .await;
+    assert!(r.status.is_success(), "{}", r.status);
+    // A fresh instance: every one of them is a miss there.
+    let sibling = app.spawn_sibling().await;
+    let services = &sibling.state.services;
+    let before = services.gateway_reads();
+    let answers =
+        futures_util::future::join_all(tokens.iter().map(|t| services.authenticate(t))).await;
+    for (i, answer) in answers.iter().enumerate() {
+        if i == 7 {
+            assert!(matches!(
+                answer,
+                Err(apitokens::services::api_auth::AuthError::Unauthorized)
+            ));
+        } else {
+            assert!(answer.is_ok(), "token #{i}: {answer:?}");
+        }
+    }
+    let reads = services.gateway_reads() - before;
+    assert!(reads <= 4, "40 misses took {reads} reads");
+}

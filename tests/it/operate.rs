@@ -360,7 +360,6 @@ async fn sigterm_loses_nothing_and_sends_nothing_twice() {
         .await
         .unwrap();
     assert_eq!(check.status(), StatusCode::NO_CONTENT);
-    let request_id = check.headers()["x-request-id"].to_str().unwrap().to_owned();
     // The sweep is sending (slowly).
     wait_for("the first e-mail", async || !smtp.received().is_empty()).await;
 
@@ -388,6 +387,12 @@ async fn sigterm_loses_nothing_and_sends_nothing_twice() {
     slow.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"access\""));
+    let request_id = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("the answer carries its request id")
+        .trim()
+        .to_owned();
 
     let (status, logs) = server.finish();
     assert!(status.success(), "{status:?}\n{logs}");
@@ -428,9 +433,13 @@ async fn sigterm_loses_nothing_and_sends_nothing_twice() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    assert!(lines
+    assert!(lines.iter().any(|l| l["span"]["id"] == request_id.as_str()
+        && l["fields"]["status"] == 200
+        && l["fields"]["path"] == "/iam/auth/jwt/login"));
+    // The gateway's check is the one route whose access line is at debug.
+    assert!(!lines
         .iter()
-        .any(|l| l["span"]["id"] == request_id.as_str() && l["fields"]["status"] == 204));
+        .any(|l| l["fields"]["path"] == "/iam/auth/check"));
     assert!(lines.iter().any(|l| l["fields"]["message"] == "stopped"));
 
     // The next start sends the rest at once (nothing left claimed), each exactly once.

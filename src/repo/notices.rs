@@ -38,22 +38,32 @@ pub struct NewNotice {
     pub next_attempt_at: PrimitiveDateTime,
 }
 
-impl Notice {
-    /// Records a notice unless the same (token, kind, recipient) exists; `true` if recorded.
-    /// The upsert is the one place the two backends need different SQL.
-    pub fn insert_once(conn: &mut DbConn, new: &NewNotice) -> QueryResult<bool> {
-        let n = match conn {
-            DbConn::Sqlite(c) => diesel::insert_or_ignore_into(notices::table)
-                .values(new)
-                .execute(c)?,
-            DbConn::Postgres(c) => diesel::insert_into(notices::table)
-                .values(new)
-                .on_conflict_do_nothing()
-                .execute(c)?,
-        };
-        Ok(n == 1)
-    }
+type Db = <DbConn as diesel::Connection>::Backend;
 
+/// Pending rows no live sweep holds: never claimed, or the claim ran out before `now`.
+fn claimable(
+    now: PrimitiveDateTime,
+) -> Box<
+    dyn BoxableExpression<
+        notices::table,
+        Db,
+        SqlType = diesel::sql_types::Nullable<diesel::sql_types::Bool>,
+    >,
+> {
+    Box::new(
+        notices::email_status
+            .eq(EmailStatus::Pending)
+            .nullable()
+            .and(
+                notices::claimed_until
+                    .is_null()
+                    .nullable()
+                    .or(notices::claimed_until.lt(now)),
+            ),
+    )
+}
+
+impl Notice {
     /// Active tokens that expire in `(now, horizon]`: the only ones a notice can be due for.
     /// Served by the index on `expires_at`, so the cost follows the tokens due, not all tokens.
     pub fn expiring_tokens(
@@ -72,22 +82,6 @@ impl Notice {
             .filter(tokens::expires_at.le(horizon))
             .order(tokens::expires_at.asc())
             .select(Token::as_select())
-            .load(conn)
-    }
-
-    /// Ids of e-mails ready to go: pending, due, and not claimed by a live sweep.
-    pub fn ready(conn: &mut DbConn, now: PrimitiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
-        notices::table
-            .filter(notices::email_status.eq(EmailStatus::Pending))
-            .filter(notices::next_attempt_at.le(now))
-            .filter(
-                notices::claimed_until
-                    .is_null()
-                    .or(notices::claimed_until.lt(now)),
-            )
-            .order(notices::id.asc())
-            .limit(limit)
-            .select(notices::id)
             .load(conn)
     }
 
@@ -116,32 +110,6 @@ impl Notice {
         .execute(conn)
     }
 
-    /// Claims `ids` for one sweep with a conditional update: a row another sweep claimed in
-    /// the meantime no longer matches, so no two sweeps ever hold the same row.
-    pub fn claim(
-        conn: &mut DbConn,
-        ids: &[i64],
-        claim_id: &str,
-        now: PrimitiveDateTime,
-        until: PrimitiveDateTime,
-    ) -> QueryResult<usize> {
-        diesel::update(
-            notices::table
-                .filter(notices::id.eq_any(ids))
-                .filter(notices::email_status.eq(EmailStatus::Pending))
-                .filter(
-                    notices::claimed_until
-                        .is_null()
-                        .or(notices::claimed_until.lt(now)),
-                ),
-        )
-        .set((
-            notices::claim_id.eq(claim_id),
-            notices::claimed_until.eq(until),
-        ))
-        .execute(conn)
-    }
-
     /// Recipients with e-mails ready to go (pending, due, not claimed by a live sweep), at
     /// most `limit`, in id order.
     pub fn ready_recipients(
@@ -150,13 +118,8 @@ impl Notice {
         limit: i64,
     ) -> QueryResult<Vec<i64>> {
         notices::table
-            .filter(notices::email_status.eq(EmailStatus::Pending))
             .filter(notices::next_attempt_at.le(now))
-            .filter(
-                notices::claimed_until
-                    .is_null()
-                    .or(notices::claimed_until.lt(now)),
-            )
+            .filter(claimable(now))
             .select(notices::user_id)
             .distinct()
             .order(notices::user_id.asc())
@@ -176,13 +139,8 @@ impl Notice {
         diesel::update(
             notices::table
                 .filter(notices::user_id.eq_any(user_ids))
-                .filter(notices::email_status.eq(EmailStatus::Pending))
                 .filter(notices::next_attempt_at.le(now))
-                .filter(
-                    notices::claimed_until
-                        .is_null()
-                        .or(notices::claimed_until.lt(now)),
-                ),
+                .filter(claimable(now)),
         )
         .set((
             notices::claim_id.eq(claim_id),
@@ -229,12 +187,7 @@ impl Notice {
         diesel::update(
             notices::table
                 .filter(notices::digest_key.eq_any(&keys))
-                .filter(notices::email_status.eq(EmailStatus::Pending))
-                .filter(
-                    notices::claimed_until
-                        .is_null()
-                        .or(notices::claimed_until.lt(now)),
-                ),
+                .filter(claimable(now)),
         )
         .set((
             notices::claim_id.eq(claim_id),

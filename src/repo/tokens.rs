@@ -348,25 +348,6 @@ impl Token {
 }
 
 impl TokenForAuth {
-    pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<TokenForAuth>> {
-        tokens::table
-            .inner_join(users::table)
-            .filter(tokens::id.eq(id))
-            .select((
-                tokens::id,
-                tokens::account_id,
-                tokens::issuer_id,
-                tokens::role,
-                tokens::secret_hash,
-                tokens::expires_at,
-                tokens::deleted_at,
-                users::removed_at,
-                users::role,
-            ))
-            .first(conn)
-            .optional()
-    }
-
     /// The rows of `ids` (those that exist), many per statement.
     pub fn find_many(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<TokenForAuth>> {
         let mut rows = Vec::with_capacity(ids.len());

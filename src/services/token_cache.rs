@@ -95,7 +95,7 @@ pub enum Verdict {
         verdict: Result<Credential, Unauthorized>,
         refresh: bool,
     },
-    /// Not cached (or stale): load the row with `TokenVerifier::load` and call `remember`.
+    /// Not cached (or stale): load the row (`MissBatcher`, `load_many`) and call `remember`.
     Unknown,
 }
 
@@ -162,14 +162,6 @@ impl TokenVerifier {
             }
             _ => Verdict::Unknown,
         }
-    }
-
-    pub fn load(conn: &mut DbConn, id: i64) -> ServiceResult<LoadedRow> {
-        let started = Instant::now();
-        Ok(LoadedRow {
-            row: TokenForAuth::find(conn, id)?,
-            started,
-        })
     }
 
     /// Caches a freshly loaded row and verifies against it.

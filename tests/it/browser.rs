@@ -118,25 +118,34 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-/// Clicks something that loads a new page and waits (bounded) until the new page is there.
-async fn click_and_load(client: &Client, css: &str) {
+/// Does `act` (something that loads a new page) and waits, bounded, until the new page is
+/// there: the old page's body is marked first, so a page that didn't change can't pass.
+async fn and_load<F: std::future::Future<Output = ()>>(client: &Client, what: &str, act: F) {
     client
         .execute("document.body.setAttribute('data-old-page', '1')", vec![])
         .await
         .unwrap();
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    act.await;
     client
         .wait()
         .at_most(Duration::from_secs(15))
         .for_element(Locator::Css("body:not([data-old-page])"))
         .await
-        .unwrap_or_else(|e| panic!("no new page after clicking {css}: {e}"));
+        .unwrap_or_else(|e| panic!("no new page after {what}: {e}"));
+}
+
+/// Clicks something that loads a new page and waits (bounded) until the new page is there.
+async fn click_and_load(client: &Client, css: &str) {
+    and_load(client, css, async {
+        client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    })
+    .await;
 }
 
 async fn sign_in(client: &Client, base: &str, email: &str) {
@@ -963,17 +972,7 @@ async fn tab_to(client: &Client, css: &str) {
 
 /// Presses Enter on the focused element, which loads a new page.
 async fn enter_and_load(client: &Client) {
-    client
-        .execute("document.body.setAttribute('data-old-page', '1')", vec![])
-        .await
-        .unwrap();
-    press(client, ENTER).await;
-    client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("body:not([data-old-page])"))
-        .await
-        .expect("a new page after Enter");
+    and_load(client, "Enter", press(client, ENTER)).await;
 }
 
 /// Sign in, create, reveal, copy, OK, and delete a token with the keyboard alone: focus goes
@@ -1046,17 +1045,8 @@ async fn the_whole_token_flow_works_with_the_keyboard_alone() {
         focused(client, "#delete-dialog *").await,
         "focus is inside the delete dialog"
     );
-    client
-        .execute("document.body.setAttribute('data-old-page', '1')", vec![])
-        .await
-        .unwrap();
-    press(client, ESCAPE).await;
-    client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("body:not([data-old-page])"))
-        .await
-        .expect("Escape went back to the list");
+    // Escape follows the dialog's Cancel link back to the list.
+    and_load(client, "Escape", press(client, ESCAPE)).await;
     assert!(client.find(Locator::Id("delete-dialog")).await.is_err());
     assert!(
         focused(client, &menu).await,

@@ -1,11 +1,8 @@
 //! Expiry digests over a real SMTP conversation: one e-mail per person per sweep, in their
 //! language, marked automatic, unsubscribable in one click, and DKIM-signed.
 
-use apitokens::domain::input::{Expiry, TokenDescription, TokenName};
 use apitokens::domain::Role;
 use apitokens::repo::User;
-use apitokens::services::tokens::{self, CreateOutcome, NewTokenRequest};
-use apitokens::services::Actor;
 use reqwest::StatusCode;
 use time::Duration;
 
@@ -26,24 +23,7 @@ async fn app_with_smtp(smtp: &SmtpServer) -> Acme {
 }
 
 async fn token(app: &TestApp, issuer: &User, name: &str, after: Duration) -> i64 {
-    let actor = Actor::of_user(issuer);
-    let now = app.clock().now();
-    let req = NewTokenRequest {
-        name: TokenName::parse(name).unwrap(),
-        description: TokenDescription::parse(None).unwrap(),
-        role: Role::Users,
-        expiry: Expiry::at(now + after, now).unwrap(),
-        form_id: None,
-        parent: None,
-    };
-    match app
-        .db(move |c| tokens::create(c, &actor, &req, now))
-        .await
-        .unwrap()
-    {
-        CreateOutcome::Created { token, .. } => token.id,
-        CreateOutcome::AlreadyCreated { .. } => unreachable!(),
-    }
+    app.expiring_token(issuer, name, after).await.0
 }
 
 async fn sweep(app: &TestApp) -> (usize, apitokens::services::delivery::Delivery) {
@@ -230,13 +210,17 @@ async fn a_german_user_gets_the_email_in_german() {
     app.clock().advance(Duration::days(3));
     sweep(&app).await;
     let m = &smtp.received()[0];
-    let subject = m.text();
-    assert!(
-        subject.contains("2 API-Tokens laufen innerhalb von 7 Tagen ab, das erste in 5 Tagen"),
-        "{subject}"
+    let mail = m.text();
+    assert_eq!(
+        header(m, "Subject"),
+        Some("2 API-Tokens laufen innerhalb von 7 Tagen ab, das erste in 5 Tagen")
     );
-    assert!(subject.contains("Hallo admin,") && subject.contains("Ausgestellt von: admin"));
-    assert!(subject.contains("<html lang=\"de\">"));
+    assert!(
+        mail.contains("2 API-Tokens, die Sie ausgestellt haben oder verwalten"),
+        "{mail}"
+    );
+    assert!(mail.contains("Hallo admin,") && mail.contains("Ausgestellt von: admin"));
+    assert!(mail.contains("<html lang=\"de\">"));
 }
 
 /// A digest that failed goes out again whole, with the same Message-ID, and a notice that

@@ -454,6 +454,36 @@ impl TestApp {
         }
     }
 
+    /// A Users-role token of `issuer` expiring `after` from now (through the service); its id
+    /// and secret.
+    pub async fn expiring_token(
+        &self,
+        issuer: &User,
+        name: &str,
+        after: time::Duration,
+    ) -> (i64, String) {
+        use apitokens::domain::input::{Expiry, TokenDescription, TokenName};
+        use apitokens::services::tokens::{create, CreateOutcome, NewTokenRequest};
+        let actor = apitokens::services::Actor::of_user(issuer);
+        let now = self.clock().now();
+        let req = NewTokenRequest {
+            name: TokenName::parse(name).unwrap(),
+            description: TokenDescription::parse(None).unwrap(),
+            role: Role::Users,
+            expiry: Expiry::at(now + after, now).unwrap(),
+            form_id: None,
+            parent: None,
+        };
+        match self
+            .db(move |c| create(c, &actor, &req, now))
+            .await
+            .unwrap()
+        {
+            CreateOutcome::Created { token, secret } => (token.id, secret.expose().to_string()),
+            CreateOutcome::AlreadyCreated { .. } => unreachable!(),
+        }
+    }
+
     /// Creates a never-expiring token for `user` through the service; returns `<id>_<secret>`.
     pub async fn token_for(&self, user: &User, role: Role) -> String {
         use apitokens::domain::input::{Expiry, TokenDescription, TokenName};

@@ -1,13 +1,12 @@
 //! Expiry notices: due windows, recipients, the outbox over a real SMTP conversation, faults.
 
-use apitokens::domain::input::{Expiry, TokenDescription, TokenName};
 use apitokens::domain::EmailStatus;
 use apitokens::domain::Role;
 use apitokens::repo::notices::Notice;
 use apitokens::repo::User;
 use apitokens::services::delivery::{Delivery, CLAIM_TTL};
 use apitokens::services::notices as notifier;
-use apitokens::services::tokens::{self, CreateOutcome, NewTokenRequest};
+use apitokens::services::tokens;
 use apitokens::services::Actor;
 use reqwest::StatusCode;
 use time::Duration;
@@ -24,31 +23,13 @@ async fn app_with_smtp(smtp: &SmtpServer) -> TestApp {
     .await
 }
 
-/// A token of `issuer` expiring `after` from now; returns its id and secret.
 async fn expiring_token(
     app: &TestApp,
     issuer: &User,
     name: &str,
     after: Duration,
 ) -> (i64, String) {
-    let actor = Actor::of_user(issuer);
-    let now = app.clock().now();
-    let req = NewTokenRequest {
-        name: TokenName::parse(name).unwrap(),
-        description: TokenDescription::parse(None).unwrap(),
-        role: Role::Users,
-        expiry: Expiry::at(now + after, now).unwrap(),
-        form_id: None,
-        parent: None,
-    };
-    match app
-        .db(move |c| tokens::create(c, &actor, &req, now))
-        .await
-        .unwrap()
-    {
-        CreateOutcome::Created { token, secret } => (token.id, secret.expose().to_string()),
-        CreateOutcome::AlreadyCreated { .. } => unreachable!(),
-    }
+    app.expiring_token(issuer, name, after).await
 }
 
 async fn sweep(app: &TestApp) -> (usize, Delivery) {
@@ -297,11 +278,12 @@ async fn a_sweep_that_died_after_claiming_is_finished_by_the_next() {
     let claimed = app
         .db(move |conn| {
             notifier::record(conn, now).unwrap();
-            let ids = Notice::ready(conn, apitokens::domain::token::to_naive(now), 100).unwrap();
+            let naive = apitokens::domain::token::to_naive(now);
+            let who = Notice::ready_recipients(conn, naive, 100).unwrap();
             let until = apitokens::domain::token::to_naive(now + CLAIM_TTL);
-            Notice::claim(
+            Notice::claim_for(
                 conn,
-                &ids,
+                &who,
                 "dead-sweep",
                 apitokens::domain::token::to_naive(now),
                 until,

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::middleware::from_fn;
 use actix_web::{web as aweb, App, HttpServer};
 use anyhow::{anyhow, Context};
 use tokio::sync::Notify;
@@ -93,7 +93,6 @@ impl Application {
             settings: settings.clone(),
         };
         let data = aweb::Data::new(state.clone());
-        let https = settings.secure_cookies();
         let metrics = match settings.metrics_bind.as_deref() {
             Some(bind) => Some(metrics_server(bind, data.clone())?),
             None => None,
@@ -101,8 +100,8 @@ impl Application {
         let app_settings = settings.clone();
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(security_headers(https))
-                // Request id, access log line and metrics, around everything else.
+                // Request id, security headers, access log line and metrics, around
+                // everything else.
                 .wrap(from_fn(web::observe::observe))
                 .app_data(data.clone())
                 .configure(web::configure(&app_settings))
@@ -326,22 +325,6 @@ fn log_retry(what: &str, e: &ServiceError, failures: u32) {
         tracing::debug!(error = %e, failures, "{what} failed; will try again");
     } else {
         tracing::warn!(error = %e, failures, "{what} failed; will try again");
-    }
-}
-
-/// Headers every response carries unless a handler set its own.
-/// Served over https (the base URL says so), browsers are also told to use nothing else.
-fn security_headers(https: bool) -> DefaultHeaders {
-    let headers = DefaultHeaders::new()
-        .add(("Content-Security-Policy", web::CSP))
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("X-Frame-Options", "DENY"))
-        .add(("Referrer-Policy", "same-origin"))
-        .add(("Cache-Control", "no-store"));
-    if https {
-        headers.add(("Strict-Transport-Security", "max-age=31536000"))
-    } else {
-        headers
     }
 }
 

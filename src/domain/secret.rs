@@ -15,34 +15,41 @@ pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// 32 random bytes as hex. Its `Debug` never prints it.
+/// 32 random bytes as hex. Its `Debug` never prints it. Kept inline (no allocation), since a
+/// presented token's secret is parsed into one on every check.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret([u8; SECRET_HEX_LEN]);
 
 impl Secret {
     /// 32 bytes from the OS CSPRNG.
     pub fn generate() -> Secret {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).expect("the OS random number generator is available");
-        Secret(hex::encode(bytes))
+        let mut hex = [0u8; SECRET_HEX_LEN];
+        hex::encode_to_slice(bytes, &mut hex).expect("64 hex digits for 32 bytes");
+        Secret(hex)
     }
 
     /// Takes a presented secret that is already known to be 64 lowercase hex characters.
     pub(crate) fn from_hex(hex: &str) -> Secret {
-        Secret(hex.to_owned())
+        debug_assert!(is_secret_hex(hex));
+        let mut bytes = [0u8; SECRET_HEX_LEN];
+        bytes.copy_from_slice(&hex.as_bytes()[..SECRET_HEX_LEN]);
+        Secret(bytes)
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        // Only ever lowercase hex digits (ASCII), from `generate` or a checked `from_hex`.
+        std::str::from_utf8(&self.0).expect("a secret is ASCII hex")
     }
 
     pub fn into_exposed(self) -> String {
-        self.0
+        self.expose().to_owned()
     }
 
     /// The only form of the secret that is ever stored.
     pub fn hash(&self) -> SecretHash {
-        SecretHash::of(&self.0)
+        SecretHash::of(self.expose())
     }
 }
 
@@ -64,6 +71,28 @@ impl SecretHash {
     /// Constant-time comparison with a stored hash.
     pub fn matches(&self, stored: &str) -> bool {
         self.0.as_bytes().ct_eq(stored.as_bytes()).into()
+    }
+}
+
+/// A stored hash as its 32 bytes, for checks that compare many times against one stored
+/// value (the token cache): the presented secret's digest is compared as bytes, with no hex
+/// string made per check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest32([u8; 32]);
+
+impl Digest32 {
+    /// The stored hex hash as bytes; `None` if it isn't 64 hex characters (such a row can't
+    /// match anything).
+    pub fn from_stored(stored: &str) -> Option<Digest32> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(stored, &mut bytes).ok()?;
+        Some(Digest32(bytes))
+    }
+
+    /// Constant-time: is this the SHA-256 of `secret`?
+    pub fn is_hash_of(&self, secret: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        digest.ct_eq(&self.0).into()
     }
 }
 
@@ -96,6 +125,18 @@ mod tests {
         assert!(hash.matches(&hash.0));
         assert!(!hash.matches(&SecretHash::of("abd").0));
         assert!(!hash.matches(""));
+    }
+
+    #[test]
+    fn a_stored_digest_matches_its_secret_only() {
+        let stored = SecretHash::of("abc").0;
+        let digest = Digest32::from_stored(&stored).unwrap();
+        assert!(digest.is_hash_of("abc"));
+        assert!(!digest.is_hash_of("abd"));
+        assert!(!digest.is_hash_of(""));
+        assert_eq!(Digest32::from_stored("zz"), None);
+        assert_eq!(Digest32::from_stored(&stored[..62]), None);
+        assert_eq!(Digest32::from_stored(&"g".repeat(64)), None);
     }
 
     #[test]

@@ -148,13 +148,19 @@ impl Services {
         now: OffsetDateTime,
     ) -> Result<Credential, AuthError> {
         let id = presented.id;
+        let mut noted = false;
         let verdict = match self.verifier.check_cached(&presented, now) {
-            Verdict::Known { verdict, refresh } => {
+            Verdict::Known {
+                verdict,
+                refresh,
+                noted_recently,
+            } => {
                 self.metrics.cache(CacheResult::hit);
                 if refresh {
                     // Reloaded with the next batch (`refresh_tokens`), well within its life.
                     self.verifier.queue_refresh(id);
                 }
+                noted = noted_recently;
                 verdict
             }
             Verdict::Unknown => match self.token_row(id).await {
@@ -170,7 +176,9 @@ impl Services {
         };
         let credential = verdict?;
         // Written by the batched flush (`flush_uses`), never on the request path.
-        self.verifier.note_use(id, now);
+        if !noted {
+            self.verifier.note_use(id, now);
+        }
         Ok(credential)
     }
 

@@ -11,7 +11,7 @@
 //! at. Uses are noted in memory and written in one batch a second (`take_uses`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -20,7 +20,8 @@ use time::{Duration, OffsetDateTime};
 use super::api_auth::{Credential, Unauthorized};
 use super::Actor;
 use crate::db::DbConn;
-use crate::domain::token::{from_naive, to_naive, PresentedToken, TokenHash};
+use crate::domain::secret::Digest32;
+use crate::domain::token::{from_naive, to_naive, PresentedToken};
 use crate::error::ServiceResult;
 use crate::repo::TokenForAuth;
 
@@ -32,19 +33,36 @@ pub const LAST_USED_GAP: Duration = Duration::minutes(1);
 #[derive(Debug)]
 struct CachedToken {
     row: TokenForAuth,
+    /// `row.secret_hash` as bytes (`None`: malformed, matches nothing).
+    digest: Option<Digest32>,
     fetched: Instant,
     /// Set once a background reload of this entry has been asked for.
     refreshing: AtomicBool,
+    /// Unix second of the last use passed on to `note_use` from this entry (0: none): a use
+    /// within `LAST_USED_GAP` of it needs no lock at all.
+    noted: AtomicI64,
 }
 
 impl CachedToken {
+    fn new(row: TokenForAuth, fetched: Instant) -> CachedToken {
+        CachedToken {
+            digest: Digest32::from_stored(&row.secret_hash),
+            row,
+            fetched,
+            refreshing: AtomicBool::new(false),
+            noted: AtomicI64::new(0),
+        }
+    }
+
     fn verify(
         &self,
         presented: &PresentedToken,
         now: OffsetDateTime,
     ) -> Result<Credential, Unauthorized> {
         let row = &self.row;
-        let hash_ok = TokenHash::of(presented.secret.expose()).matches(&row.secret_hash);
+        let hash_ok = self
+            .digest
+            .is_some_and(|d| d.is_hash_of(presented.secret.expose()));
         let alive = row.deleted_at.is_none()
             && row.issuer_removed_at.is_none()
             && row.expires_at.is_none_or(|at| from_naive(at) > now);
@@ -94,6 +112,9 @@ pub enum Verdict {
     Known {
         verdict: Result<Credential, Unauthorized>,
         refresh: bool,
+        /// A use of this token was passed to `note_use` within `LAST_USED_GAP`: this one need
+        /// not be (it would be dropped there anyway).
+        noted_recently: bool,
     },
     /// Not cached (or stale): load the row (`MissBatcher`, `load_many`) and call `remember`.
     Unknown,
@@ -158,7 +179,17 @@ impl TokenVerifier {
                 let verdict = entry.verify(presented, now);
                 let refresh = entry.fetched.elapsed() >= CACHE_TTL / 2
                     && !entry.refreshing.swap(true, Ordering::Relaxed);
-                Verdict::Known { verdict, refresh }
+                let second = now.unix_timestamp();
+                let noted = entry.noted.load(Ordering::Relaxed);
+                let noted_recently = second - noted < LAST_USED_GAP.whole_seconds();
+                if verdict.is_ok() && !noted_recently {
+                    entry.noted.store(second, Ordering::Relaxed);
+                }
+                Verdict::Known {
+                    verdict,
+                    refresh,
+                    noted_recently,
+                }
             }
             _ => Verdict::Unknown,
         }
@@ -174,11 +205,7 @@ impl TokenVerifier {
         let Some(row) = loaded.row else {
             return Err(Unauthorized);
         };
-        let entry = CachedToken {
-            row,
-            fetched: loaded.started,
-            refreshing: AtomicBool::new(false),
-        };
+        let entry = CachedToken::new(row, loaded.started);
         let verdict = entry.verify(presented, now);
         self.store(presented.id, Some(entry), loaded.started);
         verdict
@@ -226,11 +253,7 @@ impl TokenVerifier {
     /// Replaces a cached row with one just reloaded (or drops it if the row is gone).
     pub fn refreshed(&self, id: i64, loaded: LoadedRow) {
         let started = loaded.started;
-        let entry = loaded.row.map(|row| CachedToken {
-            row,
-            fetched: started,
-            refreshing: AtomicBool::new(false),
-        });
+        let entry = loaded.row.map(|row| CachedToken::new(row, started));
         self.store(id, entry, started);
     }
 
@@ -310,6 +333,7 @@ impl TokenVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::token::TokenHash;
     use time::macros::datetime;
 
     fn row(id: i64) -> TokenForAuth {
@@ -401,6 +425,33 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn noted_recently(v: &TokenVerifier, presented: &PresentedToken, now: OffsetDateTime) -> bool {
+        match v.check_cached(presented, now) {
+            Verdict::Known { noted_recently, .. } => noted_recently,
+            Verdict::Unknown => panic!("cached"),
+        }
+    }
+
+    #[test]
+    fn a_cached_hit_skips_the_use_lock_for_a_minute_after_a_noted_use() {
+        let v = TokenVerifier::default();
+        let now = datetime!(2026-11-28 10:00 UTC);
+        let good = PresentedToken::parse(&format!("3_{}", "a".repeat(64))).unwrap();
+        let bad = PresentedToken::parse(&format!("3_{}", "b".repeat(64))).unwrap();
+        let loaded = LoadedRow::from_parts(Some(row(3)), Instant::now());
+        assert!(v.remember(&good, loaded, now).is_ok());
+        // A refused secret never marks the entry as used.
+        assert!(!noted_recently(&v, &bad, now));
+        assert!(!noted_recently(&v, &good, now), "the first use goes to note_use");
+        assert!(noted_recently(&v, &good, now + Duration::seconds(59)));
+        assert!(!noted_recently(&v, &good, now + Duration::seconds(60)));
+        assert!(noted_recently(&v, &good, now + Duration::seconds(61)));
+        // A reloaded entry starts over: its first use asks note_use, whose own map still
+        // holds the minute, so last_used_at isn't written more often.
+        v.refreshed(3, LoadedRow::from_parts(Some(row(3)), Instant::now()));
+        assert!(!noted_recently(&v, &good, now + Duration::seconds(62)));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
 use tracing::Instrument;
@@ -21,8 +22,7 @@ use super::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The gateway's check (nginx `auth_request`): the one hot route.
-const GATEWAY_CHECK: &str = "/iam/auth/check";
+use crate::metrics::GATEWAY_ROUTE;
 
 /// Longest id taken from a proxy; longer or odd ones are replaced.
 const MAX_ID: usize = 64;
@@ -49,11 +49,12 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    // Borrowed, not cloned: on two busy workers an `Arc` count is a contended cache line.
+    let state = req.app_data::<web::Data<AppState>>();
     let trusted = state
-        .as_ref()
         .map(|s| s.settings.trusted_proxies.as_slice())
         .unwrap_or_default();
+    let https = state.is_some_and(|s| s.settings.secure_cookies());
     let from_proxy = req
         .peer_addr()
         .is_some_and(|peer| is_trusted(&peer.ip(), trusted))
@@ -66,7 +67,7 @@ pub async fn observe(
     let method = req.method().clone();
     // The gateway's check is a sub-request of a proxy that logs every request itself: its
     // access line is at debug, so the hottest route doesn't format and write a line each.
-    let gateway = req.path() == GATEWAY_CHECK;
+    let gateway = req.method() == Method::GET && req.path() == GATEWAY_ROUTE;
     let logged = if gateway {
         tracing::enabled!(target: "access", tracing::Level::DEBUG)
     } else {
@@ -79,12 +80,26 @@ pub async fn observe(
             req.path().to_owned(),
         )
     });
-    let span = tracing::info_span!("request", id = %id);
-    let mut res = next.call(req).instrument(span.clone()).await?;
+    let span = if gateway && !logged {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!("request", id = %id)
+    };
+    let mut res = if span.is_none() {
+        next.call(req).await?
+    } else {
+        next.call(req).instrument(span.clone()).await?
+    };
     let took = started.elapsed();
     let status = res.status().as_u16();
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, value);
+    let headers = res.headers_mut();
+    if let Ok(value) = HeaderValue::try_from(id) {
+        headers.insert(REQUEST_ID, value);
+    }
+    // The gateway's "yes" is a bodiless 204 read only by the proxy: nothing there for a
+    // browser to frame, sniff or cache, so it goes without (its 401/403 bodies don't).
+    if !(gateway && status == 204) {
+        add_security_headers(headers, https);
     }
     if let Some((client, path)) = line {
         let ms = took.as_secs_f64() * 1000.0;
@@ -96,7 +111,11 @@ pub async fn observe(
             }
         });
     }
-    if let Some(state) = state {
+    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+        if gateway {
+            state.metrics().gateway_request(status, took);
+            return Ok(res);
+        }
         let route = res.request().match_pattern();
         state.metrics().request(
             method.as_str(),
@@ -106,6 +125,39 @@ pub async fn observe(
         );
     }
     Ok(res)
+}
+
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 5] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(super::CSP),
+    ),
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    ),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+];
+
+/// Headers every response carries unless its handler set its own. Served over https (the base
+/// URL says so), browsers are also told to use nothing else.
+fn add_security_headers(headers: &mut HeaderMap, https: bool) {
+    for (name, value) in SECURITY_HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, value);
+        }
+    }
+    if https && !headers.contains_key(header::STRICT_TRANSPORT_SECURITY) {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
 }
 
 #[cfg(test)]

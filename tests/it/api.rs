@@ -933,6 +933,14 @@ async fn the_gateway_check_answers_with_identity_headers() {
     assert_eq!(h("x-auth-user-id"), admin.id.to_string());
     assert_eq!(h("x-auth-role"), "5");
     assert_eq!(h("x-auth-token-id"), token_id(&token).to_string());
+    assert!(r.headers.get("x-request-id").is_some());
+    // The bodiless "yes" goes only to the proxy: no browser headers on it; answers with a
+    // body keep them.
+    assert!(r.headers.get("content-security-policy").is_none());
+    let refused = app.api("APIKey 1_nope").get("/iam/auth/check").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.headers.get("content-security-policy").is_some());
+    assert_eq!(refused.headers.get("x-content-type-options").unwrap(), "nosniff");
     assert_eq!(
         api.get("/iam/auth/check?min_role=Engineers").await.status,
         StatusCode::NO_CONTENT

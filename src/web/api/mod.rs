@@ -59,11 +59,12 @@ pub async fn openapi_json() -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // The gateway check first: routes are tried in order, and it is the hot one.
     cfg.app_data(json_config())
+        .service(auth::check)
         .service(openapi_json)
         .service(auth::login)
         .service(auth::refresh)
-        .service(auth::check)
         .service(auth::jwks)
         .service(users::me)
         .service(users::list)

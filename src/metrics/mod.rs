@@ -5,14 +5,25 @@
 //!
 //! Served only on `APITOKENS_METRICS_BIND`, a listener of its own (see `startup.rs`).
 
+mod striped;
+
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use striped::{StripedHistogram, StripedU64};
+
+/// A counter that busy threads don't contend on (`striped`).
+type HotCounter = Counter<u64, StripedU64>;
+
+/// The gateway's check (nginx `auth_request`): the one hot route.
+pub const GATEWAY_ROUTE: &str = "/iam/auth/check";
+/// What it answers: yes, bad `min_role`, no, too low, database unreachable.
+const GATEWAY_STATUSES: [u16; 5] = [204, 400, 401, 403, 503];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -109,17 +120,21 @@ pub struct Readings {
 
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram>,
+    requests: Family<RequestLabels, HotCounter>,
+    latency: Family<RouteLabels, StripedHistogram>,
     /// One counter per outcome, fetched once: the hot path only increments an atomic.
-    checks: [Counter; 4],
-    cache: [Counter; 2],
+    checks: [HotCounter; 4],
+    cache: [HotCounter; 2],
+    /// The gateway check's request counters for the statuses it answers, and its latency
+    /// histogram, fetched once: counting the hottest route allocates no label set.
+    gateway_requests: [(u16, HotCounter); 5],
+    gateway_latency: StripedHistogram,
     notices_recorded: Counter,
     emails: Family<EmailLabels, Counter>,
     pending_emails: Gauge,
     oldest_pending: Gauge<f64, std::sync::atomic::AtomicU64>,
     connections: Family<ConnLabels, Gauge>,
-    pool_wait: Family<PoolLabels, Histogram>,
+    pool_wait: Family<PoolLabels, StripedHistogram>,
     password_work: Gauge,
     draining: Gauge,
 }
@@ -130,34 +145,28 @@ impl Default for Metrics {
     }
 }
 
-fn latency_histogram() -> Histogram {
-    // 0.25 ms to about 4 s.
-    Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
-}
-
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("apitokens");
-        let requests = Family::<RequestLabels, Counter>::default();
+        let requests = Family::<RequestLabels, HotCounter>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route template and status",
             requests.clone(),
         );
-        let latency =
-            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let latency = Family::<RouteLabels, StripedHistogram>::default();
         registry.register(
             "http_request_duration_seconds",
             "Time from request to response, by route template",
             latency.clone(),
         );
-        let checks = Family::<OutcomeLabels, Counter>::default();
+        let checks = Family::<OutcomeLabels, HotCounter>::default();
         registry.register(
             "gateway_checks",
             "/iam/auth/check answers: ok (204), unauthorized (401), forbidden (403, below min_role), unavailable (503)",
             checks.clone(),
         );
-        let cache = Family::<CacheLabels, Counter>::default();
+        let cache = Family::<CacheLabels, HotCounter>::default();
         registry.register(
             "token_cache_lookups",
             "Permanent-token checks answered from the in-memory cache (hit) or not (miss)",
@@ -193,8 +202,7 @@ impl Metrics {
             "Database connections per pool, busy or idle (read at scrape)",
             connections.clone(),
         );
-        let pool_wait =
-            Family::<PoolLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        let pool_wait = Family::<PoolLabels, StripedHistogram>::default();
         registry.register(
             "db_connection_wait_seconds",
             "Time spent waiting for a pooled database connection",
@@ -221,8 +229,23 @@ impl Metrics {
         .map(|outcome| checks.get_or_create(&OutcomeLabels { outcome }).clone());
         let cache = [CacheResult::hit, CacheResult::miss]
             .map(|result| cache.get_or_create(&CacheLabels { result }).clone());
+        let gateway_requests = GATEWAY_STATUSES.map(|status| {
+            let labels = RequestLabels {
+                method: "GET".into(),
+                route: GATEWAY_ROUTE.into(),
+                status,
+            };
+            (status, requests.get_or_create(&labels).clone())
+        });
+        let gateway_latency = latency
+            .get_or_create(&RouteLabels {
+                route: GATEWAY_ROUTE.into(),
+            })
+            .clone();
         Metrics {
             registry,
+            gateway_requests,
+            gateway_latency,
             requests,
             latency,
             checks,
@@ -250,7 +273,18 @@ impl Metrics {
             .get_or_create(&RouteLabels {
                 route: route.to_owned(),
             })
-            .observe(took.as_secs_f64());
+            .observe(took);
+    }
+
+    /// A request to the gateway check (`GET /iam/auth/check`), counted like `request` does.
+    pub fn gateway_request(&self, status: u16, took: Duration) {
+        match self.gateway_requests.iter().find(|(s, _)| *s == status) {
+            Some((_, counter)) => {
+                counter.inc();
+                self.gateway_latency.observe(took);
+            }
+            None => self.request("GET", GATEWAY_ROUTE, status, took),
+        }
     }
 
     pub fn check(&self, outcome: CheckOutcome) {
@@ -276,7 +310,7 @@ impl Metrics {
     pub fn pool_wait(&self, pool: PoolName, waited: Duration) {
         self.pool_wait
             .get_or_create(&PoolLabels { pool })
-            .observe(waited.as_secs_f64());
+            .observe(waited);
     }
 
     /// The text exposition format, with `readings` taken just now.

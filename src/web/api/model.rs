@@ -9,14 +9,6 @@ use crate::domain::Role;
 use crate::services::tokens::TokenView;
 use crate::services::{Account, User};
 
-/// RFC 3339 in UTC, seconds precision: `2026-12-01T23:59:59Z`.
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&f)
-        .unwrap_or_default()
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleRef {
     /// Gcore's role id: 1, 5, 3009, 3022 or 2.
@@ -34,61 +26,112 @@ impl From<Role> for RoleRef {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ClientUser {
+pub struct ClientUser<'a> {
     pub client_id: i64,
     pub user_id: i64,
-    pub user_name: String,
-    pub user_email: String,
+    pub user_name: &'a str,
+    pub user_email: &'a str,
     /// Repeats the token's `deleted` flag, as Gcore's SDK documents.
     pub deleted: bool,
     pub role: RoleRef,
 }
 
+/// A time written as RFC 3339 in UTC (`2026-11-28T10:00:00Z`) straight into the output: no
+/// string is made for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rfc3339(pub OffsetDateTime);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = self.0.to_offset(time::UtcOffset::UTC);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        )
+    }
+}
+
+/// `at` as the API writes times (`Rfc3339`), as a string.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    Rfc3339(at).to_string()
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A token as the API shows it, borrowed from the row it describes, so a list of thousands
+/// is written straight from its rows (`write_list`) with no allocation per token.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ApiToken {
+pub struct ApiToken<'a> {
     pub id: i64,
-    pub name: String,
-    pub description: Option<String>,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
     /// RFC 3339, UTC.
-    pub created: String,
+    #[schema(value_type = String)]
+    pub created: Rfc3339,
     /// RFC 3339, UTC; `null` for a token that never expires.
-    pub exp_date: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub exp_date: Option<Rfc3339>,
     pub expired: bool,
     pub deleted: bool,
     /// Last use, RFC 3339; the creation time for a token never used.
-    pub last_usage: String,
-    pub client_user: ClientUser,
+    #[schema(value_type = String)]
+    pub last_usage: Rfc3339,
+    pub client_user: ClientUser<'a>,
 }
 
-impl ApiToken {
-    pub fn new(t: &TokenView, now: OffsetDateTime) -> ApiToken {
+impl<'a> ApiToken<'a> {
+    pub fn new(t: &'a TokenView, now: OffsetDateTime) -> ApiToken<'a> {
         let deleted = t.status == TokenStatus::Deleted;
         ApiToken {
             id: t.id,
-            name: t.name.clone(),
-            description: t.description.clone(),
-            created: rfc3339(t.created_at),
-            exp_date: t.expires_at.map(rfc3339),
+            name: &t.name,
+            description: t.description.as_deref(),
+            created: Rfc3339(t.created_at),
+            exp_date: t.expires_at.map(Rfc3339),
             expired: t.expires_at.is_some_and(|at| at <= now),
             deleted,
-            last_usage: rfc3339(t.last_used_at.unwrap_or(t.created_at)),
+            last_usage: Rfc3339(t.last_used_at.unwrap_or(t.created_at)),
             client_user: ClientUser {
                 client_id: t.account_id,
                 user_id: t.issuer_id,
-                user_name: t.issuer_name.clone(),
-                user_email: t.issuer_email.clone(),
+                user_name: &t.issuer_name,
+                user_email: &t.issuer_email,
                 deleted,
                 role: t.role.into(),
             },
         }
     }
+
+    /// The JSON array of `tokens`, written into one buffer.
+    pub fn write_list(tokens: &[TokenView], now: OffsetDateTime) -> serde_json::Result<Vec<u8>> {
+        struct List<'t>(&'t [TokenView], OffsetDateTime);
+        impl Serialize for List<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(|t| ApiToken::new(t, self.1)))
+            }
+        }
+        // About 450 bytes a token: one allocation (or a few doublings) for the whole list.
+        let mut out = Vec::with_capacity(64 + tokens.len() * 512);
+        serde_json::to_writer(&mut out, &List(tokens, now))?;
+        Ok(out)
+    }
 }
 
 /// An `APIToken` plus the token itself: the only time the secret is returned.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ApiTokenCreated {
+pub struct ApiTokenCreated<'a> {
     #[serde(flatten)]
-    pub details: ApiToken,
+    pub details: ApiToken<'a>,
     /// `<id>$<secret>` from `/iam/...`, `<id>_<secret>` from `/iam/v2/...`.
     pub token: String,
 }
@@ -210,4 +253,65 @@ pub struct JwtPair {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Message {
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn times_are_written_as_rfc3339_utc_seconds() {
+        let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+        for at in [
+            datetime!(2026-11-28 10:00:00 UTC),
+            datetime!(2026-01-02 03:04:05.999 UTC),
+            datetime!(2026-12-31 23:30:00 -02:00),
+            datetime!(0999-03-04 05:06:07 UTC),
+        ] {
+            let utc = at.to_offset(time::UtcOffset::UTC);
+            assert_eq!(Rfc3339(at).to_string(), utc.format(&f).unwrap());
+        }
+        assert_eq!(
+            serde_json::to_string(&Rfc3339(datetime!(2026-12-31 23:30:00 -02:00))).unwrap(),
+            "\"2027-01-01T01:30:00Z\""
+        );
+    }
+
+    #[test]
+    fn the_written_list_is_the_array_of_its_tokens() {
+        let now = datetime!(2026-11-28 10:00 UTC);
+        let token = |id: i64, deleted: bool| TokenView {
+            id,
+            account_id: 7,
+            name: format!("token \"{id}\" ✓"),
+            description: (id % 2 == 0).then(|| "line\nbreak".to_string()),
+            role: Role::Engineers,
+            issuer_id: 3,
+            issuer_name: "Ann <admin>".into(),
+            issuer_email: "ann@example.com".into(),
+            created_at: datetime!(2026-11-01 09:00 UTC),
+            expires_at: (id == 2).then_some(datetime!(2026-11-20 00:00 UTC)),
+            last_used_at: (id == 3).then_some(datetime!(2026-11-27 08:00 UTC)),
+            deleted_at: deleted.then_some(datetime!(2026-11-02 00:00 UTC)),
+            status: if deleted {
+                TokenStatus::Deleted
+            } else {
+                TokenStatus::of(None, (id == 2).then_some(datetime!(2026-11-20 00:00)), now)
+            },
+            created_with: None,
+        };
+        let tokens = vec![token(1, false), token(2, false), token(3, true)];
+        let written: serde_json::Value =
+            serde_json::from_slice(&ApiToken::write_list(&tokens, now).unwrap()).unwrap();
+        let each: Vec<_> = tokens.iter().map(|t| ApiToken::new(t, now)).collect();
+        assert_eq!(written, serde_json::to_value(&each).unwrap());
+        assert_eq!(written[0]["name"], "token \"1\" ✓");
+        assert_eq!(written[1]["exp_date"], "2026-11-20T00:00:00Z");
+        assert_eq!(written[1]["expired"], true);
+        assert_eq!(written[2]["last_usage"], "2026-11-27T08:00:00Z");
+        assert_eq!(written[2]["client_user"]["deleted"], true);
+        assert_eq!(written[0]["description"], serde_json::Value::Null);
+        assert_eq!(ApiToken::write_list(&[], now).unwrap(), b"[]");
+    }
 }

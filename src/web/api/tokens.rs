@@ -222,8 +222,11 @@ async fn list(
     let query = parse_list_query(req.query_string())?;
     let now = state.clock().now();
     let page = state.list_tokens(caller.0.actor, query).await?;
-    let body: Vec<ApiToken> = page.tokens.iter().map(|t| ApiToken::new(t, now)).collect();
-    Ok(HttpResponse::Ok().json(body))
+    let body = ApiToken::write_list(&page.tokens, now)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing the token list: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .insert_header(header::ContentType::json())
+        .body(body))
 }
 
 async fn create(

@@ -171,6 +171,19 @@ enum Command {
     },
     /// Print the DNS TXT record that publishes the DKIM key (APITOKENS_DKIM_KEY).
     DkimRecord,
+    /// Find apitokens tokens in files (honouring .gitignore, skipping binaries) and print
+    /// `file:line: token id N (status)`, never the secret. The status comes from the database
+    /// when DATABASE_URL is set (or the default SQLite file exists). Exits 1 when an active
+    /// token (or, with no database to ask, any token) was found: use it as a pre-commit hook
+    /// or a CI step.
+    Scan {
+        /// Files or directories to scan [default: .]
+        paths: Vec<PathBuf>,
+        /// Delete the active tokens found, with the tokens they created (recorded in the
+        /// account's activity as "revoked: found in <file>").
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Manage the key that signs JWTs.
     JwtKey {
         #[command(subcommand)]
@@ -301,6 +314,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Scan { paths, revoke } => scan(&cli.options, paths, revoke),
         Command::DkimRecord => {
             let settings = settings(&cli.options, false)?;
             let Some((path, selector)) = &settings.dkim else {
@@ -379,6 +393,102 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `apitokens scan`: see `Command::Scan`.
+fn scan(options: &Options, paths: Vec<PathBuf>, revoke: bool) -> anyhow::Result<()> {
+    use apitokens::domain::token::TokenStatus;
+    use apitokens::services::scan;
+    use apitokens::services::tokens::{revoke_found, status_of_presented, FoundToken};
+
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths
+    };
+    let (findings, skipped) = scan::scan(&paths);
+    // A database only when one is configured: a pre-commit hook in some checkout must not
+    // create ./data/apitokens.db.
+    let default_db = options.data_dir.join("apitokens.db");
+    let pool = if options.database_url.is_some() || default_db.exists() {
+        let url = options
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", default_db.display()));
+        // Not `settings()`: that prepares a data directory, which a scan must not make.
+        let wait = Duration::from_millis(options.db_timeout_ms) * 10;
+        let connect = DbUrl::parse(&url).and_then(|url| {
+            if let Some(path) = url.sqlite_path() {
+                if !std::path::Path::new(path).exists() {
+                    bail!("{path} does not exist");
+                }
+            }
+            db::connect(&url, &db::PoolOptions::new(1, wait))
+        });
+        match connect {
+            Ok(pool) => Some(pool),
+            Err(e) => {
+                eprintln!("can't reach the database ({e:#}): tokens found are reported as unknown");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if revoke && pool.is_none() && !findings.is_empty() {
+        bail!("--revoke needs the database (DATABASE_URL): nothing was revoked");
+    }
+    let now = Clock::default().now();
+    let mut alarm = false;
+    for f in &findings {
+        let status = match &pool {
+            None => {
+                // Recognised by its checksum, but nobody can say it's dead: treat as live.
+                alarm = true;
+                "unknown (no database to ask)".to_string()
+            }
+            Some(pool) => {
+                let mut conn = pool.get()?;
+                let where_found = format!("{}:{}", f.path.display(), f.line);
+                if revoke {
+                    match revoke_found(&mut conn, &f.token, &where_found, now)? {
+                        (FoundToken::Revoked, _) => "active, revoked now".to_string(),
+                        (FoundToken::AlreadyDead(s), _) => s.as_str().to_string(),
+                        (FoundToken::Unknown, _) => "unknown".to_string(),
+                    }
+                } else {
+                    match status_of_presented(&mut conn, &f.token, now)? {
+                        Some((_, TokenStatus::Active)) => {
+                            alarm = true;
+                            "active".to_string()
+                        }
+                        Some((_, s)) => s.as_str().to_string(),
+                        None => "unknown".to_string(),
+                    }
+                }
+            }
+        };
+        println!(
+            "{}:{}: token id {} ({status})",
+            f.path.display(),
+            f.line,
+            f.token.id
+        );
+    }
+    eprintln!(
+        "scan: {} found; skipped {} binary, {} over {} MB, {} unreadable",
+        apitokens::domain::count(findings.len() as i64, "token", "tokens"),
+        skipped.binary,
+        skipped.too_large,
+        scan::MAX_FILE_BYTES / (1024 * 1024),
+        skipped.unreadable
+    );
+    if alarm {
+        use std::io::Write;
+        std::io::stdout().flush().ok();
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {

@@ -7,6 +7,7 @@ pub mod notice;
 pub mod role;
 pub mod secret;
 pub mod token;
+pub mod token_format;
 pub mod unsubscribe;
 pub mod user;
 

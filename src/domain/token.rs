@@ -30,7 +30,7 @@ pub fn wire_form(id: i64, separator: Separator, secret: &TokenSecret) -> String 
 }
 
 /// A token as presented by a client, parsed but not yet verified.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PresentedToken {
     pub id: i64,
     pub secret: TokenSecret,

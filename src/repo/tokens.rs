@@ -9,8 +9,8 @@ use crate::domain::Role;
 /// Rows per `UPDATE` when writing uses on SQLite (two bound values each, well under its limit).
 const SQLITE_USES_PER_STATEMENT: usize = 500;
 
-/// On PostgreSQL, the longest a create holds a token id before committing it: the insert and
-/// the wait for the commit each get half.
+/// On PostgreSQL, the longest a create holds a token id before committing it: the insert, the
+/// one statement after it (`set_secret_hash`) and the wait for the commit each get a third.
 pub const INSERT_TO_COMMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -141,12 +141,13 @@ pub(super) fn status_is(
 }
 
 impl Token {
-    /// Inserts a token; it must be the create transaction's last statement. On PostgreSQL the
-    /// time between taking the id and committing is bounded (`INSERT_TO_COMMIT`), which the
-    /// gateway's "this id will never exist" relies on (`services::id_horizon`).
+    /// Inserts a token; only `set_secret_hash` may follow it in the create transaction. On
+    /// PostgreSQL the time between taking the id and committing is bounded
+    /// (`INSERT_TO_COMMIT`), which the gateway's "this id will never exist" relies on
+    /// (`services::id_horizon`).
     pub fn insert(conn: &mut DbConn, new: &NewToken) -> QueryResult<Token> {
         if let DbConn::Postgres(_) = conn {
-            let ms = INSERT_TO_COMMIT.as_millis() / 2;
+            let ms = INSERT_TO_COMMIT.as_millis() / 3;
             for setting in ["statement_timeout", "idle_in_transaction_session_timeout"] {
                 diesel::sql_query(format!("SET LOCAL {setting} = {ms}")).execute(conn)?;
             }
@@ -155,6 +156,14 @@ impl Token {
             .values(new)
             .returning(tokens::all_columns)
             .get_result(conn)
+    }
+
+    /// Sets the hash of a token just inserted in this transaction (`services::tokens::create`).
+    pub fn set_secret_hash(conn: &mut DbConn, id: i64, hash: &str) -> QueryResult<()> {
+        diesel::update(tokens::table.find(id))
+            .set(tokens::secret_hash.eq(hash))
+            .execute(conn)
+            .map(drop)
     }
 
     pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<Token>> {
@@ -272,10 +281,12 @@ impl Token {
             .load(conn)
     }
 
+    /// `by`: the person who deleted it; `None` when no person did (a leaked token revoked by
+    /// `apitokens scan --revoke` or a leak report).
     pub fn mark_deleted(
         conn: &mut DbConn,
         id: i64,
-        by: i64,
+        by: Option<i64>,
         at: PrimitiveDateTime,
     ) -> QueryResult<bool> {
         diesel::update(tokens::table.find(id).filter(tokens::deleted_at.is_null()))

@@ -499,7 +499,7 @@ fn retire_all(
     for t in tokens {
         changed
             .deleted_tokens
-            .extend(retire(conn, t.id, actor.user_id, to_naive(now))?);
+            .extend(retire(conn, t.id, Some(actor.user_id), to_naive(now))?);
     }
     let summary = format!(
         "Deleted {} of {}{why}: {}",

@@ -17,6 +17,7 @@ pub mod members;
 pub mod miss_batch;
 pub mod notices;
 pub mod password_work;
+pub mod scan;
 pub mod token_cache;
 pub mod tokens;
 pub mod user_cache;

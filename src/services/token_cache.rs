@@ -444,7 +444,10 @@ mod tests {
         assert!(v.remember(&good, loaded, now).is_ok());
         // A refused secret never marks the entry as used.
         assert!(!noted_recently(&v, &bad, now));
-        assert!(!noted_recently(&v, &good, now), "the first use goes to note_use");
+        assert!(
+            !noted_recently(&v, &good, now),
+            "the first use goes to note_use"
+        );
         assert!(noted_recently(&v, &good, now + Duration::seconds(59)));
         assert!(!noted_recently(&v, &good, now + Duration::seconds(60)));
         assert!(noted_recently(&v, &good, now + Duration::seconds(61)));

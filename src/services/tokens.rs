@@ -10,8 +10,10 @@ use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::token::{
     from_naive, is_expiring_soon, to_naive, TokenSecret, TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT,
 };
+use crate::domain::token_format;
 use crate::domain::Role;
 use crate::error::{ServiceError, ServiceResult};
+use crate::repo::events::AccountEvent;
 use crate::repo::notices::Notice;
 use crate::repo::{Account, NewToken, Token, TokenFilter, TokenWithIssuer, User};
 
@@ -131,8 +133,6 @@ pub fn create(
     now: OffsetDateTime,
 ) -> ServiceResult<CreateOutcome> {
     let naive_now = to_naive(now);
-    let secret = TokenSecret::generate();
-    let hash = secret.hash();
     let description = request.description.clone().into_inner();
     let row = conn.transaction(|conn| {
         // Serialises creates per account, so the count below can't go stale before the insert.
@@ -176,16 +176,20 @@ pub fn create(
             name: request.name.as_str(),
             description: description.as_deref(),
             role: request.role,
-            secret_hash: &hash.0,
+            // Replaced below: the secret's checksum covers the id the insert assigns.
+            secret_hash: PENDING_HASH,
             created_at: naive_now,
             expires_at,
             form_id: request.form_id.as_deref(),
             parent_id: request.parent,
         };
-        Ok(Ok(Token::insert(conn, &new)?.id))
+        let id = Token::insert(conn, &new)?.id;
+        let secret = token_format::generate_secret(id);
+        Token::set_secret_hash(conn, id, &secret.hash().0)?;
+        Ok(Ok((id, secret)))
     })?;
     match row {
-        Ok(id) => Ok(CreateOutcome::Created {
+        Ok((id, secret)) => Ok(CreateOutcome::Created {
             token: load_view(conn, id, now)?,
             secret,
         }),
@@ -194,6 +198,10 @@ pub fn create(
         }),
     }
 }
+
+/// What a new row holds for the one statement between its insert and its real hash (in one
+/// transaction, so nobody sees it): not hex, so no secret could ever match it.
+const PENDING_HASH: &str = "pending";
 
 pub fn limit_reached() -> ServiceError {
     ServiceError::invalid(
@@ -346,7 +354,7 @@ pub fn delete(
         if token.deleted_at.is_some() {
             return Ok(None);
         }
-        Ok(Some(retire(conn, id, actor.user_id, naive_now)?))
+        Ok(Some(retire(conn, id, Some(actor.user_id), naive_now)?))
     })?;
     let view = load_view(conn, id, now)?;
     Ok(match retired {
@@ -355,13 +363,91 @@ pub fn delete(
     })
 }
 
+/// What became of a token found where it shouldn't be (`revoke_found`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoundToken {
+    /// It was active and is now revoked (with the tokens it created: their ids, for caches).
+    Revoked,
+    /// It was already expired or deleted: nothing to do.
+    AlreadyDead(TokenStatus),
+    /// No token has this id and secret.
+    Unknown,
+}
+
+/// The status of a token known only by its wire form: `None` when no token has this id and
+/// secret (so a guess at an id learns nothing about that token).
+pub fn status_of_presented(
+    conn: &mut DbConn,
+    presented: &crate::domain::token::PresentedToken,
+    now: OffsetDateTime,
+) -> ServiceResult<Option<(Token, TokenStatus)>> {
+    let Some(token) = Token::find(conn, presented.id)? else {
+        return Ok(None);
+    };
+    if !presented.secret.hash().matches(&token.secret_hash) {
+        return Ok(None);
+    }
+    let status = TokenStatus::of(token.deleted_at, token.expires_at, now);
+    Ok(Some((token, status)))
+}
+
+/// Revokes an active token that was found where it shouldn't be (`where_found`: a file, a
+/// URL), with every token it created, and records it in the account's event log. No person
+/// acts: the presented secret itself is the proof. Returns what happened and the ids revoked.
+pub fn revoke_found(
+    conn: &mut DbConn,
+    presented: &crate::domain::token::PresentedToken,
+    where_found: &str,
+    now: OffsetDateTime,
+) -> ServiceResult<(FoundToken, Vec<i64>)> {
+    // Which account, read first: the transaction then starts with the account's lock (on
+    // SQLite a read that turns into a write inside one transaction can't wait, it fails).
+    let Some((token, _)) = status_of_presented(conn, presented, now)? else {
+        return Ok((FoundToken::Unknown, vec![]));
+    };
+    conn.transaction(|conn| {
+        Account::lock(conn, token.account_id)?;
+        // Read again under the lock, so a delete racing this one is seen and wins once.
+        let Some((token, status)) = status_of_presented(conn, presented, now)? else {
+            return Ok((FoundToken::Unknown, vec![]));
+        };
+        if status != TokenStatus::Active {
+            return Ok((FoundToken::AlreadyDead(status), vec![]));
+        }
+        let ids = retire(conn, token.id, None, to_naive(now))?;
+        let summary = format!(
+            "Token {} \"{}\" revoked: found in {}",
+            token.id,
+            token.name,
+            clip(where_found, 500)
+        );
+        AccountEvent::record(
+            conn,
+            token.account_id,
+            None,
+            to_naive(now),
+            "token.revoked",
+            &summary,
+        )?;
+        Ok((FoundToken::Revoked, ids))
+    })
+}
+
+/// At most `max` characters of `text` (an address or path from outside), with "…" if cut.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 /// Marks a token deleted by `by`, with every active token it created, transitively, and
 /// cancels their pending expiry e-mails. Returns the ids deleted now (for the cache). For use
 /// inside a transaction that holds the account's lock.
 pub(crate) fn retire(
     conn: &mut DbConn,
     id: i64,
-    by: i64,
+    by: Option<i64>,
     at: PrimitiveDateTime,
 ) -> ServiceResult<Vec<i64>> {
     let mut retired = vec![];

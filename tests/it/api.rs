@@ -940,7 +940,10 @@ async fn the_gateway_check_answers_with_identity_headers() {
     let refused = app.api("APIKey 1_nope").get("/iam/auth/check").await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert!(refused.headers.get("content-security-policy").is_some());
-    assert_eq!(refused.headers.get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(
+        refused.headers.get("x-content-type-options").unwrap(),
+        "nosniff"
+    );
     assert_eq!(
         api.get("/iam/auth/check?min_role=Engineers").await.status,
         StatusCode::NO_CONTENT

@@ -329,3 +329,136 @@ fn files_at_rest_are_private() {
         assert_eq!(mode("apitokens.db-wal"), 0o600);
     }
 }
+
+/// `apitokens scan` on a tree with an active, a deleted and a made-up token: statuses, the
+/// secret never printed, exit codes, and `--revoke` revoking only the active one.
+#[tokio::test]
+async fn scan_finds_tokens_tells_their_status_and_revokes_only_active_ones() {
+    use apitokens::domain::token::PresentedToken;
+    if crate::helpers::postgres_url().is_some() {
+        eprintln!("the scan command test uses the SQLite file; the revoke rule runs on both in tokens_service");
+        return;
+    }
+    let crate::helpers::Acme { app, admin } = crate::helpers::Acme::start().await;
+    let active = app.token_for(&admin, Role::Engineers).await;
+    let deleted = app.token_for(&admin, Role::Engineers).await;
+    let deleted_id = PresentedToken::parse(&deleted).unwrap().id;
+    let actor = apitokens::services::Actor::of_user(&admin);
+    let now = app.clock().now();
+    app.db(move |c| apitokens::services::tokens::delete(c, &actor, deleted_id, now))
+        .await
+        .unwrap();
+    let active_id = PresentedToken::parse(&active).unwrap().id;
+    // Right shape, made-up secret: not recognised (checksum), so not reported at all.
+    let fake = format!("{}_{}", active_id + 100, "ab".repeat(32));
+
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tree.path().join("deploy.sh"),
+        format!("#!/bin/sh\nTOKEN={active}\n"),
+    )
+    .unwrap();
+    std::fs::create_dir(tree.path().join("docs")).unwrap();
+    std::fs::write(
+        tree.path().join("docs/old.md"),
+        format!("Old: `{deleted}` and {fake}\n"),
+    )
+    .unwrap();
+    let tree_path = tree.path().to_str().unwrap().to_string();
+
+    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let env = [("DATABASE_URL", db.as_str())];
+    let out = apitokens(&["scan", &tree_path], &env, None);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an active token fails the scan: {stdout}{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout.contains(&format!("deploy.sh:2: token id {active_id} (active)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("old.md:1: token id {deleted_id} (deleted)")),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        2,
+        "the made-up token isn't reported: {stdout}"
+    );
+    for secret in [&active, &deleted] {
+        assert!(
+            !stdout.contains(&secret[secret.len() - 64..]),
+            "no secret printed"
+        );
+        assert!(!stderr(&out).contains(&secret[secret.len() - 64..]));
+    }
+
+    let out = apitokens(&["scan", "--revoke", &tree_path], &env, None);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", stderr(&out));
+    assert!(
+        stdout.contains(&format!("token id {active_id} (active, revoked now)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("token id {deleted_id} (deleted)")),
+        "{stdout}"
+    );
+    let api = app.api(&format!("APIKey {active}"));
+    // The server's cache forgets within its one second; the row says deleted at once.
+    let row = app
+        .db(move |c| apitokens::repo::Token::find(c, active_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.deleted_at.is_some() && row.deleted_by.is_none());
+    let events = app
+        .db(move |c| apitokens::repo::events::AccountEvent::recent(c, row.account_id, 10))
+        .await
+        .unwrap();
+    let revoked: Vec<_> = events
+        .iter()
+        .filter(|(e, _)| e.kind == "token.revoked")
+        .collect();
+    assert_eq!(revoked.len(), 1);
+    assert!(
+        revoked[0].0.summary.contains("deploy.sh:2"),
+        "{}",
+        revoked[0].0.summary
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while api.get("/iam/auth/check").await.status != StatusCode::UNAUTHORIZED {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revoked token still passes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // Clean now: exit 0. With no database to ask, a found token fails the scan.
+    let again = apitokens(&["scan", &tree_path], &env, None);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let offline_dir = tempfile::tempdir().unwrap();
+    let offline = apitokens(
+        &["scan", &tree_path],
+        &[("APITOKENS_DATA_DIR", offline_dir.path().to_str().unwrap())],
+        None,
+    );
+    assert_eq!(offline.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&offline.stdout).contains("unknown (no database to ask)"));
+    assert!(
+        std::fs::read_dir(offline_dir.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "a scan creates no database"
+    );
+    // Nothing to find: exit 0.
+    let empty = tempfile::tempdir().unwrap();
+    let none = apitokens(&["scan", empty.path().to_str().unwrap()], &env, None);
+    assert_eq!(none.status.code(), Some(0));
+}

@@ -567,3 +567,143 @@ async fn batched_use_writes_keep_the_latest_time_from_any_instance() {
         assert_eq!(last, Some(at(i.max(1200 - i))), "token #{i}");
     }
 }
+
+async fn create_with_secret(
+    app: &TestApp,
+    actor: &Actor,
+    req: NewTokenRequest,
+) -> (i64, apitokens::domain::token::TokenSecret) {
+    let actor = actor.clone();
+    let now = app.clock().now();
+    match app
+        .db(move |c| tokens::create(c, &actor, &req, now))
+        .await
+        .unwrap()
+    {
+        CreateOutcome::Created { token, secret } => (token.id, secret),
+        CreateOutcome::AlreadyCreated { .. } => panic!("no form id was given"),
+    }
+}
+
+#[tokio::test]
+async fn new_tokens_carry_the_checksum_of_their_id() {
+    use apitokens::domain::token_format::{checksum_ok, find_tokens};
+    let app = TestApp::spawn().await;
+    let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
+    for _ in 0..3 {
+        let (id, secret) =
+            create_with_secret(&app, &admin, request("t", Role::Engineers, Expiry::NEVER)).await;
+        assert!(checksum_ok(id, secret.expose()));
+        assert!(!checksum_ok(id + 1, secret.expose()));
+        let wire = apitokens::domain::token::wire_form(
+            id,
+            apitokens::domain::token::Separator::Dollar,
+            &secret,
+        );
+        assert_eq!(find_tokens(&wire).len(), 1, "the v1 form is recognised too");
+        // Only the hash of the final secret is stored.
+        let row = app.db(move |c| Token::find(c, id)).await.unwrap().unwrap();
+        assert_eq!(row.secret_hash, secret.hash().0);
+    }
+}
+
+#[tokio::test]
+async fn a_token_made_before_the_checksum_still_authenticates() {
+    use apitokens::domain::token::{to_naive, wire_form, Separator, TokenSecret};
+    use apitokens::domain::token_format::checksum_ok;
+    let crate::helpers::Acme { app, admin } = crate::helpers::Acme::start().await;
+    let secret = TokenSecret::generate(); // 64 random hex digits, as before this wave
+    let hash = secret.hash().0;
+    let (account_id, issuer_id) = (admin.account_id, admin.id);
+    let now = to_naive(app.clock().now());
+    let id = app
+        .db(move |c| {
+            apitokens::repo::Token::insert(
+                c,
+                &apitokens::repo::NewToken {
+                    account_id,
+                    issuer_id,
+                    name: "old",
+                    description: None,
+                    role: Role::Engineers,
+                    secret_hash: &hash,
+                    created_at: now,
+                    expires_at: None,
+                    form_id: None,
+                    parent_id: None,
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    assert!(!checksum_ok(id, secret.expose()), "almost surely");
+    let wire = wire_form(id, Separator::Underscore, &secret);
+    let check = app
+        .api(&format!("APIKey {wire}"))
+        .get("/iam/auth/check")
+        .await;
+    assert_eq!(check.status, reqwest::StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_found_token_is_revoked_once_with_what_it_created_and_recorded() {
+    use apitokens::domain::token::{wire_form, PresentedToken, Separator};
+    use apitokens::repo::events::AccountEvent;
+    use apitokens::services::tokens::{revoke_found, FoundToken};
+    let app = TestApp::spawn().await;
+    let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
+    let (id, secret) = create_with_secret(
+        &app,
+        &admin,
+        request("leaky", Role::Engineers, Expiry::NEVER),
+    )
+    .await;
+    let mut child_req = request("child", Role::Engineers, Expiry::NEVER);
+    child_req.parent = Some(id);
+    let (child, _) = create_with_secret(&app, &admin, child_req).await;
+    let presented = PresentedToken::parse(&wire_form(id, Separator::Underscore, &secret)).unwrap();
+    let now = app.clock().now();
+
+    // A wrong secret for a real id: unknown, nothing changes.
+    let wrong = PresentedToken::parse(&format!("{id}_{}", "ab".repeat(32))).unwrap();
+    let (outcome, ids) = app
+        .db(move |c| revoke_found(c, &wrong, "x", now))
+        .await
+        .unwrap();
+    assert_eq!((outcome, ids), (FoundToken::Unknown, vec![]));
+
+    // Two at once (a scan and a leak report): one revokes, the other finds it dead.
+    let (a, b) = (presented.clone(), presented.clone());
+    let (ra, rb) = tokio::join!(
+        app.db(move |c| revoke_found(c, &a, "https://example.com/leak.txt", now)),
+        app.db(move |c| revoke_found(c, &b, "src/main.rs:3", now)),
+    );
+    let mut outcomes = [ra.unwrap(), rb.unwrap()];
+    outcomes.sort_by_key(|(o, _)| *o == FoundToken::Revoked);
+    assert_eq!(outcomes[0].0, FoundToken::AlreadyDead(TokenStatus::Deleted));
+    assert_eq!(outcomes[1].0, FoundToken::Revoked);
+    let mut revoked = outcomes[1].1.clone();
+    revoked.sort();
+    assert_eq!(revoked, vec![id, child], "the token and what it created");
+    for t in [id, child] {
+        let row = app.db(move |c| Token::find(c, t)).await.unwrap().unwrap();
+        assert!(row.deleted_at.is_some());
+        assert_eq!(row.deleted_by, None, "no person deleted it");
+    }
+    let account = admin.account_id;
+    let events = app
+        .db(move |c| AccountEvent::recent(c, account, 50))
+        .await
+        .unwrap();
+    let recorded: Vec<_> = events
+        .iter()
+        .filter(|(e, _)| e.kind == "token.revoked")
+        .collect();
+    assert_eq!(recorded.len(), 1, "recorded once");
+    assert_eq!(recorded[0].0.actor_id, None);
+    assert!(recorded[0]
+        .0
+        .summary
+        .contains(&format!("Token {id} \"leaky\" revoked: found in ")));
+}

@@ -36,6 +36,9 @@ pub struct Settings {
     pub metrics_bind: Option<String>,
     /// DKIM: the private key file and the selector; every outgoing mail is signed.
     pub dkim: Option<(PathBuf, String)>,
+    /// GitHub-style list of the public keys leak reports are signed with; `None`: the report
+    /// endpoint answers 404.
+    pub secret_scanning_keys: Option<PathBuf>,
     /// After SIGTERM/SIGINT: how long `/readyz` answers 503 while requests are still served
     /// (so a balancer stops sending new ones), then how long in-flight requests may take.
     pub drain: Duration,

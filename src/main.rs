@@ -146,6 +146,11 @@ struct Options {
     /// DKIM selector: the record lives at <selector>._domainkey.<sender's domain>.
     #[arg(long, env = "APITOKENS_DKIM_SELECTOR", global = true)]
     dkim_selector: Option<String>,
+    /// JSON file of the public keys that sign leak reports, in the shape of GitHub's list
+    /// (`{"public_keys": [{"key_identifier", "key": "<PEM>", "is_current"}]}`); turns on
+    /// POST /iam/secret-scanning/report. [default: off]
+    #[arg(long, env = "APITOKENS_SECRET_SCANNING_KEYS", global = true)]
+    secret_scanning_keys: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -534,6 +539,10 @@ fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
                 "APITOKENS_DKIM_KEY is set but APITOKENS_DKIM_SELECTOR is not: set the selector your DNS record is published under (e.g. apitokens)"
             ),
         },
+        secret_scanning_keys: o
+            .secret_scanning_keys
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty()),
         drain: Duration::from_secs(o.drain_secs.min(300)),
         shutdown_timeout: Duration::from_secs(o.shutdown_timeout_secs.min(600)),
     })

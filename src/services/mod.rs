@@ -12,6 +12,7 @@ pub mod database;
 pub mod delivery;
 pub mod id_horizon;
 pub mod jwt;
+pub mod leaks;
 pub mod login_limit;
 pub mod members;
 pub mod miss_batch;
@@ -86,6 +87,8 @@ pub struct Services {
     passwords: Arc<password_work::PasswordWork>,
     mail: Arc<Mail>,
     metrics: Arc<Metrics>,
+    /// The keys leak reports must be signed with (`leaks`); `None`: reports aren't taken.
+    scanning_keys: Option<Arc<leaks::ScanningKeys>>,
     /// Set on SIGTERM/SIGINT: not ready any more, and a running sweep stops after its
     /// current e-mail.
     stopping: Arc<std::sync::atomic::AtomicBool>,
@@ -99,7 +102,12 @@ impl Services {
         settings: &Settings,
     ) -> anyhow::Result<Services> {
         let metrics = Arc::new(Metrics::new());
+        let scanning_keys = match &settings.secret_scanning_keys {
+            Some(path) => Some(Arc::new(leaks::ScanningKeys::load(path)?)),
+            None => None,
+        };
         Ok(Services {
+            scanning_keys,
             db: Database::new(pools, health, metrics.clone()),
             metrics,
             stopping: Arc::default(),
@@ -126,6 +134,11 @@ impl Services {
 
     /// Forgets deleted tokens in this instance's cache, so they are refused from the very
     /// next request (other instances within the cache's life).
+    /// The keys leak reports are checked with, if any are configured.
+    pub fn scanning_keys(&self) -> Option<&leaks::ScanningKeys> {
+        self.scanning_keys.as_deref()
+    }
+
     fn forget_tokens(&self, ids: &[i64]) {
         for id in ids {
             self.verifier.forget(*id);

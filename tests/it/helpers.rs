@@ -132,6 +132,7 @@ impl TestApp {
             trusted_proxies: vec![],
             metrics_bind: None,
             dkim: None,
+            secret_scanning_keys: None,
             drain: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(5),
         };

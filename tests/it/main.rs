@@ -9,6 +9,7 @@ mod digest;
 mod gcore;
 mod helpers;
 mod layers;
+mod leaks;
 mod members;
 mod notify;
 mod operate;

@@ -26,6 +26,11 @@ pub enum ApiError {
     Validation(Value),
     #[error("{0}")]
     TooManyRequests(String),
+    /// A signed request (a leak report) whose signature doesn't hold: 401 with why.
+    #[error("{0}")]
+    BadSignature(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error("busy")]
@@ -102,6 +107,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,7 +117,10 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let body = match self {
             ApiError::Unauthorized => json!({ "message": UNAUTHORIZED_MESSAGE }),
-            ApiError::Forbidden(m) | ApiError::TooManyRequests(m) => {
+            ApiError::Forbidden(m)
+            | ApiError::TooManyRequests(m)
+            | ApiError::BadSignature(m)
+            | ApiError::TooLarge(m) => {
                 json!({ "message": m })
             }
             ApiError::NotFound => json!({ "message": "Not found." }),

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod leaks;
 pub mod model;
 pub mod tokens;
 pub mod users;
@@ -22,6 +23,7 @@ use error::ApiError;
         users::get_role, users::set_role,
         tokens::list_v1, tokens::list_v2, tokens::create_v1, tokens::create_v2,
         tokens::get_v1, tokens::get_v2, tokens::delete_v1, tokens::delete_v2,
+        leaks::report,
     ),
     components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message)),
     modifiers(&Security)
@@ -74,7 +76,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::invite)
         .service(users::remove)
         .service(users::get_role)
-        .service(users::set_role);
+        .service(users::set_role)
+        .service(leaks::report);
 
     for (prefix, v2) in [("/iam/clients", false), ("/iam/v2/clients", true)] {
         let (list, create, get, delete) = if v2 {

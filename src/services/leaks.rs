@@ -1,0 +1,235 @@
+//! Leak reports from secret-scanning services, in the format of GitHub's secret scanning
+//! partner program: a JSON array of `{token, type, url, source}`, signed with ECDSA P-256
+//! (SHA-256) over the raw body; the key's id and the base64 DER signature come in headers.
+//! The public keys are read from a file in the shape of GitHub's published list
+//! (`APITOKENS_SECRET_SCANNING_KEYS`), so a server with no way out can still check them.
+
+use std::path::Path;
+
+use anyhow::Context;
+use base64::Engine;
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{DerSignature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
+use serde::{Deserialize, Serialize};
+
+use super::tokens::{revoke_found, FoundToken};
+use super::Services;
+use crate::domain::sha256_hex;
+use crate::domain::token::PresentedToken;
+use crate::error::ServiceResult;
+
+/// Most reports one request may carry (GitHub sends batches of up to a few hundred).
+pub const MAX_REPORTS: usize = 1000;
+
+/// The verifying keys, by key identifier.
+#[derive(Debug, Default)]
+pub struct ScanningKeys {
+    keys: Vec<(String, VerifyingKey)>,
+}
+
+#[derive(Deserialize)]
+struct KeyFile {
+    public_keys: Vec<KeyEntry>,
+}
+
+#[derive(Deserialize)]
+struct KeyEntry {
+    key_identifier: String,
+    key: String,
+}
+
+/// Why a report was turned away before anything was read from it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BadSignature {
+    UnknownKey,
+    Invalid,
+}
+
+impl ScanningKeys {
+    /// Reads `{"public_keys": [{"key_identifier": "...", "key": "<PEM>", "is_current": true}]}`.
+    pub fn load(path: &Path) -> anyhow::Result<ScanningKeys> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("can't read the secret scanning keys {}", path.display()))?;
+        ScanningKeys::parse(&text)
+            .with_context(|| format!("the secret scanning keys in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<ScanningKeys> {
+        let file: KeyFile =
+            serde_json::from_str(text).context("not a JSON object with a \"public_keys\" list")?;
+        let mut keys = Vec::with_capacity(file.public_keys.len());
+        for entry in file.public_keys {
+            let key = VerifyingKey::from_public_key_pem(entry.key.trim()).with_context(|| {
+                format!(
+                    "key {:?} is not an ECDSA P-256 public key in PEM",
+                    entry.key_identifier
+                )
+            })?;
+            keys.push((entry.key_identifier, key));
+        }
+        anyhow::ensure!(!keys.is_empty(), "the list has no keys");
+        Ok(ScanningKeys { keys })
+    }
+
+    /// Checks `signature` (base64 of a DER ECDSA signature) over `body` with key `key_id`.
+    pub fn verify(&self, key_id: &str, signature: &str, body: &[u8]) -> Result<(), BadSignature> {
+        let key = self
+            .keys
+            .iter()
+            .find(|(id, _)| id == key_id)
+            .map(|(_, key)| key)
+            .ok_or(BadSignature::UnknownKey)?;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(signature.trim())
+            .map_err(|_| BadSignature::Invalid)?;
+        let signature = DerSignature::from_bytes(&der).map_err(|_| BadSignature::Invalid)?;
+        key.verify(body, &signature)
+            .map_err(|_| BadSignature::Invalid)
+    }
+}
+
+/// One reported match.
+#[derive(Debug, Deserialize)]
+pub struct LeakReport {
+    pub token: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// The answer for one reported match, as GitHub's partner API expects it: the token's
+/// SHA-256 (never the token itself), its type as reported, and whether it is one of ours.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Labelled {
+    pub token_hash: String,
+    pub token_type: String,
+    pub label: &'static str,
+}
+
+impl Services {
+    /// Revokes every active token among `reports` (recorded with where it was found) and
+    /// labels each: `true_positive` for a real token of ours, active or not, else
+    /// `false_positive`. Returns the labels and how many tokens were revoked now.
+    pub async fn handle_leak_reports(
+        &self,
+        reports: Vec<LeakReport>,
+    ) -> ServiceResult<(Vec<Labelled>, usize)> {
+        let now = self.clock.now();
+        let (labels, revoked) = self
+            .db
+            .run(move |conn| {
+                let mut labels = Vec::with_capacity(reports.len());
+                let mut revoked = vec![];
+                for report in &reports {
+                    let found = match PresentedToken::parse(&report.token) {
+                        Some(presented) => {
+                            let place = where_found(report);
+                            let (found, ids) = revoke_found(conn, &presented, &place, now)?;
+                            revoked.extend(ids);
+                            found
+                        }
+                        None => FoundToken::Unknown,
+                    };
+                    labels.push(Labelled {
+                        token_hash: sha256_hex(&report.token),
+                        token_type: report.kind.clone().unwrap_or_default(),
+                        label: if found == FoundToken::Unknown {
+                            "false_positive"
+                        } else {
+                            "true_positive"
+                        },
+                    });
+                }
+                Ok((labels, revoked))
+            })
+            .await?;
+        self.forget_tokens(&revoked);
+        let n = revoked.len();
+        Ok((labels, n))
+    }
+}
+
+/// "<url> (<source>, reported by secret scanning)", or as much of it as was sent.
+fn where_found(report: &LeakReport) -> String {
+    let url = report.url.as_deref().unwrap_or("an unnamed place");
+    match report.source.as_deref() {
+        Some(source) if !source.is_empty() => {
+            format!("{url} ({source}, reported by secret scanning)")
+        }
+        _ => format!("{url} (reported by secret scanning)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+    use p256::pkcs8::EncodePublicKey;
+
+    pub fn key_pair() -> (SigningKey, String) {
+        let signing = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        let pem = signing
+            .verifying_key()
+            .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+            .unwrap();
+        (signing, pem)
+    }
+
+    fn sign(key: &SigningKey, body: &[u8]) -> String {
+        let signature: Signature = key.sign(body);
+        base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
+    }
+
+    #[test]
+    fn signatures_verify_only_with_the_named_key_over_the_exact_body() {
+        let (current, current_pem) = key_pair();
+        let (old, old_pem) = key_pair();
+        let file = serde_json::json!({"public_keys": [
+            {"key_identifier": "cur", "key": current_pem, "is_current": true},
+            {"key_identifier": "old", "key": old_pem, "is_current": false},
+        ]});
+        let keys = ScanningKeys::parse(&file.to_string()).unwrap();
+        let body = br#"[{"token":"1_x","type":"apitokens","url":"https://x","source":"content"}]"#;
+        assert_eq!(keys.verify("cur", &sign(&current, body), body), Ok(()));
+        assert_eq!(keys.verify("old", &sign(&old, body), body), Ok(()));
+        assert_eq!(
+            keys.verify("cur", &sign(&old, body), body),
+            Err(BadSignature::Invalid)
+        );
+        assert_eq!(
+            keys.verify("nope", &sign(&current, body), body),
+            Err(BadSignature::UnknownKey)
+        );
+        let mut tampered = body.to_vec();
+        tampered[3] ^= 1;
+        assert_eq!(
+            keys.verify("cur", &sign(&current, body), &tampered),
+            Err(BadSignature::Invalid)
+        );
+        assert_eq!(
+            keys.verify("cur", "not base64!", body),
+            Err(BadSignature::Invalid)
+        );
+        assert_eq!(keys.verify("cur", "AAAA", body), Err(BadSignature::Invalid));
+    }
+
+    #[test]
+    fn a_bad_key_file_says_what_is_wrong() {
+        for (text, says) in [
+            ("nope", "public_keys"),
+            (r#"{"public_keys": []}"#, "no keys"),
+            (
+                r#"{"public_keys": [{"key_identifier": "k", "key": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"}]}"#,
+                "\"k\" is not an ECDSA P-256 public key",
+            ),
+        ] {
+            let e = format!("{:#}", ScanningKeys::parse(text).unwrap_err());
+            assert!(e.contains(says), "{e}");
+        }
+    }
+}

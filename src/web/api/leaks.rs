@@ -1,0 +1,98 @@
+//! `POST /iam/secret-scanning/report`: leak reports from secret-scanning services (ours, not
+//! Gcore's). See `services::leaks` for the format and what a report does.
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use super::error::ApiError;
+use crate::services::leaks::{BadSignature, LeakReport, MAX_REPORTS};
+use crate::web::AppState;
+
+/// GitHub's headers: which of its published keys signed the body, and the signature.
+const KEY_ID: &str = "github-public-key-identifier";
+const SIGNATURE: &str = "github-public-key-signature";
+
+/// Largest report body read (1,000 reports of a token, a URL and a little more).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// A leak report (GitHub secret scanning partner format): a JSON array of
+/// `{"token", "type", "url", "source"}`, signed with ECDSA P-256 over the raw body, key id in
+/// `Github-Public-Key-Identifier`, base64 DER signature in `Github-Public-Key-Signature`. An
+/// active token reported is revoked at once (with the tokens it created) and the event is
+/// recorded with where it was found; the answer labels each `true_positive` or
+/// `false_positive`, naming tokens by their SHA-256. 404 when no keys are configured
+/// (`APITOKENS_SECRET_SCANNING_KEYS`).
+#[utoipa::path(post, path = "/iam/secret-scanning/report", tag = "secret-scanning",
+    request_body(content = String, description = "[{\"token\": \"12_ab…\", \"type\": \"apitokens_token\", \"url\": \"https://github.com/…\", \"source\": \"content\"}]", content_type = "application/json"),
+    params(("Github-Public-Key-Identifier" = String, Header), ("Github-Public-Key-Signature" = String, Header, description = "base64 DER ECDSA P-256 signature over the raw body")),
+    responses((status = 200, description = "[{\"token_hash\": \"<sha256 hex>\", \"token_type\": \"…\", \"label\": \"true_positive\" | \"false_positive\"}]"),
+              (status = 400, description = "not a JSON array of reports (after the signature held)"),
+              (status = 401, description = "unknown key id or a signature that doesn't verify; nothing changed"),
+              (status = 404, description = "secret scanning isn't configured here"),
+              (status = 413, description = "body over 1 MB")))]
+#[post("/iam/secret-scanning/report")]
+pub async fn report(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let Some(keys) = state.scanning_keys() else {
+        return Err(ApiError::NotFound);
+    };
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (key_id, signature) = (header(KEY_ID), header(SIGNATURE));
+    if key_id.is_empty() || signature.is_empty() {
+        return Err(ApiError::BadSignature(format!(
+            "A report must be signed: send the key id in {KEY_ID} and the signature in {SIGNATURE}."
+        )));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::Validation(
+                serde_json::json!({ "body": [format!("The body could not be read: {e}.")] }),
+            )
+        })?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::TooLarge(
+                "A report may be at most 1 MB: send fewer tokens per request.".into(),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    match keys.verify(&key_id, &signature, &body) {
+        Ok(()) => {}
+        Err(BadSignature::UnknownKey) => {
+            return Err(ApiError::BadSignature(format!(
+                "No configured key has the id {:?}.",
+                key_id.chars().take(100).collect::<String>()
+            )))
+        }
+        Err(BadSignature::Invalid) => {
+            return Err(ApiError::BadSignature(
+                "The signature does not verify over this body with that key.".into(),
+            ))
+        }
+    }
+    let reports: Vec<LeakReport> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::Validation(serde_json::json!({
+            "body": [format!("Expected a JSON array of {{\"token\", \"type\", \"url\", \"source\"}}: {e}.")]
+        }))
+    })?;
+    if reports.len() > MAX_REPORTS {
+        return Err(ApiError::Validation(serde_json::json!({
+            "body": [format!("At most {MAX_REPORTS} reports per request.")]
+        })));
+    }
+    let (labels, revoked) = state.handle_leak_reports(reports).await?;
+    if revoked > 0 {
+        tracing::warn!(revoked, key_id = %key_id, "leak report: tokens revoked");
+    }
+    Ok(HttpResponse::Ok().json(labels))
+}

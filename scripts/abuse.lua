@@ -1,5 +1,6 @@
 -- wrk script for scripts/abuse: anonymous floods of the expensive endpoints.
--- ATTACK = set-password | login | jwt-login | made-up-tokens; COOKIE and CSRF come from one GET /login.
+-- ATTACK = set-password | login | jwt-login | made-up-tokens | leak-reports; COOKIE and CSRF come
+-- from one GET /login.
 local attack = os.getenv("ATTACK")
 local cookie = os.getenv("COOKIE") or ""
 local csrf = os.getenv("CSRF") or ""
@@ -10,6 +11,33 @@ local function hex(n)
   local t = {}
   for i = 1, n do t[i] = string.format("%x", math.random(0, 15)) end
   return table.concat(t)
+end
+
+local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(bytes)
+  local out, pad = {}, (3 - #bytes % 3) % 3
+  bytes = bytes .. string.rep("\0", pad)
+  for i = 1, #bytes, 3 do
+    local n = bytes:byte(i) * 65536 + bytes:byte(i + 1) * 256 + bytes:byte(i + 2)
+    for j = 3, 0, -1 do
+      local k = math.floor(n / 64 ^ j) % 64 + 1
+      table.insert(out, b64chars:sub(k, k))
+    end
+  end
+  local s = table.concat(out)
+  return s:sub(1, #s - pad) .. string.rep("=", pad)
+end
+
+-- A well-formed DER ECDSA signature of two random 31-byte integers: it parses, so each one
+-- costs the server a full P-256 verification (junk that doesn't parse costs nothing).
+local function der_signature()
+  local function int()
+    local t = {}
+    for i = 1, 31 do t[i] = string.char(math.random(1, 255)) end
+    return "\2\31" .. table.concat(t)
+  end
+  local body = int() .. int()
+  return base64("\48" .. string.char(#body) .. body)
 end
 
 function setup(thread)
@@ -40,6 +68,12 @@ function request()
     local body = "csrf_token=" .. csrf .. "&email=victim" .. hex(6) .. "%40example.com&password=guess" .. counter
     return wrk.format("POST", "/login",
       { ["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = cookie, ["X-Forwarded-For"] = botnet() }, body)
+  elseif attack == "leak-reports" then
+    -- Reports signed by "the" key id with signatures that parse but don't verify.
+    local body = '[{"token":"' .. math.random(1, 2^40) .. "_" .. hex(64) .. '","type":"apitokens","url":"https://x","source":"content"}]'
+    return wrk.format("POST", "/iam/secret-scanning/report",
+      { ["Content-Type"] = "application/json", ["Github-Public-Key-Identifier"] = "abuse-key",
+        ["Github-Public-Key-Signature"] = der_signature(), ["X-Forwarded-For"] = botnet() }, body)
   elseif attack == "made-up-tokens" then
     -- Gateway checks with tokens that don't exist: ids from 1 to about a trillion.
     local token = string.format("%d", math.random(1, 2^40)) .. "_" .. hex(64)

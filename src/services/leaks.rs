@@ -72,6 +72,11 @@ impl ScanningKeys {
         Ok(ScanningKeys { keys })
     }
 
+    /// Is there a key with this id? (Cheap: an unknown id is refused before any crypto.)
+    pub fn knows(&self, key_id: &str) -> bool {
+        self.keys.iter().any(|(id, _)| id == key_id)
+    }
+
     /// Checks `signature` (base64 of a DER ECDSA signature) over `body` with key `key_id`.
     pub fn verify(&self, key_id: &str, signature: &str, body: &[u8]) -> Result<(), BadSignature> {
         let key = self

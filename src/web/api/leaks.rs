@@ -29,7 +29,8 @@ const MAX_BODY: usize = 1024 * 1024;
               (status = 400, description = "not a JSON array of reports (after the signature held)"),
               (status = 401, description = "unknown key id or a signature that doesn't verify; nothing changed"),
               (status = 404, description = "secret scanning isn't configured here"),
-              (status = 413, description = "body over 1 MB")))]
+              (status = 413, description = "body over 1 MB"),
+              (status = 503, description = "another report's signature is being checked; Retry-After says when to try again")))]
 #[post("/iam/secret-scanning/report")]
 pub async fn report(
     req: HttpRequest,
@@ -66,7 +67,19 @@ pub async fn report(
         }
         body.extend_from_slice(&chunk);
     }
-    match keys.verify(&key_id, &signature, &body) {
+    if !keys.knows(&key_id) {
+        return Err(ApiError::BadSignature(format!(
+            "No configured key has the id {:?}.",
+            key_id.chars().take(100).collect::<String>()
+        )));
+    }
+    let Some((verified, body)) = state
+        .verify_leak_report(key_id.clone(), signature, body.to_vec())
+        .await
+    else {
+        return Err(ApiError::Busy);
+    };
+    match verified {
         Ok(()) => {}
         Err(BadSignature::UnknownKey) => {
             return Err(ApiError::BadSignature(format!(

@@ -179,8 +179,8 @@ enum Command {
     /// Find apitokens tokens in files (honouring .gitignore, skipping binaries) and print
     /// `file:line: token id N (status)`, never the secret. The status comes from the database
     /// when DATABASE_URL is set (or the default SQLite file exists). Exits 1 when an active
-    /// token (or, with no database to ask, any token) was found: use it as a pre-commit hook
-    /// or a CI step.
+    /// token (or, with no database to ask, any token) was found, also when --revoke revoked
+    /// it (it is still in the file): use it as a pre-commit hook or a CI step.
     Scan {
         /// Files or directories to scan [default: .]
         paths: Vec<PathBuf>,
@@ -457,7 +457,11 @@ fn scan(options: &Options, paths: Vec<PathBuf>, revoke: bool) -> anyhow::Result<
                 let where_found = format!("{}:{}", f.path.display(), f.line);
                 if revoke {
                     match revoke_found(&mut conn, &f.token, &where_found, now)? {
-                        (FoundToken::Revoked, _) => "active, revoked now".to_string(),
+                        (FoundToken::Revoked, _) => {
+                            // Dead now, but still in the file: the hook still stops the commit.
+                            alarm = true;
+                            "active, revoked now".to_string()
+                        }
                         (FoundToken::AlreadyDead(s), _) => s.as_str().to_string(),
                         (FoundToken::Unknown, _) => "unknown".to_string(),
                     }

@@ -24,3 +24,8 @@ when-days = { $days ->
     [1] morgen
    *[other] in { $days } Tagen
 }
+leak-subject = Sicherheitswarnung: API-Token „{ $name }“ wurde öffentlich gefunden und widerrufen
+leak-intro = Das API-Token „{ $name }“ wurde an einer Stelle gefunden, an die es nicht gehört, und sofort widerrufen: Jede Anfrage damit wird ab jetzt abgelehnt.
+label-found = Gefunden in
+leak-advice = Entfernen Sie das Token von dort, erstellen Sie ein neues und tragen Sie es in den Skripten und Diensten ein, die das alte benutzt haben.
+leak-why = Sie erhalten diese Warnung, weil Sie dieses Token erstellt haben oder Administrator seines Kontos sind. Sicherheitswarnungen lassen sich nicht abschalten.

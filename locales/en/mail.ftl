@@ -25,3 +25,9 @@ when-days = { $days ->
     [one] in { $days } day
    *[other] in { $days } days
 }
+# Leak alerts (one e-mail per alert, sent whatever the expiry-e-mail preference).
+leak-subject = Security alert: API token "{ $name }" was found in public and revoked
+leak-intro = The API token "{ $name }" was found where it shouldn't be, and we revoked it at once: every request that uses it is refused from now on.
+label-found = Found at
+leak-advice = Remove the token from where it was found, create a replacement, and update the scripts and services that used it.
+leak-why = You get this alert because you issued this token or are an Administrator of its account. Security alerts can't be turned off.

@@ -99,6 +99,7 @@ diesel::table! {
         claimed_until -> Nullable<Timestamp>,
         sent_at -> Nullable<Timestamp>,
         digest_key -> Nullable<Text>,
+        detail -> Nullable<Text>,
     }
 }
 

@@ -10,6 +10,9 @@ use super::token::EXPIRING_SOON;
 pub enum NoticeKind {
     SevenDays,
     OneDay,
+    /// A leak alert: the token was found where it shouldn't be and revoked. Sent on its own,
+    /// at once, whatever the expiry-e-mail preference (a security alert).
+    Leaked,
 }
 
 impl NoticeKind {
@@ -18,6 +21,7 @@ impl NoticeKind {
         match self {
             NoticeKind::SevenDays => "7d",
             NoticeKind::OneDay => "1d",
+            NoticeKind::Leaked => "leak",
         }
     }
 
@@ -25,6 +29,7 @@ impl NoticeKind {
         match code {
             "7d" => Some(NoticeKind::SevenDays),
             "1d" => Some(NoticeKind::OneDay),
+            "leak" => Some(NoticeKind::Leaked),
             _ => None,
         }
     }
@@ -34,6 +39,7 @@ impl NoticeKind {
         match self {
             NoticeKind::SevenDays => EXPIRING_SOON,
             NoticeKind::OneDay => Duration::days(1),
+            NoticeKind::Leaked => Duration::ZERO,
         }
     }
 
@@ -42,6 +48,7 @@ impl NoticeKind {
         match self {
             NoticeKind::SevenDays => "in 7 days",
             NoticeKind::OneDay => "tomorrow",
+            NoticeKind::Leaked => "now",
         }
     }
 }

@@ -366,6 +366,82 @@ pub fn render_digest(mail: &DigestMail, base_url: &str) -> Result<Rendered, Stri
     })
 }
 
+/// A leak alert: one token, where it was found, and that it was revoked.
+#[derive(Debug, Clone)]
+pub struct LeakMail {
+    pub recipient: Recipient,
+    pub lang: String,
+    pub token_id: i64,
+    pub token_name: String,
+    pub found: String,
+}
+
+struct LeakParts {
+    lang: &'static str,
+    greeting: String,
+    intro: String,
+    label_token: String,
+    label_found: String,
+    name: String,
+    id: i64,
+    found: String,
+    advice: String,
+    step_create: String,
+    create_link: String,
+    why: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/leak.txt", escape = "none")]
+struct LeakText<'a> {
+    p: &'a LeakParts,
+}
+
+#[derive(Template)]
+#[template(path = "email/leak.html")]
+struct LeakHtml<'a> {
+    p: &'a LeakParts,
+}
+
+pub fn render_leak(mail: &LeakMail, base_url: &str) -> Result<Rendered, String> {
+    let words = Words::of(&mail.lang);
+    let name = [("name", mail.token_name.as_str().into())];
+    let parts = LeakParts {
+        lang: words.lang(),
+        greeting: words.get("greeting", &[("name", mail.recipient.name.as_str().into())]),
+        intro: words.get("leak-intro", &name),
+        label_token: words.text("label-token"),
+        label_found: words.text("label-found"),
+        name: mail.token_name.clone(),
+        id: mail.token_id,
+        found: mail.found.clone(),
+        advice: words.text("leak-advice"),
+        step_create: words.text("step-create"),
+        create_link: format!("{base_url}/profile/api-tokens/new"),
+        why: words.text("leak-why"),
+    };
+    Ok(Rendered {
+        subject: words.get("leak-subject", &name),
+        text: LeakText { p: &parts }.render().map_err(|e| e.to_string())?,
+        html: LeakHtml { p: &parts }.render().map_err(|e| e.to_string())?,
+    })
+}
+
+/// A leak alert as a message: automatic, its `Message-ID` made from the alert's key (a retry
+/// is the same message), and no unsubscribe (security alerts can't be turned off).
+pub fn leak_message(
+    from: &str,
+    mail: &LeakMail,
+    base_url: &str,
+    key: &str,
+) -> Result<Message, String> {
+    let r = render_leak(mail, base_url)?;
+    let builder = headers(from, &mail.recipient, &r.subject)?
+        .message_id(Some(format!("<{key}@{}>", domain_of(base_url))))
+        .header(AutoSubmitted);
+    body(builder, r.text, r.html)
+}
+
 /// The expiry digest as a message: automatic (`Auto-Submitted`), unsubscribable in one click
 /// (RFC 8058), and its `Message-ID` made from the digest's key, so a retry is the same message.
 pub fn digest_message(
@@ -565,6 +641,50 @@ mod tests {
     use time::macros::datetime;
 
     const BASE: &str = "https://tokens.acme.example";
+
+    #[test]
+    fn a_leak_alert_says_where_in_the_readers_language_and_escapes_it() {
+        let mail = |lang: &str| LeakMail {
+            recipient: recipient(),
+            lang: lang.into(),
+            token_id: 42,
+            token_name: "CI <deploys>".into(),
+            found: "https://example.com/?a=<b>&c".into(),
+        };
+        let en = render_leak(&mail("en"), "https://tokens.example").unwrap();
+        assert_eq!(
+            en.subject,
+            "Security alert: API token \"CI <deploys>\" was found in public and revoked"
+        );
+        assert!(
+            en.text.contains("Found at: https://example.com/?a=<b>&c"),
+            "{}",
+            en.text
+        );
+        assert!(
+            en.html.contains("https://example.com/?a=&#60;b&#62;&#38;c"),
+            "{}",
+            en.html
+        );
+        assert!(!en.html.contains("<deploys>"));
+        let de = render_leak(&mail("de"), "https://tokens.example").unwrap();
+        assert!(
+            de.subject.starts_with("Sicherheitswarnung"),
+            "{}",
+            de.subject
+        );
+        let message = leak_message(
+            "apitokens <a@tokens.example>",
+            &mail("ru"),
+            "https://tokens.example",
+            "leak-7",
+        )
+        .unwrap();
+        let raw = String::from_utf8(message.formatted()).unwrap();
+        assert!(raw.contains("Message-ID: <leak-7@tokens.example>"), "{raw}");
+        assert!(raw.contains("Auto-Submitted: auto-generated"));
+        assert!(!raw.contains("List-Unsubscribe"));
+    }
 
     fn recipient() -> Recipient {
         Recipient {

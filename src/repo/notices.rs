@@ -26,6 +26,8 @@ pub struct Notice {
     pub sent_at: Option<PrimitiveDateTime>,
     /// The digest this notice was put in before sending; kept for retries.
     pub digest_key: Option<String>,
+    /// A leak alert's "where it was found" (None for expiry notices).
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -36,6 +38,7 @@ pub struct NewNotice {
     pub user_id: i64,
     pub created_at: PrimitiveDateTime,
     pub next_attempt_at: PrimitiveDateTime,
+    pub detail: Option<String>,
 }
 
 type Db = <DbConn as diesel::Connection>::Backend;

@@ -21,6 +21,7 @@ use crate::config::Settings;
 use crate::db::DbConn;
 use crate::domain::notice::backoff;
 use crate::domain::token::{from_naive, to_naive};
+use crate::domain::NoticeKind;
 use crate::domain::{unsubscribe, EmailStatus, Secret};
 use crate::email::{digest_message, DigestItem, DigestMail, DkimKey, Mailer, Recipient};
 use crate::error::ServiceResult;
@@ -195,7 +196,38 @@ pub fn deliver(
     Notice::claim_digest_siblings(conn, &claim_id, naive_now, until)?;
 
     let mut digests: BTreeMap<DigestOf, Vec<(Notice, Token, User)>> = BTreeMap::new();
+    let mut outgoing = vec![];
     for (notice, token, recipient) in Notice::claimed(conn, &claim_id)? {
+        if notice.kind == NoticeKind::Leaked {
+            // A leak alert is about a token that is deleted by then, goes out on its own, and
+            // doesn't obey the expiry-e-mail preference: only a removed recipient stops it.
+            if recipient.removed_at.is_some() {
+                Notice::finish(
+                    conn,
+                    notice.id,
+                    &claim_id,
+                    EmailStatus::Cancelled,
+                    naive_now,
+                )?;
+                report.cancelled += 1;
+                continue;
+            }
+            let key = format!("leak-{}", notice.id);
+            let alert = crate::email::LeakMail {
+                recipient: crate::email::Recipient {
+                    name: crate::domain::user::display_name(&recipient.name, &recipient.email)
+                        .to_owned(),
+                    email: recipient.email.clone(),
+                },
+                lang: recipient.lang.clone(),
+                token_id: token.id,
+                token_name: token.name.clone(),
+                found: notice.detail.clone().unwrap_or_default(),
+            };
+            let message = crate::email::leak_message(&mail.from, &alert, &mail.base_url, &key);
+            outgoing.push((vec![notice.id], key, notice.attempts, message));
+            continue;
+        }
         let status = if token.deleted_at.is_some() || recipient.removed_at.is_some() {
             EmailStatus::Cancelled
         } else if !recipient.token_expiry_email {
@@ -220,7 +252,6 @@ pub fn deliver(
 
     // 1. Every digest's key (written before anything is sent) and message.
     let mut issuers: HashMap<i64, String> = HashMap::new();
-    let mut outgoing = vec![];
     for (of, group) in digests {
         let ids: Vec<i64> = group.iter().map(|(n, _, _)| n.id).collect();
         let key = match of {

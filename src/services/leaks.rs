@@ -154,6 +154,15 @@ impl Services {
             .await?;
         self.forget_tokens(&revoked);
         let n = revoked.len();
+        if n > 0 {
+            // The alerts go out now, not with the next periodic sweep.
+            let services = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = services.sweep(services.clock.now()).await {
+                    tracing::warn!(error = %e, "leak alerts: the sweep after a report failed; the next one sends them");
+                }
+            });
+        }
         Ok((labels, n))
     }
 }

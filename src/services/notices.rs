@@ -100,6 +100,7 @@ pub fn record(conn: &mut DbConn, now: OffsetDateTime) -> ServiceResult<usize> {
             user_id: p.recipient_id,
             created_at: to_naive(now),
             next_attempt_at: to_naive(now),
+            detail: None,
         })
         .collect();
     // Many rows per statement, in one transaction: one commit however many are due.
@@ -133,6 +134,8 @@ pub struct InAppNotice {
     pub token_name: String,
     pub expires_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
+    /// A leak alert's "where it was found".
+    pub detail: Option<String>,
 }
 
 impl Services {
@@ -152,6 +155,7 @@ impl Services {
                 token_name: t.name,
                 expires_at: t.expires_at.map(from_naive),
                 created_at: from_naive(n.created_at),
+                detail: n.detail,
             })
             .collect())
     }

@@ -11,10 +11,11 @@ use crate::domain::token::{
     from_naive, is_expiring_soon, to_naive, TokenSecret, TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT,
 };
 use crate::domain::token_format;
+use crate::domain::NoticeKind;
 use crate::domain::Role;
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::events::AccountEvent;
-use crate::repo::notices::Notice;
+use crate::repo::notices::{NewNotice, Notice};
 use crate::repo::{Account, NewToken, Token, TokenFilter, TokenWithIssuer, User};
 
 /// Rows per page of a token list.
@@ -429,6 +430,21 @@ pub fn revoke_found(
             "token.revoked",
             &summary,
         )?;
+        // The issuer and the Administrators are told, in the portal and by e-mail (a leak
+        // alert each, sent by the next delivery, whatever their expiry-e-mail preference).
+        let users = User::list_in_account(conn, token.account_id)?;
+        let alerts: Vec<NewNotice> = super::notices::recipients(&token, &users)
+            .into_iter()
+            .map(|user| NewNotice {
+                token_id: token.id,
+                kind: NoticeKind::Leaked,
+                user_id: user.id,
+                created_at: to_naive(now),
+                next_attempt_at: to_naive(now),
+                detail: Some(clip(where_found, 500)),
+            })
+            .collect();
+        Notice::insert_many(conn, &alerts)?;
         Ok((FoundToken::Revoked, ids))
     })
 }

@@ -176,3 +176,100 @@ async fn an_oversized_report_is_refused_before_it_is_read() {
     let (status, answer) = post(&app, "k", &github.sign(&big), &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
 }
+
+/// A revoked leak tells the issuer and the Administrators at once: in the portal, and by an
+/// e-mail of its own over a real SMTP conversation (whatever their expiry-e-mail setting),
+/// with where it was found and never the secret; the same report again tells nobody twice.
+#[tokio::test]
+async fn a_revoked_leak_alerts_the_issuer_and_admins_in_the_portal_and_by_email() {
+    use crate::smtp::SmtpServer;
+    let smtp = SmtpServer::start();
+    let github = Reporter::new("gh");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(&keys, json!({"public_keys": [github.entry()]}).to_string()).unwrap();
+    let url = smtp.url();
+    let app = TestApp::spawn_with(move |s| {
+        s.secret_scanning_keys = Some(keys.clone());
+        s.smtp_url = Some(url);
+        s.base_url = "https://tokens.example".into();
+    })
+    .await;
+    let Acme { app, admin } = Acme::on(app).await;
+    let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+    let other = app
+        .add_user("Acme", "other@acme.test", Role::Engineers)
+        .await;
+    // The issuer turned expiry e-mails off: a security alert still goes out.
+    app.state.set_expiry_email(eng.id, false).await.unwrap();
+    let token = app.token_for(&eng, Role::Engineers).await;
+    let secret = token[token.len() - 64..].to_string();
+    let body = json!([{"token": token, "type": "apitokens_token",
+        "url": "https://github.com/acme/app/blob/main/deploy.sh", "source": "content"}])
+    .to_string();
+    let (status, _) = post(&app, "gh", &github.sign(body.as_bytes()), body.as_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Sent right after the report (no periodic sweep runs in tests): wait for both.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while smtp.received().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alerts not sent: {}",
+            smtp.received().len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut to: Vec<String> = smtp.received().iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        ["admin@acme.test", "eng@acme.test"],
+        "the issuer and the admin, not others"
+    );
+    for m in smtp.received() {
+        let text = m.text();
+        assert!(text.contains("Security alert"), "{text}");
+        assert!(
+            text.contains("https://github.com/acme/app/blob/main/deploy.sh"),
+            "{text}"
+        );
+        assert!(!text.contains(&secret), "no secret in an e-mail");
+        assert!(
+            !text.to_ascii_lowercase().contains("list-unsubscribe"),
+            "alerts can't be turned off"
+        );
+    }
+
+    // In the portal: the issuer's notifications say it, with where.
+    let page = app
+        .signed_in("eng@acme.test")
+        .await
+        .get("/notifications")
+        .await;
+    assert!(
+        page.body.contains("was found at https://github.com/acme/app/blob/main/deploy.sh (content, reported by secret scanning) and revoked"),
+        "{}",
+        page.body
+    );
+    let others = app
+        .signed_in("other@acme.test")
+        .await
+        .get("/notifications")
+        .await;
+    assert!(!others.body.contains("Security alert"));
+    let _ = other;
+
+    // The same report again: no new alert, no new e-mail.
+    let (status, _) = post(&app, "gh", &github.sign(body.as_bytes()), body.as_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    app.state.sweep(app.clock().now()).await.unwrap();
+    assert_eq!(smtp.received().len(), 2);
+    let eng_id = eng.id;
+    let notices = app
+        .db(move |c| apitokens::repo::notices::Notice::for_user(c, eng_id, 50))
+        .await
+        .unwrap();
+    assert_eq!(notices.len(), 1);
+    let _ = admin;
+}

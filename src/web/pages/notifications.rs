@@ -4,6 +4,7 @@ use actix_web::{get, post, web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::domain::NoticeKind;
 use crate::web::auth::SignedIn;
 use crate::web::csrf::CsrfForm;
 use crate::web::views::{datetime, ok, see_other, Layout};
@@ -32,14 +33,22 @@ pub async fn list(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRespon
         .into_iter()
         .map(|n| {
             let expires = n.expires_at.map(datetime).unwrap_or_default();
-            NotificationRow {
-                id: n.id,
-                unread: n.unread,
-                text: format!(
+            let text = match n.kind {
+                NoticeKind::Leaked => format!(
+                    "Security alert: API token \"{}\" was found at {} and revoked. Remove it from there and create a replacement.",
+                    n.token_name,
+                    n.detail.as_deref().unwrap_or("an unnamed place")
+                ),
+                _ => format!(
                     "API token \"{}\" expires {} ({expires}).",
                     n.token_name,
                     n.kind.when()
                 ),
+            };
+            NotificationRow {
+                id: n.id,
+                unread: n.unread,
+                text,
                 token_link: format!("/profile/api-tokens?token={}", n.token_id),
                 created: datetime(n.created_at),
             }

@@ -462,6 +462,10 @@ fn scan(options: &Options, paths: Vec<PathBuf>, revoke: bool) -> anyhow::Result<
                             alarm = true;
                             "active, revoked now".to_string()
                         }
+                        (FoundToken::Reported, _) => {
+                            alarm = true;
+                            "active, reported: the account is set to notify only".to_string()
+                        }
                         (FoundToken::AlreadyDead(s), _) => s.as_str().to_string(),
                         (FoundToken::Unknown, _) => "unknown".to_string(),
                     }

@@ -29,3 +29,6 @@ leak-intro = Das API-Token „{ $name }“ wurde an einer Stelle gefunden, an di
 label-found = Gefunden in
 leak-advice = Entfernen Sie das Token von dort, erstellen Sie ein neues und tragen Sie es in den Skripten und Diensten ein, die das alte benutzt haben.
 leak-why = Sie erhalten diese Warnung, weil Sie dieses Token erstellt haben oder Administrator seines Kontos sind. Sicherheitswarnungen lassen sich nicht abschalten.
+leak-subject-kept = Sicherheitswarnung: API-Token „{ $name }“ wurde öffentlich gefunden
+leak-intro-kept = Das API-Token „{ $name }“ wurde an einer Stelle gefunden, an die es nicht gehört. Ihr Konto meldet gefundene Tokens nur, daher funktioniert es weiter: Wer es gefunden hat, kann es benutzen, bis es gelöscht ist.
+leak-advice-kept = Löschen Sie es jetzt, entfernen Sie es von dort, erstellen Sie ein neues und tragen Sie es in den Skripten und Diensten ein, die das alte benutzt haben.

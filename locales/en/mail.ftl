@@ -31,3 +31,6 @@ leak-intro = The API token "{ $name }" was found where it shouldn't be, and we r
 label-found = Found at
 leak-advice = Remove the token from where it was found, create a replacement, and update the scripts and services that used it.
 leak-why = You get this alert because you issued this token or are an Administrator of its account. Security alerts can't be turned off.
+leak-subject-kept = Security alert: API token "{ $name }" was found in public
+leak-intro-kept = The API token "{ $name }" was found where it shouldn't be. Your account is set to only report leaked tokens, so it still works: anyone who found it can use it until it is deleted.
+leak-advice-kept = Delete it now, remove it from where it was found, create a replacement, and update the scripts and services that used it.

@@ -5,6 +5,7 @@ diesel::table! {
         id -> BigInt,
         name -> Text,
         created_at -> Timestamp,
+        leak_response -> Text,
     }
 }
 

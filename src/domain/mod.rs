@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod input;
+pub mod leak_response;
 pub mod notice;
 pub mod role;
 pub mod secret;

@@ -374,6 +374,8 @@ pub struct LeakMail {
     pub token_id: i64,
     pub token_name: String,
     pub found: String,
+    /// False when the account only wants to be told: the token still works.
+    pub revoked: bool,
 }
 
 struct LeakParts {
@@ -409,19 +411,37 @@ pub fn render_leak(mail: &LeakMail, base_url: &str) -> Result<Rendered, String> 
     let parts = LeakParts {
         lang: words.lang(),
         greeting: words.get("greeting", &[("name", mail.recipient.name.as_str().into())]),
-        intro: words.get("leak-intro", &name),
+        intro: words.get(
+            if mail.revoked {
+                "leak-intro"
+            } else {
+                "leak-intro-kept"
+            },
+            &name,
+        ),
         label_token: words.text("label-token"),
         label_found: words.text("label-found"),
         name: mail.token_name.clone(),
         id: mail.token_id,
         found: mail.found.clone(),
-        advice: words.text("leak-advice"),
+        advice: words.text(if mail.revoked {
+            "leak-advice"
+        } else {
+            "leak-advice-kept"
+        }),
         step_create: words.text("step-create"),
         create_link: format!("{base_url}/profile/api-tokens/new"),
         why: words.text("leak-why"),
     };
     Ok(Rendered {
-        subject: words.get("leak-subject", &name),
+        subject: words.get(
+            if mail.revoked {
+                "leak-subject"
+            } else {
+                "leak-subject-kept"
+            },
+            &name,
+        ),
         text: LeakText { p: &parts }.render().map_err(|e| e.to_string())?,
         html: LeakHtml { p: &parts }.render().map_err(|e| e.to_string())?,
     })
@@ -650,6 +670,7 @@ mod tests {
             token_id: 42,
             token_name: "CI <deploys>".into(),
             found: "https://example.com/?a=<b>&c".into(),
+            revoked: true,
         };
         let en = render_leak(&mail("en"), "https://tokens.example").unwrap();
         assert_eq!(

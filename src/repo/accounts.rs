@@ -3,6 +3,7 @@ use time::PrimitiveDateTime;
 
 use crate::db::schema::accounts;
 use crate::db::DbConn;
+use crate::domain::leak_response::LeakResponse;
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = accounts)]
@@ -10,9 +11,21 @@ pub struct Account {
     pub id: i64,
     pub name: String,
     pub created_at: PrimitiveDateTime,
+    pub leak_response: LeakResponse,
 }
 
 impl Account {
+    pub fn set_leak_response(
+        conn: &mut DbConn,
+        id: i64,
+        response: LeakResponse,
+    ) -> QueryResult<bool> {
+        diesel::update(accounts::table.find(id))
+            .set(accounts::leak_response.eq(response))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+
     pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<Account>> {
         accounts::table
             .find(id)

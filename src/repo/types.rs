@@ -8,6 +8,7 @@ use diesel::deserialize::{self, FromSql};
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{Integer, Text};
 
+use crate::domain::leak_response::LeakResponse;
 use crate::domain::{AuthType, EmailStatus, NoticeKind, Role};
 
 impl<DB: Backend> ToSql<Integer, DB> for Role
@@ -57,3 +58,4 @@ macro_rules! text_enum {
 text_enum!(AuthType, "auth type");
 text_enum!(NoticeKind, "notice kind");
 text_enum!(EmailStatus, "e-mail status");
+text_enum!(LeakResponse, "leak response");

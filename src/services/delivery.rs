@@ -223,6 +223,7 @@ pub fn deliver(
                 token_id: token.id,
                 token_name: token.name.clone(),
                 found: notice.detail.clone().unwrap_or_default(),
+                revoked: token.deleted_at.is_some(),
             };
             let message = crate::email::leak_message(&mail.from, &alert, &mail.base_url, &key);
             outgoing.push((vec![notice.id], key, notice.attempts, message));

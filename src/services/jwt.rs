@@ -306,6 +306,7 @@ mod tests {
             id: 7,
             name: "Acme".into(),
             created_at: datetime!(2026-01-01 0:00),
+            leak_response: Default::default(),
         }
     }
 

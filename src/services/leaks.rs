@@ -124,17 +124,19 @@ impl Services {
         reports: Vec<LeakReport>,
     ) -> ServiceResult<(Vec<Labelled>, usize)> {
         let now = self.clock.now();
-        let (labels, revoked) = self
+        let (labels, revoked, alerted) = self
             .db
             .run(move |conn| {
                 let mut labels = Vec::with_capacity(reports.len());
                 let mut revoked = vec![];
+                let mut alerted = false;
                 for report in &reports {
                     let found = match PresentedToken::parse(&report.token) {
                         Some(presented) => {
                             let place = where_found(report);
                             let (found, ids) = revoke_found(conn, &presented, &place, now)?;
                             revoked.extend(ids);
+                            alerted |= matches!(found, FoundToken::Revoked | FoundToken::Reported);
                             found
                         }
                         None => FoundToken::Unknown,
@@ -149,12 +151,12 @@ impl Services {
                         },
                     });
                 }
-                Ok((labels, revoked))
+                Ok((labels, revoked, alerted))
             })
             .await?;
         self.forget_tokens(&revoked);
         let n = revoked.len();
-        if n > 0 {
+        if alerted {
             // The alerts go out now, not with the next periodic sweep.
             let services = self.clone();
             tokio::spawn(async move {

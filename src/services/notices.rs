@@ -136,6 +136,7 @@ pub struct InAppNotice {
     pub created_at: OffsetDateTime,
     /// A leak alert's "where it was found".
     pub detail: Option<String>,
+    pub token_deleted: bool,
 }
 
 impl Services {
@@ -156,6 +157,7 @@ impl Services {
                 expires_at: t.expires_at.map(from_naive),
                 created_at: from_naive(n.created_at),
                 detail: n.detail,
+                token_deleted: t.deleted_at.is_some(),
             })
             .collect())
     }

@@ -7,6 +7,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use super::{Actor, Services};
 use crate::db::DbConn;
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
+use crate::domain::leak_response::LeakResponse;
 use crate::domain::token::{
     from_naive, is_expiring_soon, to_naive, TokenSecret, TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT,
 };
@@ -369,6 +370,8 @@ pub fn delete(
 pub enum FoundToken {
     /// It was active and is now revoked (with the tokens it created: their ids, for caches).
     Revoked,
+    /// It is active and stays so: its account only wants to be told (`LeakResponse`).
+    Reported,
     /// It was already expired or deleted: nothing to do.
     AlreadyDead(TokenStatus),
     /// No token has this id and secret.
@@ -393,7 +396,8 @@ pub fn status_of_presented(
 }
 
 /// Revokes an active token that was found where it shouldn't be (`where_found`: a file, a
-/// URL), with every token it created, and records it in the account's event log. No person
+/// URL), with every token it created — or, if its account is set to notify only, leaves it
+/// — records it in the account's event log and alerts the issuer and the Administrators. No person
 /// acts: the presented secret itself is the proof. Returns what happened and the ids revoked.
 pub fn revoke_found(
     conn: &mut DbConn,
@@ -415,21 +419,26 @@ pub fn revoke_found(
         if status != TokenStatus::Active {
             return Ok((FoundToken::AlreadyDead(status), vec![]));
         }
-        let ids = retire(conn, token.id, None, to_naive(now))?;
+        let revoke = Account::find(conn, token.account_id)?
+            .is_none_or(|a| a.leak_response == LeakResponse::Revoke);
+        let (outcome, ids, kind, verb) = if revoke {
+            let ids = retire(conn, token.id, None, to_naive(now))?;
+            (FoundToken::Revoked, ids, "token.revoked", "revoked")
+        } else {
+            (
+                FoundToken::Reported,
+                vec![],
+                "token.leaked",
+                "reported leaked (not revoked: the account only wants to be told)",
+            )
+        };
         let summary = format!(
-            "Token {} \"{}\" revoked: found in {}",
+            "Token {} \"{}\" {verb}: found in {}",
             token.id,
             token.name,
             clip(where_found, 500)
         );
-        AccountEvent::record(
-            conn,
-            token.account_id,
-            None,
-            to_naive(now),
-            "token.revoked",
-            &summary,
-        )?;
+        AccountEvent::record(conn, token.account_id, None, to_naive(now), kind, &summary)?;
         // The issuer and the Administrators are told, in the portal and by e-mail (a leak
         // alert each, sent by the next delivery, whatever their expiry-e-mail preference).
         let users = User::list_in_account(conn, token.account_id)?;
@@ -445,7 +454,7 @@ pub fn revoke_found(
             })
             .collect();
         Notice::insert_many(conn, &alerts)?;
-        Ok((FoundToken::Revoked, ids))
+        Ok((outcome, ids))
     })
 }
 
@@ -495,6 +504,52 @@ pub struct TokenSection {
 }
 
 impl Services {
+    /// What the account does with a token reported leaked (Administrators only).
+    pub async fn leak_response(&self, actor: Actor) -> ServiceResult<LeakResponse> {
+        actor.require_admin()?;
+        self.db
+            .run(move |conn| {
+                Ok(Account::find(conn, actor.account_id)?
+                    .ok_or(ServiceError::NotFound)?
+                    .leak_response)
+            })
+            .await
+    }
+
+    /// Sets it (Administrators only), recorded in the account's event log.
+    pub async fn set_leak_response(
+        &self,
+        actor: Actor,
+        response: LeakResponse,
+    ) -> ServiceResult<()> {
+        actor.require_admin()?;
+        let now = to_naive(self.clock.now());
+        self.db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    if !Account::set_leak_response(conn, actor.account_id, response)? {
+                        return Err(ServiceError::NotFound);
+                    }
+                    let summary = match response {
+                        LeakResponse::Revoke => "Tokens reported leaked are revoked at once",
+                        LeakResponse::NotifyOnly => {
+                            "Tokens reported leaked are only reported, not revoked"
+                        }
+                    };
+                    AccountEvent::record(
+                        conn,
+                        actor.account_id,
+                        Some(actor.user_id),
+                        now,
+                        "account.leak_response",
+                        summary,
+                    )?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+
     /// The tokens section: one page of what `actor` may see, the account's active count, the
     /// issuers to filter by, and the token a delete confirmation is about (404 if not visible).
     pub async fn token_section(

@@ -694,8 +694,10 @@ async fn a_burst_of_made_up_ids_shares_reads() {
         Err(apitokens::services::api_auth::AuthError::Unauthorized)
     )));
     let reads = services.gateway_reads() - before;
+    // Two when all 200 arrive while the first read runs (the usual case); a busy machine that
+    // pauses the burst midway makes one more round per pause. Without sharing it would be 200.
     assert!(
-        (1..=2).contains(&reads),
+        (1..=10).contains(&reads),
         "200 made-up ids took {reads} reads"
     );
     // Ids that can't be sequence values cost nothing at all.

@@ -273,3 +273,116 @@ async fn a_revoked_leak_alerts_the_issuer_and_admins_in_the_portal_and_by_email(
     assert_eq!(notices.len(), 1);
     let _ = admin;
 }
+
+/// An account set to "notify only" (by an Administrator, on the Users page) keeps a reported
+/// token working, records it, and alerts with words that say it still works.
+#[tokio::test]
+async fn a_notify_only_account_keeps_the_token_and_says_so() {
+    use crate::smtp::SmtpServer;
+    let smtp = SmtpServer::start();
+    let github = Reporter::new("gh");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(&keys, json!({"public_keys": [github.entry()]}).to_string()).unwrap();
+    let url = smtp.url();
+    let app = TestApp::spawn_with(move |s| {
+        s.secret_scanning_keys = Some(keys.clone());
+        s.smtp_url = Some(url);
+    })
+    .await;
+    let Acme { app, admin } = Acme::on(app).await;
+    app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
+
+    // Only Administrators may change it; a bad value is a 400; nothing changes either way.
+    let eng = app.signed_in("eng@acme.test").await;
+    let refused = eng
+        .post_from(
+            "/profile/api-tokens",
+            "/users/leak-response",
+            &[("leak_response", "notify")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let admin_web = app.signed_in(crate::helpers::ACME_ADMIN).await;
+    let bad = admin_web
+        .post_from(
+            "/users",
+            "/users/leak-response",
+            &[("leak_response", "ignore")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.state
+            .leak_response(apitokens::services::Actor::of_user(&admin))
+            .await
+            .unwrap(),
+        apitokens::domain::leak_response::LeakResponse::Revoke
+    );
+    let saved = admin_web
+        .post_from(
+            "/users",
+            "/users/leak-response",
+            &[("leak_response", "notify")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let users = admin_web.get("/users").await;
+    assert!(
+        users
+            .body
+            .contains(r#"value="notify" id="leaks-notify" checked"#),
+        "{}",
+        users.body
+    );
+
+    let token = app.token_for(&admin, Role::Engineers).await;
+    let body = json!([{"token": token, "type": "apitokens_token", "url": "https://paste.example/x", "source": "content"}])
+        .to_string();
+    let (status, answer) = post(&app, "gh", &github.sign(body.as_bytes()), body.as_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer[0]["label"], "true_positive");
+    let api = app.api(&format!("APIKey {token}"));
+    assert_eq!(
+        api.get("/iam/auth/check").await.status,
+        StatusCode::NO_CONTENT,
+        "kept"
+    );
+    let account = admin.account_id;
+    let events = app
+        .db(move |c| AccountEvent::recent(c, account, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(e, _)| e.kind == "token.leaked")
+            .count(),
+        1
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(e, _)| e.kind == "token.revoked")
+            .count(),
+        0
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(e, _)| e.kind == "account.leak_response")
+            .count(),
+        1
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while smtp.received().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "alert not sent");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let text = smtp.received()[0].text();
+    assert!(text.contains("so it still works"), "{text}");
+    assert!(!text.contains("and revoked"), "{text}");
+    let inbox = admin_web.get("/notifications").await;
+    assert!(inbox.body.contains("It still works"), "{}", inbox.body);
+}

@@ -1,1 +1,2 @@
+ALTER TABLE accounts DROP COLUMN leak_response;
 ALTER TABLE notices DROP COLUMN detail;

@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::change_role)
         .service(users::remove)
         .service(users::delete_tokens)
+        .service(users::set_leak_response)
         .service(setup::show)
         .service(setup::submit)
         .service(unsubscribe::show)

@@ -34,8 +34,13 @@ pub async fn list(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRespon
         .map(|n| {
             let expires = n.expires_at.map(datetime).unwrap_or_default();
             let text = match n.kind {
-                NoticeKind::Leaked => format!(
+                NoticeKind::Leaked if n.token_deleted => format!(
                     "Security alert: API token \"{}\" was found at {} and revoked. Remove it from there and create a replacement.",
+                    n.token_name,
+                    n.detail.as_deref().unwrap_or("an unnamed place")
+                ),
+                NoticeKind::Leaked => format!(
+                    "Security alert: API token \"{}\" was found at {}. It still works (your account only reports leaks): delete it now.",
                     n.token_name,
                     n.detail.as_deref().unwrap_or("an unnamed place")
                 ),

@@ -6,6 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::domain::input::{Email, PersonName};
+use crate::domain::leak_response::LeakResponse;
 use crate::domain::Role;
 use crate::error::{Blocker, ServiceError};
 use crate::services::members::NewMember;
@@ -79,6 +80,8 @@ struct UsersPage {
     form: NewUserForm,
     invitation: Option<InvitationShown>,
     confirm: Option<Confirm>,
+    /// The account's leak setting: true when reported tokens are only reported.
+    leaks_notify_only: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +126,7 @@ async fn render_users(
         confirm,
     } = extra;
     let data = state.users_page(me.actor(), filter).await?;
+    let leak_response = state.leak_response(me.actor()).await?;
     let rows = data
         .members
         .into_iter()
@@ -173,6 +177,7 @@ async fn render_users(
         }),
         invitation,
         confirm,
+        leaks_notify_only: leak_response == LeakResponse::NotifyOnly,
     };
     render(status, &page)
 }
@@ -472,4 +477,25 @@ pub async fn delete_tokens(
         n => format!("{n} active tokens of the user were deleted."),
     });
     Ok(see_other("/users"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LeakForm {
+    #[serde(default)]
+    leak_response: String,
+}
+
+/// What the account does with a token reported leaked (Administrators).
+#[post("/users/leak-response")]
+pub async fn set_leak_response(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<LeakForm>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let response = LeakResponse::parse(form.leak_response.trim()).ok_or_else(|| {
+        WebError::BadRequest("Choose \"revoke\" or \"notify\" for leaked tokens.".into())
+    })?;
+    state.set_leak_response(me.actor(), response).await?;
+    Ok(see_other("/users#leaks"))
 }

@@ -199,8 +199,10 @@ pub fn deliver(
     let mut outgoing = vec![];
     for (notice, token, recipient) in Notice::claimed(conn, &claim_id)? {
         if notice.kind == NoticeKind::Leaked {
-            // A leak alert is about a token that is deleted by then, goes out on its own, and
-            // doesn't obey the expiry-e-mail preference: only a removed recipient stops it.
+            // A leak alert goes out on its own, whether or not its token is deleted by now (it
+            // is about that token; its words follow which), and whatever the expiry-e-mail
+            // preference: only a removed recipient stops it. Counted with the expiry e-mails
+            // in the metrics and the sweep's report.
             if recipient.removed_at.is_some() {
                 Notice::finish(
                     conn,

@@ -62,9 +62,16 @@ impl Atomic<u64> for StripedU64 {
 /// Upper bounds of the latency buckets: 0.25 ms doubling to about 4 s, then +Inf.
 const BOUNDS: usize = 15;
 
-fn bound(i: usize) -> f64 {
-    0.000_25 * 2f64.powi(i as i32)
-}
+/// The bounds in seconds, made once (an observation only compares).
+const BOUND_SECS: [f64; BOUNDS] = {
+    let mut bounds = [0.000_25; BOUNDS];
+    let mut i = 1;
+    while i < BOUNDS {
+        bounds[i] = bounds[i - 1] * 2.0;
+        i += 1;
+    }
+    bounds
+};
 
 #[derive(Debug, Default)]
 struct HistogramShard {
@@ -83,7 +90,10 @@ pub struct StripedHistogram {
 impl StripedHistogram {
     pub fn observe(&self, took: Duration) {
         let seconds = took.as_secs_f64();
-        let bucket = (0..BOUNDS).find(|&i| seconds <= bound(i)).unwrap_or(BOUNDS);
+        let bucket = BOUND_SECS
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(BOUNDS);
         let shard = &self.shards[shard()].0;
         shard.count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
@@ -96,7 +106,7 @@ impl StripedHistogram {
         let mut count = 0;
         let mut nanos = 0u64;
         let mut buckets: Vec<(f64, u64)> = (0..=BOUNDS)
-            .map(|i| (if i < BOUNDS { bound(i) } else { f64::MAX }, 0))
+            .map(|i| (BOUND_SECS.get(i).copied().unwrap_or(f64::MAX), 0))
             .collect();
         for shard in self.shards.iter() {
             count += shard.0.count.load(Ordering::Relaxed);

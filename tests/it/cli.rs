@@ -417,19 +417,12 @@ async fn scan_finds_tokens_tells_their_status_and_revokes_only_active_ones() {
         .unwrap()
         .unwrap();
     assert!(row.deleted_at.is_some() && row.deleted_by.is_none());
-    let events = app
-        .db(move |c| apitokens::repo::events::AccountEvent::recent(c, row.account_id, 10))
-        .await
-        .unwrap();
-    let revoked: Vec<_> = events
-        .iter()
-        .filter(|(e, _)| e.kind == "token.revoked")
-        .collect();
+    let revoked = app.events_of(row.account_id, "token.revoked").await;
     assert_eq!(revoked.len(), 1);
     assert!(
-        revoked[0].0.summary.contains("deploy.sh:2"),
+        revoked[0].summary.contains("deploy.sh:2"),
         "{}",
-        revoked[0].0.summary
+        revoked[0].summary
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while api.get("/iam/auth/check").await.status != StatusCode::UNAUTHORIZED {

@@ -47,17 +47,6 @@ async fn expiry_email_on(app: &TestApp, id: i64) -> bool {
         .await
 }
 
-async fn events(app: &TestApp, account: i64, kind: &'static str) -> usize {
-    app.db(move |c| {
-        apitokens::repo::events::AccountEvent::recent(c, account, 100)
-            .unwrap()
-            .into_iter()
-            .filter(|(e, _)| e.kind == kind)
-            .count()
-    })
-    .await
-}
-
 /// Three tokens expiring the same week: one e-mail, soonest first, with the headers that say
 /// "automatic" and "unsubscribable"; the next sweep sends nothing.
 #[tokio::test]
@@ -176,7 +165,9 @@ async fn one_click_unsubscribe_works_without_a_session_and_only_for_its_person()
     assert!(!expiry_email_on(&app, admin.id).await);
     assert!(expiry_email_on(&app, colleague.id).await, "only its person");
     assert_eq!(
-        events(&app, admin.account_id, "user.expiry_emails_off").await,
+        app.events_of(admin.account_id, "user.expiry_emails_off")
+            .await
+            .len(),
         1
     );
     // And the next notice is not e-mailed to them.

@@ -485,6 +485,23 @@ impl TestApp {
         }
     }
 
+    /// The account's recorded events of one kind (`token.revoked`, ...), newest first.
+    pub async fn events_of(
+        &self,
+        account: i64,
+        kind: &'static str,
+    ) -> Vec<apitokens::repo::events::AccountEvent> {
+        self.db(move |c| {
+            apitokens::repo::events::AccountEvent::recent(c, account, 100)
+                .unwrap()
+                .into_iter()
+                .map(|(e, _)| e)
+                .filter(|e| e.kind == kind)
+                .collect()
+        })
+        .await
+    }
+
     /// Creates a never-expiring token for `user` through the service; returns `<id>_<secret>`.
     pub async fn token_for(&self, user: &User, role: Role) -> String {
         use apitokens::domain::input::{Expiry, TokenDescription, TokenName};

@@ -4,7 +4,6 @@
 
 use apitokens::domain::token::PresentedToken;
 use apitokens::domain::Role;
-use apitokens::repo::events::AccountEvent;
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -13,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{Acme, TestApp};
+use crate::smtp::SmtpServer;
 
 struct Reporter {
     key: SigningKey,
@@ -56,23 +56,43 @@ async fn post(app: &TestApp, key_id: &str, signature: &str, body: &[u8]) -> (Sta
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn revocations(app: &TestApp, account: i64) -> usize {
-    app.db(move |c| AccountEvent::recent(c, account, 100))
-        .await
-        .unwrap()
-        .iter()
-        .filter(|(e, _)| e.kind == "token.revoked")
-        .count()
+/// A server that takes reports signed by `reporter` (and mails through `smtp`, if given).
+async fn app_taking_reports_from(reporter: &Reporter, smtp: Option<&SmtpServer>) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(
+        &keys,
+        json!({"public_keys": [reporter.entry()]}).to_string(),
+    )
+    .unwrap();
+    let smtp_url = smtp.map(SmtpServer::url);
+    // The keys are read at startup; the file may go after.
+    TestApp::spawn_with(move |s| {
+        s.secret_scanning_keys = Some(keys);
+        s.smtp_url = smtp_url;
+        s.base_url = "https://tokens.example".into();
+    })
+    .await
+}
+
+/// Waits (bounded) until `smtp` has received `n` messages.
+async fn wait_for_mail(smtp: &SmtpServer, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while smtp.received().len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} e-mails arrived",
+            smtp.received().len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
 async fn a_signed_report_revokes_at_once_and_bad_ones_change_nothing() {
     let github = Reporter::new("gh-current");
     let stranger = Reporter::new("gh-current"); // same id, other key
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, json!({"public_keys": [github.entry()]}).to_string()).unwrap();
-    let app = TestApp::spawn_with(|s| s.secret_scanning_keys = Some(keys.clone())).await;
+    let app = app_taking_reports_from(&github, None).await;
     let Acme { app, admin } = Acme::on(app).await;
     let token = app.token_for(&admin, Role::Engineers).await;
     let id = PresentedToken::parse(&token).unwrap().id;
@@ -110,7 +130,10 @@ async fn a_signed_report_revokes_at_once_and_bad_ones_change_nothing() {
         api.get("/iam/auth/check").await.status,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(revocations(&app, admin.account_id).await, 0);
+    assert_eq!(
+        app.events_of(admin.account_id, "token.revoked").await.len(),
+        0
+    );
 
     // The real report: revoked at once on this instance (its cache is told), labelled.
     let (status, answer) = post(&app, "gh-current", &github.sign(body), body).await;
@@ -138,16 +161,9 @@ async fn a_signed_report_revokes_at_once_and_bad_ones_change_nothing() {
         api.get("/iam/auth/check").await.status,
         StatusCode::UNAUTHORIZED
     );
-    let events = app
-        .db(move |c| AccountEvent::recent(c, admin.account_id, 100))
-        .await
-        .unwrap();
-    let revoked: Vec<_> = events
-        .iter()
-        .filter(|(e, _)| e.kind == "token.revoked")
-        .collect();
+    let revoked = app.events_of(admin.account_id, "token.revoked").await;
     assert_eq!(revoked.len(), 1);
-    assert!(revoked[0].0.summary.contains(
+    assert!(revoked[0].summary.contains(
         "https://github.com/acme/app/blob/main/.env (content, reported by secret scanning)"
     ));
 
@@ -155,7 +171,10 @@ async fn a_signed_report_revokes_at_once_and_bad_ones_change_nothing() {
     let (status, again) = post(&app, "gh-current", &github.sign(body), body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again[0]["label"], "true_positive");
-    assert_eq!(revocations(&app, admin.account_id).await, 1);
+    assert_eq!(
+        app.events_of(admin.account_id, "token.revoked").await.len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -168,10 +187,7 @@ async fn without_keys_the_report_endpoint_is_not_there() {
 #[tokio::test]
 async fn an_oversized_report_is_refused_before_it_is_read() {
     let github = Reporter::new("k");
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, json!({"public_keys": [github.entry()]}).to_string()).unwrap();
-    let app = TestApp::spawn_with(|s| s.secret_scanning_keys = Some(keys.clone())).await;
+    let app = app_taking_reports_from(&github, None).await;
     let big = vec![b' '; 2 * 1024 * 1024];
     let (status, answer) = post(&app, "k", &github.sign(&big), &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
@@ -182,19 +198,9 @@ async fn an_oversized_report_is_refused_before_it_is_read() {
 /// with where it was found and never the secret; the same report again tells nobody twice.
 #[tokio::test]
 async fn a_revoked_leak_alerts_the_issuer_and_admins_in_the_portal_and_by_email() {
-    use crate::smtp::SmtpServer;
     let smtp = SmtpServer::start();
     let github = Reporter::new("gh");
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, json!({"public_keys": [github.entry()]}).to_string()).unwrap();
-    let url = smtp.url();
-    let app = TestApp::spawn_with(move |s| {
-        s.secret_scanning_keys = Some(keys.clone());
-        s.smtp_url = Some(url);
-        s.base_url = "https://tokens.example".into();
-    })
-    .await;
+    let app = app_taking_reports_from(&github, Some(&smtp)).await;
     let Acme { app, admin } = Acme::on(app).await;
     let eng = app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
     let other = app
@@ -211,15 +217,7 @@ async fn a_revoked_leak_alerts_the_issuer_and_admins_in_the_portal_and_by_email(
     assert_eq!(status, StatusCode::OK);
 
     // Sent right after the report (no periodic sweep runs in tests): wait for both.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while smtp.received().len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "alerts not sent: {}",
-            smtp.received().len()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_for_mail(&smtp, 2).await;
     let mut to: Vec<String> = smtp.received().iter().flat_map(|m| m.to.clone()).collect();
     to.sort();
     assert_eq!(
@@ -278,18 +276,9 @@ async fn a_revoked_leak_alerts_the_issuer_and_admins_in_the_portal_and_by_email(
 /// token working, records it, and alerts with words that say it still works.
 #[tokio::test]
 async fn a_notify_only_account_keeps_the_token_and_says_so() {
-    use crate::smtp::SmtpServer;
     let smtp = SmtpServer::start();
     let github = Reporter::new("gh");
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys.json");
-    std::fs::write(&keys, json!({"public_keys": [github.entry()]}).to_string()).unwrap();
-    let url = smtp.url();
-    let app = TestApp::spawn_with(move |s| {
-        s.secret_scanning_keys = Some(keys.clone());
-        s.smtp_url = Some(url);
-    })
-    .await;
+    let app = app_taking_reports_from(&github, Some(&smtp)).await;
     let Acme { app, admin } = Acme::on(app).await;
     app.add_user("Acme", "eng@acme.test", Role::Engineers).await;
 
@@ -348,38 +337,19 @@ async fn a_notify_only_account_keeps_the_token_and_says_so() {
         StatusCode::NO_CONTENT,
         "kept"
     );
-    let account = admin.account_id;
-    let events = app
-        .db(move |c| AccountEvent::recent(c, account, 100))
-        .await
-        .unwrap();
-    assert_eq!(
-        events
-            .iter()
-            .filter(|(e, _)| e.kind == "token.leaked")
-            .count(),
-        1
-    );
-    assert_eq!(
-        events
-            .iter()
-            .filter(|(e, _)| e.kind == "token.revoked")
-            .count(),
-        0
-    );
-    assert_eq!(
-        events
-            .iter()
-            .filter(|(e, _)| e.kind == "account.leak_response")
-            .count(),
-        1
-    );
-
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while smtp.received().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "alert not sent");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    for (kind, n) in [
+        ("token.leaked", 1),
+        ("token.revoked", 0),
+        ("account.leak_response", 1),
+    ] {
+        assert_eq!(
+            app.events_of(admin.account_id, kind).await.len(),
+            n,
+            "{kind}"
+        );
     }
+
+    wait_for_mail(&smtp, 1).await;
     let text = smtp.received()[0].text();
     assert!(text.contains("so it still works"), "{text}");
     assert!(!text.contains("and revoked"), "{text}");

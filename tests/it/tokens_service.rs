@@ -649,7 +649,6 @@ async fn a_token_made_before_the_checksum_still_authenticates() {
 #[tokio::test]
 async fn a_found_token_is_revoked_once_with_what_it_created_and_recorded() {
     use apitokens::domain::token::{wire_form, PresentedToken, Separator};
-    use apitokens::repo::events::AccountEvent;
     use apitokens::services::tokens::{revoke_found, FoundToken};
     let app = TestApp::spawn().await;
     let admin = actor(&app, "Acme", "admin@acme.test", Role::Administrators).await;
@@ -691,19 +690,10 @@ async fn a_found_token_is_revoked_once_with_what_it_created_and_recorded() {
         assert!(row.deleted_at.is_some());
         assert_eq!(row.deleted_by, None, "no person deleted it");
     }
-    let account = admin.account_id;
-    let events = app
-        .db(move |c| AccountEvent::recent(c, account, 50))
-        .await
-        .unwrap();
-    let recorded: Vec<_> = events
-        .iter()
-        .filter(|(e, _)| e.kind == "token.revoked")
-        .collect();
+    let recorded = app.events_of(admin.account_id, "token.revoked").await;
     assert_eq!(recorded.len(), 1, "recorded once");
-    assert_eq!(recorded[0].0.actor_id, None);
+    assert_eq!(recorded[0].actor_id, None);
     assert!(recorded[0]
-        .0
         .summary
         .contains(&format!("Token {id} \"leaky\" revoked: found in ")));
 }

@@ -67,11 +67,9 @@ pub async fn report(
         }
         body.extend_from_slice(&chunk);
     }
+    // An unknown key id is refused before a signature check is queued.
     if !keys.knows(&key_id) {
-        return Err(ApiError::BadSignature(format!(
-            "No configured key has the id {:?}.",
-            key_id.chars().take(100).collect::<String>()
-        )));
+        return Err(refused(BadSignature::UnknownKey, &key_id));
     }
     let Some((verified, body)) = state
         .verify_leak_report(key_id.clone(), signature, body.to_vec())
@@ -79,20 +77,7 @@ pub async fn report(
     else {
         return Err(ApiError::Busy);
     };
-    match verified {
-        Ok(()) => {}
-        Err(BadSignature::UnknownKey) => {
-            return Err(ApiError::BadSignature(format!(
-                "No configured key has the id {:?}.",
-                key_id.chars().take(100).collect::<String>()
-            )))
-        }
-        Err(BadSignature::Invalid) => {
-            return Err(ApiError::BadSignature(
-                "The signature does not verify over this body with that key.".into(),
-            ))
-        }
-    }
+    verified.map_err(|why| refused(why, &key_id))?;
     let reports: Vec<LeakReport> = serde_json::from_slice(&body).map_err(|e| {
         ApiError::Validation(serde_json::json!({
             "body": [format!("Expected a JSON array of {{\"token\", \"type\", \"url\", \"source\"}}: {e}.")]
@@ -108,4 +93,17 @@ pub async fn report(
         tracing::warn!(revoked, key_id = %key_id, "leak report: tokens revoked");
     }
     Ok(HttpResponse::Ok().json(labels))
+}
+
+/// The 401 for a report whose signature doesn't hold, saying why.
+fn refused(why: BadSignature, key_id: &str) -> ApiError {
+    ApiError::BadSignature(match why {
+        BadSignature::UnknownKey => format!(
+            "No configured key has the id {:?}.",
+            key_id.chars().take(100).collect::<String>()
+        ),
+        BadSignature::Invalid => {
+            "The signature does not verify over this body with that key.".into()
+        }
+    })
 }

@@ -189,6 +189,14 @@ enum Command {
         #[arg(long)]
         revoke: bool,
     },
+    /// Make a new SCIM token for an account and print it (shown this once; only its SHA-256
+    /// is kept). It replaces the account's old one, which stops working at once. Give it to the
+    /// identity provider with the base URL <APITOKENS_BASE_URL>/scim/v2.
+    ScimToken {
+        /// The account's name.
+        #[arg(long)]
+        account: String,
+    },
     /// Manage the key that signs JWTs.
     JwtKey {
         #[command(subcommand)]
@@ -320,6 +328,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Scan { paths, revoke } => scan(&cli.options, paths, revoke),
+        Command::ScimToken { account } => {
+            let settings = settings(&cli.options, false)?;
+            let url = DbUrl::parse(&settings.database_url)?;
+            let pool = db::connect(&url, &cli_pool(&settings))?;
+            let mut conn = pool.get()?;
+            db::run_migrations(&mut conn)?;
+            let found = apitokens::repo::Account::find_by_name(&mut conn, &account)?
+                .with_context(|| format!("there is no account named `{account}`"))?;
+            let token = apitokens::services::scim::issue_token(
+                &mut conn,
+                found.id,
+                None,
+                Clock::default().now(),
+            )?;
+            println!("{token}");
+            eprintln!(
+                "SCIM base URL: {}/scim/v2 (the account's old SCIM token, if any, stopped working)",
+                settings.base_url
+            );
+            Ok(())
+        }
         Command::DkimRecord => {
             let settings = settings(&cli.options, false)?;
             let Some((path, selector)) = &settings.dkim else {

@@ -32,3 +32,9 @@ leak-why = Sie erhalten diese Warnung, weil Sie dieses Token erstellt haben oder
 leak-subject-kept = Sicherheitswarnung: API-Token „{ $name }“ wurde öffentlich gefunden
 leak-intro-kept = Das API-Token „{ $name }“ wurde an einer Stelle gefunden, an die es nicht gehört. Ihr Konto meldet gefundene Tokens nur, daher funktioniert es weiter: Wer es gefunden hat, kann es benutzen, bis es gelöscht ist.
 leak-advice-kept = Löschen Sie es jetzt, entfernen Sie es von dort, erstellen Sie ein neues und tragen Sie es in den Skripten und Diensten ein, die das alte benutzt haben.
+# Deprovisionierungswarnungen (SCIM): an die Administratoren, eine E-Mail je gelöschtem Token.
+deprov-subject = API-Token „{ $name }“ wurde gelöscht: seine Ausstellerin oder sein Aussteller wurde deprovisioniert
+deprov-intro = Der Identitätsanbieter hat die Person deprovisioniert, die das API-Token „{ $name }“ ausgestellt hat; das Token wurde mit ihr gelöscht. Jede Anfrage damit wird ab jetzt abgelehnt.
+deprov-label = Grund
+deprov-advice = Wenn ein Skript oder Dienst diesen Zugriff noch braucht, geben Sie ihm ein neues Token von jemandem, der noch zum Konto gehört.
+deprov-why = Sie erhalten diese Warnung, weil Sie Administrator dieses Kontos sind. Sicherheitswarnungen lassen sich nicht abschalten.

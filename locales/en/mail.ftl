@@ -34,3 +34,9 @@ leak-why = You get this alert because you issued this token or are an Administra
 leak-subject-kept = Security alert: API token "{ $name }" was found in public
 leak-intro-kept = The API token "{ $name }" was found where it shouldn't be. Your account is set to only report leaked tokens, so it still works: anyone who found it can use it until it is deleted.
 leak-advice-kept = Delete it now, remove it from where it was found, create a replacement, and update the scripts and services that used it.
+# Deprovisioning alerts (SCIM): to the Administrators, one e-mail per token deleted with its issuer.
+deprov-subject = API token "{ $name }" was deleted: its issuer was deprovisioned
+deprov-intro = The identity provider deprovisioned the person who issued the API token "{ $name }", so the token was deleted with them: every request that uses it is refused from now on.
+deprov-label = Why
+deprov-advice = If a script or service still needs this access, give it a new token issued by someone who is still in the account.
+deprov-why = You get this alert because you are an Administrator of the account. Security alerts can't be turned off.

@@ -6,6 +6,7 @@ diesel::table! {
         name -> Text,
         created_at -> Timestamp,
         leak_response -> Text,
+        scim_token_hash -> Nullable<Text>,
     }
 }
 
@@ -21,10 +22,13 @@ diesel::table! {
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
         removed_at -> Nullable<Timestamp>,
-                token_expiry_email -> Bool,
+        token_expiry_email -> Bool,
         phone -> Nullable<Text>,
         lang -> Text,
         jwt_generation -> Integer,
+        user_name -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        deactivated -> Bool,
     }
 }
 

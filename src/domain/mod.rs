@@ -6,6 +6,7 @@ pub mod input;
 pub mod leak_response;
 pub mod notice;
 pub mod role;
+pub mod scim;
 pub mod secret;
 pub mod token;
 pub mod token_format;

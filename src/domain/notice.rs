@@ -13,6 +13,9 @@ pub enum NoticeKind {
     /// A leak alert: the token was found where it shouldn't be and revoked. Sent on its own,
     /// at once, whatever the expiry-e-mail preference (a security alert).
     Leaked,
+    /// The token's issuer was deprovisioned by the identity provider (SCIM) and the token
+    /// deleted with them: the Administrators are told, at once, like a leak alert.
+    Deprovisioned,
 }
 
 impl NoticeKind {
@@ -22,6 +25,7 @@ impl NoticeKind {
             NoticeKind::SevenDays => "7d",
             NoticeKind::OneDay => "1d",
             NoticeKind::Leaked => "leak",
+            NoticeKind::Deprovisioned => "deprov",
         }
     }
 
@@ -30,6 +34,7 @@ impl NoticeKind {
             "7d" => Some(NoticeKind::SevenDays),
             "1d" => Some(NoticeKind::OneDay),
             "leak" => Some(NoticeKind::Leaked),
+            "deprov" => Some(NoticeKind::Deprovisioned),
             _ => None,
         }
     }
@@ -39,7 +44,7 @@ impl NoticeKind {
         match self {
             NoticeKind::SevenDays => EXPIRING_SOON,
             NoticeKind::OneDay => Duration::days(1),
-            NoticeKind::Leaked => Duration::ZERO,
+            NoticeKind::Leaked | NoticeKind::Deprovisioned => Duration::ZERO,
         }
     }
 
@@ -48,7 +53,7 @@ impl NoticeKind {
         match self {
             NoticeKind::SevenDays => "in 7 days",
             NoticeKind::OneDay => "tomorrow",
-            NoticeKind::Leaked => "now",
+            NoticeKind::Leaked | NoticeKind::Deprovisioned => "now",
         }
     }
 }

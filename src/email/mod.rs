@@ -376,6 +376,9 @@ pub struct LeakMail {
     pub found: String,
     /// False when the account only wants to be told: the token still works.
     pub revoked: bool,
+    /// Not a leak: the token's issuer was deprovisioned through SCIM and the token deleted
+    /// with them (`found` says who); the alert goes to the Administrators.
+    pub deprovisioned: bool,
 }
 
 struct LeakParts {
@@ -408,38 +411,32 @@ struct LeakHtml<'a> {
 pub fn render_leak(mail: &LeakMail, base_url: &str) -> Result<Rendered, String> {
     let words = Words::of(&mail.lang);
     let name = [("name", mail.token_name.as_str().into())];
+    let key = |leaked: &'static str, kept: &'static str, deprov: &'static str| {
+        if mail.deprovisioned {
+            deprov
+        } else if mail.revoked {
+            leaked
+        } else {
+            kept
+        }
+    };
     let parts = LeakParts {
         lang: words.lang(),
         greeting: words.get("greeting", &[("name", mail.recipient.name.as_str().into())]),
-        intro: words.get(
-            if mail.revoked {
-                "leak-intro"
-            } else {
-                "leak-intro-kept"
-            },
-            &name,
-        ),
+        intro: words.get(key("leak-intro", "leak-intro-kept", "deprov-intro"), &name),
         label_token: words.text("label-token"),
-        label_found: words.text("label-found"),
+        label_found: words.text(key("label-found", "label-found", "deprov-label")),
         name: mail.token_name.clone(),
         id: mail.token_id,
         found: mail.found.clone(),
-        advice: words.text(if mail.revoked {
-            "leak-advice"
-        } else {
-            "leak-advice-kept"
-        }),
+        advice: words.text(key("leak-advice", "leak-advice-kept", "deprov-advice")),
         step_create: words.text("step-create"),
         create_link: format!("{base_url}/profile/api-tokens/new"),
-        why: words.text("leak-why"),
+        why: words.text(key("leak-why", "leak-why", "deprov-why")),
     };
     Ok(Rendered {
         subject: words.get(
-            if mail.revoked {
-                "leak-subject"
-            } else {
-                "leak-subject-kept"
-            },
+            key("leak-subject", "leak-subject-kept", "deprov-subject"),
             &name,
         ),
         text: LeakText { p: &parts }.render().map_err(|e| e.to_string())?,
@@ -671,6 +668,7 @@ mod tests {
             token_name: "CI <deploys>".into(),
             found: "https://example.com/?a=<b>&c".into(),
             revoked: true,
+            deprovisioned: false,
         };
         let en = render_leak(&mail("en"), "https://tokens.example").unwrap();
         assert_eq!(

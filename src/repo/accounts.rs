@@ -12,6 +12,8 @@ pub struct Account {
     pub name: String,
     pub created_at: PrimitiveDateTime,
     pub leak_response: LeakResponse,
+    /// SHA-256 of the account's SCIM bearer token, if it has one.
+    pub scim_token_hash: Option<String>,
 }
 
 impl Account {

@@ -23,6 +23,12 @@ pub struct User {
     pub lang: String,
     /// JWTs issued with an older generation are refused.
     pub jwt_generation: i32,
+    /// SCIM's `userName` when the identity provider's isn't the e-mail.
+    pub user_name: Option<String>,
+    /// SCIM's `externalId`: the identity provider's own id for the person.
+    pub external_id: Option<String>,
+    /// Deprovisioned through SCIM (`active: false`): removed, but still a SCIM resource.
+    pub deactivated: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -56,6 +62,9 @@ impl User {
             phone: None,
             lang: "en".into(),
             jwt_generation: 0,
+            user_name: None,
+            external_id: None,
+            deactivated: false,
         }
     }
 }

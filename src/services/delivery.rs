@@ -198,7 +198,7 @@ pub fn deliver(
     let mut digests: BTreeMap<DigestOf, Vec<(Notice, Token, User)>> = BTreeMap::new();
     let mut outgoing = vec![];
     for (notice, token, recipient) in Notice::claimed(conn, &claim_id)? {
-        if notice.kind == NoticeKind::Leaked {
+        if matches!(notice.kind, NoticeKind::Leaked | NoticeKind::Deprovisioned) {
             // A leak alert goes out on its own, whether or not its token is deleted by now (it
             // is about that token; its words follow which), and whatever the expiry-e-mail
             // preference: only a removed recipient stops it. Counted with the expiry e-mails
@@ -214,7 +214,8 @@ pub fn deliver(
                 report.cancelled += 1;
                 continue;
             }
-            let key = format!("leak-{}", notice.id);
+            let deprovisioned = notice.kind == NoticeKind::Deprovisioned;
+            let key = format!("{}-{}", notice.kind.code(), notice.id);
             let alert = crate::email::LeakMail {
                 recipient: crate::email::Recipient {
                     name: crate::domain::user::display_name(&recipient.name, &recipient.email)
@@ -226,6 +227,7 @@ pub fn deliver(
                 token_name: token.name.clone(),
                 found: notice.detail.clone().unwrap_or_default(),
                 revoked: token.deleted_at.is_some(),
+                deprovisioned,
             };
             let message = crate::email::leak_message(&mail.from, &alert, &mail.base_url, &key);
             outgoing.push((vec![notice.id], key, notice.attempts, message));

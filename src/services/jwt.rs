@@ -307,6 +307,7 @@ mod tests {
             name: "Acme".into(),
             created_at: datetime!(2026-01-01 0:00),
             leak_response: Default::default(),
+            scim_token_hash: None,
         }
     }
 

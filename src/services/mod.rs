@@ -19,6 +19,7 @@ pub mod miss_batch;
 pub mod notices;
 pub mod password_work;
 pub mod scan;
+pub mod scim;
 pub mod token_cache;
 pub mod tokens;
 pub mod user_cache;

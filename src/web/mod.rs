@@ -10,6 +10,7 @@ pub mod error;
 pub mod observe;
 pub mod pages;
 pub mod routes;
+pub mod scim;
 pub mod session;
 pub mod views;
 

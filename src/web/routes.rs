@@ -36,6 +36,7 @@ pub fn configure(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(api::configure)
             .service(pages::health::healthz)
             .service(web::scope("/iam").default_service(web::to(api::not_found)))
+            .configure(super::scim::configure)
             .service(pages::health::readyz)
             .service(assets::stylesheet)
             .service(assets::script)

@@ -456,3 +456,47 @@ async fn scan_finds_tokens_tells_their_status_and_revokes_only_active_ones() {
     let none = apitokens(&["scan", empty.path().to_str().unwrap()], &env, None);
     assert_eq!(none.status.code(), Some(0));
 }
+
+/// `apitokens scim-token --account NAME` prints a new SCIM token that the running server takes
+/// (the old one stops), recorded in the account's activity; an unknown account is one line.
+#[tokio::test]
+async fn scim_token_prints_a_working_token_that_replaces_the_old_one() {
+    if crate::helpers::postgres_url().is_some() {
+        eprintln!(
+            "the scim-token command test uses the SQLite file; the rule runs on both in scim"
+        );
+        return;
+    }
+    let crate::helpers::Acme { app, admin } = crate::helpers::Acme::start().await;
+    let db = format!("sqlite://{}", app.dir.path().join("test.db").display());
+    let env = [("DATABASE_URL", db.as_str())];
+    let run = || apitokens(&["scim-token", "--account", "Acme"], &env, None);
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let first = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    let second = run();
+    let second = String::from_utf8(second.stdout).unwrap().trim().to_string();
+    assert!(second.starts_with("scim_") && second != first);
+    let status = |token: String| {
+        let app = &app;
+        async move {
+            app.api(&format!("Bearer {token}"))
+                .get("/scim/v2/ServiceProviderConfig")
+                .await
+                .status
+        }
+    };
+    assert_eq!(status(first).await, StatusCode::UNAUTHORIZED, "replaced");
+    assert_eq!(status(second).await, StatusCode::OK);
+    let events = app.events_of(admin.account_id, "scim.token_created").await;
+    assert_eq!(events.len(), 2);
+    assert!(events[0].summary.contains("on the command line"));
+
+    let unknown = apitokens(&["scim-token", "--account", "Nope"], &env, None);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("there is no account named `Nope`"),
+        "{}",
+        stderr(&unknown)
+    );
+}

@@ -76,7 +76,7 @@ async fn app_taking_reports_from(reporter: &Reporter, smtp: Option<&SmtpServer>)
 }
 
 /// Waits (bounded) until `smtp` has received `n` messages.
-async fn wait_for_mail(smtp: &SmtpServer, n: usize) {
+pub(crate) async fn wait_for_mail(smtp: &SmtpServer, n: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while smtp.received().len() < n {
         assert!(

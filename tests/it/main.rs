@@ -14,6 +14,7 @@ mod members;
 mod notify;
 mod operate;
 mod outage;
+mod scim;
 mod sign_in;
 mod smtp;
 mod tokens_service;

@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::remove)
         .service(users::delete_tokens)
         .service(users::set_leak_response)
+        .service(users::new_scim_token)
         .service(setup::show)
         .service(setup::submit)
         .service(unsubscribe::show)

@@ -44,6 +44,11 @@ pub async fn list(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRespon
                     n.token_name,
                     n.detail.as_deref().unwrap_or("an unnamed place")
                 ),
+                NoticeKind::Deprovisioned => format!(
+                    "API token \"{}\" was deleted: {}.",
+                    n.token_name,
+                    n.detail.as_deref().unwrap_or("its issuer was deprovisioned")
+                ),
                 _ => format!(
                     "API token \"{}\" expires {} ({expires}).",
                     n.token_name,

@@ -82,6 +82,15 @@ struct UsersPage {
     confirm: Option<Confirm>,
     /// The account's leak setting: true when reported tokens are only reported.
     leaks_notify_only: bool,
+    scim: ScimCard,
+}
+
+/// The SCIM card: whether the account has a token, and a new one right after it was made
+/// (the only time it is shown).
+struct ScimCard {
+    has_token: bool,
+    new_token: Option<String>,
+    base_url: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +119,7 @@ struct Extra {
     form: Option<NewUserForm>,
     invitation: Option<InvitationShown>,
     confirm: Option<Confirm>,
+    scim_token: Option<String>,
 }
 
 async fn render_users(
@@ -124,9 +134,15 @@ async fn render_users(
         form,
         invitation,
         confirm,
+        scim_token,
     } = extra;
     let data = state.users_page(me.actor(), filter).await?;
     let leak_response = state.leak_response(me.actor()).await?;
+    let scim = ScimCard {
+        has_token: scim_token.is_some() || state.has_scim_token(me.actor()).await?,
+        new_token: scim_token,
+        base_url: format!("{}/scim/v2", state.base_url()),
+    };
     let rows = data
         .members
         .into_iter()
@@ -178,6 +194,7 @@ async fn render_users(
         invitation,
         confirm,
         leaks_notify_only: leak_response == LeakResponse::NotifyOnly,
+        scim,
     };
     render(status, &page)
 }
@@ -498,4 +515,27 @@ pub async fn set_leak_response(
     })?;
     state.set_leak_response(me.actor(), response).await?;
     Ok(see_other("/users#leaks"))
+}
+
+/// A new SCIM token for the account (Administrators), shown this once on the page; the old
+/// one stops working.
+#[post("/users/scim-token")]
+pub async fn new_scim_token(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let token = state.issue_scim_token(me.actor()).await?;
+    render_users(
+        &state,
+        &me,
+        None,
+        StatusCode::OK,
+        Extra {
+            scim_token: Some(token),
+            ..Extra::default()
+        },
+    )
+    .await
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::helpers::{Acme, TestApp, ACME_ADMIN, PASSWORD};
 use crate::smtp::SmtpServer;
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let port = app.metrics_port.expect("metrics are on");
     let r = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
@@ -28,17 +28,17 @@ async fn scrape(app: &TestApp) -> String {
 }
 
 /// The value of one series (`name{labels}` exactly as exposed); 0 when it isn't there yet.
-fn value(text: &str, series: &str) -> f64 {
+pub(crate) fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
-fn delta(before: &str, after: &str, series: &str) -> f64 {
+pub(crate) fn delta(before: &str, after: &str, series: &str) -> f64 {
     value(after, series) - value(before, series)
 }
 
-async fn with_metrics() -> Acme {
+pub(crate) async fn with_metrics() -> Acme {
     Acme::on(TestApp::spawn_with(|s| s.metrics_bind = Some("127.0.0.1:0".into())).await).await
 }
 

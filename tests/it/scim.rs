@@ -716,3 +716,53 @@ async fn a_burst_of_the_same_deprovisioning_acts_once() {
         .await;
     assert_eq!(alerts, 1);
 }
+
+/// An anonymous flood of made-up SCIM tokens: junk costs no database read at all (the shape
+/// and checksum are checked first); a well-made-up token costs exactly one indexed read, no
+/// write. Every one gets a 401.
+#[tokio::test]
+async fn a_flood_of_made_up_scim_tokens_costs_no_reads_unless_well_formed() {
+    use crate::operate::{delta, scrape, with_metrics};
+    let Acme { app, .. } = with_metrics().await;
+    let series = "apitokens_db_connection_wait_seconds_count{pool=\"main\"}";
+    let flood = |tokens: Vec<String>| {
+        let app = &app;
+        async move {
+            let requests = tokens.into_iter().map(|t| async move {
+                send(
+                    &app.api(&format!("Bearer {t}")),
+                    Method::GET,
+                    "/Users",
+                    None,
+                )
+                .await
+                .status
+            });
+            futures_util::future::join_all(requests).await
+        }
+    };
+    let junk: Vec<String> = (0..100).map(|i| format!("scim_{:064x}", i)).collect();
+    // A scrape itself reads once (the e-mail backlog), which may land in either count.
+    let before = scrape(&app).await;
+    let statuses = flood(junk).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED));
+    let after = scrape(&app).await;
+    let reads = delta(&before, &after, series);
+    assert!(
+        reads <= 1.0,
+        "junk never reaches the database: {reads} reads"
+    );
+
+    // Well-formed (right checksum) but unknown: one read each.
+    let shaped: Vec<String> = (0..20)
+        .map(|_| apitokens::domain::scim::generate_token())
+        .collect();
+    let statuses = flood(shaped).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED));
+    let last = scrape(&app).await;
+    let reads = delta(&after, &last, series);
+    assert!(
+        (20.0..=21.0).contains(&reads),
+        "one read per token: {reads}"
+    );
+}

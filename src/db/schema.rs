@@ -7,6 +7,8 @@ diesel::table! {
         created_at -> Timestamp,
         leak_response -> Text,
         scim_token_hash -> Nullable<Text>,
+        max_lifetime_days -> Nullable<Integer>,
+        expiry_required -> Bool,
     }
 }
 
@@ -50,6 +52,8 @@ diesel::table! {
         at -> Timestamp,
         kind -> Text,
         summary -> Text,
+        token_id -> Nullable<BigInt>,
+        client_address -> Nullable<Text>,
     }
 }
 
@@ -80,6 +84,8 @@ diesel::table! {
         deleted_by -> Nullable<BigInt>,
         form_id -> Nullable<Text>,
         parent_id -> Nullable<BigInt>,
+        old_secret_hash -> Nullable<Text>,
+        old_secret_until -> Nullable<Timestamp>,
     }
 }
 

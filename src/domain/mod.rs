@@ -5,6 +5,7 @@ pub mod clock;
 pub mod input;
 pub mod leak_response;
 pub mod notice;
+pub mod policy;
 pub mod role;
 pub mod scim;
 pub mod secret;

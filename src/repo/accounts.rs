@@ -14,6 +14,10 @@ pub struct Account {
     pub leak_response: LeakResponse,
     /// SHA-256 of the account's SCIM bearer token, if it has one.
     pub scim_token_hash: Option<String>,
+    /// The token policy: the longest lifetime a new token may have, in days (`None`: any).
+    pub max_lifetime_days: Option<i32>,
+    /// The token policy: every new token must have an expiry date.
+    pub expiry_required: bool,
 }
 
 impl Account {
@@ -26,6 +30,28 @@ impl Account {
             .set(accounts::leak_response.eq(response))
             .execute(conn)
             .map(|n| n == 1)
+    }
+
+    pub fn set_token_policy(
+        conn: &mut DbConn,
+        id: i64,
+        max_lifetime_days: Option<i32>,
+        expiry_required: bool,
+    ) -> QueryResult<bool> {
+        diesel::update(accounts::table.find(id))
+            .set((
+                accounts::max_lifetime_days.eq(max_lifetime_days),
+                accounts::expiry_required.eq(expiry_required),
+            ))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+
+    pub fn token_policy(&self) -> crate::domain::policy::TokenPolicy {
+        crate::domain::policy::TokenPolicy {
+            max_lifetime_days: self.max_lifetime_days,
+            expiry_required: self.expiry_required,
+        }
     }
 
     pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<Account>> {

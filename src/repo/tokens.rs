@@ -31,6 +31,10 @@ pub struct Token {
     pub form_id: Option<String>,
     /// The token this one was created with, through the API.
     pub parent_id: Option<i64>,
+    /// After a rotation with a grace window: the previous secret's hash, and until when it
+    /// still works.
+    pub old_secret_hash: Option<String>,
+    pub old_secret_until: Option<PrimitiveDateTime>,
 }
 
 #[derive(Debug, Insertable)]
@@ -102,6 +106,8 @@ impl Token {
             deleted_by: None,
             form_id: None,
             parent_id: None,
+            old_secret_hash: None,
+            old_secret_until: None,
         }
     }
 }
@@ -164,6 +170,72 @@ impl Token {
             .set(tokens::secret_hash.eq(hash))
             .execute(conn)
             .map(drop)
+    }
+
+    /// A rotation: the new secret's hash, the old one kept until `until` (`None`: forgotten
+    /// now), and the expiry (kept or newly chosen).
+    pub fn rotate(
+        conn: &mut DbConn,
+        id: i64,
+        new_hash: &str,
+        old: Option<(&str, PrimitiveDateTime)>,
+        expires_at: Option<PrimitiveDateTime>,
+    ) -> QueryResult<()> {
+        diesel::update(tokens::table.find(id))
+            .set((
+                tokens::secret_hash.eq(new_hash),
+                tokens::old_secret_hash.eq(old.map(|(h, _)| h)),
+                tokens::old_secret_until.eq(old.map(|(_, u)| u)),
+                tokens::expires_at.eq(expires_at),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn rename(
+        conn: &mut DbConn,
+        id: i64,
+        name: &str,
+        description: Option<&str>,
+    ) -> QueryResult<()> {
+        diesel::update(tokens::table.find(id))
+            .set((tokens::name.eq(name), tokens::description.eq(description)))
+            .execute(conn)
+            .map(drop)
+    }
+
+    /// Tokens whose old secret's grace has ended by `now` (at most `limit`; the partial index
+    /// over `old_secret_until` finds them without reading anything else).
+    pub fn graces_ended(
+        conn: &mut DbConn,
+        now: PrimitiveDateTime,
+        limit: i64,
+    ) -> QueryResult<Vec<Token>> {
+        tokens::table
+            .filter(tokens::old_secret_until.le(now))
+            .order(tokens::old_secret_until.asc())
+            .limit(limit)
+            .select(Token::as_select())
+            .load(conn)
+    }
+
+    /// Forgets a token's old secret if its grace has ended by `now`; `true` if this call did.
+    pub fn forget_old_secret(
+        conn: &mut DbConn,
+        id: i64,
+        now: PrimitiveDateTime,
+    ) -> QueryResult<bool> {
+        diesel::update(
+            tokens::table
+                .find(id)
+                .filter(tokens::old_secret_until.le(now)),
+        )
+        .set((
+            tokens::old_secret_hash.eq(None::<String>),
+            tokens::old_secret_until.eq(None::<PrimitiveDateTime>),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
     }
 
     pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<Token>> {
@@ -345,6 +417,9 @@ pub struct TokenForAuth {
     pub issuer_removed_at: Option<PrimitiveDateTime>,
     /// The issuer's role now: a token acts with the lower of the two.
     pub issuer_role: Role,
+    /// The previous secret during a rotation's grace window, and its end.
+    pub old_secret_hash: Option<String>,
+    pub old_secret_until: Option<PrimitiveDateTime>,
 }
 
 impl Token {
@@ -377,6 +452,8 @@ impl TokenForAuth {
                         tokens::deleted_at,
                         users::removed_at,
                         users::role,
+                        tokens::old_secret_hash,
+                        tokens::old_secret_until,
                     ))
                     .load::<TokenForAuth>(conn)?,
             );

@@ -127,6 +127,7 @@ impl Services {
                         user_id: id,
                         account_id: s.account_id,
                         role: s.role,
+                        origin: Default::default(),
                     },
                     token_id: None,
                     stale,

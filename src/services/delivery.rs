@@ -409,8 +409,11 @@ impl Services {
         let (recorded, d) = self
             .db
             .run(move |conn| {
-                // Housekeeping on the same beat: failed-attempt windows that ended.
+                // Housekeeping on the same beat: failed-attempt windows that ended, and old
+                // secrets whose rotation grace ended (checks stop them on time anyway; this
+                // forgets the hash and records it).
                 limiter.purge(conn, now)?;
+                super::tokens::end_graces(conn, now, 1000)?;
                 sweep(conn, &mail, now, &stop)
             })
             .await?;

@@ -224,6 +224,7 @@ impl JwtKeys {
                 user_id: claims.user_id,
                 account_id: claims.client_id,
                 role,
+                origin: Default::default(),
             },
             token_id: None,
             stale: false,
@@ -308,6 +309,8 @@ mod tests {
             created_at: datetime!(2026-01-01 0:00),
             leak_response: Default::default(),
             scim_token_hash: None,
+            max_lifetime_days: None,
+            expiry_required: false,
         }
     }
 

@@ -290,6 +290,7 @@ pub fn change_role(
             &above,
             now,
             &format!(" above {new_role}"),
+            super::audit::Retired::RoleLowered,
         )?;
         User::set_role(conn, user.id, new_role)?;
         event(
@@ -324,7 +325,15 @@ pub fn remove(
         if !active.is_empty() && !delete_tokens {
             return Err(in_the_way(Blocker::ActiveTokens, &active));
         }
-        let changed = retire_all(conn, actor, &user, &active, now, "")?;
+        let changed = retire_all(
+            conn,
+            actor,
+            &user,
+            &active,
+            now,
+            "",
+            super::audit::Retired::IssuerRemoved,
+        )?;
         User::mark_removed(conn, user.id, to_naive(now))?;
         Session::delete_for_user(conn, user.id)?;
         event(
@@ -351,7 +360,15 @@ pub fn delete_all_tokens(
         Account::lock(conn, actor.account_id)?;
         let user = member(conn, actor, user_id)?;
         let active = Token::active_of_issuer(conn, user.id, to_naive(now))?;
-        retire_all(conn, actor, &user, &active, now, "")
+        retire_all(
+            conn,
+            actor,
+            &user,
+            &active,
+            now,
+            "",
+            super::audit::Retired::AllOfIssuer,
+        )
     })
 }
 
@@ -491,15 +508,16 @@ fn retire_all(
     tokens: &[Token],
     now: OffsetDateTime,
     why: &str,
+    kind: super::audit::Retired,
 ) -> ServiceResult<Changed> {
     let mut changed = Changed::default();
     if tokens.is_empty() {
         return Ok(changed);
     }
     for t in tokens {
-        changed
-            .deleted_tokens
-            .extend(retire(conn, t.id, Some(actor.user_id), to_naive(now))?);
+        let retired = retire(conn, t.id, Some(actor.user_id), to_naive(now))?;
+        super::audit::record_retired(conn, Some(actor), now, t, &retired, kind, true)?;
+        changed.deleted_tokens.extend(retired);
     }
     let summary = format!(
         "Deleted {} of {}{why}: {}",

@@ -7,6 +7,7 @@
 //! cache, sign-in limits) in step with it. Nothing here knows about HTTP.
 
 pub mod api_auth;
+pub mod audit;
 pub mod auth;
 pub mod database;
 pub mod delivery;
@@ -45,6 +46,25 @@ pub struct Actor {
     pub user_id: i64,
     pub account_id: i64,
     pub role: Role,
+    /// Where the action came from, for the account's audit trail.
+    pub origin: Origin,
+}
+
+/// How an action reached us and from which client address (the audit trail's "by what").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub via: Via,
+    pub client: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Via {
+    /// The command line, a background task, a test.
+    #[default]
+    System,
+    Portal,
+    /// The JSON API, with a JWT (`None`) or a permanent token (its id).
+    Api(Option<i64>),
 }
 
 impl Actor {
@@ -53,7 +73,17 @@ impl Actor {
             user_id: user.id,
             account_id: user.account_id,
             role: user.role,
+            origin: Origin::default(),
         }
+    }
+
+    /// The same actor, reached through `via` from `client`.
+    pub fn from(mut self, via: Via, client: &str) -> Actor {
+        self.origin = Origin {
+            via,
+            client: (!client.is_empty()).then(|| client.to_owned()),
+        };
+        self
     }
 
     /// The one "Administrators only" check, with the one message for it.

@@ -380,9 +380,17 @@ pub fn replace(
                 .filter(|t| !role.may_issue(t.role))
                 .collect();
             for t in &above {
-                changed
-                    .deleted_tokens
-                    .extend(retire(conn, t.id, None, to_naive(now))?);
+                let retired = retire(conn, t.id, None, to_naive(now))?;
+                super::audit::record_retired(
+                    conn,
+                    None,
+                    now,
+                    t,
+                    &retired,
+                    super::audit::Retired::RoleLowered,
+                    true,
+                )?;
+                changed.deleted_tokens.extend(retired);
             }
             diesel::update(users::table.find(id))
                 .set(users::jwt_generation.eq(users::jwt_generation + 1))
@@ -466,9 +474,17 @@ fn deprovision(
     let mut changed = Changed::default();
     let active = Token::active_of_issuer(conn, id, to_naive(now))?;
     for t in &active {
-        changed
-            .deleted_tokens
-            .extend(retire(conn, t.id, None, to_naive(now))?);
+        let retired = retire(conn, t.id, None, to_naive(now))?;
+        super::audit::record_retired(
+            conn,
+            None,
+            now,
+            t,
+            &retired,
+            super::audit::Retired::Deprovisioned,
+            true,
+        )?;
+        changed.deleted_tokens.extend(retired);
     }
     diesel::update(users::table.find(id))
         .set((

@@ -27,6 +27,10 @@ use crate::repo::TokenForAuth;
 
 /// How long a verified token row is trusted without asking the database again.
 pub const CACHE_TTL: StdDuration = StdDuration::from_secs(1);
+/// A cached row that refuses a secret is read again if it is older than this: the secret
+/// may be one just made by a rotation on another instance. At most one read per token this
+/// often, however many wrong secrets arrive.
+pub const MISMATCH_RECHECK: StdDuration = StdDuration::from_millis(100);
 /// `last_used_at` is written at most this often per token.
 pub const LAST_USED_GAP: Duration = Duration::minutes(1);
 
@@ -35,6 +39,8 @@ struct CachedToken {
     row: TokenForAuth,
     /// `row.secret_hash` as bytes (`None`: malformed, matches nothing).
     digest: Option<Digest32>,
+    /// During a rotation's grace: the old secret's hash as bytes, and when it stops.
+    old: Option<(Digest32, OffsetDateTime)>,
     fetched: Instant,
     /// Set once a background reload of this entry has been asked for.
     refreshing: AtomicBool,
@@ -45,13 +51,28 @@ struct CachedToken {
 
 impl CachedToken {
     fn new(row: TokenForAuth, fetched: Instant) -> CachedToken {
+        let old = row
+            .old_secret_hash
+            .as_deref()
+            .and_then(Digest32::from_stored)
+            .zip(row.old_secret_until.map(from_naive));
         CachedToken {
             digest: Digest32::from_stored(&row.secret_hash),
+            old,
             row,
             fetched,
             refreshing: AtomicBool::new(false),
             noted: AtomicI64::new(0),
         }
+    }
+
+    /// Not deleted, expired or of a removed issuer: a refusal then means the secret didn't
+    /// match.
+    fn alive(&self, now: OffsetDateTime) -> bool {
+        let row = &self.row;
+        row.deleted_at.is_none()
+            && row.issuer_removed_at.is_none()
+            && row.expires_at.is_none_or(|at| from_naive(at) > now)
     }
 
     fn verify(
@@ -60,18 +81,20 @@ impl CachedToken {
         now: OffsetDateTime,
     ) -> Result<Credential, Unauthorized> {
         let row = &self.row;
-        let hash_ok = self
-            .digest
-            .is_some_and(|d| d.is_hash_of(presented.secret.expose()));
-        let alive = row.deleted_at.is_none()
-            && row.issuer_removed_at.is_none()
-            && row.expires_at.is_none_or(|at| from_naive(at) > now);
-        if hash_ok && alive {
+        let secret = presented.secret.expose();
+        // The old secret is tried only when the current one doesn't match, and only before
+        // its grace ends (to the second, whatever this entry's age).
+        let hash_ok = self.digest.is_some_and(|d| d.is_hash_of(secret))
+            || self
+                .old
+                .is_some_and(|(d, until)| now < until && d.is_hash_of(secret));
+        if hash_ok && self.alive(now) {
             Ok(Credential {
                 actor: Actor {
                     user_id: row.issuer_id,
                     account_id: row.account_id,
                     role: row.role.capped_by(row.issuer_role),
+                    origin: Default::default(),
                 },
                 token_id: Some(row.id),
                 stale: false,
@@ -177,6 +200,13 @@ impl TokenVerifier {
         match cache.get(&presented.id) {
             Some(entry) if entry.fetched.elapsed() < CACHE_TTL => {
                 let verdict = entry.verify(presented, now);
+                if verdict.is_err()
+                    && entry.fetched.elapsed() >= MISMATCH_RECHECK
+                    && entry.alive(now)
+                {
+                    // Perhaps a secret rotated elsewhere since this row was read: read again.
+                    return Verdict::Unknown;
+                }
                 let refresh = entry.fetched.elapsed() >= CACHE_TTL / 2
                     && !entry.refreshing.swap(true, Ordering::Relaxed);
                 let second = now.unix_timestamp();
@@ -347,6 +377,8 @@ mod tests {
             deleted_at: None,
             issuer_removed_at: None,
             issuer_role: crate::domain::Role::Administrators,
+            old_secret_hash: None,
+            old_secret_until: None,
         }
     }
 

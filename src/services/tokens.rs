@@ -8,6 +8,7 @@ use super::{Actor, Services};
 use crate::db::DbConn;
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::leak_response::LeakResponse;
+use crate::domain::policy::TokenPolicy;
 use crate::domain::token::{
     from_naive, is_expiring_soon, to_naive, TokenSecret, TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT,
 };
@@ -86,6 +87,11 @@ pub struct TokenView {
     /// The token this one was created with (through the API): its id, and its name when the
     /// list that shows this one knows it.
     pub created_with: Option<(i64, Option<String>)>,
+    /// After a rotation, while the old secret still works: until when.
+    pub old_secret_until: Option<OffsetDateTime>,
+    /// Active, but the account's token policy would not allow it today (set by lists that
+    /// know the policy).
+    pub outside_policy: bool,
 }
 
 impl TokenView {
@@ -112,6 +118,11 @@ impl TokenView {
             last_used_at: t.last_used_at.map(from_naive),
             deleted_at: t.deleted_at.map(from_naive),
             created_with: t.parent_id.map(|id| (id, None)),
+            old_secret_until: t
+                .old_secret_until
+                .map(from_naive)
+                .filter(|until| *until > now && t.deleted_at.is_none()),
+            outside_policy: false,
         }
     }
 }
@@ -162,6 +173,11 @@ pub fn create(
         {
             return Err(limit_reached());
         }
+        let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
+        account
+            .token_policy()
+            .check(request.expiry.instant(), now)
+            .map_err(|m| ServiceError::invalid("expiry", m))?;
         // A token made with a token lives no longer than it: "never" only if it never expires.
         let mut expires_at = request.expiry.instant().map(to_naive);
         if let Some(parent_id) = request.parent {
@@ -188,6 +204,22 @@ pub fn create(
         let id = Token::insert(conn, &new)?.id;
         let secret = token_format::generate_secret(id);
         Token::set_secret_hash(conn, id, &secret.hash().0)?;
+        let via = super::audit::via_words(conn, actor)?;
+        let expiry = expires_at.map_or("never expires".to_owned(), |at| {
+            format!("expires {}", from_naive(at).date())
+        });
+        super::audit::record(
+            conn,
+            actor,
+            now,
+            "token.created",
+            &format!(
+                "Created token \"{}\" ({}, {expiry}){via}",
+                request.name.as_str(),
+                request.role
+            ),
+            Some(id),
+        )?;
         Ok(Ok((id, secret)))
     })?;
     match row {
@@ -296,6 +328,15 @@ pub fn list(
     };
     let (rows, total) = Token::list(conn, &filter, to_naive(now))?;
     let mut tokens: Vec<TokenView> = rows.into_iter().map(|r| TokenView::new(r, now)).collect();
+    let policy = policy(conn, actor.account_id)?;
+    if policy.is_set() {
+        for t in tokens
+            .iter_mut()
+            .filter(|t| t.status == TokenStatus::Active)
+        {
+            t.outside_policy = policy.excludes(t.created_at, t.expires_at);
+        }
+    }
     // Name the parents the viewer may see (one lookup each; a page holds at most a few).
     let visibility = Visibility::of(actor);
     for view in tokens.iter_mut() {
@@ -356,12 +397,244 @@ pub fn delete(
         if token.deleted_at.is_some() {
             return Ok(None);
         }
-        Ok(Some(retire(conn, id, Some(actor.user_id), naive_now)?))
+        let retired = retire(conn, id, Some(actor.user_id), naive_now)?;
+        super::audit::record_retired(
+            conn,
+            Some(actor),
+            now,
+            &token,
+            &retired,
+            super::audit::Retired::ByPerson,
+            true,
+        )?;
+        Ok(Some(retired))
     })?;
     let view = load_view(conn, id, now)?;
     Ok(match retired {
         None => DeleteOutcome::AlreadyDeleted(view),
         Some(ids) => DeleteOutcome::Deleted(view, ids),
+    })
+}
+
+/// A token `actor` may manage, read under the account's lock (the start of every change to
+/// one): visible to them, else "not found".
+fn lock_visible(conn: &mut DbConn, actor: &Actor, id: i64) -> ServiceResult<Token> {
+    if !Account::lock(conn, actor.account_id)? {
+        return Err(ServiceError::NotFound);
+    }
+    let token = Token::find(conn, id)?.ok_or(ServiceError::NotFound)?;
+    if !Visibility::of(actor).admits(&token) {
+        return Err(ServiceError::NotFound);
+    }
+    Ok(token)
+}
+
+/// Changes a token's name and description (its role and expiry don't change: rotation is
+/// for that). A deleted token can't be edited.
+pub fn rename(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    name: &TokenName,
+    description: &TokenDescription,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenView> {
+    conn.transaction(|conn| {
+        let token = lock_visible(conn, actor, id)?;
+        if token.deleted_at.is_some() {
+            return Err(ServiceError::invalid(
+                "name",
+                "A deleted token can't be edited.",
+            ));
+        }
+        let description = description.clone().into_inner();
+        if token.name == name.as_str() && token.description == description {
+            return Ok(());
+        }
+        Token::rename(conn, id, name.as_str(), description.as_deref())?;
+        let summary = if token.name == name.as_str() {
+            format!("Changed the description of token \"{}\"", token.name)
+        } else {
+            format!("Renamed token \"{}\" to \"{}\"", token.name, name.as_str())
+        };
+        super::audit::record(conn, actor, now, "token.renamed", &summary, Some(id))
+    })?;
+    load_view(conn, id, now)
+}
+
+/// What a rotation asks for.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// How long the old secret keeps working (0: it stops now; at most 7 days).
+    pub grace: time::Duration,
+    /// A new expiry (`None`: keep the token's own), within the account's policy.
+    pub expiry: Option<Expiry>,
+}
+
+/// Gives an active token a new secret (same id, name, role, issuer), keeping the old one
+/// working for `rotation.grace`. Both are kept only as SHA-256; a secret from an earlier
+/// rotation still in its grace is forgotten now. The expiry stays, or becomes a new one; either
+/// must satisfy the account's policy. Returns the token and its new secret (shown once).
+pub fn rotate(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    rotation: &Rotation,
+    now: OffsetDateTime,
+) -> ServiceResult<(TokenView, TokenSecret)> {
+    let secret = token_format::generate_secret(id);
+    conn.transaction(|conn| {
+        let token = lock_visible(conn, actor, id)?;
+        if TokenStatus::of(token.deleted_at, token.expires_at, now) != TokenStatus::Active {
+            return Err(ServiceError::invalid(
+                "token",
+                "Only an active token can be rotated: create a new one instead.",
+            ));
+        }
+        let expires_at = match &rotation.expiry {
+            Some(e) => e.instant(),
+            None => token.expires_at.map(from_naive),
+        };
+        let policy = Account::find(conn, actor.account_id)?
+            .map(|a| a.token_policy())
+            .unwrap_or_default();
+        policy
+            .check(expires_at, now)
+            .map_err(|m| ServiceError::invalid("expiry", m))?;
+        let until = now + rotation.grace;
+        let old = (rotation.grace > time::Duration::ZERO)
+            .then(|| (token.secret_hash.as_str(), to_naive(until)));
+        Token::rotate(conn, id, &secret.hash().0, old, expires_at.map(to_naive))?;
+        let via = super::audit::via_words(conn, actor)?;
+        let grace = if old.is_some() {
+            format!(
+                "the old secret works until {} {:02}:{:02} UTC",
+                until.date(),
+                until.hour(),
+                until.minute()
+            )
+        } else {
+            "the old secret stopped at once".to_owned()
+        };
+        super::audit::record(
+            conn,
+            actor,
+            now,
+            "token.rotated",
+            &format!("Rotated token \"{}\"{via}: {grace}", token.name),
+            Some(id),
+        )
+    })?;
+    Ok((load_view(conn, id, now)?, secret))
+}
+
+/// Forgets the old secrets whose grace has ended (a sweep's step), recording each once; at
+/// most `limit` per call. Returns how many.
+pub fn end_graces(conn: &mut DbConn, now: OffsetDateTime, limit: i64) -> ServiceResult<usize> {
+    let mut ended = 0;
+    for token in Token::graces_ended(conn, to_naive(now), limit)? {
+        conn.transaction(|conn| {
+            // Conditional: of two sweeps at once, one forgets it and records it.
+            if Token::forget_old_secret(conn, token.id, to_naive(now))? {
+                super::audit::record_system(
+                    conn,
+                    token.account_id,
+                    now,
+                    "token.grace_ended",
+                    &format!(
+                        "The old secret of token \"{}\" stopped working (its grace ended)",
+                        token.name
+                    ),
+                    Some(token.id),
+                )?;
+                ended += 1;
+            }
+            Ok::<_, ServiceError>(())
+        })?;
+    }
+    Ok(ended)
+}
+
+/// The account's token policy.
+pub fn policy(conn: &mut DbConn, account_id: i64) -> ServiceResult<TokenPolicy> {
+    Ok(Account::find(conn, account_id)?
+        .ok_or(ServiceError::NotFound)?
+        .token_policy())
+}
+
+/// Sets the account's token policy (Administrators only), recorded when it changes.
+pub fn set_policy(
+    conn: &mut DbConn,
+    actor: &Actor,
+    wanted: TokenPolicy,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenPolicy> {
+    actor.require_admin()?;
+    conn.transaction(|conn| {
+        if !Account::lock(conn, actor.account_id)? {
+            return Err(ServiceError::NotFound);
+        }
+        let before = policy(conn, actor.account_id)?;
+        if before != wanted {
+            Account::set_token_policy(
+                conn,
+                actor.account_id,
+                wanted.max_lifetime_days,
+                wanted.expiry_required,
+            )?;
+            let lifetime = wanted
+                .max_lifetime_days
+                .map_or("no maximum lifetime".to_owned(), |d| {
+                    format!("a maximum lifetime of {d} days")
+                });
+            let required = if wanted.expiry_required {
+                "an expiry date required"
+            } else {
+                "no expiry date required"
+            };
+            super::audit::record(
+                conn,
+                actor,
+                now,
+                "account.token_policy",
+                &format!("Set the token policy: {lifetime}, {required}"),
+                None,
+            )?;
+        }
+        Ok(wanted)
+    })
+}
+
+/// Everything a token's page shows: the token, its trail, and the account's policy.
+pub struct TokenDetail {
+    pub token: TokenView,
+    pub events: Vec<super::audit::Event>,
+    pub policy: TokenPolicy,
+}
+
+/// A token's page, if `actor` may see the token.
+pub fn token_page(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenDetail> {
+    let mut token = get(conn, actor, id, now)?;
+    let policy = policy(conn, actor.account_id)?;
+    token.outside_policy =
+        token.status == TokenStatus::Active && policy.excludes(token.created_at, token.expires_at);
+    if let Some((parent_id, name)) = token.created_with.as_mut() {
+        if let Some(parent) =
+            Token::find(conn, *parent_id)?.filter(|p| Visibility::of(actor).admits(p))
+        {
+            *name = Some(parent.name);
+        }
+    }
+    let events = super::audit::for_token(conn, actor.account_id, id, 100)?;
+    Ok(TokenDetail {
+        token,
+        events,
+        policy,
     })
 }
 
@@ -388,7 +661,13 @@ pub fn status_of_presented(
     let Some(token) = Token::find(conn, presented.id)? else {
         return Ok(None);
     };
-    if !presented.secret.hash().matches(&token.secret_hash) {
+    let hash = presented.secret.hash();
+    let in_grace = token.old_secret_until.is_some_and(|u| from_naive(u) > now)
+        && token
+            .old_secret_hash
+            .as_deref()
+            .is_some_and(|old| hash.matches(old));
+    if !hash.matches(&token.secret_hash) && !in_grace {
         return Ok(None);
     }
     let status = TokenStatus::of(token.deleted_at, token.expires_at, now);
@@ -423,6 +702,15 @@ pub fn revoke_found(
             .is_none_or(|a| a.leak_response == LeakResponse::Revoke);
         let (outcome, ids, kind, verb) = if revoke {
             let ids = retire(conn, token.id, None, to_naive(now))?;
+            super::audit::record_retired(
+                conn,
+                None,
+                now,
+                &token,
+                &ids,
+                super::audit::Retired::Found(&clip(where_found, 200)),
+                false,
+            )?;
             (FoundToken::Revoked, ids, "token.revoked", "revoked")
         } else {
             (
@@ -438,7 +726,7 @@ pub fn revoke_found(
             token.name,
             clip(where_found, 500)
         );
-        AccountEvent::record(conn, token.account_id, None, to_naive(now), kind, &summary)?;
+        super::audit::record_system(conn, token.account_id, now, kind, &summary, Some(token.id))?;
         // The issuer and the Administrators are told, in the portal and by e-mail (a leak
         // alert each, sent by the next delivery, whatever their expiry-e-mail preference).
         let users = User::list_in_account(conn, token.account_id)?;
@@ -504,6 +792,67 @@ pub struct TokenSection {
 }
 
 impl Services {
+    /// A token's page (see `token_page`).
+    pub async fn token_page(&self, actor: Actor, id: i64) -> ServiceResult<TokenDetail> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| token_page(conn, &actor, id, now))
+            .await
+    }
+
+    /// Renames a token (see `rename`).
+    #[tracing::instrument(skip(self, name, description), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn rename_token(
+        &self,
+        actor: Actor,
+        id: i64,
+        name: TokenName,
+        description: TokenDescription,
+    ) -> ServiceResult<TokenView> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| rename(conn, &actor, id, &name, &description, now))
+            .await
+    }
+
+    /// Rotates a token (see `rotate`); this instance's cache forgets it at once, the others
+    /// reload it within their second.
+    #[tracing::instrument(skip(self, rotation), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn rotate_token(
+        &self,
+        actor: Actor,
+        id: i64,
+        rotation: Rotation,
+    ) -> ServiceResult<(TokenView, TokenSecret)> {
+        let now = self.clock.now();
+        let rotated = self
+            .db
+            .run(move |conn| rotate(conn, &actor, id, &rotation, now))
+            .await?;
+        self.forget_tokens(&[id]);
+        tracing::info!(token_id = id, "token rotated");
+        Ok(rotated)
+    }
+
+    /// The account's token policy.
+    pub async fn token_policy(&self, actor: Actor) -> ServiceResult<TokenPolicy> {
+        self.db
+            .run(move |conn| policy(conn, actor.account_id))
+            .await
+    }
+
+    /// Sets the account's token policy (Administrators only).
+    pub async fn set_token_policy(
+        &self,
+        actor: Actor,
+        wanted: TokenPolicy,
+    ) -> ServiceResult<TokenPolicy> {
+        let now = self.clock.now();
+        self.db
+            .run(move |conn| set_policy(conn, &actor, wanted, now))
+            .await
+    }
+
     /// What the account does with a token reported leaked (Administrators only).
     pub async fn leak_response(&self, actor: Actor) -> ServiceResult<LeakResponse> {
         actor.require_admin()?;
@@ -645,6 +994,7 @@ mod tests {
             user_id,
             account_id,
             role,
+            origin: Default::default(),
         }
     }
 

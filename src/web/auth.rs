@@ -9,17 +9,19 @@ use super::session::TypedSession;
 use super::views::Layout;
 use super::{AppState, WebError};
 use crate::services::auth::{NavCounts, PortalUser};
-use crate::services::Actor;
+use crate::services::{Actor, Via};
 
 pub struct SignedIn {
     pub user: PortalUser,
     pub session: TypedSession,
     pub counts: NavCounts,
+    /// The client address (through trusted proxies), for the audit trail.
+    pub client: String,
 }
 
 impl SignedIn {
     pub fn actor(&self) -> Actor {
-        self.user.actor()
+        self.user.actor().from(Via::Portal, &self.client)
     }
 
     /// The frame of every page: header, navigation, flash message.
@@ -53,6 +55,10 @@ impl FromRequest for SignedIn {
         // Only a page the person looked at is worth returning to after signing in.
         let next = (req.method() == Method::GET).then(|| req.uri().to_string());
         let session = TypedSession::from_request(req, payload).into_inner();
+        let client = state
+            .as_ref()
+            .map(|s| super::client::client_address(req, &s.settings.trusted_proxies))
+            .unwrap_or_default();
         Box::pin(async move {
             let state =
                 state.ok_or_else(|| WebError::Internal(anyhow::anyhow!("app state missing")))?;
@@ -65,6 +71,7 @@ impl FromRequest for SignedIn {
                     user,
                     session,
                     counts,
+                    client,
                 }),
                 None => {
                     session.sign_out();

@@ -434,12 +434,13 @@ pub fn unescape(s: &str) -> String {
 }
 
 impl TestApp {
-    /// A second app instance on the same database (a second server behind a balancer).
+    /// A second app instance on the same database (a second server behind a balancer), on the
+    /// same clock (moving one moves both, as the wall clock would).
     pub async fn spawn_sibling(&self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = (*self.state.settings).clone();
         settings.data_dir = dir.path().to_path_buf();
-        let app = Application::build(settings, Clock::default())
+        let app = Application::build(settings, self.clock().clone())
             .await
             .expect("app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -540,6 +541,7 @@ impl TestApp {
     }
 }
 
+#[derive(Clone)]
 pub struct Api {
     pub http: reqwest::Client,
     pub base: String,

@@ -10,6 +10,7 @@ mod gcore;
 mod helpers;
 mod layers;
 mod leaks;
+mod lifecycle;
 mod members;
 mod notify;
 mod operate;

@@ -64,7 +64,12 @@ impl FromRequest for ApiCaller {
                 .app_data::<web::Data<AppState>>()
                 .cloned()
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
-            Ok(ApiCaller(state.api_caller(authorization(&req)).await?))
+            let mut credential = state.api_caller(authorization(&req)).await?;
+            let client = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
+            credential.actor = credential
+                .actor
+                .from(crate::services::Via::Api(credential.token_id), &client);
+            Ok(ApiCaller(credential))
         })
     }
 }

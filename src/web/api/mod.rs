@@ -4,6 +4,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod leaks;
+pub mod lifecycle;
 pub mod model;
 pub mod tokens;
 pub mod users;
@@ -24,8 +25,9 @@ use error::ApiError;
         tokens::list_v1, tokens::list_v2, tokens::create_v1, tokens::create_v2,
         tokens::get_v1, tokens::get_v2, tokens::delete_v1, tokens::delete_v2,
         leaks::report,
+        lifecycle::rotate_v1, lifecycle::rotate_v2, lifecycle::get_policy, lifecycle::put_policy, lifecycle::events,
     ),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -77,7 +79,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::remove)
         .service(users::get_role)
         .service(users::set_role)
-        .service(leaks::report);
+        .service(leaks::report)
+        .service(lifecycle::get_policy)
+        .service(lifecycle::put_policy)
+        .service(lifecycle::events);
 
     for (prefix, v2) in [("/iam/clients", false), ("/iam/v2/clients", true)] {
         let (list, create, get, delete) = if v2 {
@@ -104,6 +109,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource(format!("{prefix}/{{client_id}}/tokens/{{token_id}}"))
                 .route(get)
                 .route(delete),
+        )
+        .service(
+            web::resource(format!("{prefix}/{{client_id}}/tokens/{{token_id}}/rotate")).route(
+                if v2 {
+                    web::post().to(lifecycle::rotate_v2)
+                } else {
+                    web::post().to(lifecycle::rotate_v1)
+                },
+            ),
         );
     }
 }

@@ -300,6 +300,8 @@ mod tests {
                 TokenStatus::of(None, (id == 2).then_some(datetime!(2026-11-20 00:00)), now)
             },
             created_with: None,
+            old_secret_until: None,
+            outside_policy: false,
         };
         let tokens = vec![token(1, false), token(2, false), token(3, true)];
         let written: serde_json::Value =

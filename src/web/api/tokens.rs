@@ -116,7 +116,10 @@ pub struct ClientUserBody {
 }
 
 /// Where the token service's field errors go in this endpoint's 400 body.
-const CREATE_FIELDS: FieldPaths = &[("role", &["client_user", "role"])];
+const CREATE_FIELDS: FieldPaths = &[
+    ("role", &["client_user", "role"]),
+    ("expiry", &["exp_date"]),
+];
 
 /// An instant as clients send it: RFC 3339 (`Z` or an offset, any fraction of a second), or
 /// with an offset without a colon (`+0000`), as Gcore's Go client writes it.

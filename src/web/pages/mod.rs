@@ -1,5 +1,6 @@
 //! HTML pages.
 
+pub mod activity;
 pub mod health;
 pub mod login;
 pub mod notifications;
@@ -20,6 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(profile::sign_out_everywhere)
         .service(tokens::section)
         .service(tokens::new_form)
+        .service(tokens::policy_form)
+        .service(tokens::save_policy)
+        .service(tokens::token_page)
+        .service(tokens::edit_token)
+        .service(tokens::rotate_token)
         .service(tokens::create)
         .service(tokens::delete)
         .service(notifications::list)
@@ -27,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(notifications::settings)
         .service(notifications::save_settings)
         .service(users::list)
+        .service(activity::activity)
         .service(users::add)
         .service(users::change_role)
         .service(users::remove)

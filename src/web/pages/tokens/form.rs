@@ -46,7 +46,7 @@ impl FormErrors {
                 "name" => &mut e.name,
                 "description" => &mut e.description,
                 "role" => &mut e.role,
-                "expiration" | "exp_date" => &mut e.expiration,
+                "expiration" | "exp_date" | "expiry" => &mut e.expiration,
                 _ => &mut e.limit,
             };
             slot.get_or_insert(message);

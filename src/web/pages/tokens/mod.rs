@@ -1,5 +1,6 @@
 //! Profile → API tokens: the section, the create form, the one-time reveal, delete.
 
+mod detail;
 mod filters;
 mod form;
 mod view;
@@ -17,6 +18,7 @@ use crate::web::csrf::CsrfForm;
 use crate::web::views::{render, see_other};
 use crate::web::{AppState, WebError};
 
+pub use detail::{edit_token, policy_form, rotate_token, save_policy, token_page, EventLine};
 use filters::{non_empty, Cursor, Filters, SectionParams};
 use form::{form_page, parse_create, CreateForm, FormErrors};
 pub use view::Choice;

@@ -37,6 +37,10 @@ pub struct TokenRow {
     pub expiring_soon: bool,
     /// "created with token <name>" for a token made through the API with another token.
     pub created_with: Option<String>,
+    /// After a rotation: until when the old secret still works.
+    pub grace_until: Option<String>,
+    /// Active, but outside the account's token policy.
+    pub outside_policy: bool,
 }
 
 impl TokenRow {
@@ -57,6 +61,8 @@ impl TokenRow {
             status: t.status.as_str(),
             deletable: t.status != TokenStatus::Deleted,
             expiring_soon: t.expiring_soon(now),
+            grace_until: t.old_secret_until.map(datetime),
+            outside_policy: t.outside_policy,
             created_with: t.created_with.as_ref().map(|(id, name)| match name {
                 Some(name) => format!("created with token {name}"),
                 None => format!("created with token #{id}"),

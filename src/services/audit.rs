@@ -1,0 +1,236 @@
+//! The account's audit trail: every token event recorded once, with who, when, from where
+//! and about which token, in the same transaction as the change it describes. The Activity
+//! page, a token's page and `GET /iam/clients/{clientId}/events` read it.
+
+use time::OffsetDateTime;
+
+use super::{Actor, Services, Via};
+use crate::db::DbConn;
+use crate::domain::token::{from_naive, to_naive};
+use crate::error::ServiceResult;
+use crate::repo::events::{AccountEvent, NewEvent};
+use crate::repo::Token;
+
+/// Records what `actor` did (`token_id`: the token it is about).
+pub fn record(
+    conn: &mut DbConn,
+    actor: &Actor,
+    at: OffsetDateTime,
+    kind: &str,
+    summary: &str,
+    token_id: Option<i64>,
+) -> ServiceResult<()> {
+    Ok(AccountEvent::insert(
+        conn,
+        &NewEvent {
+            account_id: actor.account_id,
+            actor_id: Some(actor.user_id),
+            at: to_naive(at),
+            kind,
+            summary,
+            token_id,
+            client_address: actor.origin.client.as_deref(),
+        },
+    )?)
+}
+
+/// Records what happened with no person acting (a sweep, a leak report, the identity provider).
+pub fn record_system(
+    conn: &mut DbConn,
+    account_id: i64,
+    at: OffsetDateTime,
+    kind: &str,
+    summary: &str,
+    token_id: Option<i64>,
+) -> ServiceResult<()> {
+    Ok(AccountEvent::insert(
+        conn,
+        &NewEvent {
+            account_id,
+            actor_id: None,
+            at: to_naive(at),
+            kind,
+            summary,
+            token_id,
+            client_address: None,
+        },
+    )?)
+}
+
+/// "in the portal", "through the API with token "deploy"", ...: how an action came.
+pub fn via_words(conn: &mut DbConn, actor: &Actor) -> ServiceResult<String> {
+    Ok(match actor.origin.via {
+        Via::Portal => " in the portal".into(),
+        Via::Api(None) => " through the API (JWT)".into(),
+        Via::Api(Some(id)) => match Token::find(conn, id)? {
+            Some(t) => format!(" through the API with token \"{}\"", t.name),
+            None => " through the API".into(),
+        },
+        Via::System => String::new(),
+    })
+}
+
+/// Why tokens were deleted, for their events.
+#[derive(Debug, Clone, Copy)]
+pub enum Retired<'a> {
+    /// A person deleted it.
+    ByPerson,
+    /// Its issuer's role was lowered below it.
+    RoleLowered,
+    /// Its issuer was removed from the account.
+    IssuerRemoved,
+    /// An Administrator deleted all of its issuer's tokens.
+    AllOfIssuer,
+    /// Its issuer was deprovisioned by the identity provider.
+    Deprovisioned,
+    /// Found where it shouldn't be (the root's own event says where).
+    Found(&'a str),
+}
+
+impl Retired<'_> {
+    fn why(&self) -> String {
+        match self {
+            Retired::ByPerson => String::new(),
+            Retired::RoleLowered => " (its issuer's role was lowered below it)".into(),
+            Retired::IssuerRemoved => " (its issuer was removed from the account)".into(),
+            Retired::AllOfIssuer => " (with all of its issuer's tokens)".into(),
+            Retired::Deprovisioned => {
+                " (its issuer was deprovisioned by the identity provider)".into()
+            }
+            Retired::Found(place) => format!(" (found in {place})"),
+        }
+    }
+}
+
+/// Records the deletion of `root` (unless `root_event` is false: its caller records its own)
+/// and of each token deleted with it because `root` created it (`retired`: every id deleted
+/// now, the root's included).
+pub fn record_retired(
+    conn: &mut DbConn,
+    by: Option<&Actor>,
+    at: OffsetDateTime,
+    root: &Token,
+    retired: &[i64],
+    why: Retired,
+    root_event: bool,
+) -> ServiceResult<()> {
+    let why = why.why();
+    let account_id = root.account_id;
+    let record_one = |conn: &mut DbConn, id: i64, summary: String| -> ServiceResult<()> {
+        match by {
+            Some(actor) => record(conn, actor, at, "token.deleted", &summary, Some(id)),
+            None => record_system(conn, account_id, at, "token.deleted", &summary, Some(id)),
+        }
+    };
+    if root_event && retired.contains(&root.id) {
+        let via = match by {
+            Some(actor) => via_words(conn, actor)?,
+            None => String::new(),
+        };
+        record_one(
+            conn,
+            root.id,
+            format!("Deleted token \"{}\"{via}{why}", root.name),
+        )?;
+    }
+    for &id in retired.iter().filter(|id| **id != root.id) {
+        let name = Token::find(conn, id)?.map(|t| t.name).unwrap_or_default();
+        record_one(
+            conn,
+            id,
+            format!(
+                "Deleted token \"{name}\" with token \"{}\", which created it{why}",
+                root.name
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// A line of the audit trail.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub kind: String,
+    /// Who did it (their name), if a person did.
+    pub who: Option<String>,
+    pub actor_id: Option<i64>,
+    pub summary: String,
+    pub token_id: Option<i64>,
+    pub client_address: Option<String>,
+}
+
+impl Event {
+    fn of((e, who): (AccountEvent, Option<String>)) -> Event {
+        Event {
+            id: e.id,
+            at: from_naive(e.at),
+            kind: e.kind,
+            who,
+            actor_id: e.actor_id,
+            summary: e.summary,
+            token_id: e.token_id,
+            client_address: e.client_address,
+        }
+    }
+}
+
+/// One page of the account's events (Administrators only), newest first, and the total.
+pub fn page(
+    conn: &mut DbConn,
+    actor: &Actor,
+    kind_prefix: Option<&str>,
+    token_id: Option<i64>,
+    limit: i64,
+    offset: i64,
+) -> ServiceResult<(Vec<Event>, i64)> {
+    actor.require_admin()?;
+    let (rows, total) = AccountEvent::page(
+        conn,
+        actor.account_id,
+        kind_prefix,
+        token_id,
+        limit.clamp(1, 1000),
+        offset.max(0),
+    )?;
+    Ok((rows.into_iter().map(Event::of).collect(), total))
+}
+
+/// The events about one token (its page), newest first.
+pub fn for_token(
+    conn: &mut DbConn,
+    account_id: i64,
+    token_id: i64,
+    limit: i64,
+) -> ServiceResult<Vec<Event>> {
+    Ok(AccountEvent::for_token(conn, account_id, token_id, limit)?
+        .into_iter()
+        .map(Event::of)
+        .collect())
+}
+
+impl Services {
+    /// A page of the account's activity (Administrators only).
+    pub async fn activity(
+        &self,
+        actor: Actor,
+        kind_prefix: Option<String>,
+        token_id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> ServiceResult<(Vec<Event>, i64)> {
+        self.db
+            .run(move |conn| {
+                page(
+                    conn,
+                    &actor,
+                    kind_prefix.as_deref(),
+                    token_id,
+                    limit,
+                    offset,
+                )
+            })
+            .await
+    }
+}

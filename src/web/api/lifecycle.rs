@@ -1,0 +1,350 @@
+//! Ours, not Gcore's: rotating a token with a grace window, the account's token policy, and
+//! the account's audit trail.
+
+use actix_web::http::header;
+use actix_web::{get, put, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{path_id, ApiCaller};
+use super::body::{BodyErrors, Field, JsonBody};
+use super::error::ApiError;
+use super::model::{rfc3339, ApiToken};
+use crate::domain::input::Expiry;
+use crate::domain::policy::{grace, TokenPolicy};
+use crate::domain::token::{wire_form, Separator};
+use crate::services::tokens::Rotation;
+use crate::web::AppState;
+
+/// `{"grace_seconds": N, "exp_date": "..."}`: how long the old secret keeps working (0 to
+/// 604800, default 0), and optionally a new expiry (RFC 3339, or `null` for never; absent:
+/// keep the token's own).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RotateBody {
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 604800)]
+    grace_seconds: Field<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    exp_date: Field<String>,
+}
+
+/// The token object, its new secret (once) and until when the old one works.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiTokenRotated<'a> {
+    #[serde(flatten)]
+    pub details: ApiToken<'a>,
+    /// `<id>$<secret>` from `/iam/...`, `<id>_<secret>` from `/iam/v2/...`.
+    pub token: String,
+    /// RFC 3339; `null` when the old secret stopped at once.
+    pub old_secret_valid_until: Option<String>,
+}
+
+fn parse_rotation(body: RotateBody, now: OffsetDateTime) -> Result<Rotation, ApiError> {
+    let mut errors = BodyErrors::default();
+    let grace = match body.grace_seconds {
+        Field::Absent | Field::Null => Some(time::Duration::ZERO),
+        Field::Value(n) => grace(n).map_err(|m| errors.set("grace_seconds", m)).ok(),
+        Field::WrongType(_) => {
+            errors.set("grace_seconds", "A whole number of seconds, 0 to 604800.");
+            None
+        }
+    };
+    let expiry = match body.exp_date {
+        Field::Absent => Some(None),
+        Field::Null => Some(Some(Expiry::NEVER)),
+        Field::Value(s) => match super::tokens::parse_instant(&s) {
+            Some(at) => Expiry::at(at.replace_nanosecond(0).unwrap_or(at), now)
+                .map(Some)
+                .map_err(|m| errors.set("exp_date", m))
+                .ok(),
+            None => {
+                errors.set(
+                    "exp_date",
+                    "Use an RFC 3339 date and time, like 2026-12-31T23:59:59Z.",
+                );
+                None
+            }
+        },
+        Field::WrongType(_) => {
+            errors.set("exp_date", "Use an RFC 3339 date and time, or null.");
+            None
+        }
+    };
+    let rotation = match (grace, expiry) {
+        (Some(grace), Some(expiry)) => Some(Rotation { grace, expiry }),
+        _ => None,
+    };
+    errors.finish(rotation)
+}
+
+async fn rotate(
+    state: &AppState,
+    caller: ApiCaller,
+    client_id: &str,
+    id: &str,
+    body: RotateBody,
+    sep: Separator,
+) -> Result<HttpResponse, ApiError> {
+    caller.own_account(client_id)?;
+    let id = path_id(id)?;
+    let now = state.clock().now();
+    let rotation = parse_rotation(body, now)?;
+    let (token, secret) = state
+        .rotate_token(caller.0.actor, id, rotation)
+        .await
+        .map_err(|e| ApiError::from_service(e, &[("expiry", &["exp_date"])]))?;
+    let body = ApiTokenRotated {
+        details: ApiToken::new(&token, now),
+        token: wire_form(token.id, sep, &secret),
+        old_secret_valid_until: token.old_secret_until.map(rfc3339),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body))
+}
+
+type TokenPath = web::Path<(String, String)>;
+
+/// Rotate a token (ours): a new secret for the same token id, shown once; the old secret keeps
+/// working for `grace_seconds`. Answers `<id>$<secret>`.
+#[utoipa::path(post, path = "/iam/clients/{clientId}/tokens/{tokenId}/rotate", tag = "tokens",
+    params(("clientId" = i64, Path), ("tokenId" = i64, Path)), request_body = RotateBody,
+    responses((status = 200, body = ApiTokenRotated), (status = 400, description = "a bad grace or expiry, a token that isn't active, or an expiry outside the account's token policy"),
+              (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+pub async fn rotate_v1(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: TokenPath,
+    body: JsonBody<RotateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (client, id) = path.into_inner();
+    rotate(
+        &state,
+        caller,
+        &client,
+        &id,
+        body.into_inner(),
+        Separator::Dollar,
+    )
+    .await
+}
+
+/// Rotate a token (ours); answers `<id>_<secret>`.
+#[utoipa::path(post, path = "/iam/v2/clients/{clientId}/tokens/{tokenId}/rotate", tag = "tokens",
+    params(("clientId" = i64, Path), ("tokenId" = i64, Path)), request_body = RotateBody,
+    responses((status = 200, body = ApiTokenRotated), (status = 400, description = "a bad grace or expiry, a token that isn't active, or an expiry outside the account's token policy"),
+              (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+pub async fn rotate_v2(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: TokenPath,
+    body: JsonBody<RotateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (client, id) = path.into_inner();
+    rotate(
+        &state,
+        caller,
+        &client,
+        &id,
+        body.into_inner(),
+        Separator::Underscore,
+    )
+    .await
+}
+
+/// The account's token policy (ours).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiTokenPolicy {
+    /// The longest a new token may live, in days (1–3650), or `null` for no limit.
+    pub max_lifetime_days: Option<i32>,
+    /// Whether every new token must have an expiry date.
+    pub expiry_required: bool,
+}
+
+impl From<TokenPolicy> for ApiTokenPolicy {
+    fn from(p: TokenPolicy) -> Self {
+        ApiTokenPolicy {
+            max_lifetime_days: p.max_lifetime_days,
+            expiry_required: p.expiry_required,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PolicyBody {
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3650)]
+    max_lifetime_days: Field<i64>,
+    #[serde(default)]
+    #[schema(value_type = bool)]
+    expiry_required: Field<bool>,
+}
+
+/// The account's token policy (ours; any user of the account may read it).
+#[utoipa::path(get, path = "/iam/clients/{clientId}/token-policy", tag = "tokens", params(("clientId" = i64, Path)),
+    responses((status = 200, body = ApiTokenPolicy), (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[get("/iam/clients/{client_id}/token-policy")]
+pub async fn get_policy(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.own_account(&path)?;
+    let p = state.token_policy(caller.0.actor).await?;
+    Ok(HttpResponse::Ok().json(ApiTokenPolicy::from(p)))
+}
+
+/// Set the account's token policy (ours; Administrators). Both fields are required; it applies
+/// to tokens created or rotated from now on.
+#[utoipa::path(put, path = "/iam/clients/{clientId}/token-policy", tag = "tokens", params(("clientId" = i64, Path)),
+    request_body = PolicyBody,
+    responses((status = 200, body = ApiTokenPolicy), (status = 400), (status = 401, body = super::model::Message),
+              (status = 403, body = super::model::Message), (status = 404, body = super::model::Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[put("/iam/clients/{client_id}/token-policy")]
+pub async fn put_policy(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<String>,
+    body: JsonBody<PolicyBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.own_account(&path)?;
+    caller.0.actor.require_admin()?;
+    let body = body.into_inner();
+    let mut errors = BodyErrors::default();
+    let days = match body.max_lifetime_days {
+        Field::Null => Some(None),
+        Field::Value(d) => Some(Some(d)),
+        Field::Absent => {
+            errors.set(
+                "max_lifetime_days",
+                "This field is required (null for no limit).",
+            );
+            None
+        }
+        Field::WrongType(_) => {
+            errors.set(
+                "max_lifetime_days",
+                "A whole number of days, 1 to 3650, or null.",
+            );
+            None
+        }
+    };
+    let required = match body.expiry_required {
+        Field::Value(b) => Some(b),
+        _ => {
+            errors.set("expiry_required", "This field is required: true or false.");
+            None
+        }
+    };
+    let policy = match (days, required) {
+        (Some(d), Some(r)) => TokenPolicy::new(d, r)
+            .map_err(|m| errors.set("max_lifetime_days", m))
+            .ok(),
+        _ => None,
+    };
+    let policy = errors.finish(policy)?;
+    let p = state.set_token_policy(caller.0.actor, policy).await?;
+    Ok(HttpResponse::Ok().json(ApiTokenPolicy::from(p)))
+}
+
+/// A line of the account's audit trail (ours).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiEvent {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// `token.created`, `token.rotated`, `token.deleted`, `user.removed`, ...
+    pub kind: String,
+    pub summary: String,
+    /// The user who did it; `null` when no person did (a sweep, a leak report, SCIM).
+    pub actor_id: Option<i64>,
+    pub actor_name: Option<String>,
+    pub token_id: Option<i64>,
+    pub client_address: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiEvents {
+    pub count: i64,
+    pub results: Vec<ApiEvent>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventsQuery {
+    /// 1–1000 (default 100).
+    limit: Option<String>,
+    offset: Option<String>,
+    /// Only events of this token.
+    token_id: Option<String>,
+    /// Only events whose kind starts with this (`token.`, `user.`).
+    kind: Option<String>,
+}
+
+/// The account's audit trail, newest first (ours; Administrators).
+#[utoipa::path(get, path = "/iam/clients/{clientId}/events", tag = "events",
+    params(("clientId" = i64, Path), EventsQuery),
+    responses((status = 200, body = ApiEvents), (status = 400), (status = 401, body = super::model::Message),
+              (status = 403, body = super::model::Message), (status = 404, body = super::model::Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[get("/iam/clients/{client_id}/events")]
+pub async fn events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.own_account(&path)?;
+    let query: EventsQuery = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| ApiError::field("non_field_errors", "The query string could not be read."))?;
+    let number = |raw: &Option<String>, name: &str, range: std::ops::RangeInclusive<i64>| match raw
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::field(
+                    name,
+                    format!("A whole number from {} to {}.", range.start(), range.end()),
+                )
+            }),
+    };
+    let limit = number(&query.limit, "limit", 1..=1000)?.unwrap_or(100);
+    let offset = number(&query.offset, "offset", 0..=i64::MAX / 4)?.unwrap_or(0);
+    let token_id = number(&query.token_id, "token_id", 1..=i64::MAX)?;
+    let kind = query
+        .kind
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .filter(|k| k.len() <= 50);
+    let (events, total) = state
+        .activity(caller.0.actor, kind, token_id, limit, offset)
+        .await?;
+    Ok(HttpResponse::Ok().json(ApiEvents {
+        count: total,
+        results: events
+            .into_iter()
+            .map(|e| ApiEvent {
+                id: e.id,
+                at: rfc3339(e.at),
+                kind: e.kind,
+                summary: e.summary,
+                actor_id: e.actor_id,
+                actor_name: e.who,
+                token_id: e.token_id,
+                client_address: e.client_address,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,365 @@
+//! A token's own page: details, name and description, rotation with a grace window, and its
+//! audit trail; and the account's token policy (Administrators).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, post, web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::view::{choice, Choice, Reveal, TokenRow};
+use crate::domain::input::{Expiry, TokenDescription, TokenName};
+use crate::domain::policy::{grace, TokenPolicy, GRACE_CHOICES};
+use crate::domain::token::{wire_form, Separator, TokenStatus};
+use crate::error::ServiceError;
+use crate::services::audit::Event;
+use crate::services::tokens::{Rotation, TokenDetail};
+use crate::web::auth::SignedIn;
+use crate::web::csrf::CsrfForm;
+use crate::web::views::{date, datetime, render, see_other, Layout};
+use crate::web::{AppState, WebError};
+
+/// A token as its page shows it.
+pub struct TokenFacts {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub role: &'static str,
+    pub issuer_name: String,
+    pub issuer_email: String,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub status: &'static str,
+    pub created_with: Option<String>,
+    pub grace_until: Option<String>,
+    pub outside_policy: bool,
+    /// Not deleted: it can be edited, rotated (if active) and deleted.
+    pub editable: bool,
+}
+
+/// A line of an audit trail, formatted.
+pub struct EventLine {
+    pub at: String,
+    pub who: String,
+    pub kind: String,
+    pub summary: String,
+    pub client: Option<String>,
+}
+
+impl EventLine {
+    pub fn of(e: Event) -> EventLine {
+        EventLine {
+            at: datetime(e.at),
+            who: e.who.unwrap_or_else(|| "—".into()),
+            kind: e.kind,
+            summary: e.summary,
+            client: e.client_address,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "token.html")]
+struct TokenPage {
+    layout: Layout,
+    t: TokenFacts,
+    events: Vec<EventLine>,
+    policy_text: String,
+    edit_name: String,
+    edit_description: String,
+    edit_error: Option<String>,
+    graces: Vec<Choice>,
+    rotate_date: String,
+    rotate_error: Option<String>,
+    min_date: String,
+    reveal: Option<Reveal>,
+}
+
+/// What the forms on the page carry back when they come back with an error.
+#[derive(Default)]
+struct Typed {
+    name: Option<String>,
+    description: Option<String>,
+    edit_error: Option<String>,
+    grace: Option<i64>,
+    rotate_date: String,
+    rotate_error: Option<String>,
+}
+
+pub fn policy_words(p: &TokenPolicy) -> String {
+    match (p.max_lifetime_days, p.expiry_required) {
+        (Some(d), _) => format!("tokens expire within {d} days"),
+        (None, true) => "every token has an expiry date".into(),
+        (None, false) => "no limits".into(),
+    }
+}
+
+async fn render_token(
+    state: &AppState,
+    me: &SignedIn,
+    id: i64,
+    typed: Typed,
+    reveal: Option<Reveal>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let now = state.clock().now();
+    let TokenDetail {
+        token,
+        events,
+        policy,
+    } = state.token_page(me.actor(), id).await?;
+    let row = TokenRow::new(&token, now);
+    let grace_pick = typed.grace.unwrap_or(86_400);
+    let page = TokenPage {
+        layout: me.layout("api-tokens"),
+        edit_name: typed.name.unwrap_or_else(|| token.name.clone()),
+        edit_description: typed
+            .description
+            .unwrap_or_else(|| token.description.clone().unwrap_or_default()),
+        edit_error: typed.edit_error,
+        graces: GRACE_CHOICES
+            .iter()
+            .map(|(secs, label)| choice(secs, label, *secs == grace_pick))
+            .collect(),
+        rotate_date: typed.rotate_date,
+        rotate_error: typed.rotate_error,
+        min_date: date(now),
+        policy_text: policy_words(&policy),
+        events: events.into_iter().map(EventLine::of).collect(),
+        t: TokenFacts {
+            id: token.id,
+            editable: token.status != TokenStatus::Deleted,
+            grace_until: token.old_secret_until.map(datetime),
+            outside_policy: token.outside_policy,
+            name: row.name,
+            description: row.description,
+            role: row.role,
+            issuer_name: row.issuer_name,
+            issuer_email: row.issuer_email,
+            created: row.created,
+            expires: row.expires,
+            last_used: row.last_used,
+            status: row.status,
+            created_with: row.created_with,
+        },
+        reveal,
+    };
+    let mut response = render(status, &page)?;
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+fn token_id(raw: &str) -> Result<i64, WebError> {
+    raw.parse::<i64>().map_err(|_| WebError::NotFound)
+}
+
+#[get("/profile/api-tokens/{id}")]
+pub async fn token_page(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let id = token_id(&id)?;
+    render_token(&state, &me, id, Typed::default(), None, StatusCode::OK).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EditForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[post("/profile/api-tokens/{id}/edit")]
+pub async fn edit_token(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    form: CsrfForm<EditForm>,
+) -> Result<HttpResponse, WebError> {
+    let id = token_id(&id)?;
+    let parsed = TokenName::parse(&form.name).and_then(|name| {
+        TokenDescription::parse(Some(&form.description)).map(|description| (name, description))
+    });
+    let failed = |message: String| Typed {
+        name: Some(form.name.chars().take(200).collect()),
+        description: Some(form.description.chars().take(1000).collect()),
+        edit_error: Some(message),
+        ..Typed::default()
+    };
+    let (name, description) = match parsed {
+        Ok(p) => p,
+        Err(m) => {
+            return render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
+        }
+    };
+    match state.rename_token(me.actor(), id, name, description).await {
+        Ok(_) => {
+            me.session
+                .set_flash("The token's name and description were saved.");
+            Ok(see_other(&format!("/profile/api-tokens/{id}")))
+        }
+        Err(ServiceError::Invalid(mut fields)) => {
+            let m = fields.remove(0).1;
+            render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RotateForm {
+    #[serde(default)]
+    grace: String,
+    #[serde(default)]
+    exp_date: String,
+}
+
+#[post("/profile/api-tokens/{id}/rotate")]
+pub async fn rotate_token(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    form: CsrfForm<RotateForm>,
+) -> Result<HttpResponse, WebError> {
+    let id = token_id(&id)?;
+    let now = state.clock().now();
+    let seconds = form.grace.trim().parse::<i64>().ok();
+    let failed = |message: String| Typed {
+        grace: seconds,
+        rotate_date: form.exp_date.chars().take(10).collect(),
+        rotate_error: Some(message),
+        ..Typed::default()
+    };
+    let grace = match seconds
+        .filter(|s| GRACE_CHOICES.iter().any(|(c, _)| c == s))
+        .ok_or_else(|| "Choose how long the old secret keeps working.".to_string())
+        .and_then(grace)
+    {
+        Ok(g) => g,
+        Err(m) => {
+            return render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
+        }
+    };
+    let expiry = if form.exp_date.trim().is_empty() {
+        None
+    } else {
+        match Expiry::from_form("date", Some(&form.exp_date), now) {
+            Ok(e) => Some(e),
+            Err(m) => {
+                return render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST)
+                    .await
+            }
+        }
+    };
+    match state
+        .rotate_token(me.actor(), id, Rotation { grace, expiry })
+        .await
+    {
+        Ok((token, secret)) => {
+            let reveal = Reveal {
+                value: wire_form(token.id, Separator::Underscore, &secret),
+                name: token.name,
+            };
+            render_token(
+                &state,
+                &me,
+                id,
+                Typed::default(),
+                Some(reveal),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(ServiceError::Invalid(mut fields)) => {
+            let m = fields.remove(0).1;
+            render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "token_policy.html")]
+struct PolicyPage {
+    layout: Layout,
+    max_days: String,
+    required: bool,
+    error: Option<String>,
+}
+
+fn policy_page(
+    me: &SignedIn,
+    p: &TokenPolicy,
+    error: Option<String>,
+    typed: Option<&PolicyForm>,
+) -> PolicyPage {
+    PolicyPage {
+        layout: me.layout("api-tokens"),
+        max_days: typed.map_or_else(
+            || {
+                p.max_lifetime_days
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
+            },
+            |f| f.max_lifetime_days.chars().take(10).collect(),
+        ),
+        required: typed.map_or(p.expiry_required, |f| f.expiry_required.is_some()),
+        error,
+    }
+}
+
+#[get("/profile/api-tokens/policy")]
+pub async fn policy_form(
+    state: web::Data<AppState>,
+    me: SignedIn,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let p = state.token_policy(me.actor()).await?;
+    render(StatusCode::OK, &policy_page(&me, &p, None, None))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    max_lifetime_days: String,
+    expiry_required: Option<String>,
+}
+
+#[post("/profile/api-tokens/policy")]
+pub async fn save_policy(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<PolicyForm>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let days = form.max_lifetime_days.trim();
+    let parsed = if days.is_empty() {
+        Ok(None)
+    } else {
+        days.parse::<i64>().map(Some).map_err(|_| {
+            "Enter a whole number of days, or leave it empty for no limit.".to_string()
+        })
+    }
+    .and_then(|d| TokenPolicy::new(d, form.expiry_required.is_some()));
+    match parsed {
+        Ok(p) => {
+            state.set_token_policy(me.actor(), p).await?;
+            me.session.set_flash(
+                "The token policy was saved. It applies to tokens created or rotated from now on.",
+            );
+            Ok(see_other("/profile/api-tokens/policy"))
+        }
+        Err(m) => {
+            let current = state.token_policy(me.actor()).await?;
+            render(
+                StatusCode::BAD_REQUEST,
+                &policy_page(&me, &current, Some(m), Some(&form)),
+            )
+        }
+    }
+}

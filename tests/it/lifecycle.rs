@@ -1,0 +1,552 @@
+//! Issue 13's token lifecycle on the real server, SQLite and PostgreSQL: rotation with a grace
+//! window (to the second, on every instance), the account's token policy through the form and
+//! the API, and an audit trail where every event appears exactly once.
+
+use apitokens::domain::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use time::Duration;
+
+use crate::helpers::{token_id, Acme, TestApp, ACME_ADMIN};
+
+async fn check(app: &TestApp, token: &str) -> StatusCode {
+    app.api(&format!("APIKey {token}"))
+        .get("/iam/auth/check")
+        .await
+        .status
+}
+
+async fn events(
+    app: &TestApp,
+    account: i64,
+    token: i64,
+) -> Vec<(String, Option<i64>, Option<String>)> {
+    app.db(move |c| {
+        apitokens::repo::events::AccountEvent::for_token(c, account, token, 100)
+            .unwrap()
+            .into_iter()
+            .rev()
+            .map(|(e, _)| (e.kind, e.actor_id, e.client_address))
+            .collect()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_rotated_secret_replaces_the_old_one_which_works_to_the_end_of_its_grace_on_every_instance(
+) {
+    let Acme { app, admin } = Acme::start().await;
+    let sibling = app.spawn_sibling().await;
+    let old = app.token_for(&admin, Role::Engineers).await;
+    let id = token_id(&old);
+    let api = app.api_as(&admin, Role::Administrators).await;
+    // Both instances have the old secret cached.
+    assert_eq!(check(&app, &old).await, StatusCode::NO_CONTENT);
+    assert_eq!(check(&sibling, &old).await, StatusCode::NO_CONTENT);
+
+    let path = format!("/iam/v2/clients/{}/tokens/{id}/rotate", admin.account_id);
+    let r = api.post(&path, json!({"grace_seconds": 3600})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let new = r.json["token"].as_str().unwrap().to_string();
+    assert_eq!(token_id(&new), id, "the same token id");
+    assert_ne!(new, old);
+    assert!(apitokens::domain::token_format::checksum_ok(
+        id,
+        &new[new.len() - 64..]
+    ));
+    assert_eq!(r.json["name"], "api test");
+    let until = r.json["old_secret_valid_until"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(until.ends_with('Z'), "{until}");
+
+    // Only hashes are stored; the new secret is never returned again.
+    let row = app
+        .db(move |c| apitokens::repo::Token::find(c, id).unwrap().unwrap())
+        .await;
+    let secret_of = |t: &str| t[t.len() - 64..].to_string();
+    assert_eq!(
+        row.secret_hash,
+        apitokens::domain::sha256_hex(&secret_of(&new))
+    );
+    assert_eq!(
+        row.old_secret_hash.as_deref(),
+        Some(apitokens::domain::sha256_hex(&secret_of(&old)).as_str())
+    );
+    let again = api
+        .get(&format!("/iam/v2/clients/{}/tokens/{id}", admin.account_id))
+        .await;
+    assert!(!again.json.to_string().contains(&secret_of(&new)));
+
+    // Inside the grace both work, here and on the sibling; a second before its end too.
+    assert_eq!(
+        check(&app, &new).await,
+        StatusCode::NO_CONTENT,
+        "forgotten here at once"
+    );
+    assert_eq!(check(&app, &old).await, StatusCode::NO_CONTENT);
+    assert_eq!(check(&sibling, &old).await, StatusCode::NO_CONTENT);
+    // The sibling still holds the row read before the rotation: it reads it again when a
+    // secret doesn't match (at most every 100 ms), so the new one works there at once too
+    // (poll, bounded: at most 100 ms plus a poll).
+    let rotated_at = std::time::Instant::now();
+    let accepted_after = loop {
+        if check(&sibling, &new).await == StatusCode::NO_CONTENT {
+            break rotated_at.elapsed();
+        }
+        assert!(
+            rotated_at.elapsed() < std::time::Duration::from_secs(2),
+            "new secret refused on the sibling for 2 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        accepted_after < std::time::Duration::from_millis(400),
+        "accepted only after {accepted_after:?}"
+    );
+    assert_eq!(check(&sibling, &old).await, StatusCode::NO_CONTENT);
+    app.clock().advance(Duration::seconds(3599));
+    for inst in [&app, &sibling] {
+        assert_eq!(check(inst, &old).await, StatusCode::NO_CONTENT);
+    }
+    // At its end, the old one stops on both at once (whatever their cache holds); the new one
+    // goes on.
+    app.clock().advance(Duration::seconds(1));
+    for inst in [&app, &sibling] {
+        assert_eq!(check(inst, &old).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(check(inst, &new).await, StatusCode::NO_CONTENT);
+    }
+
+    // A sweep forgets the old hash and records it, once.
+    let now = app.clock().now();
+    app.state.sweep(now).await.unwrap();
+    app.state.sweep(now).await.unwrap();
+    let row = app
+        .db(move |c| apitokens::repo::Token::find(c, id).unwrap().unwrap())
+        .await;
+    assert_eq!((row.old_secret_hash, row.old_secret_until), (None, None));
+    let kinds: Vec<String> = events(&app, admin.account_id, id)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["token.created", "token.rotated", "token.grace_ended"]
+    );
+
+    // No grace: the old secret stops at once.
+    let r = api.post(&path, json!({})).await;
+    assert_eq!(r.json["old_secret_valid_until"], Value::Null);
+    let newest = r.json["token"].as_str().unwrap().to_string();
+    assert_eq!(check(&app, &new).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(check(&app, &newest).await, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn rotation_refuses_what_it_must_and_changes_nothing_then() {
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let eng_token = app.token_for(&eng, Role::Engineers).await;
+    let admin_token = app.token_for(&admin, Role::Administrators).await;
+    let account = admin.account_id;
+    let as_eng = app.api(&format!("APIKey {eng_token}"));
+    let rotate = |api: &crate::helpers::Api, id: i64, body: Value| {
+        let path = format!("/iam/clients/{account}/tokens/{id}/rotate");
+        let api = api.clone();
+        async move { api.send(Method::POST, &path, Some(body)).await }
+    };
+    // Someone else's token (invisible), another account, nonsense: 404.
+    assert_eq!(
+        rotate(&as_eng, token_id(&admin_token), json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let other = app
+        .add_user("Other", "o@other.test", Role::Administrators)
+        .await;
+    let other_api = app.api_as(&other, Role::Administrators).await;
+    assert_eq!(
+        rotate(&other_api, token_id(&eng_token), json!({}))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Bad bodies: 400, field by field.
+    for (body, field) in [
+        (json!({"grace_seconds": -1}), "grace_seconds"),
+        (json!({"grace_seconds": 604_801}), "grace_seconds"),
+        (json!({"grace_seconds": "an hour"}), "grace_seconds"),
+        (json!({"exp_date": "soon"}), "exp_date"),
+        (json!({"exp_date": "2020-01-01T00:00:00Z"}), "exp_date"),
+    ] {
+        let r = rotate(&as_eng, token_id(&eng_token), body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(r.json["errors"][field].is_array(), "{body}: {}", r.json);
+    }
+    // v1 answers the `$` form.
+    let r = rotate(&as_eng, token_id(&eng_token), json!({"grace_seconds": 60})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let rotated = r.json["token"].as_str().unwrap().to_string();
+    assert!(rotated.contains('$'));
+    // A deleted token can't be rotated.
+    let admin_api = app.api_as(&admin, Role::Administrators).await;
+    let id = token_id(&admin_token);
+    admin_api
+        .delete(&format!("/iam/clients/{account}/tokens/{id}"))
+        .await;
+    let r = rotate(&admin_api, id, json!({})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
+    let kinds: Vec<String> = events(&app, account, id)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["token.created", "token.deleted"],
+        "refusals record nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_token_policy_holds_for_creates_and_rotations_through_the_form_and_the_api() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let forever = app.token_for(&admin, Role::Engineers).await;
+    let admin_api = app.api_as(&admin, Role::Administrators).await;
+    let policy = format!("/iam/clients/{account}/token-policy");
+    assert_eq!(
+        admin_api.get(&policy).await.json,
+        json!({"max_lifetime_days": null, "expiry_required": false})
+    );
+    // Only Administrators set it; bad values are refused field by field.
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let eng_api = app.api_as(&eng, Role::Engineers).await;
+    let put = |api: &crate::helpers::Api, body: Value| {
+        let (api, policy) = (api.clone(), policy.clone());
+        async move { api.send(Method::PUT, &policy, Some(body)).await }
+    };
+    assert_eq!(
+        put(
+            &eng_api,
+            json!({"max_lifetime_days": 90, "expiry_required": true})
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    for body in [
+        json!({"max_lifetime_days": 0, "expiry_required": true}),
+        json!({"max_lifetime_days": 3651, "expiry_required": true}),
+        json!({"max_lifetime_days": "90", "expiry_required": true}),
+        json!({"expiry_required": true}),
+        json!({"max_lifetime_days": 90}),
+    ] {
+        assert_eq!(
+            put(&admin_api, body.clone()).await.status,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+    let set = put(
+        &admin_api,
+        json!({"max_lifetime_days": 90, "expiry_required": true}),
+    )
+    .await;
+    assert_eq!(
+        set.json,
+        json!({"max_lifetime_days": 90, "expiry_required": true})
+    );
+    assert_eq!(
+        eng_api.get(&policy).await.json["max_lifetime_days"],
+        90,
+        "everyone may read it"
+    );
+
+    // Creates through the API: never and too late are refused, with the last allowed day.
+    let create = |exp: Value| {
+        let api = admin_api.clone();
+        async move {
+            api.post(
+                &format!("/iam/v2/clients/{account}/tokens"),
+                json!({"name": "ci", "exp_date": exp, "client_user": {"role": {"id": 5}}}),
+            )
+            .await
+        }
+    };
+    let now = app.clock().now();
+    let never = create(Value::Null).await;
+    assert_eq!(never.status, StatusCode::BAD_REQUEST);
+    assert!(
+        never.json["errors"]["exp_date"][0]
+            .as_str()
+            .unwrap()
+            .contains("within 90 days"),
+        "{}",
+        never.json
+    );
+    let late = create(json!(apitokens::web::api::model::rfc3339(
+        now + Duration::days(91)
+    )))
+    .await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST);
+    let fine = create(json!(apitokens::web::api::model::rfc3339(
+        now + Duration::days(30)
+    )))
+    .await;
+    assert_eq!(fine.status, StatusCode::OK, "{}", fine.json);
+
+    // Through the form: the message beside the expiry field.
+    let web = app.signed_in(ACME_ADMIN).await;
+    let form = web.get("/profile/api-tokens/new").await;
+    let page = web
+        .post(
+            "/profile/api-tokens",
+            &[
+                ("csrf_token", &form.input_value("csrf_token").unwrap()),
+                ("name", "nightly"),
+                ("role", "5"),
+                ("expiration", "never"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page
+        .text_of("error-expiration")
+        .unwrap()
+        .contains("within 90 days"));
+
+    // The old never-expiring token keeps working, marked outside the policy; rotating it
+    // without a new expiry is refused, with one inside the policy it is done.
+    assert_eq!(check(&app, &forever).await, StatusCode::NO_CONTENT);
+    let table = web.get("/profile/api-tokens").await;
+    assert!(table.has(&format!(
+        "tr[data-token-id=\"{}\"] .outside-policy",
+        token_id(&forever)
+    )));
+    let rotate = format!(
+        "/iam/v2/clients/{account}/tokens/{}/rotate",
+        token_id(&forever)
+    );
+    assert_eq!(
+        admin_api.post(&rotate, json!({})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let ok = admin_api
+        .post(
+            &rotate,
+            json!({"exp_date": apitokens::web::api::model::rfc3339(now + Duration::days(60))}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+
+    // The policy page (Administrators) sets it too, and says what's wrong.
+    let policy_page = web.get("/profile/api-tokens/policy").await;
+    assert_eq!(
+        policy_page.input_value("max_lifetime_days").as_deref(),
+        Some("90")
+    );
+    let csrf = policy_page.input_value("csrf_token").unwrap();
+    let bad = web
+        .post(
+            "/profile/api-tokens/policy",
+            &[("csrf_token", &csrf), ("max_lifetime_days", "ninety")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text_of("error-policy").is_some());
+    let off = web
+        .post(
+            "/profile/api-tokens/policy",
+            &[("csrf_token", &csrf), ("max_lifetime_days", "")],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        admin_api.get(&policy).await.json,
+        json!({"max_lifetime_days": null, "expiry_required": false})
+    );
+    assert_eq!(
+        app.signed_in("eng@acme.test")
+            .await
+            .get("/profile/api-tokens/policy")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.events_of(account, "account.token_policy").await.len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn every_token_event_is_recorded_once_with_who_how_and_from_where() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let web = app.signed_in(ACME_ADMIN).await;
+    // Created in the portal.
+    let form = web.get("/profile/api-tokens/new").await;
+    let created = web
+        .post(
+            "/profile/api-tokens",
+            &[
+                ("csrf_token", &form.input_value("csrf_token").unwrap()),
+                ("form_id", &form.input_value("form_id").unwrap()),
+                ("name", "deploy"),
+                ("role", "5"),
+                ("expiration", "never"),
+            ],
+        )
+        .await;
+    let token = created.text_of("new-token-value").unwrap();
+    let id = token_id(&token);
+    // Its page: details, then renamed through the form.
+    let page = web.get(&format!("/profile/api-tokens/{id}")).await;
+    assert_eq!(page.text_of("token-title").as_deref(), Some("deploy"));
+    let csrf = page.input_value("csrf_token").unwrap();
+    let empty = web
+        .post(
+            &format!("/profile/api-tokens/{id}/edit"),
+            &[("csrf_token", &csrf), ("name", " ")],
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert!(empty.text_of("error-edit").is_some());
+    let renamed = web
+        .post(
+            &format!("/profile/api-tokens/{id}/edit"),
+            &[
+                ("csrf_token", &csrf),
+                ("name", "deploy-prod"),
+                ("description", "CI"),
+            ],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER);
+    // Rotated in the portal with a 1-hour grace: shown once, in the dialog.
+    let rotated = web
+        .post(
+            &format!("/profile/api-tokens/{id}/rotate"),
+            &[("csrf_token", &csrf), ("grace", "3600")],
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let new = rotated.text_of("new-token-value").unwrap();
+    assert_eq!(check(&app, &token).await, StatusCode::NO_CONTENT);
+    assert_eq!(check(&app, &new).await, StatusCode::NO_CONTENT);
+    let after = web.get(&format!("/profile/api-tokens/{id}")).await;
+    assert!(!after.body.contains(&new[new.len() - 64..]), "shown once");
+    assert!(after.has("#grace-note"));
+    let table = web.get("/profile/api-tokens").await;
+    assert!(table.has(&format!("tr[data-token-id=\"{id}\"] .grace")));
+    // Deleted through the API with another token.
+    let api = app.api_as(&admin, Role::Administrators).await;
+    assert_eq!(
+        api.delete(&format!("/iam/clients/{account}/tokens/{id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+
+    let trail = events(&app, account, id).await;
+    let kinds: Vec<&str> = trail.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "token.created",
+            "token.renamed",
+            "token.rotated",
+            "token.deleted"
+        ]
+    );
+    for (kind, actor, client) in &trail {
+        assert_eq!(*actor, Some(admin.id), "{kind}");
+        assert_eq!(client.as_deref(), Some("127.0.0.1"), "{kind}");
+    }
+    // The events API (Administrators): the same, newest first, paged.
+    let r = api
+        .get(&format!(
+            "/iam/clients/{account}/events?token_id={id}&limit=2"
+        ))
+        .await;
+    assert_eq!(r.json["count"], 4, "{}", r.json);
+    let kinds: Vec<&str> = r.json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["token.deleted", "token.rotated"]);
+    assert!(r.json["results"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("through the API with token \"api test\""));
+    let r = api
+        .get(&format!(
+            "/iam/clients/{account}/events?token_id={id}&limit=2&offset=2"
+        ))
+        .await;
+    assert!(
+        r.json["results"][1]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("in the portal"),
+        "{}",
+        r.json
+    );
+    assert_eq!(
+        api.get(&format!("/iam/clients/{account}/events?limit=0"))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let eng_api = app.api_as(&eng, Role::Engineers).await;
+    assert_eq!(
+        eng_api
+            .get(&format!("/iam/clients/{account}/events"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // The Activity page (Administrators): filtered by token, and the token's page shows it.
+    let activity = web.get(&format!("/activity?kind=token.&token={id}")).await;
+    assert_eq!(activity.texts("#activity li").len(), 4);
+    assert_eq!(
+        app.signed_in("eng@acme.test")
+            .await
+            .get("/activity")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        web.get("/activity?offset=minus").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let gone = web.get(&format!("/profile/api-tokens/{id}")).await;
+    assert_eq!(gone.texts("#token-events li").len(), 4);
+    assert!(
+        !gone.has("#rotate-token"),
+        "a deleted token can't be rotated"
+    );
+    // Someone else's token page is "not found" for a non-Administrator.
+    let eng_web = app.signed_in("eng@acme.test").await;
+    assert_eq!(
+        eng_web
+            .get(&format!("/profile/api-tokens/{id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        eng_web.get("/profile/api-tokens/abc").await.status,
+        StatusCode::NOT_FOUND
+    );
+}

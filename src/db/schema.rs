@@ -86,6 +86,7 @@ diesel::table! {
         parent_id -> Nullable<BigInt>,
         old_secret_hash -> Nullable<Text>,
         old_secret_until -> Nullable<Timestamp>,
+        allowed_ips -> Nullable<Text>,
     }
 }
 

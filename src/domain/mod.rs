@@ -1,6 +1,7 @@
 //! Types that carry the product's rules and know nothing of HTTP or SQL. (The enums that are
 //! stored carry Diesel's two marker derives; how they map to columns is in `repo::types`.)
 
+pub mod allowlist;
 pub mod clock;
 pub mod input;
 pub mod leak_response;

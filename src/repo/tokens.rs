@@ -35,6 +35,8 @@ pub struct Token {
     /// still works.
     pub old_secret_hash: Option<String>,
     pub old_secret_until: Option<PrimitiveDateTime>,
+    /// The networks it may be used from, comma-separated (`domain::allowlist`); `None`: any.
+    pub allowed_ips: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -50,6 +52,7 @@ pub struct NewToken<'a> {
     pub expires_at: Option<PrimitiveDateTime>,
     pub form_id: Option<&'a str>,
     pub parent_id: Option<i64>,
+    pub allowed_ips: Option<&'a str>,
 }
 
 /// A token with the name and e-mail of the user who issued it, for tables and the API.
@@ -108,6 +111,7 @@ impl Token {
             parent_id: None,
             old_secret_hash: None,
             old_secret_until: None,
+            allowed_ips: None,
         }
     }
 }
@@ -188,6 +192,13 @@ impl Token {
                 tokens::old_secret_until.eq(old.map(|(_, u)| u)),
                 tokens::expires_at.eq(expires_at),
             ))
+            .execute(conn)
+            .map(drop)
+    }
+
+    pub fn set_allowed_ips(conn: &mut DbConn, id: i64, stored: Option<&str>) -> QueryResult<()> {
+        diesel::update(tokens::table.find(id))
+            .set(tokens::allowed_ips.eq(stored))
             .execute(conn)
             .map(drop)
     }
@@ -420,6 +431,7 @@ pub struct TokenForAuth {
     /// The previous secret during a rotation's grace window, and its end.
     pub old_secret_hash: Option<String>,
     pub old_secret_until: Option<PrimitiveDateTime>,
+    pub allowed_ips: Option<String>,
 }
 
 impl Token {
@@ -454,6 +466,7 @@ impl TokenForAuth {
                         users::role,
                         tokens::old_secret_hash,
                         tokens::old_secret_until,
+                        tokens::allowed_ips,
                     ))
                     .load::<TokenForAuth>(conn)?,
             );

@@ -30,6 +30,8 @@ pub struct Credential {
     pub token_id: Option<i64>,
     /// Answered from what this instance last knew, because the database can't be reached.
     pub stale: bool,
+    /// The networks the permanent token may be used from (`None`: any address).
+    pub allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
 }
 
 /// Every failure looks the same from outside.
@@ -41,6 +43,9 @@ pub struct Unauthorized;
 pub enum AuthError {
     #[error("unauthorized")]
     Unauthorized,
+    /// A good token used from outside its address allowlist (the address, if known).
+    #[error("not from an allowed address")]
+    NotFromHere(Option<std::net::IpAddr>),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -81,9 +86,19 @@ impl Services {
     /// on a miss), a JWT by its signature alone.
     #[tracing::instrument(level = "debug", name = "authenticate", skip_all)]
     pub async fn authenticate(&self, authorization: &str) -> Result<Credential, AuthError> {
+        self.authenticate_from(authorization, || None).await
+    }
+
+    /// `authenticate`, for a request from `client` (the address under the trusted proxies),
+    /// asked for only when the token has an address allowlist.
+    pub async fn authenticate_from(
+        &self,
+        authorization: &str,
+        client: impl FnOnce() -> Option<std::net::IpAddr>,
+    ) -> Result<Credential, AuthError> {
         let now = self.clock.now();
         match parse_authorization(authorization)? {
-            Presented::ApiKey(token) => self.verify_token(token, now).await,
+            Presented::ApiKey(token) => self.verify_token(token, now, client).await,
             Presented::Bearer(jwt) => {
                 let claims = self.jwt.decode(jwt, "access", now)?;
                 self.jwt_credential(claims).await
@@ -131,6 +146,7 @@ impl Services {
                     },
                     token_id: None,
                     stale,
+                    allowed: None,
                 })
             }
             _ => Err(AuthError::Unauthorized),
@@ -139,14 +155,19 @@ impl Services {
 
     /// The caller of a management endpoint: the same check as the gateway's (a JWT acts with
     /// its user's current role, and stops when the user is removed or signed out everywhere).
-    pub async fn api_caller(&self, authorization: &str) -> Result<Credential, AuthError> {
-        self.authenticate(authorization).await
+    pub async fn api_caller(
+        &self,
+        authorization: &str,
+        client: impl FnOnce() -> Option<std::net::IpAddr>,
+    ) -> Result<Credential, AuthError> {
+        self.authenticate_from(authorization, client).await
     }
 
     async fn verify_token(
         &self,
         presented: PresentedToken,
         now: OffsetDateTime,
+        client: impl FnOnce() -> Option<std::net::IpAddr>,
     ) -> Result<Credential, AuthError> {
         let id = presented.id;
         let mut noted = false;
@@ -176,6 +197,13 @@ impl Services {
             },
         };
         let credential = verdict?;
+        if let Some(nets) = &credential.allowed {
+            // Refused before it counts as a use.
+            let from = client();
+            if !from.is_some_and(|ip| crate::domain::allowlist::admits(nets, ip)) {
+                return Err(AuthError::NotFromHere(from));
+            }
+        }
         // Written by the batched flush (`flush_uses`), never on the request path.
         if !noted {
             self.verifier.note_use(id, now);

@@ -228,6 +228,7 @@ impl JwtKeys {
             },
             token_id: None,
             stale: false,
+            allowed: None,
         })
     }
 }

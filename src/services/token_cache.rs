@@ -41,6 +41,8 @@ struct CachedToken {
     digest: Option<Digest32>,
     /// During a rotation's grace: the old secret's hash as bytes, and when it stops.
     old: Option<(Digest32, OffsetDateTime)>,
+    /// The address allowlist, parsed once (`None`: any address).
+    allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
     fetched: Instant,
     /// Set once a background reload of this entry has been asked for.
     refreshing: AtomicBool,
@@ -56,9 +58,16 @@ impl CachedToken {
             .as_deref()
             .and_then(Digest32::from_stored)
             .zip(row.old_secret_until.map(from_naive));
+        let allowed = row
+            .allowed_ips
+            .as_deref()
+            .map(|s| crate::domain::allowlist::from_stored(Some(s)))
+            .filter(|nets| !nets.is_empty())
+            .map(std::sync::Arc::from);
         CachedToken {
             digest: Digest32::from_stored(&row.secret_hash),
             old,
+            allowed,
             row,
             fetched,
             refreshing: AtomicBool::new(false),
@@ -98,6 +107,7 @@ impl CachedToken {
                 },
                 token_id: Some(row.id),
                 stale: false,
+                allowed: self.allowed.clone(),
             })
         } else {
             Err(Unauthorized)
@@ -212,7 +222,9 @@ impl TokenVerifier {
                 let second = now.unix_timestamp();
                 let noted = entry.noted.load(Ordering::Relaxed);
                 let noted_recently = second - noted < LAST_USED_GAP.whole_seconds();
-                if verdict.is_ok() && !noted_recently {
+                // Not for an allowlisted token: its request may still be refused for its
+                // address, which is no use (`note_use` throttles those itself).
+                if verdict.is_ok() && !noted_recently && entry.allowed.is_none() {
                     entry.noted.store(second, Ordering::Relaxed);
                 }
                 Verdict::Known {
@@ -379,6 +391,7 @@ mod tests {
             issuer_role: crate::domain::Role::Administrators,
             old_secret_hash: None,
             old_secret_until: None,
+            allowed_ips: None,
         }
     }
 

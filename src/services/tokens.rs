@@ -5,6 +5,8 @@ use diesel::Connection;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::{Actor, Services};
+use ipnet::IpNet;
+
 use crate::db::DbConn;
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::leak_response::LeakResponse;
@@ -66,6 +68,8 @@ pub struct NewTokenRequest {
     pub form_id: Option<String>,
     /// The token this request came through (API), which the new token can't outlive.
     pub parent: Option<i64>,
+    /// The networks it may be used from (`domain::allowlist`); empty: any address.
+    pub allowed_ips: Vec<IpNet>,
 }
 
 /// A token as the portal and the API show it.
@@ -92,6 +96,8 @@ pub struct TokenView {
     /// Active, but the account's token policy would not allow it today (set by lists that
     /// know the policy).
     pub outside_policy: bool,
+    /// The networks it may be used from; empty: any address.
+    pub allowed_ips: Vec<IpNet>,
 }
 
 impl TokenView {
@@ -123,6 +129,7 @@ impl TokenView {
                 .map(from_naive)
                 .filter(|until| *until > now && t.deleted_at.is_none()),
             outside_policy: false,
+            allowed_ips: crate::domain::allowlist::from_stored(t.allowed_ips.as_deref()),
         }
     }
 }
@@ -188,6 +195,7 @@ pub fn create(
                 expires_at = Some(expires_at.map_or(cap, |at| at.min(cap)));
             }
         }
+        let allowed = crate::domain::allowlist::to_stored(&request.allowed_ips);
         let new = NewToken {
             account_id: actor.account_id,
             issuer_id: actor.user_id,
@@ -200,14 +208,18 @@ pub fn create(
             expires_at,
             form_id: request.form_id.as_deref(),
             parent_id: request.parent,
+            allowed_ips: allowed.as_deref(),
         };
         let id = Token::insert(conn, &new)?.id;
         let secret = token_format::generate_secret(id);
         Token::set_secret_hash(conn, id, &secret.hash().0)?;
         let via = super::audit::via_words(conn, actor)?;
-        let expiry = expires_at.map_or("never expires".to_owned(), |at| {
+        let mut expiry = expires_at.map_or("never expires".to_owned(), |at| {
             format!("expires {}", from_naive(at).date())
         });
+        if let Some(list) = &allowed {
+            expiry.push_str(&format!(", only from {}", list.replace(',', ", ")));
+        }
         super::audit::record(
             conn,
             actor,
@@ -458,6 +470,47 @@ pub fn rename(
             format!("Renamed token \"{}\" to \"{}\"", token.name, name.as_str())
         };
         super::audit::record(conn, actor, now, "token.renamed", &summary, Some(id))
+    })?;
+    load_view(conn, id, now)
+}
+
+/// Sets the networks a token may be used from (empty: any), recorded when it changes.
+pub fn set_allowed_ips(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    nets: &[IpNet],
+    now: OffsetDateTime,
+) -> ServiceResult<TokenView> {
+    conn.transaction(|conn| {
+        let token = lock_visible(conn, actor, id)?;
+        if token.deleted_at.is_some() {
+            return Err(ServiceError::invalid(
+                "allowed_ips",
+                "A deleted token can't be changed.",
+            ));
+        }
+        let stored = crate::domain::allowlist::to_stored(nets);
+        if stored == token.allowed_ips {
+            return Ok(());
+        }
+        Token::set_allowed_ips(conn, id, stored.as_deref())?;
+        let summary = match &stored {
+            Some(list) => format!(
+                "Limited token \"{}\" to {}",
+                token.name,
+                list.replace(',', ", ")
+            ),
+            None => format!("Let token \"{}\" be used from any address", token.name),
+        };
+        super::audit::record(
+            conn,
+            actor,
+            now,
+            "token.allowlist_changed",
+            &summary,
+            Some(id),
+        )
     })?;
     load_view(conn, id, now)
 }
@@ -798,6 +851,24 @@ impl Services {
         self.db
             .run(move |conn| token_page(conn, &actor, id, now))
             .await
+    }
+
+    /// Sets a token's address allowlist; this instance's cache forgets the token at once (the
+    /// others within their second).
+    #[tracing::instrument(skip(self, nets), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    pub async fn set_token_allowlist(
+        &self,
+        actor: Actor,
+        id: i64,
+        nets: Vec<IpNet>,
+    ) -> ServiceResult<TokenView> {
+        let now = self.clock.now();
+        let view = self
+            .db
+            .run(move |conn| set_allowed_ips(conn, &actor, id, &nets, now))
+            .await?;
+        self.forget_tokens(&[id]);
+        Ok(view)
     }
 
     /// Renames a token (see `rename`).

@@ -9,18 +9,22 @@ use ipnet::IpNet;
 /// address in `X-Forwarded-For` that isn't itself a trusted proxy (each proxy appends the
 /// address it saw, so everything left of that could be made up by the client).
 pub fn client_address(req: &HttpRequest, trusted: &[IpNet]) -> String {
-    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
-        return String::new();
-    };
-    from_forwarded(peer, trusted, || {
+    client_ip(req, trusted)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default()
+}
+
+/// The client's address as an IP (see `client_address`); `None` without a TCP peer.
+pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    Some(from_forwarded(peer, trusted, || {
         req.headers()
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(|s| s.trim().to_owned())
             .collect()
-    })
-    .to_string()
+    }))
 }
 
 /// Whether `ip` is one of the trusted proxies.

@@ -113,9 +113,11 @@ async fn tokens_have_exactly_the_contract_shape() {
     let t = &created.json;
     let mut keys: Vec<&String> = t.as_object().unwrap().keys().collect();
     keys.sort();
+    // Gcore's fields, and ours (issue 13): allowed_ips.
     assert_eq!(
         keys,
         [
+            "allowed_ips",
             "client_user",
             "created",
             "deleted",

@@ -776,6 +776,7 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
                 .unwrap(),
             form_id: None,
             parent: None,
+            allowed_ips: vec![],
         };
         apitokens::services::tokens::create(c, &actor, &req, now).unwrap();
     })

@@ -443,6 +443,7 @@ async fn one_sweep_sends_every_due_digest_past_a_batch() {
                     expires_at: Some(base + Duration::days(8)),
                     form_id: None,
                     parent_id: None,
+                    allowed_ips: None,
                 },
             )
             .unwrap();

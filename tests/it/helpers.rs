@@ -475,6 +475,7 @@ impl TestApp {
             expiry: Expiry::at(now + after, now).unwrap(),
             form_id: None,
             parent: None,
+            allowed_ips: vec![],
         };
         match self
             .db(move |c| create(c, &actor, &req, now))
@@ -515,6 +516,7 @@ impl TestApp {
             expiry: Expiry::NEVER,
             form_id: None,
             parent: None,
+            allowed_ips: vec![],
         };
         let now = self.clock().now();
         match self

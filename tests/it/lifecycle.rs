@@ -80,7 +80,7 @@ async fn a_rotated_secret_replaces_the_old_one_which_works_to_the_end_of_its_gra
         .await;
     assert!(!again.json.to_string().contains(&secret_of(&new)));
 
-    // Inside the grace both work, here and on the sibling; a second before its end too.
+    // Inside the grace both work, here and on the sibling; just before its end too.
     assert_eq!(
         check(&app, &new).await,
         StatusCode::NO_CONTENT,
@@ -107,13 +107,14 @@ async fn a_rotated_secret_replaces_the_old_one_which_works_to_the_end_of_its_gra
         "accepted only after {accepted_after:?}"
     );
     assert_eq!(check(&sibling, &old).await, StatusCode::NO_CONTENT);
-    app.clock().advance(Duration::seconds(3599));
+    // Ten seconds before its end (the real clock moves on under the test a little too).
+    app.clock().advance(Duration::seconds(3590));
     for inst in [&app, &sibling] {
         assert_eq!(check(inst, &old).await, StatusCode::NO_CONTENT);
     }
     // At its end, the old one stops on both at once (whatever their cache holds); the new one
     // goes on.
-    app.clock().advance(Duration::seconds(1));
+    app.clock().advance(Duration::seconds(10));
     for inst in [&app, &sibling] {
         assert_eq!(check(inst, &old).await, StatusCode::UNAUTHORIZED);
         assert_eq!(check(inst, &new).await, StatusCode::NO_CONTENT);
@@ -548,5 +549,148 @@ async fn every_token_event_is_recorded_once_with_who_how_and_from_where() {
     assert_eq!(
         eng_web.get("/profile/api-tokens/abc").await.status,
         StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn an_allowlisted_token_works_only_from_its_networks_ipv4_ipv6_and_through_a_trusted_proxy() {
+    let app =
+        TestApp::spawn_with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let Acme { app, admin } = Acme::on(app).await;
+    let account = admin.account_id;
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let create = |allowed: Value| {
+        let api = api.clone();
+        async move {
+            api.post(
+                &format!("/iam/v2/clients/{account}/tokens"),
+                json!({"name": "pinned", "exp_date": null, "client_user": {"role": {"id": 5}}, "allowed_ips": allowed}),
+            )
+            .await
+        }
+    };
+    // Bad lists are refused by name, and nothing is created.
+    for bad in [
+        json!(["10.0.0.0/33"]),
+        json!(["example.com"]),
+        json!("10.0.0.0/8"),
+    ] {
+        let r = create(bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.json["errors"]["allowed_ips"].is_array(), "{}", r.json);
+    }
+    let r = create(json!(["203.0.113.7/24", "2001:db8::/32"])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(
+        r.json["allowed_ips"],
+        json!(["203.0.113.0/24", "2001:db8::/32"])
+    );
+    let token = r.json["token"].as_str().unwrap().to_string();
+    let id = token_id(&token);
+    let from = |xff: &'static str| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.api(&format!("APIKey {token}"))
+                .send_with(
+                    Method::GET,
+                    "/iam/auth/check",
+                    None,
+                    &[("x-forwarded-for", xff)],
+                )
+                .await
+        }
+    };
+    // From outside first: refused, and not counted as a use.
+    let outside = from("198.51.100.1").await;
+    assert_eq!(outside.status, StatusCode::FORBIDDEN);
+    assert!(outside.json["message"]
+        .as_str()
+        .unwrap()
+        .contains("198.51.100.1"));
+    assert_eq!(from("2001:db9::1").await.status, StatusCode::FORBIDDEN);
+    // The proxy itself (no forwarded address) is outside too; so is the management API.
+    assert_eq!(check(&app, &token).await, StatusCode::FORBIDDEN);
+    let users_me = app
+        .api(&format!("APIKey {token}"))
+        .get("/iam/users/me")
+        .await;
+    assert_eq!(users_me.status, StatusCode::FORBIDDEN);
+    app.state.flush_uses().await.unwrap();
+    let last_used = || {
+        app.db(move |c| {
+            apitokens::repo::Token::find(c, id)
+                .unwrap()
+                .unwrap()
+                .last_used_at
+        })
+    };
+    assert_eq!(last_used().await, None, "a refused request is not a use");
+    // Through the trusted proxy (127.0.0.1): the forwarded address decides.
+    assert_eq!(from("203.0.113.50").await.status, StatusCode::NO_CONTENT);
+    assert_eq!(from("2001:db8:1::9").await.status, StatusCode::NO_CONTENT);
+    app.state.flush_uses().await.unwrap();
+    assert!(last_used().await.is_some());
+
+    // The token's page changes it (with a message beside the field for a bad entry), and the
+    // change reaches this instance's cache at once.
+    let web = app.signed_in(ACME_ADMIN).await;
+    let page = web.get(&format!("/profile/api-tokens/{id}")).await;
+    assert_eq!(
+        page.text_of("token-allowed").as_deref(),
+        Some("203.0.113.0/24, 2001:db8::/32")
+    );
+    let csrf = page.input_value("csrf_token").unwrap();
+    let bad = web
+        .post(
+            &format!("/profile/api-tokens/{id}/allowlist"),
+            &[
+                ("csrf_token", &csrf),
+                ("allowed_ips", "10.0.0.0/8\n300.1.1.1"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad
+        .text_of("error-allowlist")
+        .unwrap()
+        .contains("300.1.1.1"));
+    let set = web
+        .post(
+            &format!("/profile/api-tokens/{id}/allowlist"),
+            &[("csrf_token", &csrf), ("allowed_ips", "127.0.0.1")],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        check(&app, &token).await,
+        StatusCode::NO_CONTENT,
+        "from the proxy's own address now"
+    );
+    assert_eq!(from("203.0.113.50").await.status, StatusCode::FORBIDDEN);
+    let cleared = web
+        .post(
+            &format!("/profile/api-tokens/{id}/allowlist"),
+            &[("csrf_token", &csrf), ("allowed_ips", "")],
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        from("198.51.100.1").await.status,
+        StatusCode::NO_CONTENT,
+        "any address"
+    );
+    let kinds: Vec<String> = events(&app, account, id)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "token.created",
+            "token.allowlist_changed",
+            "token.allowlist_changed"
+        ]
     );
 }

@@ -177,6 +177,7 @@ async fn expiring_tokens(app: &TestApp, admin: &apitokens::repo::User, n: usize)
             expiry: Expiry::at(expires, now).unwrap(),
             form_id: None,
             parent: None,
+            allowed_ips: vec![],
         };
         let id = match app.db(move |c| create(c, &actor, &req, now)).await.unwrap() {
             CreateOutcome::Created { token, .. } => token.id,

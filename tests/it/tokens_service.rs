@@ -19,6 +19,7 @@ fn request(name: &str, role: Role, expiry: Expiry) -> NewTokenRequest {
         expiry,
         form_id: None,
         parent: None,
+        allowed_ips: vec![],
     }
 }
 
@@ -522,6 +523,7 @@ async fn batched_use_writes_keep_the_latest_time_from_any_instance() {
                             expires_at: None,
                             form_id: None,
                             parent_id: None,
+                            allowed_ips: None,
                         },
                     )
                     .unwrap()
@@ -631,6 +633,7 @@ async fn a_token_made_before_the_checksum_still_authenticates() {
                     expires_at: None,
                     form_id: None,
                     parent_id: None,
+                    allowed_ips: None,
                 },
             )
         })

@@ -394,6 +394,7 @@ fn req(name: &str) -> NewTokenRequest {
         expiry: Expiry::NEVER,
         form_id: None,
         parent: None,
+        allowed_ips: vec![],
     }
 }
 

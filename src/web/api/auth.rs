@@ -21,6 +21,12 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Unauthorized => ApiError::Unauthorized,
+            AuthError::NotFromHere(ip) => ApiError::Forbidden(match ip {
+                Some(ip) => format!(
+                    "This token can't be used from {ip}: it is limited to the addresses on its allowlist."
+                ),
+                None => "This token is limited to the addresses on its allowlist, and the client's address is unknown.".into(),
+            }),
             AuthError::Service(e) => e.into(),
         }
     }
@@ -64,7 +70,12 @@ impl FromRequest for ApiCaller {
                 .app_data::<web::Data<AppState>>()
                 .cloned()
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
-            let mut credential = state.api_caller(authorization(&req)).await?;
+            let trusted = &state.settings.trusted_proxies;
+            let mut credential = state
+                .api_caller(authorization(&req), || {
+                    crate::web::client::client_ip(&req, trusted)
+                })
+                .await?;
             let client = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
             credential.actor = credential
                 .actor
@@ -210,7 +221,11 @@ const X_AUTH_TOKEN_ID: HeaderName = HeaderName::from_static("x-auth-token-id");
 const X_AUTH_STALE: HeaderName = HeaderName::from_static("x-auth-stale");
 
 async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
-    let credential = state.authenticate(authorization(req)).await?;
+    let credential = state
+        .authenticate_from(authorization(req), || {
+            crate::web::client::client_ip(req, &state.settings.trusted_proxies)
+        })
+        .await?;
     if let Some(wanted) = min_role(req.query_string())? {
         if credential.actor.role.rank() < wanted.rank() {
             return Err(ApiError::Forbidden(format!(

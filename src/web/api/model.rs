@@ -87,6 +87,33 @@ pub struct ApiToken<'a> {
     #[schema(value_type = String)]
     pub last_usage: Rfc3339,
     pub client_user: ClientUser<'a>,
+    /// Ours, not Gcore's: the networks (CIDRs) the token may be used from; empty: any address.
+    #[schema(value_type = Vec<String>)]
+    pub allowed_ips: Networks<'a>,
+}
+
+/// A token's allowlist as the API writes it: CIDR strings, straight from the parsed networks.
+#[derive(Debug)]
+pub struct Networks<'a>(pub &'a [ipnet::IpNet]);
+
+impl Serialize for Networks<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for net in self.0 {
+            seq.serialize_element(&AsStr(net))?;
+        }
+        seq.end()
+    }
+}
+
+/// Any `Display` written as a JSON string without an intermediate `String`.
+struct AsStr<'a, T: std::fmt::Display>(&'a T);
+
+impl<T: std::fmt::Display> Serialize for AsStr<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
 }
 
 impl<'a> ApiToken<'a> {
@@ -109,6 +136,7 @@ impl<'a> ApiToken<'a> {
                 deleted,
                 role: t.role.into(),
             },
+            allowed_ips: Networks(&t.allowed_ips),
         }
     }
 
@@ -302,6 +330,7 @@ mod tests {
             created_with: None,
             old_secret_until: None,
             outside_policy: false,
+            allowed_ips: vec![],
         };
         let tokens = vec![token(1, false), token(2, false), token(3, true)];
         let written: serde_json::Value =

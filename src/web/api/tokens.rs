@@ -107,6 +107,11 @@ pub struct CreateTokenBody {
     #[serde(default)]
     #[schema(value_type = Object)]
     client_user: Field<ClientUserBody>,
+    /// Ours, not Gcore's: the networks the token may be used from, as CIDRs
+    /// (`["203.0.113.0/24", "2001:db8::/32"]`); absent, `null` or empty: any address.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    allowed_ips: Field<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,15 +205,31 @@ impl CreateTokenBody {
         }
         .map_err(|m| errors.add(&["client_user", "role"], m))
         .ok();
-        let request = match (name, description, expiry, role) {
-            (Some(name), Some(description), Some(expiry), Some(role)) => Some(NewTokenRequest {
-                name,
-                description,
-                role,
-                expiry,
-                form_id: None,
-                parent: None,
-            }),
+        let allowed_ips = match self.allowed_ips {
+            Field::Absent | Field::Null => Some(vec![]),
+            Field::Value(list) => crate::domain::allowlist::parse(&list)
+                .map_err(|m| errors.set("allowed_ips", m))
+                .ok(),
+            Field::WrongType(_) => {
+                errors.set(
+                    "allowed_ips",
+                    "A list of networks, like [\"203.0.113.0/24\", \"2001:db8::/32\"].",
+                );
+                None
+            }
+        };
+        let request = match (name, description, expiry, role, allowed_ips) {
+            (Some(name), Some(description), Some(expiry), Some(role), Some(allowed_ips)) => {
+                Some(NewTokenRequest {
+                    name,
+                    description,
+                    role,
+                    expiry,
+                    form_id: None,
+                    parent: None,
+                    allowed_ips,
+                })
+            }
             _ => None,
         };
         errors.finish(request)

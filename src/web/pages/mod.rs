@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(tokens::token_page)
         .service(tokens::edit_token)
         .service(tokens::rotate_token)
+        .service(tokens::set_allowlist)
         .service(tokens::create)
         .service(tokens::delete)
         .service(notifications::list)

@@ -35,6 +35,8 @@ pub struct TokenFacts {
     pub outside_policy: bool,
     /// Not deleted: it can be edited, rotated (if active) and deleted.
     pub editable: bool,
+    /// The allowlist, comma-separated ("" = any address).
+    pub allowed: String,
 }
 
 /// A line of an audit trail, formatted.
@@ -73,6 +75,8 @@ struct TokenPage {
     rotate_error: Option<String>,
     min_date: String,
     reveal: Option<Reveal>,
+    allow_text: String,
+    allow_error: Option<String>,
 }
 
 /// What the forms on the page carry back when they come back with an error.
@@ -84,6 +88,8 @@ struct Typed {
     grace: Option<i64>,
     rotate_date: String,
     rotate_error: Option<String>,
+    allow_text: Option<String>,
+    allow_error: Option<String>,
 }
 
 pub fn policy_words(p: &TokenPolicy) -> String {
@@ -109,6 +115,12 @@ async fn render_token(
         policy,
     } = state.token_page(me.actor(), id).await?;
     let row = TokenRow::new(&token, now);
+    let allowed: String = token
+        .allowed_ips
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let grace_pick = typed.grace.unwrap_or(86_400);
     let page = TokenPage {
         layout: me.layout("api-tokens"),
@@ -125,10 +137,15 @@ async fn render_token(
         rotate_error: typed.rotate_error,
         min_date: date(now),
         policy_text: policy_words(&policy),
+        allow_text: typed
+            .allow_text
+            .unwrap_or_else(|| allowed.replace(", ", "\n")),
+        allow_error: typed.allow_error,
         events: events.into_iter().map(EventLine::of).collect(),
         t: TokenFacts {
             id: token.id,
             editable: token.status != TokenStatus::Deleted,
+            allowed,
             grace_until: token.old_secret_until.map(datetime),
             outside_policy: token.outside_policy,
             name: row.name,
@@ -274,6 +291,52 @@ pub async fn rotate_token(
                 StatusCode::OK,
             )
             .await
+        }
+        Err(ServiceError::Invalid(mut fields)) => {
+            let m = fields.remove(0).1;
+            render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AllowForm {
+    #[serde(default)]
+    allowed_ips: String,
+}
+
+#[post("/profile/api-tokens/{id}/allowlist")]
+pub async fn set_allowlist(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    form: CsrfForm<AllowForm>,
+) -> Result<HttpResponse, WebError> {
+    let id = token_id(&id)?;
+    let entries: Vec<&str> = form
+        .allowed_ips
+        .split(['\n', ',', ' ', '\r', '\t'])
+        .collect();
+    let failed = |message: String| Typed {
+        allow_text: Some(form.allowed_ips.chars().take(4000).collect()),
+        allow_error: Some(message),
+        ..Typed::default()
+    };
+    let nets = match crate::domain::allowlist::parse(&entries) {
+        Ok(nets) => nets,
+        Err(m) => {
+            return render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
+        }
+    };
+    match state.set_token_allowlist(me.actor(), id, nets).await {
+        Ok(t) => {
+            me.session.set_flash(if t.allowed_ips.is_empty() {
+                "The token can be used from any address."
+            } else {
+                "The token can be used only from the addresses listed."
+            });
+            Ok(see_other(&format!("/profile/api-tokens/{id}")))
         }
         Err(ServiceError::Invalid(mut fields)) => {
             let m = fields.remove(0).1;

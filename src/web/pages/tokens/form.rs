@@ -141,6 +141,7 @@ pub fn parse_create(
                 expiry,
                 form_id,
                 parent: None,
+                allowed_ips: vec![],
             })
         }
         _ => Err(errors),

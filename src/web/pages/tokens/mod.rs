@@ -18,7 +18,9 @@ use crate::web::csrf::CsrfForm;
 use crate::web::views::{render, see_other};
 use crate::web::{AppState, WebError};
 
-pub use detail::{edit_token, policy_form, rotate_token, save_policy, token_page, EventLine};
+pub use detail::{
+    edit_token, policy_form, rotate_token, save_policy, set_allowlist, token_page, EventLine,
+};
 use filters::{non_empty, Cursor, Filters, SectionParams};
 use form::{form_page, parse_create, CreateForm, FormErrors};
 pub use view::Choice;

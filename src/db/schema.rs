@@ -87,6 +87,8 @@ diesel::table! {
         old_secret_hash -> Nullable<Text>,
         old_secret_until -> Nullable<Timestamp>,
         allowed_ips -> Nullable<Text>,
+        last_used_ip -> Nullable<Text>,
+        last_used_user_agent -> Nullable<Text>,
     }
 }
 
@@ -152,3 +154,21 @@ diesel::table! {
         window_start -> Timestamp,
     }
 }
+
+diesel::table! {
+    token_addresses (token_id, address) {
+        token_id -> BigInt,
+        address -> Text,
+        last_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    token_usage (token_id, day) {
+        token_id -> BigInt,
+        day -> Date,
+        requests -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(tokens, token_addresses, token_usage);

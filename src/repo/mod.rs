@@ -11,6 +11,7 @@ pub mod refresh;
 pub mod sessions;
 pub mod tokens;
 mod types;
+pub mod usage;
 pub mod users;
 
 pub use accounts::Account;

@@ -37,6 +37,9 @@ pub struct Token {
     pub old_secret_until: Option<PrimitiveDateTime>,
     /// The networks it may be used from, comma-separated (`domain::allowlist`); `None`: any.
     pub allowed_ips: Option<String>,
+    /// The last use's client address and user agent.
+    pub last_used_ip: Option<String>,
+    pub last_used_user_agent: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -112,6 +115,8 @@ impl Token {
             old_secret_hash: None,
             old_secret_until: None,
             allowed_ips: None,
+            last_used_ip: None,
+            last_used_user_agent: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use std::time::Instant;
 
 use super::id_horizon::Sight;
+use super::token_cache::UseFacts;
 use super::token_cache::{LoadedRow, TokenVerifier, Verdict};
 use super::user_cache::UserState;
 use super::{Actor, Services};
@@ -32,6 +33,14 @@ pub struct Credential {
     pub stale: bool,
     /// The networks the permanent token may be used from (`None`: any address).
     pub allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
+}
+
+/// What the web layer can tell about the caller, asked for only when needed.
+#[derive(Debug, Clone, Default)]
+pub struct ClientFacts {
+    /// The client address under the trusted proxies.
+    pub ip: Option<std::net::IpAddr>,
+    pub agent: Option<String>,
 }
 
 /// Every failure looks the same from outside.
@@ -86,7 +95,8 @@ impl Services {
     /// on a miss), a JWT by its signature alone.
     #[tracing::instrument(level = "debug", name = "authenticate", skip_all)]
     pub async fn authenticate(&self, authorization: &str) -> Result<Credential, AuthError> {
-        self.authenticate_from(authorization, || None).await
+        self.authenticate_from(authorization, ClientFacts::default)
+            .await
     }
 
     /// `authenticate`, for a request from `client` (the address under the trusted proxies),
@@ -94,7 +104,7 @@ impl Services {
     pub async fn authenticate_from(
         &self,
         authorization: &str,
-        client: impl FnOnce() -> Option<std::net::IpAddr>,
+        client: impl FnOnce() -> ClientFacts,
     ) -> Result<Credential, AuthError> {
         let now = self.clock.now();
         match parse_authorization(authorization)? {
@@ -158,7 +168,7 @@ impl Services {
     pub async fn api_caller(
         &self,
         authorization: &str,
-        client: impl FnOnce() -> Option<std::net::IpAddr>,
+        client: impl FnOnce() -> ClientFacts,
     ) -> Result<Credential, AuthError> {
         self.authenticate_from(authorization, client).await
     }
@@ -167,7 +177,7 @@ impl Services {
         &self,
         presented: PresentedToken,
         now: OffsetDateTime,
-        client: impl FnOnce() -> Option<std::net::IpAddr>,
+        client: impl FnOnce() -> ClientFacts,
     ) -> Result<Credential, AuthError> {
         let id = presented.id;
         let mut noted = false;
@@ -197,16 +207,33 @@ impl Services {
             },
         };
         let credential = verdict?;
+        // Who is calling: asked for at most once, and only when needed (an allowlist, or a
+        // use to note).
+        let mut client = Some(client);
+        let mut facts: Option<ClientFacts> = None;
+        let mut ask = || -> ClientFacts {
+            if let Some(f) = client.take() {
+                facts = Some(f());
+            }
+            facts.clone().unwrap_or_default()
+        };
         if let Some(nets) = &credential.allowed {
             // Refused before it counts as a use.
-            let from = client();
+            let from = ask().ip;
             if !from.is_some_and(|ip| crate::domain::allowlist::admits(nets, ip)) {
                 return Err(AuthError::NotFromHere(from));
             }
+            self.verifier.count_use(id);
         }
         // Written by the batched flush (`flush_uses`), never on the request path.
         if !noted {
-            self.verifier.note_use(id, now);
+            self.verifier.note_use_from(id, now, || {
+                let f = ask();
+                UseFacts {
+                    ip: f.ip.map(|ip| ip.to_string()),
+                    agent: f.agent.map(|a| a.chars().take(300).collect()),
+                }
+            });
         }
         Ok(credential)
     }
@@ -274,19 +301,27 @@ impl Services {
     /// stay queued for the next flush (merged with newer uses), so none is lost.
     pub async fn flush_uses(&self) -> ServiceResult<usize> {
         let uses = self.verifier.take_uses();
-        if uses.is_empty() {
+        let counts = self.verifier.take_counts();
+        if uses.is_empty() && counts.is_empty() {
             return Ok(0);
         }
+        let facts = self.verifier.take_facts();
         let count = uses.len();
-        let batch = uses.clone();
+        let (batch, facts_batch, counts_batch) = (uses.clone(), facts.clone(), counts.clone());
+        let now = self.clock.now();
         match self
             .db
-            .run_bookkeeping(move |conn| TokenVerifier::record_uses(conn, &batch))
+            .run_bookkeeping(move |conn| {
+                TokenVerifier::record_uses(conn, &batch)?;
+                super::usage::record(conn, &batch, &facts_batch, &counts_batch, now)
+            })
             .await
         {
             Ok(()) => Ok(count),
             Err(e) => {
                 self.verifier.requeue_uses(uses);
+                self.verifier.requeue_facts(facts);
+                self.verifier.requeue_counts(&counts);
                 Err(e)
             }
         }

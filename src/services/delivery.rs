@@ -414,6 +414,7 @@ impl Services {
                 // forgets the hash and records it).
                 limiter.purge(conn, now)?;
                 super::tokens::end_graces(conn, now, 1000)?;
+                super::usage::prune(conn, now)?;
                 sweep(conn, &mail, now, &stop)
             })
             .await?;

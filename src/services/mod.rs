@@ -23,6 +23,7 @@ pub mod scan;
 pub mod scim;
 pub mod token_cache;
 pub mod tokens;
+pub mod usage;
 pub mod user_cache;
 pub mod users;
 

@@ -11,7 +11,7 @@
 //! at. Uses are noted in memory and written in one batch a second (`take_uses`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -43,6 +43,8 @@ struct CachedToken {
     old: Option<(Digest32, OffsetDateTime)>,
     /// The address allowlist, parsed once (`None`: any address).
     allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
+    /// Requests served through this entry since the last flush (`take_counts`).
+    uses: AtomicU64,
     fetched: Instant,
     /// Set once a background reload of this entry has been asked for.
     refreshing: AtomicBool,
@@ -68,6 +70,7 @@ impl CachedToken {
             digest: Digest32::from_stored(&row.secret_hash),
             old,
             allowed,
+            uses: AtomicU64::new(0),
             row,
             fetched,
             refreshing: AtomicBool::new(false),
@@ -125,11 +128,22 @@ pub struct TokenVerifier {
     last_recorded: Mutex<HashMap<i64, OffsetDateTime>>,
     /// Uses not yet written: token id → latest use.
     pending_uses: Mutex<HashMap<i64, OffsetDateTime>>,
+    /// The client address and user agent of the uses queued in `pending_uses`.
+    pending_facts: Mutex<HashMap<i64, UseFacts>>,
+    /// Request counts of entries that left the cache before a flush took them.
+    orphan_counts: Mutex<HashMap<i64, u64>>,
     /// Entries past half their life, to be reloaded together by the next batch
     /// (`take_refreshes`): one read for many tokens instead of one each.
     refresh_queue: Mutex<Vec<i64>>,
     /// How long a verified row may stand in for the database while it is unreachable.
     outage_grace: StdDuration,
+}
+
+/// Where a use came from: the client address (under the trusted proxies) and user agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UseFacts {
+    pub ip: Option<String>,
+    pub agent: Option<String>,
 }
 
 /// A token row as read from the database, stamped with when the read began.
@@ -224,8 +238,11 @@ impl TokenVerifier {
                 let noted_recently = second - noted < LAST_USED_GAP.whole_seconds();
                 // Not for an allowlisted token: its request may still be refused for its
                 // address, which is no use (`note_use` throttles those itself).
-                if verdict.is_ok() && !noted_recently && entry.allowed.is_none() {
-                    entry.noted.store(second, Ordering::Relaxed);
+                if verdict.is_ok() && entry.allowed.is_none() {
+                    entry.uses.fetch_add(1, Ordering::Relaxed);
+                    if !noted_recently {
+                        entry.noted.store(second, Ordering::Relaxed);
+                    }
                 }
                 Verdict::Known {
                     verdict,
@@ -249,6 +266,9 @@ impl TokenVerifier {
         };
         let entry = CachedToken::new(row, loaded.started);
         let verdict = entry.verify(presented, now);
+        if verdict.is_ok() && entry.allowed.is_none() {
+            entry.uses.store(1, Ordering::Relaxed);
+        }
         self.store(presented.id, Some(entry), loaded.started);
         verdict
     }
@@ -307,19 +327,36 @@ impl TokenVerifier {
             .get(&id)
             .copied();
         let mut cache = self.cache.write().expect("token cache lock");
+        let mut orphans = vec![];
         match entry {
             // A row read before this instance deleted the token is stale: never cache it.
             Some(entry) if forgotten.is_none_or(|at| loaded_at > at) => {
                 if cache.len() > 100_000 {
                     let keep = self.keep();
-                    cache.retain(|_, e| e.fetched.elapsed() < keep);
+                    cache.retain(|id, e| {
+                        let kept = e.fetched.elapsed() < keep;
+                        if !kept {
+                            orphans.push((*id, e.uses.swap(0, Ordering::Relaxed)));
+                        }
+                        kept
+                    });
                 }
-                cache.insert(id, entry);
+                // The counts of the entry it replaces carry over.
+                if let Some(old) = cache.insert(id, entry) {
+                    let carried = old.uses.swap(0, Ordering::Relaxed);
+                    if let Some(new) = cache.get(&id) {
+                        new.uses.fetch_add(carried, Ordering::Relaxed);
+                    }
+                }
             }
             _ => {
-                cache.remove(&id);
+                if let Some(old) = cache.remove(&id) {
+                    orphans.push((id, old.uses.swap(0, Ordering::Relaxed)));
+                }
             }
         }
+        drop(cache);
+        self.add_orphans(orphans);
     }
 
     /// Called by the instance that deletes a token: it is refused from the next request on.
@@ -331,7 +368,85 @@ impl TokenVerifier {
         }
         forgotten.insert(id, Instant::now());
         drop(forgotten);
-        self.cache.write().expect("token cache lock").remove(&id);
+        let removed = self.cache.write().expect("token cache lock").remove(&id);
+        if let Some(old) = removed {
+            self.add_orphans([(id, old.uses.swap(0, Ordering::Relaxed))]);
+        }
+    }
+
+    fn add_orphans(&self, counts: impl IntoIterator<Item = (i64, u64)>) {
+        let mut orphans = self.orphan_counts.lock().expect("orphan counts lock");
+        for (id, n) in counts {
+            if n > 0 {
+                *orphans.entry(id).or_default() += n;
+            }
+        }
+    }
+
+    /// Counts a request of a token whose cache entry couldn't count it itself (one with an
+    /// allowlist, counted only once its address passed).
+    pub fn count_use(&self, id: i64) {
+        let cache = self.cache.read().expect("token cache lock");
+        match cache.get(&id) {
+            Some(entry) => {
+                entry.uses.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                drop(cache);
+                self.add_orphans([(id, 1)]);
+            }
+        }
+    }
+
+    /// The requests counted since the last take, per token (every instance adds its own).
+    pub fn take_counts(&self) -> Vec<(i64, i64)> {
+        let mut counts: HashMap<i64, u64> =
+            std::mem::take(&mut *self.orphan_counts.lock().expect("orphan counts lock"));
+        for (id, entry) in self.cache.read().expect("token cache lock").iter() {
+            let n = entry.uses.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                *counts.entry(*id).or_default() += n;
+            }
+        }
+        counts.into_iter().map(|(id, n)| (id, n as i64)).collect()
+    }
+
+    /// Puts back counts a write could not store.
+    pub fn requeue_counts(&self, counts: &[(i64, i64)]) {
+        self.add_orphans(counts.iter().map(|(id, n)| (*id, *n as u64)));
+    }
+
+    /// Notes a use with where it came from: the client address and user agent are asked for
+    /// only when the use is queued (at most once a minute per token on this instance).
+    pub fn note_use_from(&self, id: i64, now: OffsetDateTime, facts: impl FnOnce() -> UseFacts) {
+        {
+            let mut map = self.last_recorded.lock().expect("last-used lock");
+            if map.get(&id).is_some_and(|at| now - *at < LAST_USED_GAP) {
+                return;
+            }
+            if map.len() > 100_000 {
+                map.retain(|_, at| now - *at < LAST_USED_GAP);
+            }
+            map.insert(id, now);
+        }
+        self.pending_facts
+            .lock()
+            .expect("pending facts lock")
+            .insert(id, facts());
+        self.requeue_uses([(id, now)]);
+    }
+
+    /// The client facts of the queued uses.
+    pub fn take_facts(&self) -> HashMap<i64, UseFacts> {
+        std::mem::take(&mut *self.pending_facts.lock().expect("pending facts lock"))
+    }
+
+    /// Puts back facts a write could not store (newer ones win).
+    pub fn requeue_facts(&self, facts: HashMap<i64, UseFacts>) {
+        let mut pending = self.pending_facts.lock().expect("pending facts lock");
+        for (id, f) in facts {
+            pending.entry(id).or_insert(f);
+        }
     }
 
     /// Notes a use of a token; at most once a minute per token on this instance it is queued

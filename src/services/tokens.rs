@@ -98,6 +98,9 @@ pub struct TokenView {
     pub outside_policy: bool,
     /// The networks it may be used from; empty: any address.
     pub allowed_ips: Vec<IpNet>,
+    /// The last use's client address and user agent (`None` until used).
+    pub last_used_ip: Option<String>,
+    pub last_used_user_agent: Option<String>,
 }
 
 impl TokenView {
@@ -130,6 +133,8 @@ impl TokenView {
                 .filter(|until| *until > now && t.deleted_at.is_none()),
             outside_policy: false,
             allowed_ips: crate::domain::allowlist::from_stored(t.allowed_ips.as_deref()),
+            last_used_ip: t.last_used_ip,
+            last_used_user_agent: t.last_used_user_agent,
         }
     }
 }

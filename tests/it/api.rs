@@ -113,7 +113,7 @@ async fn tokens_have_exactly_the_contract_shape() {
     let t = &created.json;
     let mut keys: Vec<&String> = t.as_object().unwrap().keys().collect();
     keys.sort();
-    // Gcore's fields, and ours (issue 13): allowed_ips.
+    // Gcore's fields, and ours (issue 13): allowed_ips, last_used_ip, last_used_user_agent.
     assert_eq!(
         keys,
         [
@@ -126,6 +126,8 @@ async fn tokens_have_exactly_the_contract_shape() {
             "expired",
             "id",
             "last_usage",
+            "last_used_ip",
+            "last_used_user_agent",
             "name",
             "token"
         ]

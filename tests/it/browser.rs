@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use apitokens::domain::Role;
 use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{Acme, PASSWORD};
@@ -911,10 +912,17 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
             ("inbox", "/notifications"),
             ("users", "/users"),
             ("not-found", "/no/such/page"),
+            ("token-policy", "/profile/api-tokens/policy"),
+            ("activity", "/activity"),
         ] {
             client.goto(&format!("{}{path}", app.base)).await.unwrap();
             check_page(client, &axe, &format!("{theme}-{page}"), &mut problems).await;
         }
+        client
+            .goto(&format!("{}/profile/api-tokens/{id}", app.base))
+            .await
+            .unwrap();
+        check_page(client, &axe, &format!("{theme}-token-page"), &mut problems).await;
         client
             .goto(&format!(
                 "{}/users?confirm=remove&user={}",
@@ -1061,4 +1069,159 @@ async fn the_whole_token_flow_works_with_the_keyboard_alone() {
     tab_to(client, "#confirm-delete").await;
     enter_and_load(client).await;
     assert_eq!(rows(client).await[0], (id, "deleted".to_string()));
+}
+
+/// Issue 13's scenario in a real browser: create → open the token's page → rotate with a
+/// 1-hour grace → both secrets work → the table shows the grace → set an allowlist → a request
+/// from outside it is refused. Screenshots of the token page and the Activity page.
+#[tokio::test]
+async fn a_token_is_rotated_with_a_grace_and_pinned_to_addresses_in_a_real_browser() {
+    let Some(browser) = start_browser().await else {
+        return;
+    };
+    let app = crate::helpers::TestApp::spawn_with(|s| {
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]
+    })
+    .await;
+    let Acme { app, .. } = Acme::on(app).await;
+    let client = &browser.client;
+    sign_in(client, &app.base, crate::helpers::ACME_ADMIN).await;
+    let old = create_token(client, "deploy", "5", None).await;
+    click_and_load(client, "#token-copied").await;
+    let id = crate::helpers::token_id(&old);
+    click_and_load(client, &format!("tr[data-token-id=\"{id}\"] a.token-name")).await;
+    assert_eq!(
+        client
+            .find(Locator::Id("token-title"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "deploy"
+    );
+    client
+        .find(Locator::Id("grace"))
+        .await
+        .unwrap()
+        .select_by_value("3600")
+        .await
+        .unwrap();
+    click_and_load(client, "#rotate-token").await;
+    let new = client
+        .find(Locator::Id("new-token-value"))
+        .await
+        .expect("the new secret is revealed")
+        .text()
+        .await
+        .unwrap();
+    assert_ne!(new, old);
+    assert!(client
+        .find(Locator::Id("token-dialog"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap());
+    click_and_load(client, "#token-copied").await;
+    let check = |token: String, from: &'static str| {
+        let app = &app;
+        async move {
+            app.api(&format!("APIKey {token}"))
+                .send_with(
+                    reqwest::Method::GET,
+                    "/iam/auth/check",
+                    None,
+                    &[("x-forwarded-for", from)],
+                )
+                .await
+                .status
+        }
+    };
+    assert_eq!(
+        check(old.clone(), "198.51.100.1").await,
+        StatusCode::NO_CONTENT,
+        "old, in its grace"
+    );
+    assert_eq!(
+        check(new.clone(), "198.51.100.1").await,
+        StatusCode::NO_CONTENT,
+        "new"
+    );
+    assert!(client
+        .find(Locator::Id("grace-note"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("old secret still works until"));
+
+    // The table says it too.
+    client
+        .goto(&format!("{}/profile/api-tokens", app.base))
+        .await
+        .unwrap();
+    let grace = client
+        .find(Locator::Css(&format!("tr[data-token-id=\"{id}\"] .grace")))
+        .await
+        .expect("the grace is shown in the table");
+    assert!(grace
+        .text()
+        .await
+        .unwrap()
+        .starts_with("old secret valid until"));
+
+    // Pinned to a network: a request from outside it is refused, one from inside works.
+    client
+        .goto(&format!("{}/profile/api-tokens/{id}", app.base))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("allowed_ips"))
+        .await
+        .unwrap()
+        .send_keys("203.0.113.0/24")
+        .await
+        .unwrap();
+    click_and_load(client, "#save-allowlist").await;
+    assert_eq!(
+        client
+            .find(Locator::Id("token-allowed"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "203.0.113.0/24"
+    );
+    assert_eq!(
+        check(new.clone(), "198.51.100.1").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        check(new.clone(), "203.0.113.9").await,
+        StatusCode::NO_CONTENT
+    );
+    app.state.flush_uses().await.unwrap();
+    client
+        .goto(&format!("{}/profile/api-tokens/{id}", app.base))
+        .await
+        .unwrap();
+    screenshot(client, "token-page").await;
+    client
+        .goto(&format!("{}/activity", app.base))
+        .await
+        .unwrap();
+    let kinds: Vec<String> = {
+        let mut out = vec![];
+        for li in client.find_all(Locator::Css("#activity li")).await.unwrap() {
+            out.push(li.attr("data-kind").await.unwrap().unwrap());
+        }
+        out
+    };
+    for kind in ["token.created", "token.rotated", "token.allowlist_changed"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    screenshot(client, "activity").await;
 }

@@ -689,8 +689,140 @@ async fn an_allowlisted_token_works_only_from_its_networks_ipv4_ipv6_and_through
         kinds,
         [
             "token.created",
+            "token.new_address",
             "token.allowlist_changed",
             "token.allowlist_changed"
         ]
+    );
+}
+
+/// Counts from two instances add up exactly; days without requests are there as zeros; the
+/// last use's address and user agent, the last five addresses, and one event per new address
+/// are written by the flush, never by the request.
+#[tokio::test]
+async fn usage_counts_from_two_instances_add_up_and_the_last_addresses_are_kept() {
+    let app =
+        TestApp::spawn_with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let Acme { app, admin } = Acme::on(app).await;
+    let sibling = app.spawn_sibling().await;
+    let account = admin.account_id;
+    let token = app.token_for(&admin, Role::Engineers).await;
+    let id = token_id(&token);
+    let use_from = |inst: &TestApp, xff: String| {
+        let api = inst.api(&format!("APIKey {token}"));
+        async move {
+            api.send_with(
+                Method::GET,
+                "/iam/auth/check",
+                None,
+                &[
+                    ("x-forwarded-for", xff.as_str()),
+                    ("user-agent", "deploy-bot/1.0"),
+                ],
+            )
+            .await
+            .status
+        }
+    };
+    for _ in 0..7 {
+        assert_eq!(
+            use_from(&app, "203.0.113.1".into()).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    for _ in 0..5 {
+        assert_eq!(
+            use_from(&sibling, "203.0.113.1".into()).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let usage_path = format!("/iam/v2/clients/{account}/tokens/{id}/usage");
+    // Nothing written yet: counting never writes on the request path.
+    let before = api.get(&usage_path).await;
+    assert_eq!(before.json["days"].as_array().unwrap().len(), 30);
+    assert_eq!(before.json["days"][29]["requests"], 0);
+    app.state.flush_uses().await.unwrap();
+    sibling.state.flush_uses().await.unwrap();
+    app.state.flush_uses().await.unwrap();
+    let r = api.get(&usage_path).await;
+    let days = r.json["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    let today = app.clock().now().date().to_string();
+    assert_eq!(
+        days[29],
+        json!({"date": today, "requests": 12}),
+        "7 + 5, exactly once each"
+    );
+    assert!(days[..29].iter().all(|d| d["requests"] == 0));
+    assert!(
+        days[0]["date"].as_str().unwrap() < days[29]["date"].as_str().unwrap(),
+        "oldest first"
+    );
+
+    let got = api
+        .get(&format!("/iam/v2/clients/{account}/tokens/{id}"))
+        .await;
+    assert_eq!(got.json["last_used_ip"], "203.0.113.1");
+    assert_eq!(got.json["last_used_user_agent"], "deploy-bot/1.0");
+
+    // Six more addresses, a minute apart (a use is noted once a minute per token): the last
+    // five are kept, each new one recorded once.
+    for i in 2..=7 {
+        app.clock().advance(Duration::seconds(61));
+        assert_eq!(
+            use_from(&app, format!("203.0.113.{i}")).await,
+            StatusCode::NO_CONTENT
+        );
+        app.state.flush_uses().await.unwrap();
+    }
+    let kept = app
+        .db(move |c| apitokens::repo::usage::addresses(c, id, 10).unwrap())
+        .await;
+    let kept: Vec<&str> = kept.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        kept,
+        [
+            "203.0.113.7",
+            "203.0.113.6",
+            "203.0.113.5",
+            "203.0.113.4",
+            "203.0.113.3"
+        ]
+    );
+    let new_addresses = events(&app, account, id)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "token.new_address")
+        .count();
+    assert_eq!(new_addresses, 7, "203.0.113.1 to .7, once each");
+
+    // The token's page: the chart's 30 bars, the summary, the addresses.
+    let page = app
+        .signed_in(ACME_ADMIN)
+        .await
+        .get(&format!("/profile/api-tokens/{id}"))
+        .await;
+    assert_eq!(page.texts("#usage-chart rect.bar").len(), 30);
+    let summary = page.text_of("usage-summary").unwrap();
+    assert!(
+        summary.starts_with("18 requests in the last 30 days"),
+        "{summary}"
+    );
+    assert_eq!(page.texts("#token-addresses li").len(), 5);
+    // Another account can't read it.
+    let other = app
+        .add_user("Other", "o@other.test", Role::Administrators)
+        .await;
+    let other_api = app.api_as(&other, Role::Administrators).await;
+    assert_eq!(
+        other_api
+            .get(&format!(
+                "/iam/v2/clients/{}/tokens/{id}/usage",
+                other.account_id
+            ))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
     );
 }

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::model::{JwtPair, Message};
 use crate::domain::Role;
 use crate::metrics::CheckOutcome;
-use crate::services::api_auth::{AuthError, Credential};
+use crate::services::api_auth::{AuthError, ClientFacts, Credential};
 use crate::services::auth::SignInError;
 use crate::services::jwt::{RefreshError, TokenPair};
 use crate::web::AppState;
@@ -29,6 +29,18 @@ impl From<AuthError> for ApiError {
             }),
             AuthError::Service(e) => e.into(),
         }
+    }
+}
+
+/// The caller's address and user agent, for a token's allowlist and usage.
+fn client_facts(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> ClientFacts {
+    ClientFacts {
+        ip: crate::web::client::client_ip(req, trusted),
+        agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     }
 }
 
@@ -72,9 +84,7 @@ impl FromRequest for ApiCaller {
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
             let trusted = &state.settings.trusted_proxies;
             let mut credential = state
-                .api_caller(authorization(&req), || {
-                    crate::web::client::client_ip(&req, trusted)
-                })
+                .api_caller(authorization(&req), || client_facts(&req, trusted))
                 .await?;
             let client = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
             credential.actor = credential
@@ -223,7 +233,7 @@ const X_AUTH_STALE: HeaderName = HeaderName::from_static("x-auth-stale");
 async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
     let credential = state
         .authenticate_from(authorization(req), || {
-            crate::web::client::client_ip(req, &state.settings.trusted_proxies)
+            client_facts(req, &state.settings.trusted_proxies)
         })
         .await?;
     if let Some(wanted) = min_role(req.query_string())? {

@@ -348,3 +348,67 @@ pub async fn events(
             .collect(),
     }))
 }
+
+/// A day of a token's usage (ours).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiUsageDay {
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+    pub requests: i64,
+}
+
+/// The last 30 days of a token's usage, oldest first, days without requests included (ours).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiUsage {
+    pub days: Vec<ApiUsageDay>,
+}
+
+async fn usage(
+    state: &AppState,
+    caller: ApiCaller,
+    client_id: &str,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
+    caller.own_account(client_id)?;
+    let id = path_id(id)?;
+    let usage = state.token_usage(caller.0.actor, id).await?;
+    Ok(HttpResponse::Ok().json(ApiUsage {
+        days: usage
+            .days
+            .into_iter()
+            .map(|(day, requests)| ApiUsageDay {
+                date: day.to_string(),
+                requests,
+            })
+            .collect(),
+    }))
+}
+
+/// Requests per day for the last 30 days (ours). Counted by every instance and added up, within
+/// about a second.
+#[utoipa::path(get, path = "/iam/clients/{clientId}/tokens/{tokenId}/usage", tag = "tokens",
+    params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
+    responses((status = 200, body = ApiUsage), (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+pub async fn usage_v1(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: TokenPath,
+) -> Result<HttpResponse, ApiError> {
+    let (client, id) = path.into_inner();
+    usage(&state, caller, &client, &id).await
+}
+
+/// Requests per day for the last 30 days (ours).
+#[utoipa::path(get, path = "/iam/v2/clients/{clientId}/tokens/{tokenId}/usage", tag = "tokens",
+    params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
+    responses((status = 200, body = ApiUsage), (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+pub async fn usage_v2(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    path: TokenPath,
+) -> Result<HttpResponse, ApiError> {
+    let (client, id) = path.into_inner();
+    usage(&state, caller, &client, &id).await
+}

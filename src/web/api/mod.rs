@@ -25,9 +25,9 @@ use error::ApiError;
         tokens::list_v1, tokens::list_v2, tokens::create_v1, tokens::create_v2,
         tokens::get_v1, tokens::get_v2, tokens::delete_v1, tokens::delete_v2,
         leaks::report,
-        lifecycle::rotate_v1, lifecycle::rotate_v2, lifecycle::get_policy, lifecycle::put_policy, lifecycle::events,
+        lifecycle::rotate_v1, lifecycle::rotate_v2, lifecycle::usage_v1, lifecycle::usage_v2, lifecycle::get_policy, lifecycle::put_policy, lifecycle::events,
     ),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -109,6 +109,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource(format!("{prefix}/{{client_id}}/tokens/{{token_id}}"))
                 .route(get)
                 .route(delete),
+        )
+        .service(
+            web::resource(format!("{prefix}/{{client_id}}/tokens/{{token_id}}/usage")).route(
+                if v2 {
+                    web::get().to(lifecycle::usage_v2)
+                } else {
+                    web::get().to(lifecycle::usage_v1)
+                },
+            ),
         )
         .service(
             web::resource(format!("{prefix}/{{client_id}}/tokens/{{token_id}}/rotate")).route(

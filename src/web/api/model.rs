@@ -90,6 +90,10 @@ pub struct ApiToken<'a> {
     /// Ours, not Gcore's: the networks (CIDRs) the token may be used from; empty: any address.
     #[schema(value_type = Vec<String>)]
     pub allowed_ips: Networks<'a>,
+    /// Ours: the client address of the last use (`null` until used).
+    pub last_used_ip: Option<&'a str>,
+    /// Ours: the user agent of the last use (`null` until used).
+    pub last_used_user_agent: Option<&'a str>,
 }
 
 /// A token's allowlist as the API writes it: CIDR strings, straight from the parsed networks.
@@ -137,6 +141,8 @@ impl<'a> ApiToken<'a> {
                 role: t.role.into(),
             },
             allowed_ips: Networks(&t.allowed_ips),
+            last_used_ip: t.last_used_ip.as_deref(),
+            last_used_user_agent: t.last_used_user_agent.as_deref(),
         }
     }
 
@@ -331,6 +337,8 @@ mod tests {
             old_secret_until: None,
             outside_policy: false,
             allowed_ips: vec![],
+            last_used_ip: None,
+            last_used_user_agent: None,
         };
         let tokens = vec![token(1, false), token(2, false), token(3, true)];
         let written: serde_json::Value =

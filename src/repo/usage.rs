@@ -1,0 +1,143 @@
+//! Where and how much tokens are used: requests per token per day, and the last addresses.
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use time::{Date, PrimitiveDateTime};
+
+use crate::db::schema::{token_addresses, token_usage, tokens};
+use crate::db::DbConn;
+
+/// Rows per insert statement (SQLite binds at most 32766 values).
+const CHUNK: usize = 500;
+
+/// Adds `counts` (token id, requests) to `day`'s totals: an upsert that adds, so every
+/// instance's flushes sum up, whatever their order.
+pub fn add_counts(conn: &mut DbConn, day: Date, counts: &[(i64, i64)]) -> QueryResult<()> {
+    for chunk in counts.chunks(CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(id, n)| {
+                (
+                    token_usage::token_id.eq(*id),
+                    token_usage::day.eq(day),
+                    token_usage::requests.eq(*n),
+                )
+            })
+            .collect();
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(token_usage::table)
+                .values(&rows)
+                .on_conflict((token_usage::token_id, token_usage::day))
+                .do_update()
+                .set(
+                    token_usage::requests
+                        .eq(token_usage::requests + excluded(token_usage::requests)),
+                )
+                .execute(c)?,
+            DbConn::Postgres(c) => diesel::insert_into(token_usage::table)
+                .values(&rows)
+                .on_conflict((token_usage::token_id, token_usage::day))
+                .do_update()
+                .set(
+                    token_usage::requests
+                        .eq(token_usage::requests + excluded(token_usage::requests)),
+                )
+                .execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// A token's daily totals from `from` on (days without requests have no row).
+pub fn days(conn: &mut DbConn, token_id: i64, from: Date) -> QueryResult<Vec<(Date, i64)>> {
+    token_usage::table
+        .filter(token_usage::token_id.eq(token_id))
+        .filter(token_usage::day.ge(from))
+        .order(token_usage::day.asc())
+        .select((token_usage::day, token_usage::requests))
+        .load(conn)
+}
+
+/// Forgets the totals of days before `before`.
+pub fn prune(conn: &mut DbConn, before: Date) -> QueryResult<usize> {
+    diesel::delete(token_usage::table.filter(token_usage::day.lt(before))).execute(conn)
+}
+
+/// The addresses already known for any of `ids`.
+pub fn known_addresses(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, String)>> {
+    token_addresses::table
+        .filter(token_addresses::token_id.eq_any(ids))
+        .select((token_addresses::token_id, token_addresses::address))
+        .load(conn)
+}
+
+/// Records that each token was used from an address at a time (a later time wins).
+pub fn upsert_addresses(
+    conn: &mut DbConn,
+    rows: &[(i64, String, PrimitiveDateTime)],
+) -> QueryResult<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let values: Vec<_> = chunk
+            .iter()
+            .map(|(id, address, at)| {
+                (
+                    token_addresses::token_id.eq(*id),
+                    token_addresses::address.eq(address.as_str()),
+                    token_addresses::last_at.eq(*at),
+                )
+            })
+            .collect();
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(token_addresses::table)
+                .values(&values)
+                .on_conflict((token_addresses::token_id, token_addresses::address))
+                .do_update()
+                .set(token_addresses::last_at.eq(excluded(token_addresses::last_at)))
+                .execute(c)?,
+            DbConn::Postgres(c) => diesel::insert_into(token_addresses::table)
+                .values(&values)
+                .on_conflict((token_addresses::token_id, token_addresses::address))
+                .do_update()
+                .set(token_addresses::last_at.eq(excluded(token_addresses::last_at)))
+                .execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// A token's last addresses, most recent first.
+pub fn addresses(
+    conn: &mut DbConn,
+    token_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<(String, PrimitiveDateTime)>> {
+    token_addresses::table
+        .filter(token_addresses::token_id.eq(token_id))
+        .order(token_addresses::last_at.desc())
+        .limit(limit)
+        .select((token_addresses::address, token_addresses::last_at))
+        .load(conn)
+}
+
+/// Keeps only a token's `keep` most recent addresses.
+pub fn keep_latest_addresses(conn: &mut DbConn, token_id: i64, keep: i64) -> QueryResult<()> {
+    let latest: Vec<String> = addresses(conn, token_id, keep)?
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    diesel::delete(
+        token_addresses::table
+            .filter(token_addresses::token_id.eq(token_id))
+            .filter(token_addresses::address.ne_all(latest)),
+    )
+    .execute(conn)
+    .map(drop)
+}
+
+/// The account and name of each of `ids` (for the events a flush records).
+pub fn owners(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, i64, String)>> {
+    tokens::table
+        .filter(tokens::id.eq_any(ids))
+        .select((tokens::id, tokens::account_id, tokens::name))
+        .load(conn)
+}

@@ -331,7 +331,7 @@ pub fn render_digest(mail: &DigestMail, base_url: &str) -> Result<Rendered, Stri
                 role: i.role.name(),
                 issuer: i.issuer_name.clone(),
                 expires: i.expires_at.map(instant).unwrap_or_default(),
-                link: format!("{base_url}/profile/api-tokens?token={}", i.token_id),
+                link: format!("{base_url}/profile/api-tokens/{}", i.token_id),
             })
             .collect(),
         label_token: words.text("label-token"),

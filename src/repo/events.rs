@@ -50,6 +50,35 @@ impl AccountEvent {
             .map(drop)
     }
 
+    /// Records many events in a few statements (a sweep's "e-mailed" events).
+    pub fn insert_many(conn: &mut DbConn, events: &[NewEvent]) -> QueryResult<()> {
+        for chunk in events.chunks(500) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|e| {
+                    (
+                        account_events::account_id.eq(e.account_id),
+                        account_events::actor_id.eq(e.actor_id),
+                        account_events::at.eq(e.at),
+                        account_events::kind.eq(e.kind),
+                        account_events::summary.eq(e.summary),
+                        account_events::token_id.eq(e.token_id),
+                        account_events::client_address.eq(e.client_address),
+                    )
+                })
+                .collect();
+            match conn {
+                DbConn::Sqlite(c) => diesel::insert_into(account_events::table)
+                    .values(&rows)
+                    .execute(c)?,
+                DbConn::Postgres(c) => diesel::insert_into(account_events::table)
+                    .values(&rows)
+                    .execute(c)?,
+            };
+        }
+        Ok(())
+    }
+
     /// The events about one token, newest first, with who did each (the token's page).
     pub fn for_token(
         conn: &mut DbConn,

@@ -197,7 +197,19 @@ pub fn deliver(
 
     let mut digests: BTreeMap<DigestOf, Vec<(Notice, Token, User)>> = BTreeMap::new();
     let mut outgoing = vec![];
+    // What each notice is about, for the "e-mailed" events of the audit trail.
+    let mut about: HashMap<i64, (i64, i64, String, NoticeKind, String)> = HashMap::new();
     for (notice, token, recipient) in Notice::claimed(conn, &claim_id)? {
+        about.insert(
+            notice.id,
+            (
+                token.account_id,
+                token.id,
+                token.name.clone(),
+                notice.kind,
+                recipient.email.clone(),
+            ),
+        );
         if matches!(notice.kind, NoticeKind::Leaked | NoticeKind::Deprovisioned) {
             // A leak alert goes out on its own, whether or not its token is deleted by now (it
             // is about that token; its words follow which), and whatever the expiry-e-mail
@@ -282,11 +294,24 @@ pub fn deliver(
 
     // 3. Marked: sent, failed (retried later, same digest), or not tried (given back).
     let mut untried = 0;
+    let mut mailed: Vec<(i64, i64, String)> = vec![];
     for ((ids, key, attempts, _), result) in outgoing.iter().zip(results) {
         match result {
             Some(Ok(())) => {
                 for id in ids {
                     Notice::finish(conn, *id, &claim_id, EmailStatus::Sent, naive_now)?;
+                    if let Some((account, token, name, kind, email)) = about.get(id) {
+                        let what = match kind {
+                            NoticeKind::Leaked => "Security alert (leak)".to_owned(),
+                            NoticeKind::Deprovisioned => "Deprovisioning alert".to_owned(),
+                            k => format!("Expiry notice (expires {})", k.when()),
+                        };
+                        mailed.push((
+                            *account,
+                            *token,
+                            format!("{what} about token \"{name}\" e-mailed to {email}"),
+                        ));
+                    }
                 }
                 report.sent += ids.len();
                 report.emails += 1;
@@ -302,6 +327,19 @@ pub fn deliver(
             None => untried += 1,
         }
     }
+    let events: Vec<crate::repo::events::NewEvent> = mailed
+        .iter()
+        .map(|(account, token, summary)| crate::repo::events::NewEvent {
+            account_id: *account,
+            actor_id: None,
+            at: naive_now,
+            kind: "token.notice_sent",
+            summary,
+            token_id: Some(*token),
+            client_address: None,
+        })
+        .collect();
+    crate::repo::events::AccountEvent::insert_many(conn, &events)?;
     if untried > 0 {
         let left = Notice::unclaim(conn, &claim_id)?;
         tracing::info!(

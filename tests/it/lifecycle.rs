@@ -826,3 +826,126 @@ async fn usage_counts_from_two_instances_add_up_and_the_last_addresses_are_kept(
         StatusCode::NOT_FOUND
     );
 }
+
+/// A burst of rotations of one token at once: each answers with its own secret, they run one
+/// at a time (the account lock), each is recorded once, and exactly one secret is current —
+/// the last one handed out — with the one before it in its grace.
+#[tokio::test]
+async fn a_burst_of_rotations_of_one_token_runs_one_at_a_time() {
+    let Acme { app, admin } = Acme::start().await;
+    let token = app.token_for(&admin, Role::Engineers).await;
+    let id = token_id(&token);
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let path = format!("/iam/v2/clients/{}/tokens/{id}/rotate", admin.account_id);
+    let burst = (0..6).map(|_| {
+        let (api, path) = (api.clone(), path.clone());
+        async move { api.post(&path, json!({"grace_seconds": 600})).await }
+    });
+    let replies = futures_util::future::join_all(burst).await;
+    let secrets: Vec<String> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+            r.json["token"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let mut unique = secrets.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "six different secrets");
+    let working: Vec<&String> = {
+        let mut w = vec![];
+        for s in &secrets {
+            if check(&app, s).await == StatusCode::NO_CONTENT {
+                w.push(s);
+            }
+        }
+        w
+    };
+    assert_eq!(
+        working.len(),
+        2,
+        "the current secret and the one in its grace"
+    );
+    assert_eq!(
+        check(&app, &token).await,
+        StatusCode::UNAUTHORIZED,
+        "the original is two rotations back"
+    );
+    let rotated = events(&app, admin.account_id, id)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "token.rotated")
+        .count();
+    assert_eq!(rotated, 6);
+}
+
+/// A flood of wrong secrets for a live, cached token: each is refused, and the re-reads that
+/// let a secret rotated elsewhere work are at most one per 100 ms (plus the first), however
+/// many requests come.
+#[tokio::test]
+async fn wrong_secrets_for_a_live_token_cost_at_most_ten_reads_a_second() {
+    let Acme { app, admin } = Acme::start().await;
+    let token = app.token_for(&admin, Role::Engineers).await;
+    assert_eq!(check(&app, &token).await, StatusCode::NO_CONTENT);
+    let wrong = format!("{}_{}", token_id(&token), "ab".repeat(32));
+    let reads_before = app.state.gateway_reads();
+    let started = std::time::Instant::now();
+    let mut refused = 0;
+    while started.elapsed() < std::time::Duration::from_millis(500) {
+        let burst = (0..20).map(|_| check(&app, &wrong));
+        refused += futures_util::future::join_all(burst)
+            .await
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count();
+    }
+    let elapsed = started.elapsed();
+    let reads = app.state.gateway_reads() - reads_before;
+    // One re-read per 100 ms, the first one, and the background refresh of a busy entry.
+    let bound = elapsed.as_millis() as u64 / 100 + 3;
+    assert!(refused >= 100, "{refused} wrong secrets sent");
+    assert!(
+        reads <= bound,
+        "{reads} reads for {refused} wrong secrets in {elapsed:?} (at most {bound})"
+    );
+    assert_eq!(
+        check(&app, &token).await,
+        StatusCode::NO_CONTENT,
+        "the right one still works"
+    );
+}
+
+/// The 7-day reminder links to the token's own page (where Rotate is), and each notice e-mailed
+/// is in the token's audit trail once.
+#[tokio::test]
+async fn the_reminder_links_to_the_tokens_page_and_its_sending_is_recorded_once() {
+    let smtp = crate::smtp::SmtpServer::start();
+    let smtp_url = smtp.url();
+    let app = TestApp::spawn_with(move |s| {
+        s.smtp_url = Some(smtp_url);
+        s.base_url = "https://tokens.example".into();
+    })
+    .await;
+    let Acme { app, admin } = Acme::on(app).await;
+    let (id, _) = app
+        .expiring_token(&admin, "nightly", Duration::days(10))
+        .await;
+    app.clock().advance(Duration::days(3) + Duration::hours(1));
+    let now = app.clock().now();
+    app.state.sweep(now).await.unwrap();
+    app.state.sweep(now).await.unwrap();
+    crate::leaks::wait_for_mail(&smtp, 1).await;
+    let text = smtp.received()[0].text();
+    assert!(
+        text.contains(&format!("https://tokens.example/profile/api-tokens/{id}")),
+        "{text}"
+    );
+    let sent: Vec<_> = events(&app, admin.account_id, id)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "token.notice_sent")
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].1, None, "no person sent it");
+}

@@ -59,7 +59,7 @@ pub async fn list(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRespon
                 id: n.id,
                 unread: n.unread,
                 text,
-                token_link: format!("/profile/api-tokens?token={}", n.token_id),
+                token_link: format!("/profile/api-tokens/{}", n.token_id),
                 created: datetime(n.created_at),
             }
         })

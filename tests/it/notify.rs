@@ -112,9 +112,7 @@ async fn the_issuer_and_the_admins_get_one_email_7_days_and_one_1_day_before() {
             m.to[0]
         )));
         assert!(
-            text.contains(&format!(
-                "https://tokens.example/profile/api-tokens?token={id}"
-            )),
+            text.contains(&format!("https://tokens.example/profile/api-tokens/{id}")),
             "{text}"
         );
         assert!(text.contains("https://tokens.example/profile/notifications"));
@@ -345,7 +343,7 @@ async fn parallel_sweeps_send_one_digest_per_person_with_every_notice_once() {
             "{text}"
         );
         for id in &ids {
-            let link = format!("/profile/api-tokens?token={id}\r\n");
+            let link = format!("/profile/api-tokens/{id}\r\n");
             assert_eq!(
                 text.matches(&link).count(),
                 1,

@@ -592,12 +592,17 @@ pub fn patch(
     base_url: &str,
     now: OffsetDateTime,
 ) -> ScimResult<(User, Changed)> {
-    let user = get(conn, account_id, id)?;
-    let mut current = view(&user, base_url).to_json();
-    crate::domain::scim::apply_patch(&mut current, body)?;
-    let input = UserInput::from_json(&current)?;
-    // `active` is always in the view: unchanged unless an operation changed it.
-    replace(conn, account_id, id, &input, now)
+    // Read and replaced under the account's lock, so two PATCHes of different attributes at
+    // once both land (neither replaces the other's change with what it read before).
+    conn.transaction(|conn| {
+        Account::lock(conn, account_id)?;
+        let user = get(conn, account_id, id)?;
+        let mut current = view(&user, base_url).to_json();
+        crate::domain::scim::apply_patch(&mut current, body)?;
+        let input = UserInput::from_json(&current)?;
+        // `active` is always in the view: unchanged unless an operation changed it.
+        replace(conn, account_id, id, &input, now)
+    })
 }
 
 impl Services {

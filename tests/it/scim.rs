@@ -766,3 +766,44 @@ async fn a_flood_of_made_up_scim_tokens_costs_no_reads_unless_well_formed() {
         "one read per token: {reads}"
     );
 }
+
+/// Two PATCHes of different attributes at once (an identity provider syncing two changes):
+/// both land; neither writes back what it read before the other.
+#[tokio::test]
+async fn parallel_patches_of_different_attributes_both_land() {
+    let Acme { app, admin } = Acme::start().await;
+    let scim = scim(&app, admin.account_id).await;
+    for round in 0..5 {
+        let made = send(
+            &scim,
+            Method::POST,
+            "/Users",
+            Some(new_user(
+                &format!("p{round}"),
+                &format!("p{round}@acme.test"),
+                "Users",
+            )),
+        )
+        .await;
+        let path = format!("/Users/{}", made.json["id"].as_str().unwrap());
+        let name = patch(json!([{"op": "replace", "path": "displayName", "value": "Renamed"}]));
+        let ext = patch(json!([{"op": "replace", "path": "externalId", "value": "00u-new"}]));
+        let (a, b) = futures_util::future::join(
+            send(&scim, Method::PATCH, &path, Some(name)),
+            send(&scim, Method::PATCH, &path, Some(ext)),
+        )
+        .await;
+        assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK));
+        let now = send(&scim, Method::GET, &path, None).await;
+        assert_eq!(
+            now.json["displayName"], "Renamed",
+            "round {round}: {}",
+            now.json
+        );
+        assert_eq!(
+            now.json["externalId"], "00u-new",
+            "round {round}: {}",
+            now.json
+        );
+    }
+}

@@ -36,18 +36,7 @@ pub type Named = Vec<(AccountEvent, Option<String>)>;
 
 impl AccountEvent {
     pub fn insert(conn: &mut DbConn, e: &NewEvent) -> QueryResult<()> {
-        diesel::insert_into(account_events::table)
-            .values((
-                account_events::account_id.eq(e.account_id),
-                account_events::actor_id.eq(e.actor_id),
-                account_events::at.eq(e.at),
-                account_events::kind.eq(e.kind),
-                account_events::summary.eq(e.summary),
-                account_events::token_id.eq(e.token_id),
-                account_events::client_address.eq(e.client_address),
-            ))
-            .execute(conn)
-            .map(drop)
+        Self::insert_many(conn, std::slice::from_ref(e))
     }
 
     /// Records many events in a few statements (a sweep's "e-mailed" events).

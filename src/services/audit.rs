@@ -20,18 +20,15 @@ pub fn record(
     summary: &str,
     token_id: Option<i64>,
 ) -> ServiceResult<()> {
-    Ok(AccountEvent::insert(
+    insert(
         conn,
-        &NewEvent {
-            account_id: actor.account_id,
-            actor_id: Some(actor.user_id),
-            at: to_naive(at),
-            kind,
-            summary,
-            token_id,
-            client_address: actor.origin.client.as_deref(),
-        },
-    )?)
+        actor.account_id,
+        Some(actor),
+        at,
+        kind,
+        summary,
+        token_id,
+    )
 }
 
 /// Records what happened with no person acting (a sweep, a leak report, the identity provider).
@@ -43,16 +40,28 @@ pub fn record_system(
     summary: &str,
     token_id: Option<i64>,
 ) -> ServiceResult<()> {
+    insert(conn, account_id, None, at, kind, summary, token_id)
+}
+
+fn insert(
+    conn: &mut DbConn,
+    account_id: i64,
+    actor: Option<&Actor>,
+    at: OffsetDateTime,
+    kind: &str,
+    summary: &str,
+    token_id: Option<i64>,
+) -> ServiceResult<()> {
     Ok(AccountEvent::insert(
         conn,
         &NewEvent {
             account_id,
-            actor_id: None,
+            actor_id: actor.map(|a| a.user_id),
             at: to_naive(at),
             kind,
             summary,
             token_id,
-            client_address: None,
+            client_address: actor.and_then(|a| a.origin.client.as_deref()),
         },
     )?)
 }

@@ -380,17 +380,12 @@ pub fn replace(
                 .filter(|t| !role.may_issue(t.role))
                 .collect();
             for t in &above {
-                let retired = retire(conn, t.id, None, to_naive(now))?;
-                super::audit::record_retired(
+                changed.deleted_tokens.extend(retire_recorded(
                     conn,
-                    None,
-                    now,
                     t,
-                    &retired,
                     super::audit::Retired::RoleLowered,
-                    true,
-                )?;
-                changed.deleted_tokens.extend(retired);
+                    now,
+                )?);
             }
             diesel::update(users::table.find(id))
                 .set(users::jwt_generation.eq(users::jwt_generation + 1))
@@ -442,6 +437,18 @@ pub fn replace(
     })
 }
 
+/// Deletes a token (with its lineage) for the identity provider and records each deletion.
+fn retire_recorded(
+    conn: &mut DbConn,
+    token: &Token,
+    why: super::audit::Retired,
+    now: OffsetDateTime,
+) -> ServiceResult<Vec<i64>> {
+    let retired = retire(conn, token.id, None, to_naive(now))?;
+    super::audit::record_retired(conn, None, now, token, &retired, why, true)?;
+    Ok(retired)
+}
+
 fn last_admin() -> ScimError {
     ScimProblem::new(
         400,
@@ -474,17 +481,12 @@ fn deprovision(
     let mut changed = Changed::default();
     let active = Token::active_of_issuer(conn, id, to_naive(now))?;
     for t in &active {
-        let retired = retire(conn, t.id, None, to_naive(now))?;
-        super::audit::record_retired(
+        changed.deleted_tokens.extend(retire_recorded(
             conn,
-            None,
-            now,
             t,
-            &retired,
             super::audit::Retired::Deprovisioned,
-            true,
-        )?;
-        changed.deleted_tokens.extend(retired);
+            now,
+        )?);
     }
     diesel::update(users::table.find(id))
         .set((

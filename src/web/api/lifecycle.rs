@@ -11,7 +11,6 @@ use super::auth::{path_id, ApiCaller};
 use super::body::{BodyErrors, Field, JsonBody};
 use super::error::ApiError;
 use super::model::{rfc3339, ApiToken};
-use crate::domain::input::Expiry;
 use crate::domain::policy::{grace, TokenPolicy};
 use crate::domain::token::{wire_form, Separator};
 use crate::services::tokens::Rotation;
@@ -53,24 +52,7 @@ fn parse_rotation(body: RotateBody, now: OffsetDateTime) -> Result<Rotation, Api
     };
     let expiry = match body.exp_date {
         Field::Absent => Some(None),
-        Field::Null => Some(Some(Expiry::NEVER)),
-        Field::Value(s) => match super::tokens::parse_instant(&s) {
-            Some(at) => Expiry::at(at.replace_nanosecond(0).unwrap_or(at), now)
-                .map(Some)
-                .map_err(|m| errors.set("exp_date", m))
-                .ok(),
-            None => {
-                errors.set(
-                    "exp_date",
-                    "Use an RFC 3339 date and time, like 2026-12-31T23:59:59Z.",
-                );
-                None
-            }
-        },
-        Field::WrongType(_) => {
-            errors.set("exp_date", "Use an RFC 3339 date and time, or null.");
-            None
-        }
+        given => super::tokens::exp_date(given, now, &mut errors).map(Some),
     };
     let rotation = match (grace, expiry) {
         (Some(grace), Some(expiry)) => Some(Rotation { grace, expiry }),

@@ -126,6 +126,34 @@ const CREATE_FIELDS: FieldPaths = &[
     ("expiry", &["exp_date"]),
 ];
 
+/// An `exp_date` that was sent: `null` for never, or an RFC 3339 instant in the future;
+/// what's wrong goes to `errors` under `exp_date`.
+pub fn exp_date(
+    field: Field<String>,
+    now: OffsetDateTime,
+    errors: &mut BodyErrors,
+) -> Option<Expiry> {
+    match field {
+        Field::Absent | Field::Null => Some(Expiry::NEVER),
+        Field::Value(s) => match parse_instant(&s) {
+            Some(at) => Expiry::at(at.replace_nanosecond(0).unwrap_or(at), now)
+                .map_err(|m| errors.set("exp_date", m))
+                .ok(),
+            None => {
+                errors.set(
+                    "exp_date",
+                    "Use an RFC 3339 date and time, like 2026-12-31T23:59:59Z.",
+                );
+                None
+            }
+        },
+        Field::WrongType(_) => {
+            errors.set("exp_date", "Use an RFC 3339 date and time, or null.");
+            None
+        }
+    }
+}
+
 /// An instant as clients send it: RFC 3339 (`Z` or an offset, any fraction of a second), or
 /// with an offset without a colon (`+0000`), as Gcore's Go client writes it.
 pub fn parse_instant(raw: &str) -> Option<OffsetDateTime> {
@@ -176,23 +204,7 @@ impl CreateTokenBody {
                 );
                 None
             }
-            Field::Null => Some(Expiry::NEVER),
-            Field::Value(s) => match parse_instant(&s) {
-                Some(at) => Expiry::at(at.replace_nanosecond(0).unwrap_or(at), now)
-                    .map_err(|m| errors.set("exp_date", m))
-                    .ok(),
-                None => {
-                    errors.set(
-                        "exp_date",
-                        "Use an RFC 3339 date and time, like 2026-12-31T23:59:59Z.",
-                    );
-                    None
-                }
-            },
-            Field::WrongType(_) => {
-                errors.set("exp_date", "Use an RFC 3339 date and time, or null.");
-                None
-            }
+            given => exp_date(given, now, &mut errors),
         };
         let role = match self.client_user {
             Field::Value(ClientUserBody { role }) => match role {

@@ -141,3 +141,50 @@ pub fn owners(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<(i64, i64, Stri
         .select((tokens::id, tokens::account_id, tokens::name))
         .load(conn)
 }
+
+/// Sets the last use's address and user agent of many tokens in one statement (PostgreSQL: an
+/// `unnest` of three arrays; SQLite: a `VALUES` list per chunk), in the caller's transaction.
+pub fn set_last_facts(
+    conn: &mut DbConn,
+    rows: &[(i64, Option<String>, Option<String>)],
+) -> QueryResult<()> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        DbConn::Postgres(c) => {
+            let ids: Vec<i64> = rows.iter().map(|(id, _, _)| *id).collect();
+            let ips: Vec<Option<String>> = rows.iter().map(|(_, ip, _)| ip.clone()).collect();
+            let agents: Vec<Option<String>> = rows.iter().map(|(_, _, a)| a.clone()).collect();
+            diesel::sql_query(
+                "UPDATE tokens AS t SET last_used_ip = u.ip, last_used_user_agent = u.agent \
+                 FROM unnest($1, $2, $3) AS u(id, ip, agent) WHERE t.id = u.id",
+            )
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Array<Nullable<Text>>, _>(ips)
+            .bind::<Array<Nullable<Text>>, _>(agents)
+            .execute(c)
+            .map(drop)
+        }
+        DbConn::Sqlite(c) => {
+            for chunk in rows.chunks(CHUNK) {
+                let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+                let mut q = diesel::sql_query(format!(
+                    "UPDATE tokens SET last_used_ip = u.ip, last_used_user_agent = u.agent \
+                     FROM (SELECT column1 AS id, column2 AS ip, column3 AS agent FROM (VALUES {values})) AS u \
+                     WHERE tokens.id = u.id"
+                ))
+                .into_boxed::<diesel::sqlite::Sqlite>();
+                for (id, ip, agent) in chunk {
+                    q = q
+                        .bind::<BigInt, _>(*id)
+                        .bind::<Nullable<Text>, _>(ip.clone())
+                        .bind::<Nullable<Text>, _>(agent.clone());
+                }
+                q.execute(c)?;
+            }
+            Ok(())
+        }
+    }
+}

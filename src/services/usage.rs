@@ -5,15 +5,15 @@
 
 use std::collections::HashMap;
 
-use diesel::prelude::*;
+use diesel::Connection;
 use time::{Date, Duration, OffsetDateTime};
 
 use super::token_cache::UseFacts;
 use super::{Actor, Services};
-use crate::db::schema::tokens;
 use crate::db::DbConn;
 use crate::domain::token::to_naive;
 use crate::error::ServiceResult;
+use crate::repo::events::{AccountEvent, NewEvent};
 use crate::repo::usage;
 
 /// Days of counts kept and shown.
@@ -33,51 +33,82 @@ pub fn record(
 ) -> ServiceResult<()> {
     conn.transaction(|conn| {
         usage::add_counts(conn, now.date(), counts)?;
-        let mut seen = vec![];
-        for (id, at) in uses {
-            let Some(f) = facts.get(id) else { continue };
-            diesel::update(tokens::table.find(*id))
-                .set((
-                    tokens::last_used_ip.eq(f.ip.as_deref()),
-                    tokens::last_used_user_agent.eq(f.agent.as_deref()),
-                ))
-                .execute(conn)?;
-            if let Some(ip) = &f.ip {
-                seen.push((*id, ip.clone(), to_naive(*at)));
-            }
-        }
+        let with_facts: Vec<(i64, OffsetDateTime, &UseFacts)> = uses
+            .iter()
+            .filter_map(|(id, at)| facts.get(id).map(|f| (*id, *at, f)))
+            .collect();
+        // Everything below in a few statements, however many tokens: a cold start sees
+        // thousands of first uses in one flush.
+        usage::set_last_facts(
+            conn,
+            &with_facts
+                .iter()
+                .map(|(id, _, f)| (*id, f.ip.clone(), f.agent.clone()))
+                .collect::<Vec<_>>(),
+        )?;
+        let seen: Vec<(i64, String, time::PrimitiveDateTime)> = with_facts
+            .iter()
+            .filter_map(|(id, at, f)| f.ip.clone().map(|ip| (*id, ip, to_naive(*at))))
+            .collect();
         if seen.is_empty() {
             return Ok(());
         }
         let ids: Vec<i64> = seen.iter().map(|(id, _, _)| *id).collect();
-        let known = usage::known_addresses(conn, &ids)?;
+        let mut known: HashMap<i64, Vec<String>> = HashMap::new();
+        for chunk in ids.chunks(1000) {
+            for (id, address) in usage::known_addresses(conn, chunk)? {
+                known.entry(id).or_default().push(address);
+            }
+        }
         usage::upsert_addresses(conn, &seen)?;
         let new: Vec<&(i64, String, time::PrimitiveDateTime)> = seen
             .iter()
-            .filter(|(id, ip, _)| !known.iter().any(|(k, a)| k == id && a == ip))
+            .filter(|(id, ip, _)| !known.get(id).is_some_and(|k| k.contains(ip)))
             .collect();
         if new.is_empty() {
             return Ok(());
         }
-        let owners = usage::owners(conn, &ids)?;
-        for (id, ip, _) in new {
-            let Some((_, account, name)) = owners.iter().find(|(o, _, _)| o == id) else {
-                continue;
-            };
-            let agent = facts
-                .get(id)
-                .and_then(|f| f.agent.as_deref())
-                .map(|a| format!(" ({a})"))
-                .unwrap_or_default();
-            super::audit::record_system(
-                conn,
-                *account,
-                now,
-                "token.new_address",
-                &format!("Token \"{name}\" was used from {ip} for the first time{agent}"),
-                Some(*id),
-            )?;
-            usage::keep_latest_addresses(conn, *id, ADDRESSES)?;
+        let new_ids: Vec<i64> = new.iter().map(|(id, _, _)| *id).collect();
+        let mut owners: HashMap<i64, (i64, String)> = HashMap::new();
+        for chunk in new_ids.chunks(1000) {
+            for (id, account, name) in usage::owners(conn, chunk)? {
+                owners.insert(id, (account, name));
+            }
+        }
+        let summaries: Vec<(i64, i64, String)> = new
+            .iter()
+            .filter_map(|(id, ip, _)| {
+                let (account, name) = owners.get(id)?;
+                let agent = facts
+                    .get(id)
+                    .and_then(|f| f.agent.as_deref())
+                    .map(|a| format!(" ({a})"))
+                    .unwrap_or_default();
+                Some((
+                    *account,
+                    *id,
+                    format!("Token \"{name}\" was used from {ip} for the first time{agent}"),
+                ))
+            })
+            .collect();
+        let events: Vec<NewEvent> = summaries
+            .iter()
+            .map(|(account, id, summary)| NewEvent {
+                account_id: *account,
+                actor_id: None,
+                at: to_naive(now),
+                kind: "token.new_address",
+                summary,
+                token_id: Some(*id),
+                client_address: None,
+            })
+            .collect();
+        AccountEvent::insert_many(conn, &events)?;
+        // Only a token that already had five addresses can now have more than five.
+        for (id, _, _) in &new {
+            if known.get(id).map_or(0, Vec::len) as i64 >= ADDRESSES {
+                usage::keep_latest_addresses(conn, *id, ADDRESSES)?;
+            }
         }
         Ok(())
     })

@@ -881,10 +881,10 @@ async fn a_burst_of_rotations_of_one_token_runs_one_at_a_time() {
 }
 
 /// A flood of wrong secrets for a live, cached token: each is refused, and the re-reads that
-/// let a secret rotated elsewhere work are at most one per 100 ms (plus the first), however
-/// many requests come.
+/// let a secret rotated elsewhere work are at most two per 100 ms window (plus the first),
+/// however many requests come.
 #[tokio::test]
-async fn wrong_secrets_for_a_live_token_cost_at_most_ten_reads_a_second() {
+async fn wrong_secrets_for_a_live_token_cost_a_few_reads_a_second_not_one_each() {
     let Acme { app, admin } = Acme::start().await;
     let token = app.token_for(&admin, Role::Engineers).await;
     assert_eq!(check(&app, &token).await, StatusCode::NO_CONTENT);
@@ -902,8 +902,9 @@ async fn wrong_secrets_for_a_live_token_cost_at_most_ten_reads_a_second() {
     }
     let elapsed = started.elapsed();
     let reads = app.state.gateway_reads() - reads_before;
-    // One re-read per 100 ms, the first one, and the background refresh of a busy entry.
-    let bound = elapsed.as_millis() as u64 / 100 + 3;
+    // Per 100 ms window at most two re-reads (one in flight, and the batch queued behind it),
+    // plus the first and the background refresh of a busy entry.
+    let bound = 2 * (elapsed.as_millis() as u64 / 100) + 3;
     assert!(refused >= 100, "{refused} wrong secrets sent");
     assert!(
         reads <= bound,

@@ -405,12 +405,8 @@ pub fn delete(
     now: OffsetDateTime,
 ) -> ServiceResult<DeleteOutcome> {
     let naive_now: PrimitiveDateTime = to_naive(now);
-    let retired = conn.transaction(|conn| {
-        Account::lock(conn, actor.account_id)?;
-        let token = Token::find(conn, id)?.ok_or(ServiceError::NotFound)?;
-        if !Visibility::of(actor).admits(&token) {
-            return Err(ServiceError::NotFound);
-        }
+    let retired = conn.transaction(|conn| -> ServiceResult<Option<Vec<i64>>> {
+        let token = lock_visible(conn, actor, id)?;
         if token.deleted_at.is_some() {
             return Ok(None);
         }
@@ -446,6 +442,24 @@ fn lock_visible(conn: &mut DbConn, actor: &Actor, id: i64) -> ServiceResult<Toke
     Ok(token)
 }
 
+/// A token `actor` may manage that isn't deleted (under the account's lock); `field` names
+/// where the refusal goes.
+fn lock_changeable(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    field: &'static str,
+) -> ServiceResult<Token> {
+    let token = lock_visible(conn, actor, id)?;
+    if token.deleted_at.is_some() {
+        return Err(ServiceError::invalid(
+            field,
+            "A deleted token can't be changed.",
+        ));
+    }
+    Ok(token)
+}
+
 /// Changes a token's name and description (its role and expiry don't change: rotation is
 /// for that). A deleted token can't be edited.
 pub fn rename(
@@ -457,13 +471,7 @@ pub fn rename(
     now: OffsetDateTime,
 ) -> ServiceResult<TokenView> {
     conn.transaction(|conn| {
-        let token = lock_visible(conn, actor, id)?;
-        if token.deleted_at.is_some() {
-            return Err(ServiceError::invalid(
-                "name",
-                "A deleted token can't be edited.",
-            ));
-        }
+        let token = lock_changeable(conn, actor, id, "name")?;
         let description = description.clone().into_inner();
         if token.name == name.as_str() && token.description == description {
             return Ok(());
@@ -488,13 +496,7 @@ pub fn set_allowed_ips(
     now: OffsetDateTime,
 ) -> ServiceResult<TokenView> {
     conn.transaction(|conn| {
-        let token = lock_visible(conn, actor, id)?;
-        if token.deleted_at.is_some() {
-            return Err(ServiceError::invalid(
-                "allowed_ips",
-                "A deleted token can't be changed.",
-            ));
-        }
+        let token = lock_changeable(conn, actor, id, "allowed_ips")?;
         let stored = crate::domain::allowlist::to_stored(nets);
         if stored == token.allowed_ips {
             return Ok(());
@@ -666,6 +668,7 @@ pub fn set_policy(
 /// Everything a token's page shows: the token, its trail, and the account's policy.
 pub struct TokenDetail {
     pub token: TokenView,
+    pub usage: super::usage::Usage,
     pub events: Vec<super::audit::Event>,
     pub policy: TokenPolicy,
 }
@@ -689,8 +692,10 @@ pub fn token_page(
         }
     }
     let events = super::audit::for_token(conn, actor.account_id, id, 100)?;
+    let usage = super::usage::of_visible_token(conn, id, now)?;
     Ok(TokenDetail {
         token,
+        usage,
         events,
         policy,
     })

@@ -140,6 +140,11 @@ pub fn of_token(
     now: OffsetDateTime,
 ) -> ServiceResult<Usage> {
     super::tokens::get(conn, actor, id, now)?;
+    of_visible_token(conn, id, now)
+}
+
+/// `of_token` for a token whose visibility the caller has checked.
+pub fn of_visible_token(conn: &mut DbConn, id: i64, now: OffsetDateTime) -> ServiceResult<Usage> {
     let today = now.date();
     let rows = usage::days(conn, id, today - Duration::days(DAYS - 1))?;
     let addresses = usage::addresses(conn, id, ADDRESSES)?

@@ -178,8 +178,8 @@ async fn render_token(
         token,
         events,
         policy,
+        usage,
     } = state.token_page(me.actor(), id).await?;
-    let usage = state.token_usage(me.actor(), id).await?;
     let row = TokenRow::new(&token, now);
     let allowed: String = token
         .allowed_ips

@@ -27,6 +27,17 @@ impl Role {
         *self.id_ref()
     }
 
+    /// The id in decimal, as a `'static` string (a header value with no allocation).
+    pub fn id_str(self) -> &'static str {
+        match self {
+            Role::Administrators => "1",
+            Role::Engineers => "5",
+            Role::PurgeAndPrefetchApiWeb => "3009",
+            Role::PurgeAndPrefetchApi => "3022",
+            Role::Users => "2",
+        }
+    }
+
     /// The id as a `'static` reference (what Diesel's `ToSql` binds).
     pub fn id_ref(self) -> &'static i32 {
         match self {

@@ -38,6 +38,11 @@ impl Secret {
         Secret(bytes)
     }
 
+    /// The secret's 64 ASCII bytes (for hashing, with no UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     pub fn expose(&self) -> &str {
         // Only ever lowercase hex digits (ASCII), from `generate` or a checked `from_hex`.
         std::str::from_utf8(&self.0).expect("a secret is ASCII hex")
@@ -89,16 +94,26 @@ impl Digest32 {
         Some(Digest32(bytes))
     }
 
-    /// Constant-time: is this the SHA-256 of `secret`?
-    pub fn is_hash_of(&self, secret: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        digest.ct_eq(&self.0).into()
+    /// Constant-time: is this the SHA-256 of `secret`? The digests are compared as four
+    /// 64-bit words folded into one, with one `subtle` comparison at the end (its byte-wise
+    /// slice comparison cost as much as the hash itself on the gateway check).
+    pub fn is_hash_of(&self, secret: &[u8]) -> bool {
+        let digest: [u8; 32] = Sha256::digest(secret).into();
+        let word = |bytes: &[u8; 32], i: usize| {
+            u64::from_ne_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        };
+        let differ = (0..4).fold(0u64, |acc, i| acc | (word(&digest, i) ^ word(&self.0, i)));
+        differ.ct_eq(&0).into()
     }
 }
 
 /// True for exactly 64 lowercase hex characters, the form of every secret we hand out.
+/// (Every byte is looked at, with no early exit, so the loop vectorises.)
 pub fn is_secret_hex(text: &str) -> bool {
-    text.len() == SECRET_HEX_LEN && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    text.len() == SECRET_HEX_LEN
+        && text
+            .bytes()
+            .fold(true, |ok, b| ok & matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -131,9 +146,15 @@ mod tests {
     fn a_stored_digest_matches_its_secret_only() {
         let stored = SecretHash::of("abc").0;
         let digest = Digest32::from_stored(&stored).unwrap();
-        assert!(digest.is_hash_of("abc"));
-        assert!(!digest.is_hash_of("abd"));
-        assert!(!digest.is_hash_of(""));
+        assert!(digest.is_hash_of(b"abc"));
+        assert!(!digest.is_hash_of(b"abd"));
+        assert!(!digest.is_hash_of(b""));
+        // A difference in any byte of the digest is a mismatch (the word-wise fold).
+        for i in 0..32 {
+            let mut other = digest;
+            other.0[i] ^= 1;
+            assert!(!other.is_hash_of(b"abc"), "byte {i}");
+        }
         assert_eq!(Digest32::from_stored("zz"), None);
         assert_eq!(Digest32::from_stored(&stored[..62]), None);
         assert_eq!(Digest32::from_stored(&"g".repeat(64)), None);

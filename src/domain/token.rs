@@ -45,24 +45,37 @@ impl std::fmt::Debug for PresentedToken {
 
 impl PresentedToken {
     /// Parses `<id>_<secret>` or `<id>$<secret>`; `None` for anything else. Never panics.
+    /// Byte by byte, with no allocation: it runs on every gateway check.
     pub fn parse(raw: &str) -> Option<PresentedToken> {
-        let raw = raw.trim();
-        let at = raw.find(['_', '$'])?;
-        let (id, rest) = raw.split_at(at);
-        let separator = if rest.starts_with('_') {
+        let raw = if raw.is_ascii() {
+            raw.trim_ascii()
+        } else {
+            raw.trim()
+        };
+        let bytes = raw.as_bytes();
+        let at = bytes
+            .iter()
+            .take(MAX_ID_DIGITS + 1)
+            .position(|&b| b == b'_' || b == b'$')?;
+        if at == 0 || at > MAX_ID_DIGITS {
+            return None;
+        }
+        let mut id: i64 = 0;
+        for &b in &bytes[..at] {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            // At most 18 digits: no overflow.
+            id = id * 10 + i64::from(b - b'0');
+        }
+        let separator = if bytes[at] == b'_' {
             Separator::Underscore
         } else {
             Separator::Dollar
         };
-        let secret = &rest[1..];
-        if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        if !is_secret_hex(secret) {
-            return None;
-        }
-        let id: i64 = id.parse().ok()?;
-        if id <= 0 {
+        // `at` is an ASCII byte's position, so a character boundary.
+        let secret = &raw[at + 1..];
+        if id <= 0 || !is_secret_hex(secret) {
             return None;
         }
         Some(PresentedToken {
@@ -72,6 +85,9 @@ impl PresentedToken {
         })
     }
 }
+
+/// Longest id a presented token may carry (18 decimal digits always fit an `i64`).
+const MAX_ID_DIGITS: usize = 18;
 
 /// A token this close to its expiry is "expiring soon": highlighted, behind the badge, and
 /// the span of the first expiry notice.

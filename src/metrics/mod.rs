@@ -5,7 +5,7 @@
 //!
 //! Served only on `APITOKENS_METRICS_BIND`, a listener of its own (see `startup.rs`).
 
-mod striped;
+pub(crate) mod striped;
 
 use std::time::Duration;
 

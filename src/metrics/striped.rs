@@ -15,10 +15,10 @@ use prometheus_client::metrics::counter::Atomic;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// Shards per metric: more than the threads that count on a typical instance.
-const SHARDS: usize = 8;
+pub(crate) const SHARDS: usize = 8;
 
 /// This thread's shard, handed out round-robin on first use.
-fn shard() -> usize {
+pub(crate) fn shard() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
@@ -34,7 +34,7 @@ fn shard() -> usize {
 /// One cache line (two, for CPUs that fetch lines in pairs) per shard.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Padded<T>(T);
+pub(crate) struct Padded<T>(pub(crate) T);
 
 /// The value of a `Counter<u64, StripedU64>`.
 #[derive(Debug, Default)]

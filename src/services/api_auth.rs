@@ -72,19 +72,22 @@ enum Presented<'a> {
 }
 
 fn parse_authorization(raw: &str) -> Result<Presented<'_>, Unauthorized> {
-    if raw.len() > MAX_AUTHORIZATION {
+    // Every credential of ours is ASCII; so is the rest of the work here.
+    if raw.len() > MAX_AUTHORIZATION || !raw.is_ascii() {
         return Err(Unauthorized);
     }
-    let (scheme, value) = raw
-        .trim()
-        .split_once(char::is_whitespace)
+    let raw = raw.trim_ascii();
+    let at = raw
+        .bytes()
+        .position(|b| b.is_ascii_whitespace())
         .ok_or(Unauthorized)?;
+    let (scheme, value) = (&raw[..at], &raw[at + 1..]);
     if scheme.eq_ignore_ascii_case("apikey") {
         PresentedToken::parse(value)
             .map(Presented::ApiKey)
             .ok_or(Unauthorized)
     } else if scheme.eq_ignore_ascii_case("bearer") {
-        Ok(Presented::Bearer(value.trim()))
+        Ok(Presented::Bearer(value.trim_ascii()))
     } else {
         Err(Unauthorized)
     }
@@ -106,11 +109,13 @@ impl Services {
         authorization: &str,
         client: impl FnOnce() -> ClientFacts,
     ) -> Result<Credential, AuthError> {
-        let now = self.clock.now();
         match parse_authorization(authorization)? {
-            Presented::ApiKey(token) => self.verify_token(token, now, client).await,
+            Presented::ApiKey(token) => {
+                self.verify_token(token, self.clock.unix_now(), client)
+                    .await
+            }
             Presented::Bearer(jwt) => {
-                let claims = self.jwt.decode(jwt, "access", now)?;
+                let claims = self.jwt.decode(jwt, "access", self.clock.now())?;
                 self.jwt_credential(claims).await
             }
         }
@@ -173,10 +178,11 @@ impl Services {
         self.authenticate_from(authorization, client).await
     }
 
+    /// `now`: the Unix second (`Clock::unix_now`).
     async fn verify_token(
         &self,
         presented: PresentedToken,
-        now: OffsetDateTime,
+        now: i64,
         client: impl FnOnce() -> ClientFacts,
     ) -> Result<Credential, AuthError> {
         let id = presented.id;
@@ -227,6 +233,8 @@ impl Services {
         }
         // Written by the batched flush (`flush_uses`), never on the request path.
         if !noted {
+            let now =
+                OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
             self.verifier.note_use_from(id, now, || {
                 let f = ask();
                 UseFacts {
@@ -340,6 +348,10 @@ mod tests {
             Ok(Presented::ApiKey(t)) if t.id == 7
         ));
         assert!(matches!(
+            parse_authorization("APIKey\t  7$aaaa".replace("aaaa", &"b".repeat(64)).as_str()),
+            Ok(Presented::ApiKey(t)) if t.id == 7
+        ));
+        assert!(matches!(
             parse_authorization("Bearer abc.def.ghi"),
             Ok(Presented::Bearer("abc.def.ghi"))
         ));
@@ -349,6 +361,9 @@ mod tests {
             "Basic dXNlcjpwYXNz",
             &format!("APIKey{token}"),
             &format!("APIKey {}", "x".repeat(MAX_AUTHORIZATION)),
+            &format!("APIKey\u{a0}{token}"),
+            &format!("APIKey {token}\u{a0}"),
+            "Bearer abc.déf.ghi",
         ] {
             assert!(parse_authorization(bad).is_err(), "{bad:?}");
         }

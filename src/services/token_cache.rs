@@ -11,8 +11,10 @@
 //! at. Uses are noted in memory and written in one batch a second (`take_uses`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Mutex;
+
+use crossbeam_utils::sync::ShardedLock;
 use std::time::{Duration as StdDuration, Instant};
 
 use time::{Duration, OffsetDateTime};
@@ -21,9 +23,11 @@ use super::api_auth::{Credential, Unauthorized};
 use super::Actor;
 use crate::db::DbConn;
 use crate::domain::secret::Digest32;
-use crate::domain::token::{from_naive, to_naive, PresentedToken};
+use crate::domain::token::{to_naive, PresentedToken};
 use crate::error::ServiceResult;
+use crate::metrics::striped::{shard, Padded, SHARDS};
 use crate::repo::TokenForAuth;
+use time::PrimitiveDateTime;
 
 /// How long a verified token row is trusted without asking the database again.
 pub const CACHE_TTL: StdDuration = StdDuration::from_secs(1);
@@ -39,12 +43,14 @@ struct CachedToken {
     row: TokenForAuth,
     /// `row.secret_hash` as bytes (`None`: malformed, matches nothing).
     digest: Option<Digest32>,
-    /// During a rotation's grace: the old secret's hash as bytes, and when it stops.
-    old: Option<(Digest32, OffsetDateTime)>,
+    /// During a rotation's grace: the old secret's hash as bytes, and the Unix second it
+    /// stops at.
+    old: Option<(Digest32, i64)>,
+    /// `row.expires_at` as the first Unix second at which the token is expired (`None`:
+    /// never): the check compares whole seconds, with no calendar arithmetic.
+    expires: Option<i64>,
     /// The address allowlist, parsed once (`None`: any address).
     allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
-    /// Requests served through this entry since the last flush (`take_counts`).
-    uses: AtomicU64,
     fetched: Instant,
     /// Set once a background reload of this entry has been asked for.
     refreshing: AtomicBool,
@@ -59,7 +65,7 @@ impl CachedToken {
             .old_secret_hash
             .as_deref()
             .and_then(Digest32::from_stored)
-            .zip(row.old_secret_until.map(from_naive));
+            .zip(row.old_secret_until.map(unix_ceil));
         let allowed = row
             .allowed_ips
             .as_deref()
@@ -69,8 +75,8 @@ impl CachedToken {
         CachedToken {
             digest: Digest32::from_stored(&row.secret_hash),
             old,
+            expires: row.expires_at.map(unix_ceil),
             allowed,
-            uses: AtomicU64::new(0),
             row,
             fetched,
             refreshing: AtomicBool::new(false),
@@ -80,20 +86,17 @@ impl CachedToken {
 
     /// Not deleted, expired or of a removed issuer: a refusal then means the secret didn't
     /// match.
-    fn alive(&self, now: OffsetDateTime) -> bool {
+    fn alive(&self, now: i64) -> bool {
         let row = &self.row;
         row.deleted_at.is_none()
             && row.issuer_removed_at.is_none()
-            && row.expires_at.is_none_or(|at| from_naive(at) > now)
+            && self.expires.is_none_or(|at| at > now)
     }
 
-    fn verify(
-        &self,
-        presented: &PresentedToken,
-        now: OffsetDateTime,
-    ) -> Result<Credential, Unauthorized> {
+    /// `now` is a Unix second (`Clock::unix_now`).
+    fn verify(&self, presented: &PresentedToken, now: i64) -> Result<Credential, Unauthorized> {
         let row = &self.row;
-        let secret = presented.secret.expose();
+        let secret = presented.secret.as_bytes();
         // The old secret is tried only when the current one doesn't match, and only before
         // its grace ends (to the second, whatever this entry's age).
         let hash_ok = self.digest.is_some_and(|d| d.is_hash_of(secret))
@@ -118,10 +121,45 @@ impl CachedToken {
     }
 }
 
+/// A stored time (naive UTC) as the first whole Unix second not before it: for a whole
+/// second `now`, `at > now` exactly when `unix_ceil(at) > now`.
+fn unix_ceil(at: PrimitiveDateTime) -> i64 {
+    let at = at.assume_utc();
+    at.unix_timestamp() + i64::from(at.nanosecond() > 0)
+}
+
+/// Requests per token since the last flush, counted in the counting thread's own shard: a
+/// token hot on every worker then shares no counter (an atomic in its cache entry was one
+/// cache line passed between the cores on every check). The flush adds the shards up.
+#[derive(Default)]
+struct UseCounts {
+    shards: [Padded<Mutex<HashMap<i64, u64>>>; SHARDS],
+}
+
+impl UseCounts {
+    fn add(&self, id: i64, n: u64) {
+        let mut counts = self.shards[shard()].0.lock().expect("use counts lock");
+        *counts.entry(id).or_default() += n;
+    }
+
+    fn take(&self) -> HashMap<i64, u64> {
+        let mut all: HashMap<i64, u64> = HashMap::new();
+        for shard in &self.shards {
+            let taken = std::mem::take(&mut *shard.0.lock().expect("use counts lock"));
+            for (id, n) in taken {
+                *all.entry(id).or_default() += n;
+            }
+        }
+        all
+    }
+}
+
 /// Verifies permanent tokens, with the one-second cache described above.
 #[derive(Default)]
 pub struct TokenVerifier {
-    cache: RwLock<HashMap<i64, CachedToken>>,
+    /// Read on every check: a sharded lock, whose readers on different threads write to
+    /// different cache lines (a single reader count would be shared by every worker).
+    cache: ShardedLock<HashMap<i64, CachedToken>>,
     /// When each token was last forgotten (deleted here): a row loaded before that is stale
     /// and not cached, and the token never passes on stale data.
     forgotten: Mutex<HashMap<i64, Instant>>,
@@ -130,8 +168,8 @@ pub struct TokenVerifier {
     pending_uses: Mutex<HashMap<i64, OffsetDateTime>>,
     /// The client address and user agent of the uses queued in `pending_uses`.
     pending_facts: Mutex<HashMap<i64, UseFacts>>,
-    /// Request counts of entries that left the cache before a flush took them.
-    orphan_counts: Mutex<HashMap<i64, u64>>,
+    /// Requests served per token since the last flush (`take_counts`).
+    counts: UseCounts,
     /// Entries past half their life, to be reloaded together by the next batch
     /// (`take_refreshes`): one read for many tokens instead of one each.
     refresh_queue: Mutex<Vec<i64>>,
@@ -192,11 +230,11 @@ impl TokenVerifier {
 
     /// The answer from what this instance last knew, for when the database can't be asked.
     /// `None`: nothing to go on (never verified here, or verified too long ago), so the caller
-    /// must say "unavailable", not guess.
+    /// must say "unavailable", not guess. `now` is a Unix second.
     pub fn stale(
         &self,
         presented: &PresentedToken,
-        now: OffsetDateTime,
+        now: i64,
     ) -> Option<Result<Credential, Unauthorized>> {
         let deleted_here = self
             .forgotten
@@ -219,47 +257,50 @@ impl TokenVerifier {
         }
     }
 
-    pub fn check_cached(&self, presented: &PresentedToken, now: OffsetDateTime) -> Verdict {
+    /// The check from the cache alone; `now` is a Unix second (`Clock::unix_now`). The hot
+    /// path: it writes to no memory another worker reads, except once per entry and minute.
+    pub fn check_cached(&self, presented: &PresentedToken, now: i64) -> Verdict {
         let cache = self.cache.read().expect("token cache lock");
-        match cache.get(&presented.id) {
-            Some(entry) if entry.fetched.elapsed() < CACHE_TTL => {
-                let verdict = entry.verify(presented, now);
-                if verdict.is_err()
-                    && entry.fetched.elapsed() >= MISMATCH_RECHECK
-                    && entry.alive(now)
-                {
-                    // Perhaps a secret rotated elsewhere since this row was read: read again.
-                    return Verdict::Unknown;
-                }
-                let refresh = entry.fetched.elapsed() >= CACHE_TTL / 2
-                    && !entry.refreshing.swap(true, Ordering::Relaxed);
-                let second = now.unix_timestamp();
-                let noted = entry.noted.load(Ordering::Relaxed);
-                let noted_recently = second - noted < LAST_USED_GAP.whole_seconds();
-                // Not for an allowlisted token: its request may still be refused for its
-                // address, which is no use (`note_use` throttles those itself).
-                if verdict.is_ok() && entry.allowed.is_none() {
-                    entry.uses.fetch_add(1, Ordering::Relaxed);
-                    if !noted_recently {
-                        entry.noted.store(second, Ordering::Relaxed);
-                    }
-                }
-                Verdict::Known {
-                    verdict,
-                    refresh,
-                    noted_recently,
-                }
+        let Some(entry) = cache.get(&presented.id) else {
+            return Verdict::Unknown;
+        };
+        let age = entry.fetched.elapsed();
+        if age >= CACHE_TTL {
+            return Verdict::Unknown;
+        }
+        let verdict = entry.verify(presented, now);
+        if verdict.is_err() && age >= MISMATCH_RECHECK && entry.alive(now) {
+            // Perhaps a secret rotated elsewhere since this row was read: read again.
+            return Verdict::Unknown;
+        }
+        // Read before swapped: after half its life every check sees the entry, and a swap
+        // on each would pass its line between the cores.
+        let refresh = age >= CACHE_TTL / 2
+            && !entry.refreshing.load(Ordering::Relaxed)
+            && !entry.refreshing.swap(true, Ordering::Relaxed);
+        let noted = entry.noted.load(Ordering::Relaxed);
+        let noted_recently = now - noted < LAST_USED_GAP.whole_seconds();
+        // Not for an allowlisted token: its request may still be refused for its address,
+        // which is no use (`count_use` counts it once the address passed).
+        if verdict.is_ok() && entry.allowed.is_none() {
+            self.counts.add(presented.id, 1);
+            if !noted_recently {
+                entry.noted.store(now, Ordering::Relaxed);
             }
-            _ => Verdict::Unknown,
+        }
+        Verdict::Known {
+            verdict,
+            refresh,
+            noted_recently,
         }
     }
 
-    /// Caches a freshly loaded row and verifies against it.
+    /// Caches a freshly loaded row and verifies against it (`now`: a Unix second).
     pub fn remember(
         &self,
         presented: &PresentedToken,
         loaded: LoadedRow,
-        now: OffsetDateTime,
+        now: i64,
     ) -> Result<Credential, Unauthorized> {
         let Some(row) = loaded.row else {
             return Err(Unauthorized);
@@ -267,7 +308,7 @@ impl TokenVerifier {
         let entry = CachedToken::new(row, loaded.started);
         let verdict = entry.verify(presented, now);
         if verdict.is_ok() && entry.allowed.is_none() {
-            entry.uses.store(1, Ordering::Relaxed);
+            self.counts.add(presented.id, 1);
         }
         self.store(presented.id, Some(entry), loaded.started);
         verdict
@@ -312,7 +353,6 @@ impl TokenVerifier {
         }
     }
 
-    /// Replaces a cached row with one just reloaded (or drops it if the row is gone).
     pub fn refreshed(&self, id: i64, loaded: LoadedRow) {
         let started = loaded.started;
         let entry = loaded.row.map(|row| CachedToken::new(row, started));
@@ -327,36 +367,19 @@ impl TokenVerifier {
             .get(&id)
             .copied();
         let mut cache = self.cache.write().expect("token cache lock");
-        let mut orphans = vec![];
         match entry {
             // A row read before this instance deleted the token is stale: never cache it.
             Some(entry) if forgotten.is_none_or(|at| loaded_at > at) => {
                 if cache.len() > 100_000 {
                     let keep = self.keep();
-                    cache.retain(|id, e| {
-                        let kept = e.fetched.elapsed() < keep;
-                        if !kept {
-                            orphans.push((*id, e.uses.swap(0, Ordering::Relaxed)));
-                        }
-                        kept
-                    });
+                    cache.retain(|_, e| e.fetched.elapsed() < keep);
                 }
-                // The counts of the entry it replaces carry over.
-                if let Some(old) = cache.insert(id, entry) {
-                    let carried = old.uses.swap(0, Ordering::Relaxed);
-                    if let Some(new) = cache.get(&id) {
-                        new.uses.fetch_add(carried, Ordering::Relaxed);
-                    }
-                }
+                cache.insert(id, entry);
             }
             _ => {
-                if let Some(old) = cache.remove(&id) {
-                    orphans.push((id, old.uses.swap(0, Ordering::Relaxed)));
-                }
+                cache.remove(&id);
             }
         }
-        drop(cache);
-        self.add_orphans(orphans);
     }
 
     /// Called by the instance that deletes a token: it is refused from the next request on.
@@ -368,52 +391,29 @@ impl TokenVerifier {
         }
         forgotten.insert(id, Instant::now());
         drop(forgotten);
-        let removed = self.cache.write().expect("token cache lock").remove(&id);
-        if let Some(old) = removed {
-            self.add_orphans([(id, old.uses.swap(0, Ordering::Relaxed))]);
-        }
-    }
-
-    fn add_orphans(&self, counts: impl IntoIterator<Item = (i64, u64)>) {
-        let mut orphans = self.orphan_counts.lock().expect("orphan counts lock");
-        for (id, n) in counts {
-            if n > 0 {
-                *orphans.entry(id).or_default() += n;
-            }
-        }
+        self.cache.write().expect("token cache lock").remove(&id);
     }
 
     /// Counts a request of a token whose cache entry couldn't count it itself (one with an
     /// allowlist, counted only once its address passed).
     pub fn count_use(&self, id: i64) {
-        let cache = self.cache.read().expect("token cache lock");
-        match cache.get(&id) {
-            Some(entry) => {
-                entry.uses.fetch_add(1, Ordering::Relaxed);
-            }
-            None => {
-                drop(cache);
-                self.add_orphans([(id, 1)]);
-            }
-        }
+        self.counts.add(id, 1);
     }
 
     /// The requests counted since the last take, per token (every instance adds its own).
     pub fn take_counts(&self) -> Vec<(i64, i64)> {
-        let mut counts: HashMap<i64, u64> =
-            std::mem::take(&mut *self.orphan_counts.lock().expect("orphan counts lock"));
-        for (id, entry) in self.cache.read().expect("token cache lock").iter() {
-            let n = entry.uses.swap(0, Ordering::Relaxed);
-            if n > 0 {
-                *counts.entry(*id).or_default() += n;
-            }
-        }
-        counts.into_iter().map(|(id, n)| (id, n as i64)).collect()
+        self.counts
+            .take()
+            .into_iter()
+            .map(|(id, n)| (id, n as i64))
+            .collect()
     }
 
     /// Puts back counts a write could not store.
     pub fn requeue_counts(&self, counts: &[(i64, i64)]) {
-        self.add_orphans(counts.iter().map(|(id, n)| (*id, *n as u64)));
+        for (id, n) in counts {
+            self.counts.add(*id, *n as u64);
+        }
     }
 
     /// Notes a use with where it came from: the client address and user agent are asked for
@@ -513,7 +513,7 @@ mod tests {
     #[test]
     fn a_row_loaded_before_a_delete_is_never_cached_after_it() {
         let v = TokenVerifier::default();
-        let now = datetime!(2026-11-28 10:00 UTC);
+        let now = datetime!(2026-11-28 10:00 UTC).unix_timestamp();
         let presented = PresentedToken::parse(&format!("1_{}", "a".repeat(64))).unwrap();
         let fresh = LoadedRow {
             row: Some(row(1)),
@@ -555,7 +555,7 @@ mod tests {
     #[test]
     fn a_wrong_secret_or_an_expired_row_is_refused_from_the_cache() {
         let v = TokenVerifier::default();
-        let now = datetime!(2026-11-28 10:00 UTC);
+        let now = datetime!(2026-11-28 10:00 UTC).unix_timestamp();
         let mut r = row(2);
         r.expires_at = Some(datetime!(2026-11-28 11:00));
         let good = PresentedToken::parse(&format!("2_{}", "a".repeat(64))).unwrap();
@@ -577,7 +577,12 @@ mod tests {
                 ..
             }
         ));
-        let later = datetime!(2026-11-28 11:00 UTC);
+        let later = datetime!(2026-11-28 11:00 UTC).unix_timestamp();
+        // A second before the expiry it still passes.
+        assert!(matches!(
+            v.check_cached(&good, later - 1),
+            Verdict::Known { verdict: Ok(_), .. }
+        ));
         assert!(matches!(
             v.check_cached(&good, later),
             Verdict::Known {
@@ -587,7 +592,7 @@ mod tests {
         ));
     }
 
-    fn noted_recently(v: &TokenVerifier, presented: &PresentedToken, now: OffsetDateTime) -> bool {
+    fn noted_recently(v: &TokenVerifier, presented: &PresentedToken, now: i64) -> bool {
         match v.check_cached(presented, now) {
             Verdict::Known { noted_recently, .. } => noted_recently,
             Verdict::Unknown => panic!("cached"),
@@ -597,7 +602,7 @@ mod tests {
     #[test]
     fn a_cached_hit_skips_the_use_lock_for_a_minute_after_a_noted_use() {
         let v = TokenVerifier::default();
-        let now = datetime!(2026-11-28 10:00 UTC);
+        let now = datetime!(2026-11-28 10:00 UTC).unix_timestamp();
         let good = PresentedToken::parse(&format!("3_{}", "a".repeat(64))).unwrap();
         let bad = PresentedToken::parse(&format!("3_{}", "b".repeat(64))).unwrap();
         let loaded = LoadedRow::from_parts(Some(row(3)), Instant::now());
@@ -608,13 +613,13 @@ mod tests {
             !noted_recently(&v, &good, now),
             "the first use goes to note_use"
         );
-        assert!(noted_recently(&v, &good, now + Duration::seconds(59)));
-        assert!(!noted_recently(&v, &good, now + Duration::seconds(60)));
-        assert!(noted_recently(&v, &good, now + Duration::seconds(61)));
+        assert!(noted_recently(&v, &good, now + 59));
+        assert!(!noted_recently(&v, &good, now + 60));
+        assert!(noted_recently(&v, &good, now + 61));
         // A reloaded entry starts over: its first use asks note_use, whose own map still
         // holds the minute, so last_used_at isn't written more often.
         v.refreshed(3, LoadedRow::from_parts(Some(row(3)), Instant::now()));
-        assert!(!noted_recently(&v, &good, now + Duration::seconds(62)));
+        assert!(!noted_recently(&v, &good, now + 62));
     }
 
     #[test]
@@ -637,7 +642,7 @@ mod tests {
     #[test]
     fn on_stale_data_a_recent_token_passes_and_a_deleted_or_unknown_one_does_not() {
         let v = TokenVerifier::new(StdDuration::from_secs(60));
-        let now = datetime!(2026-11-28 10:00 UTC);
+        let now = datetime!(2026-11-28 10:00 UTC).unix_timestamp();
         let token = |id: i64| PresentedToken::parse(&format!("{id}_{}", "a".repeat(64))).unwrap();
         let loaded = |r: TokenForAuth| LoadedRow {
             row: Some(r),
@@ -652,7 +657,7 @@ mod tests {
         assert!(v.remember(&token(2), loaded(expiring), now).is_ok());
         assert!(v.stale(&token(2), now).unwrap().is_ok());
         assert!(v
-            .stale(&token(2), datetime!(2026-11-28 10:05 UTC))
+            .stale(&token(2), datetime!(2026-11-28 10:05 UTC).unix_timestamp())
             .unwrap()
             .is_err());
         // A wrong secret for a known id, a token deleted here, a token never seen.
@@ -666,5 +671,65 @@ mod tests {
         assert!(off.remember(&token(4), loaded(row(4)), now).is_ok());
         assert!(off.stale(&token(4), now).is_none());
         assert!(off.stale(&wrong, now).is_none());
+    }
+
+    #[test]
+    fn an_expiry_within_a_second_holds_until_that_instant_has_passed() {
+        let v = TokenVerifier::default();
+        let mut r = row(5);
+        r.expires_at = Some(datetime!(2026-11-28 10:00:00.5));
+        let good = PresentedToken::parse(&format!("5_{}", "a".repeat(64))).unwrap();
+        let ten = datetime!(2026-11-28 10:00 UTC).unix_timestamp();
+        // 10:00:00 is before 10:00:00.5; 10:00:01 is after it.
+        assert!(v
+            .remember(&good, LoadedRow::from_parts(Some(r), Instant::now()), ten)
+            .is_ok());
+        assert!(matches!(
+            v.check_cached(&good, ten + 1),
+            Verdict::Known {
+                verdict: Err(_),
+                ..
+            }
+        ));
+        assert_eq!(unix_ceil(datetime!(2026-11-28 10:00)), ten);
+        assert_eq!(unix_ceil(datetime!(2026-11-28 10:00:00.000001)), ten + 1);
+    }
+
+    #[test]
+    fn uses_counted_on_many_threads_add_up_exactly() {
+        let v = std::sync::Arc::new(TokenVerifier::default());
+        let now = datetime!(2026-11-28 10:00 UTC).unix_timestamp();
+        let good = PresentedToken::parse(&format!("6_{}", "a".repeat(64))).unwrap();
+        assert!(v
+            .remember(
+                &good,
+                LoadedRow::from_parts(Some(row(6)), Instant::now()),
+                now
+            )
+            .is_ok());
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                let (v, good) = (v.clone(), good.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        assert!(matches!(
+                            v.check_cached(&good, now),
+                            Verdict::Known { verdict: Ok(_), .. }
+                        ));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        v.count_use(7);
+        // More threads than shards: some share one, and still nothing is lost.
+        let mut counts = v.take_counts();
+        counts.sort();
+        assert_eq!(counts, vec![(6, 1 + 12 * 500), (7, 1)]);
+        assert!(v.take_counts().is_empty());
+        v.requeue_counts(&[(6, 3)]);
+        assert_eq!(v.take_counts(), vec![(6, 3)]);
     }
 }

@@ -45,10 +45,13 @@ fn client_facts(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> ClientFacts {
 }
 
 /// The request's `Authorization` value; one that is not text is no credential at all.
+/// The `Authorization` header as text ("" if absent or not UTF-8). Not `to_str`, which
+/// looks at the value byte by byte on every request: UTF-8 validation checks ASCII a word at
+/// a time, and what parses it (`parse_authorization`) accepts only ASCII words anyway.
 fn authorization(req: &HttpRequest) -> &str {
     req.headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .unwrap_or("")
 }
 
@@ -246,11 +249,11 @@ async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpRespo
     let actor = &credential.actor;
     let mut response = HttpResponse::NoContent().finish();
     let headers = response.headers_mut();
-    headers.insert(X_AUTH_ACCOUNT_ID, HeaderValue::from(actor.account_id));
-    headers.insert(X_AUTH_USER_ID, HeaderValue::from(actor.user_id));
-    headers.insert(X_AUTH_ROLE, HeaderValue::from(actor.role.id()));
+    headers.insert(X_AUTH_ACCOUNT_ID, int_header(actor.account_id));
+    headers.insert(X_AUTH_USER_ID, int_header(actor.user_id));
+    headers.insert(X_AUTH_ROLE, HeaderValue::from_static(actor.role.id_str()));
     if let Some(id) = credential.token_id {
-        headers.insert(X_AUTH_TOKEN_ID, HeaderValue::from(id));
+        headers.insert(X_AUTH_TOKEN_ID, int_header(id));
     }
     if credential.stale {
         // The database is unreachable: this answer comes from what the instance last knew.
@@ -259,7 +262,17 @@ async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpRespo
     Ok(response)
 }
 
+/// An id as a header value, in one allocation (`HeaderValue::from(i64)` makes two: a buffer
+/// that grows, then its shared form).
+fn int_header(n: i64) -> HeaderValue {
+    HeaderValue::from_bytes(itoa::Buffer::new().format(n).as_bytes())
+        .expect("decimal digits are a header value")
+}
+
 fn min_role(query: &str) -> Result<Option<Role>, ApiError> {
+    if query.is_empty() {
+        return Ok(None);
+    }
     for (key, value) in url_pairs(query)? {
         if key == "min_role" {
             return Role::parse(&value)

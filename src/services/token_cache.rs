@@ -310,7 +310,7 @@ impl TokenVerifier {
         if verdict.is_ok() && entry.allowed.is_none() {
             self.counts.add(presented.id, 1);
         }
-        self.store(presented.id, Some(entry), loaded.started);
+        self.store([(presented.id, Some(entry))], loaded.started);
         verdict
     }
 
@@ -339,45 +339,58 @@ impl TokenVerifier {
     }
 
     /// Replaces the entries of `ids` with the rows of one batch read (an id without a row is
-    /// dropped).
+    /// dropped), taking the cache's lock once per chunk instead of once per token (a write
+    /// takes every shard of the lock).
     pub fn refreshed_many(&self, ids: &[i64], rows: Vec<TokenForAuth>, started: Instant) {
         let mut by_id: HashMap<i64, TokenForAuth> = rows.into_iter().map(|r| (r.id, r)).collect();
-        for id in ids {
-            self.refreshed(
-                *id,
-                LoadedRow {
-                    row: by_id.remove(id),
-                    started,
-                },
-            );
+        // Chunks: readers wait for one chunk's inserts at most, not a whole batch's.
+        for chunk in ids.chunks(256) {
+            let entries = chunk
+                .iter()
+                .map(|id| (*id, by_id.remove(id).map(|r| CachedToken::new(r, started))));
+            self.store(entries, started);
         }
     }
 
     pub fn refreshed(&self, id: i64, loaded: LoadedRow) {
         let started = loaded.started;
         let entry = loaded.row.map(|row| CachedToken::new(row, started));
-        self.store(id, entry, started);
+        self.store([(id, entry)], started);
     }
 
-    fn store(&self, id: i64, entry: Option<CachedToken>, loaded_at: Instant) {
-        let forgotten = self
-            .forgotten
-            .lock()
-            .expect("forgotten lock")
-            .get(&id)
-            .copied();
+    /// Caches rows read at `loaded_at` (`None`: the token has no row; forget it).
+    fn store(
+        &self,
+        entries: impl IntoIterator<Item = (i64, Option<CachedToken>)>,
+        loaded_at: Instant,
+    ) {
+        let entries: Vec<_> = {
+            let forgotten = self.forgotten.lock().expect("forgotten lock");
+            entries
+                .into_iter()
+                .map(|(id, entry)| {
+                    // A row read before this instance deleted the token is stale: never
+                    // cache it.
+                    let stale = forgotten.get(&id).is_some_and(|at| loaded_at <= *at);
+                    (id, entry.filter(|_| !stale))
+                })
+                .collect()
+        };
         let mut cache = self.cache.write().expect("token cache lock");
-        match entry {
-            // A row read before this instance deleted the token is stale: never cache it.
-            Some(entry) if forgotten.is_none_or(|at| loaded_at > at) => {
-                if cache.len() > 100_000 {
-                    let keep = self.keep();
-                    cache.retain(|_, e| e.fetched.elapsed() < keep);
+        // Past 100,000 entries, those too old even for an outage go (once per call: a scan
+        // per insert would make a large cache quadratic).
+        if cache.len() > 100_000 {
+            let keep = self.keep();
+            cache.retain(|_, e| e.fetched.elapsed() < keep);
+        }
+        for (id, entry) in entries {
+            match entry {
+                Some(entry) => {
+                    cache.insert(id, entry);
                 }
-                cache.insert(id, entry);
-            }
-            _ => {
-                cache.remove(&id);
+                None => {
+                    cache.remove(&id);
+                }
             }
         }
     }

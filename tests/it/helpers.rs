@@ -170,6 +170,52 @@ impl TestApp {
             .expect("db task")
     }
 
+    /// The database's plan for `SELECT {query}` (SQLite's `EXPLAIN QUERY PLAN` details, or
+    /// PostgreSQL's `EXPLAIN` lines), after `setup` (SQL run first, e.g. `ANALYZE`). On
+    /// PostgreSQL sequential scans are off, so a tiny test table can't hide a missing index.
+    pub async fn plan(&self, setup: &'static str, query: String) -> String {
+        self.db(move |conn| {
+            use diesel::connection::SimpleConnection;
+            use diesel::prelude::*;
+            #[derive(QueryableByName)]
+            struct Line {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                detail: String,
+            }
+            #[derive(QueryableByName)]
+            struct PgLine {
+                #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+                line: String,
+            }
+            match conn {
+                DbConn::Sqlite(c) => {
+                    c.batch_execute(setup).unwrap();
+                    diesel::sql_query(format!("EXPLAIN QUERY PLAN SELECT {query}"))
+                        .load::<Line>(c)
+                        .unwrap()
+                        .into_iter()
+                        .map(|l| l.detail)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+                DbConn::Postgres(c) => {
+                    c.batch_execute(setup).unwrap();
+                    c.batch_execute("SET enable_seqscan = off").unwrap();
+                    let lines = diesel::sql_query(format!("EXPLAIN SELECT {query}"))
+                        .load::<PgLine>(c)
+                        .unwrap();
+                    c.batch_execute("SET enable_seqscan = on").unwrap();
+                    lines
+                        .into_iter()
+                        .map(|l| l.line)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+            }
+        })
+        .await
+    }
+
     /// Adds a user with `PASSWORD` (creating the account if it is new).
     pub async fn add_user(&self, account: &str, email: &str, role: Role) -> User {
         let input = AddUser {

@@ -5,7 +5,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::from_fn;
 use actix_web::{web as aweb, App, HttpServer};
 use anyhow::{anyhow, Context};
 use tokio::sync::Notify;
@@ -102,7 +101,7 @@ impl Application {
             App::new()
                 // Request id, security headers, access log line and metrics, around
                 // everything else.
-                .wrap(from_fn(web::observe::observe))
+                .wrap(web::observe::Observe)
                 .app_data(data.clone())
                 .configure(web::configure(&app_settings))
         })

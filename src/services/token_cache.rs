@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use crossbeam_utils::sync::ShardedLock;
+use rustc_hash::FxHashMap;
 use std::time::{Duration as StdDuration, Instant};
 
 use time::{Duration, OffsetDateTime};
@@ -133,7 +134,7 @@ fn unix_ceil(at: PrimitiveDateTime) -> i64 {
 /// cache line passed between the cores on every check). The flush adds the shards up.
 #[derive(Default)]
 struct UseCounts {
-    shards: [Padded<Mutex<HashMap<i64, u64>>>; SHARDS],
+    shards: [Padded<Mutex<FxHashMap<i64, u64>>>; SHARDS],
 }
 
 impl UseCounts {
@@ -142,8 +143,8 @@ impl UseCounts {
         *counts.entry(id).or_default() += n;
     }
 
-    fn take(&self) -> HashMap<i64, u64> {
-        let mut all: HashMap<i64, u64> = HashMap::new();
+    fn take(&self) -> FxHashMap<i64, u64> {
+        let mut all = FxHashMap::default();
         for shard in &self.shards {
             let taken = std::mem::take(&mut *shard.0.lock().expect("use counts lock"));
             for (id, n) in taken {
@@ -159,7 +160,7 @@ impl UseCounts {
 pub struct TokenVerifier {
     /// Read on every check: a sharded lock, whose readers on different threads write to
     /// different cache lines (a single reader count would be shared by every worker).
-    cache: ShardedLock<HashMap<i64, CachedToken>>,
+    cache: ShardedLock<FxHashMap<i64, CachedToken>>,
     /// When each token was last forgotten (deleted here): a row loaded before that is stale
     /// and not cached, and the token never passes on stale data.
     forgotten: Mutex<HashMap<i64, Instant>>,

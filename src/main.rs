@@ -176,6 +176,10 @@ enum Command {
     },
     /// Print the DNS TXT record that publishes the DKIM key (APITOKENS_DKIM_KEY).
     DkimRecord,
+    /// Check the stored data for what today's rules would refuse: e-mail addresses not in
+    /// their normal form (NFC, lower case, no invisible characters) and people whose addresses
+    /// are the same once normalised. Reports, changes nothing; exits 1 when it found any.
+    Doctor,
     /// Find apitokens tokens in files (honouring .gitignore, skipping binaries) and print
     /// `file:line: token id N (status)`, never the secret. The status comes from the database
     /// when DATABASE_URL is set (or the default SQLite file exists). Exits 1 when an active
@@ -328,6 +332,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Scan { paths, revoke } => scan(&cli.options, paths, revoke),
+        Command::Doctor => doctor(&cli.options),
         Command::ScimToken { account } => {
             let settings = settings(&cli.options, false)?;
             let url = DbUrl::parse(&settings.database_url)?;
@@ -429,8 +434,63 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `apitokens doctor`: see `Command::Doctor`.
+fn doctor(options: &Options) -> anyhow::Result<()> {
+    use apitokens::domain::text::escape_controls;
+    use apitokens::services::users::{email_problems, EmailProblem};
+    let settings = settings(options, false)?;
+    let url = DbUrl::parse(&settings.database_url)?;
+    let pool = db::connect(&url, &cli_pool(&settings))?;
+    let mut conn = pool.get()?;
+    db::run_migrations(&mut conn)?;
+    let problems = email_problems(&mut conn)?;
+    for problem in &problems {
+        match problem {
+            EmailProblem::NotNormal {
+                user_id,
+                account_id,
+                email,
+                why,
+            } => println!(
+                "user {user_id} (account {account_id}): e-mail \"{}\" is not in normal form: {}",
+                escape_controls(email),
+                escape_controls(why)
+            ),
+            EmailProblem::Duplicates { normal, users } => println!(
+                "users {} share the address {} once normalised: {}",
+                users
+                    .iter()
+                    .map(|(id, _, _)| id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                escape_controls(normal),
+                users
+                    .iter()
+                    .map(|(id, account, email)| format!(
+                        "user {id} (account {account}) \"{}\"",
+                        escape_controls(email)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }
+    }
+    if problems.is_empty() {
+        println!("doctor: nothing to report");
+        return Ok(());
+    }
+    eprintln!(
+        "doctor: {} found; nothing was changed (merge or fix them by hand)",
+        apitokens::domain::count(problems.len() as i64, "problem", "problems")
+    );
+    use std::io::Write;
+    std::io::stdout().flush().ok();
+    std::process::exit(1);
+}
+
 /// `apitokens scan`: see `Command::Scan`.
 fn scan(options: &Options, paths: Vec<PathBuf>, revoke: bool) -> anyhow::Result<()> {
+    use apitokens::domain::text::escape_controls;
     use apitokens::domain::token::TokenStatus;
     use apitokens::services::scan;
     use apitokens::services::tokens::{revoke_found, status_of_presented, FoundToken};
@@ -512,7 +572,7 @@ fn scan(options: &Options, paths: Vec<PathBuf>, revoke: bool) -> anyhow::Result<
         };
         println!(
             "{}:{}: token id {} ({status})",
-            f.path.display(),
+            escape_controls(&f.path.display().to_string()),
             f.line,
             f.token.id
         );

@@ -61,10 +61,7 @@ pub fn from_stored(stored: Option<&str>) -> Vec<IpNet> {
 /// Whether `ip` may use a token with this list (an IPv4 client seen as an IPv4-mapped IPv6
 /// address counts as its IPv4 address).
 pub fn admits(nets: &[IpNet], ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
+    let ip = super::address::canonical(ip);
     nets.iter().any(|net| net.contains(&ip))
 }
 

@@ -109,25 +109,42 @@ impl Expiry {
     }
 }
 
-/// An e-mail address, lowercased; a light check (the mailer is the real judge).
+/// An e-mail address in its one stored form: trimmed, Unicode NFC (a decomposed and a
+/// precomposed `résumé@` are the same person), lower-cased; control and invisible characters
+/// (zero-width spaces, bidi overrides, ...) refused, so two people can't look identical.
+/// A light check otherwise (the mailer is the real judge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Email, String> {
-        let email = raw.trim().to_lowercase();
+        let trimmed = raw.trim();
+        if trimmed.chars().any(super::text::needs_escape) {
+            return Err(
+                "The e-mail address contains an invisible or control character: type it again."
+                    .into(),
+            );
+        }
+        let email = Email::normal_form(trimmed);
         let valid = email.len() <= 254
             && email.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty() && !domain.is_empty() && !domain.contains('@')
             })
             && !email
                 .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
+                .any(|c| c.is_whitespace() || c == '<' || c == '>');
         if valid {
             Ok(Email(email))
         } else {
             Err("Enter an e-mail address like name@example.com.".into())
         }
+    }
+
+    /// What an address typed at sign-in is looked up as: the same normal form, without the
+    /// refusals (an address that can't be valid simply finds nobody).
+    pub fn normal_form(raw: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        raw.trim().nfc().collect::<String>().to_lowercase()
     }
 
     pub fn as_str(&self) -> &str {
@@ -254,6 +271,29 @@ mod tests {
         );
         for bad in ["", "alice", "@x", "a@", "a b@x", "a@b@c", "<a@b>"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_are_one_normal_form_and_invisible_characters_are_refused() {
+        let precomposed = Email::parse("r\u{e9}sum\u{e9}@Example.com").unwrap();
+        let decomposed = Email::parse("re\u{301}sume\u{301}@example.com").unwrap();
+        assert_eq!(precomposed, decomposed);
+        assert_eq!(precomposed.as_str(), "r\u{e9}sum\u{e9}@example.com");
+        assert_eq!(
+            Email::normal_form(" RE\u{301}SUME\u{301}@example.com"),
+            precomposed.as_str()
+        );
+        for sneaky in [
+            "eng@demo.example\u{200b}",
+            "\u{feff}eng@demo.example",
+            "en\u{200d}g@demo.example",
+            "eng@demo\u{202e}.example",
+            "eng@demo.exam\u{00ad}ple",
+            "eng\u{7}@demo.example",
+        ] {
+            let e = Email::parse(sneaky).unwrap_err();
+            assert!(e.contains("invisible"), "{sneaky:?}: {e}");
         }
     }
 

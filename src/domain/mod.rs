@@ -1,6 +1,7 @@
 //! Types that carry the product's rules and know nothing of HTTP or SQL. (The enums that are
 //! stored carry Diesel's two marker derives; how they map to columns is in `repo::types`.)
 
+pub mod address;
 pub mod allowlist;
 pub mod clock;
 pub mod input;
@@ -10,6 +11,7 @@ pub mod policy;
 pub mod role;
 pub mod scim;
 pub mod secret;
+pub mod text;
 pub mod token;
 pub mod token_format;
 pub mod unsubscribe;

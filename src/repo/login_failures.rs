@@ -1,4 +1,5 @@
-//! Counters of failed sign-in attempts, one row per key (`e:<email>` or `a:<address>`).
+//! Counters of failed sign-in attempts, one row per key (an HMAC of a person, an address or
+//! both: `services::login_limit`).
 
 use diesel::prelude::*;
 use time::PrimitiveDateTime;

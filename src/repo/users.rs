@@ -99,6 +99,14 @@ impl User {
             .optional()
     }
 
+    /// Every user's id, account and e-mail, by id (for `apitokens doctor`).
+    pub fn all_emails(conn: &mut DbConn) -> QueryResult<Vec<(i64, i64, String)>> {
+        users::table
+            .order(users::id.asc())
+            .select((users::id, users::account_id, users::email))
+            .load(conn)
+    }
+
     pub fn insert(conn: &mut DbConn, new: &NewUser) -> QueryResult<User> {
         diesel::insert_into(users::table)
             .values(new)

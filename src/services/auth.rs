@@ -146,20 +146,21 @@ impl Services {
     ) -> Result<T, SignInError> {
         let now = self.clock.now();
         let limiter = self.limiter.clone();
-        let (login, from) = (email.trim().to_lowercase(), address.to_owned());
-        if let Some(wait) = limiter.locked_here(&login, &from, now) {
+        let keys = limiter.keys(email, address);
+        let login = crate::domain::input::Email::normal_form(email);
+        if let Some(wait) = limiter.locked_here(&keys, now) {
             return Err(SignInError::TooManyAttempts(wait));
         }
         // A turn first: when the budget is full the answer is "busy" before any database work.
         let turn = self.passwords.turn().await?;
-        let (l, f) = (login.clone(), from.clone());
+        let k = keys.clone();
         let (reserved, user) = self
             .db
             .run(move |conn| {
-                if let Err(wait) = limiter.reserve(conn, &l, &f, now)? {
+                if let Err(wait) = limiter.reserve(conn, &k, now)? {
                     return Ok((Err(wait), None));
                 }
-                Ok((Ok(()), User::find_by_email(conn, &l)?))
+                Ok((Ok(()), User::find_by_email(conn, &login)?))
             })
             .await?;
         reserved.map_err(SignInError::TooManyAttempts)?;
@@ -176,7 +177,7 @@ impl Services {
         };
         self.db
             .run(move |conn| {
-                limiter.succeeded(conn, &login, &from)?;
+                limiter.succeeded(conn, &keys)?;
                 Ok(finish(conn, user))
             })
             .await

@@ -19,6 +19,7 @@ pub mod members;
 pub mod miss_batch;
 pub mod notices;
 pub mod password_work;
+pub mod report_gate;
 pub mod scan;
 pub mod scim;
 pub mod token_cache;
@@ -121,10 +122,9 @@ pub struct Services {
     metrics: Arc<Metrics>,
     /// The keys leak reports must be signed with (`leaks`); `None`: reports aren't taken.
     scanning_keys: Option<Arc<leaks::ScanningKeys>>,
-    /// One leak-report signature checked at a time, off the request workers: an ECDSA
-    /// verification is ~0.1 ms of CPU, and the key ids are public, so a flood must not be
-    /// able to buy more than one core's share of it.
-    scanning_permits: Arc<tokio::sync::Semaphore>,
+    /// Leak-report signature checks: one at a time, off the request workers, in a bounded
+    /// queue with per-address limits (`report_gate`).
+    report_gate: Arc<report_gate::ReportGate>,
     /// Set on SIGTERM/SIGINT: not ready any more, and a running sweep stops after its
     /// current e-mail.
     stopping: Arc<std::sync::atomic::AtomicBool>,
@@ -144,7 +144,7 @@ impl Services {
         };
         Ok(Services {
             scanning_keys,
-            scanning_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+            report_gate: Arc::default(),
             db: Database::new(pools, health, metrics.clone()),
             metrics,
             stopping: Arc::default(),
@@ -154,7 +154,10 @@ impl Services {
             misses: Arc::default(),
             user_states: Arc::new(user_cache::UserStates::new(settings.outage_grace)),
             jwt: Arc::new(jwt::JwtKeys::new(&settings.jwt_keys)?),
-            limiter: Arc::new(login_limit::LoginLimiter::default()),
+            limiter: Arc::new(login_limit::LoginLimiter::new(
+                settings.secret_key.bytes(),
+                login_limit::Limits::default(),
+            )),
             passwords: Arc::new(password_work::PasswordWork::sized_to_machine()),
             mail: Arc::new(Mail::from_settings(settings)?),
         })
@@ -176,22 +179,30 @@ impl Services {
         self.scanning_keys.as_deref()
     }
 
-    /// Checks a leak report's signature on the blocking pool, one at a time; `None` when
-    /// another check is running (the caller answers "busy"), or no keys are configured.
+    /// A place in the queue of leak-report signature checks for a report from `from`, or why
+    /// not (`report_gate`): asked before the report's body is read.
+    pub fn admit_leak_report(
+        &self,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<report_gate::Ticket, report_gate::Refusal> {
+        self.report_gate.admit(from)
+    }
+
+    /// Checks a leak report's signature on the blocking pool when its turn comes; `None` when
+    /// no keys are configured.
     pub async fn verify_leak_report(
         &self,
+        ticket: report_gate::Ticket,
         key_id: String,
         signature: String,
         body: Vec<u8>,
     ) -> Option<(Result<(), leaks::BadSignature>, Vec<u8>)> {
         let keys = self.scanning_keys.clone()?;
-        let permit = self.scanning_permits.clone().try_acquire_owned().ok()?;
-        tokio::task::spawn_blocking(move || {
-            let _one_at_a_time = permit;
-            (keys.verify(&key_id, &signature, &body), body)
-        })
-        .await
-        .ok()
+        self.report_gate
+            .run(ticket, move || {
+                (keys.verify(&key_id, &signature, &body), body)
+            })
+            .await
     }
 
     fn forget_tokens(&self, ids: &[i64]) {

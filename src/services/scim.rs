@@ -170,13 +170,13 @@ pub fn list(
             Some(Filter::UserName(v)) => Some(
                 q.filter(
                     lower(users::user_name.assume_not_null())
-                        .eq(v.to_lowercase())
+                        .eq(Email::normal_form(v))
                         .or(users::user_name
                             .is_null()
-                            .and(lower(users::email).eq(v.to_lowercase()))),
+                            .and(lower(users::email).eq(Email::normal_form(v)))),
                 ),
             ),
-            Some(Filter::Email(v)) => Some(q.filter(lower(users::email).eq(v.to_lowercase()))),
+            Some(Filter::Email(v)) => Some(q.filter(lower(users::email).eq(Email::normal_form(v)))),
             Some(Filter::ExternalId(v)) => Some(q.filter(users::external_id.eq(v.clone()))),
             Some(Filter::Id(id)) => Some(q.filter(users::id.eq(*id))),
             Some(Filter::Active(true)) => Some(q.filter(users::removed_at.is_null())),

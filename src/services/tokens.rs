@@ -191,15 +191,16 @@ pub fn create(
             .check(request.expiry.instant(), now)
             .map_err(|m| ServiceError::invalid("expiry", m))?;
         // A token made with a token lives no longer than it: "never" only if it never expires.
-        let mut expires_at = request.expiry.instant().map(to_naive);
-        if let Some(parent_id) = request.parent {
-            let parent = Token::find(conn, parent_id)?
-                .filter(|p| p.account_id == actor.account_id && p.deleted_at.is_none())
-                .ok_or(ServiceError::NotFound)?;
-            if let Some(cap) = parent.expires_at {
-                expires_at = Some(expires_at.map_or(cap, |at| at.min(cap)));
-            }
-        }
+        let parent_expiry = match request.parent {
+            Some(parent_id) => Some(
+                Token::find(conn, parent_id)?
+                    .filter(|p| p.account_id == actor.account_id && p.deleted_at.is_none())
+                    .ok_or(ServiceError::NotFound)?
+                    .expires_at,
+            ),
+            None => None,
+        };
+        let expires_at = cap_expiry(request.expiry.instant().map(to_naive), [parent_expiry]);
         let allowed = crate::domain::allowlist::to_stored(&request.allowed_ips);
         let new = NewToken {
             account_id: actor.account_id,
@@ -535,6 +536,10 @@ pub struct Rotation {
 /// working for `rotation.grace`. Both are kept only as SHA-256; a secret from an earlier
 /// rotation still in its grace is forgotten now. The expiry stays, or becomes a new one; either
 /// must satisfy the account's policy. Returns the token and its new secret (shown once).
+///
+/// Rotation stays inside the lineage rules (`rotation_rules`): only the token's issuer
+/// rotates it, a token credential only itself, and the new expiry is capped like a new
+/// token's (at the parent's, and at the calling token's own).
 pub fn rotate(
     conn: &mut DbConn,
     actor: &Actor,
@@ -545,13 +550,14 @@ pub fn rotate(
     let secret = token_format::generate_secret(id);
     conn.transaction(|conn| {
         let token = lock_visible(conn, actor, id)?;
+        may_rotate(actor, &token)?;
         if TokenStatus::of(token.deleted_at, token.expires_at, now) != TokenStatus::Active {
             return Err(ServiceError::invalid(
                 "token",
                 "Only an active token can be rotated: create a new one instead.",
             ));
         }
-        let expires_at = match &rotation.expiry {
+        let wanted = match &rotation.expiry {
             Some(e) => e.instant(),
             None => token.expires_at.map(from_naive),
         };
@@ -559,22 +565,38 @@ pub fn rotate(
             .map(|a| a.token_policy())
             .unwrap_or_default();
         policy
-            .check(expires_at, now)
+            .check(wanted, now)
             .map_err(|m| ServiceError::invalid("expiry", m))?;
-        let until = now + rotation.grace;
-        let old = (rotation.grace > time::Duration::ZERO)
-            .then(|| (token.secret_hash.as_str(), to_naive(until)));
-        Token::rotate(conn, id, &secret.hash().0, old, expires_at.map(to_naive))?;
+        let parent_expiry = match token.parent_id {
+            Some(parent) => Some(
+                Token::find(conn, parent)?
+                    .map(|p| p.expires_at)
+                    // A parent that is gone: the child went with it (`retire`), so this
+                    // can't be reached for an active child; refuse rather than uncap.
+                    .ok_or(ServiceError::NotFound)?,
+            ),
+            None => None,
+        };
+        let caller_expiry = acting_token(actor).map(|_| token.expires_at);
+        let expires_at = cap_expiry(wanted.map(to_naive), [parent_expiry, caller_expiry]);
+        // The old secret never outlives the token.
+        let until = to_naive(now + rotation.grace);
+        let until = expires_at.map_or(until, |at| until.min(at));
+        let old = (rotation.grace > time::Duration::ZERO && until > to_naive(now))
+            .then_some((token.secret_hash.as_str(), until));
+        Token::rotate(conn, id, &secret.hash().0, old, expires_at)?;
         let via = super::audit::via_words(conn, actor)?;
-        let grace = if old.is_some() {
-            format!(
-                "the old secret works until {} {:02}:{:02} UTC",
-                until.date(),
-                until.hour(),
-                until.minute()
-            )
-        } else {
-            "the old secret stopped at once".to_owned()
+        let grace = match old {
+            Some((_, until)) => {
+                let until = from_naive(until);
+                format!(
+                    "the old secret works until {} {:02}:{:02} UTC",
+                    until.date(),
+                    until.hour(),
+                    until.minute()
+                )
+            }
+            None => "the old secret stopped at once".to_owned(),
         };
         super::audit::record(
             conn,
@@ -586,6 +608,50 @@ pub fn rotate(
         )
     })?;
     Ok((load_view(conn, id, now)?, secret))
+}
+
+/// The token credential `actor` acts through, if any (not a JWT, not the portal).
+pub fn acting_token(actor: &Actor) -> Option<i64> {
+    match actor.origin.via {
+        super::Via::Api(token) => token,
+        _ => None,
+    }
+}
+
+/// Who may rotate a token. A rotation hands out a new secret that acts as the token's issuer,
+/// so only the issuer may receive one: an Administrator who could rotate a colleague's token
+/// would hold a credential that the gateway reports as that colleague (deleting it is how an
+/// Administrator ends someone else's token). And a token credential rotates only itself, so a
+/// leaked token can't mint a fresh secret for a sibling that deleting the leaked one would
+/// leave working.
+pub fn may_rotate(actor: &Actor, token: &Token) -> ServiceResult<()> {
+    if token.issuer_id != actor.user_id {
+        return Err(ServiceError::Forbidden(
+            "Only the person who issued a token can rotate it (a new secret acts as them). To end this token, delete it."
+                .into(),
+        ));
+    }
+    if let Some(caller) = acting_token(actor) {
+        if caller != token.id {
+            return Err(ServiceError::Forbidden(
+                "A token can rotate only itself. Sign in to the portal, or use a JWT, to rotate your other tokens."
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `wanted` (`None`: never), no later than any of `caps` (`Some(None)`: a cap that never
+/// expires, so no cap; `None`: no such cap).
+pub fn cap_expiry(
+    wanted: Option<PrimitiveDateTime>,
+    caps: impl IntoIterator<Item = Option<Option<PrimitiveDateTime>>>,
+) -> Option<PrimitiveDateTime> {
+    caps.into_iter()
+        .flatten()
+        .flatten()
+        .fold(wanted, |at, cap| Some(at.map_or(cap, |at| at.min(cap))))
 }
 
 /// Forgets the old secrets whose grace has ended (a sweep's step), recording each once; at
@@ -809,11 +875,13 @@ pub fn revoke_found(
     })
 }
 
-/// At most `max` characters of `text` (an address or path from outside), with "…" if cut.
+/// At most `max` characters of `text` (an address or path from outside), control and
+/// invisible characters escaped (`domain::text`), with "…" if cut.
 fn clip(text: &str, max: usize) -> String {
+    let text = crate::domain::text::escape_controls(text);
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
+        None => text.into_owned(),
     }
 }
 
@@ -1090,6 +1158,52 @@ mod tests {
         assert!(admin.admits(&token(7, 1)));
         assert!(admin.admits(&token(7, 2)), "a colleague's token");
         assert!(!admin.admits(&token(8, 1)), "another account's token");
+    }
+
+    #[test]
+    fn an_expiry_is_capped_by_every_cap_that_expires_and_by_none_that_doesnt() {
+        use time::macros::datetime;
+        let (soon, later, latest) = (
+            datetime!(2026-12-10 23:59:59),
+            datetime!(2027-01-10 23:59:59),
+            datetime!(2028-01-01 00:00:00),
+        );
+        assert_eq!(cap_expiry(None, []), None, "nothing caps never");
+        assert_eq!(
+            cap_expiry(None, [Some(None)]),
+            None,
+            "a parent that never expires"
+        );
+        assert_eq!(cap_expiry(None, [Some(Some(later))]), Some(later));
+        assert_eq!(cap_expiry(Some(latest), [Some(Some(later))]), Some(later));
+        assert_eq!(cap_expiry(Some(soon), [Some(Some(later))]), Some(soon));
+        assert_eq!(
+            cap_expiry(Some(latest), [Some(Some(later)), None, Some(Some(soon))]),
+            Some(soon),
+            "the earliest of parent and calling token"
+        );
+    }
+
+    #[test]
+    fn only_the_issuer_rotates_and_a_token_only_itself() {
+        let mut t = token(7, 2);
+        t.id = 40;
+        let issuer = actor(2, 7, Role::Engineers);
+        assert!(may_rotate(&issuer, &t).is_ok(), "the issuer, in the portal");
+        let admin = actor(1, 7, Role::Administrators);
+        assert!(matches!(
+            may_rotate(&admin, &t),
+            Err(ServiceError::Forbidden(_))
+        ));
+        let itself = issuer.clone().from(super::super::Via::Api(Some(40)), "");
+        assert!(may_rotate(&itself, &t).is_ok());
+        let sibling = issuer.clone().from(super::super::Via::Api(Some(41)), "");
+        assert!(matches!(
+            may_rotate(&sibling, &t),
+            Err(ServiceError::Forbidden(_))
+        ));
+        let jwt = issuer.from(super::super::Via::Api(None), "");
+        assert!(may_rotate(&jwt, &t).is_ok(), "the issuer's JWT");
     }
 
     #[test]

@@ -134,6 +134,71 @@ pub fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("not a real password").expect("hashing works"))
 }
 
+/// A stored e-mail address that `apitokens doctor` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailProblem {
+    /// Not in the one normal form (`Email::parse` refuses it, or would store it otherwise):
+    /// stored before addresses were normalised.
+    NotNormal {
+        user_id: i64,
+        account_id: i64,
+        email: String,
+        why: String,
+    },
+    /// Several users whose addresses are the same once normalised: they look identical on
+    /// the Users page. Reported, never merged: which one is the person is for a human to say.
+    Duplicates {
+        normal: String,
+        users: Vec<(i64, i64, String)>,
+    },
+}
+
+/// The stored e-mail addresses that aren't what `Email::parse` would store today, and the
+/// groups of users who are one address once normalised.
+pub fn email_problems(conn: &mut DbConn) -> ServiceResult<Vec<EmailProblem>> {
+    let mut problems = vec![];
+    let mut by_normal: std::collections::BTreeMap<String, Vec<(i64, i64, String)>> =
+        Default::default();
+    for (user_id, account_id, email) in User::all_emails(conn)? {
+        let normal = match Email::parse(&email) {
+            Ok(parsed) if parsed.as_str() == email => email.clone(),
+            Ok(parsed) => {
+                problems.push(EmailProblem::NotNormal {
+                    user_id,
+                    account_id,
+                    email: email.clone(),
+                    why: format!("its normal form is {:?}", parsed.as_str()),
+                });
+                parsed.as_str().to_owned()
+            }
+            Err(why) => {
+                problems.push(EmailProblem::NotNormal {
+                    user_id,
+                    account_id,
+                    email: email.clone(),
+                    why,
+                });
+                // Compared without its invisible characters, as a person reads it.
+                Email::normal_form(&email)
+                    .chars()
+                    .filter(|c| !crate::domain::text::needs_escape(*c))
+                    .collect()
+            }
+        };
+        by_normal
+            .entry(normal)
+            .or_default()
+            .push((user_id, account_id, email));
+    }
+    problems.extend(
+        by_normal
+            .into_iter()
+            .filter(|(_, users)| users.len() > 1)
+            .map(|(normal, users)| EmailProblem::Duplicates { normal, users }),
+    );
+    Ok(problems)
+}
+
 /// How to sign in to the demo account created on a brand-new database.
 pub struct DemoCredentials {
     pub email: String,

@@ -1,9 +1,13 @@
-//! Who is on the other end: the client's address, behind trusted proxies or not.
+//! Who is on the other end: the client's address, behind trusted proxies or not. Every
+//! address, the TCP peer's and each forwarded hop, goes through `domain::address` first, so
+//! `::ffff:127.0.0.1` on a dual-stack listener is the proxy `127.0.0.1` it is.
 
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 use ipnet::IpNet;
+
+use crate::domain::address;
 
 /// The client's address. The TCP peer, unless the peer is a trusted proxy: then the rightmost
 /// address in `X-Forwarded-For` that isn't itself a trusted proxy (each proxy appends the
@@ -27,9 +31,17 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     }))
 }
 
-/// Whether `ip` is one of the trusted proxies.
-pub fn is_trusted(ip: &IpAddr, trusted: &[IpNet]) -> bool {
-    trusted.iter().any(|net| net.contains(ip))
+/// Whether the TCP peer is one of the trusted proxies.
+pub fn peer_is_trusted(req: &HttpRequest, trusted: &[IpNet]) -> bool {
+    !trusted.is_empty()
+        && req
+            .peer_addr()
+            .is_some_and(|peer| is_trusted(address::canonical(peer.ip()), trusted))
+}
+
+/// Whether `ip` (canonical) is one of the trusted proxies.
+fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&ip))
 }
 
 fn from_forwarded(
@@ -37,17 +49,17 @@ fn from_forwarded(
     trusted: &[IpNet],
     forwarded: impl FnOnce() -> Vec<String>,
 ) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| is_trusted(ip, trusted);
-    if !is_trusted(&peer) {
+    let peer = address::canonical(peer);
+    if !is_trusted(peer, trusted) {
         return peer;
     }
     let mut client = peer;
     for hop in forwarded().iter().rev() {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) if is_trusted(&ip) => client = ip,
-            Ok(ip) => return ip,
+        match address::parse_hop(hop) {
+            Some(ip) if is_trusted(ip, trusted) => client = ip,
+            Some(ip) => return ip,
             // A hop we can't read: stop at the last one we could.
-            Err(_) => return client,
+            None => return client,
         }
     }
     client
@@ -89,5 +101,29 @@ mod tests {
         );
         // Nobody trusted (the default): always the peer.
         assert_eq!(from_forwarded(proxy, &[], hops(&["1.2.3.4"])), proxy);
+    }
+
+    #[test]
+    fn a_mapped_peer_is_the_proxy_it_maps_to_and_mapped_hops_are_ipv4() {
+        let proxies: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
+        let mapped_proxy: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(
+            from_forwarded(mapped_proxy, &proxies, hops(&["203.0.113.5"])),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            from_forwarded(
+                mapped_proxy,
+                &proxies,
+                hops(&["[::ffff:198.51.100.1]:4444"])
+            ),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        // A mapped stranger is reported as its IPv4 address.
+        let mapped_stranger: IpAddr = "::ffff:203.0.113.77".parse().unwrap();
+        assert_eq!(
+            from_forwarded(mapped_stranger, &proxies, hops(&["1.2.3.4"])),
+            "203.0.113.77".parse::<IpAddr>().unwrap()
+        );
     }
 }

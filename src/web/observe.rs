@@ -20,7 +20,7 @@ use actix_web::web;
 use futures_util::future::LocalBoxFuture;
 use tracing::Instrument;
 
-use super::client::{client_address, is_trusted};
+use super::client::{client_address, peer_is_trusted};
 use super::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -148,9 +148,7 @@ where
             .map(|s| s.settings.trusted_proxies.as_slice())
             .unwrap_or_default();
         let https = state.is_some_and(|s| s.settings.secure_cookies());
-        let from_proxy = req
-            .peer_addr()
-            .is_some_and(|peer| is_trusted(&peer.ip(), trusted))
+        let from_proxy = peer_is_trusted(req.request(), trusted)
             .then(|| req.headers().get(&REQUEST_ID))
             .flatten()
             .and_then(|v| v.to_str().ok())

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{TestApp, PASSWORD};
 
-fn apitokens(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+pub(crate) fn apitokens(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_apitokens"));
     cmd.args(args)
         .env_remove("DATABASE_URL")

@@ -688,6 +688,20 @@ impl TestApp {
             .await
     }
 
+    /// An API client with an access JWT of `email` (password `PASSWORD`): the person
+    /// themselves, as a script that logged in acts, rather than one of their tokens.
+    pub async fn api_jwt(&self, email: &str) -> Api {
+        let r = self
+            .api("")
+            .post(
+                "/iam/auth/jwt/login",
+                serde_json::json!({"username": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "JWT login of {email}: {}", r.json);
+        self.api(&format!("Bearer {}", r.json["access"].as_str().unwrap()))
+    }
+
     /// An API client authenticated with a fresh never-expiring token of `role` issued by
     /// `user`.
     pub async fn api_as(&self, user: &User, role: Role) -> Api {

@@ -141,10 +141,13 @@ pub async fn login(
     match state.jwt_login(&email, &password, &address).await {
         Ok(pair) => Ok(pair_response(pair)),
         Err(SignInError::WrongCredentials | SignInError::ApiOnly) => Err(no_account()),
-        Err(SignInError::TooManyAttempts(wait)) => Err(ApiError::TooManyRequests(format!(
-            "Too many failed login attempts. Try again in {}.",
-            crate::domain::count(wait.as_secs().div_ceil(60) as i64, "minute", "minutes")
-        ))),
+        Err(SignInError::TooManyAttempts(wait)) => Err(ApiError::TooManyRequests(
+            format!(
+                "Too many failed login attempts. Try again in {}.",
+                crate::domain::count(wait.as_secs().div_ceil(60) as i64, "minute", "minutes")
+            ),
+            wait,
+        )),
         Err(SignInError::Service(e)) => Err(e.into()),
     }
 }

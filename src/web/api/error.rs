@@ -24,8 +24,9 @@ pub enum ApiError {
     /// `{"errors": {...}}`, field → list of messages (nested for `client_user.role`).
     #[error("validation failed")]
     Validation(Value),
+    /// 429, with how long to wait (`Retry-After`, whole seconds, at least 1).
     #[error("{0}")]
-    TooManyRequests(String),
+    TooManyRequests(String, std::time::Duration),
     /// A signed request (a leak report) whose signature doesn't hold: 401 with why.
     #[error("{0}")]
     BadSignature(String),
@@ -106,7 +107,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
@@ -118,7 +119,7 @@ impl ResponseError for ApiError {
         let body = match self {
             ApiError::Unauthorized => json!({ "message": UNAUTHORIZED_MESSAGE }),
             ApiError::Forbidden(m)
-            | ApiError::TooManyRequests(m)
+            | ApiError::TooManyRequests(m, _)
             | ApiError::BadSignature(m)
             | ApiError::TooLarge(m) => {
                 json!({ "message": m })
@@ -141,6 +142,10 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::Unavailable(_) | ApiError::Busy) {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        if let ApiError::TooManyRequests(_, wait) = self {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         response.json(body)
     }

@@ -6,6 +6,7 @@ use futures_util::StreamExt;
 
 use super::error::ApiError;
 use crate::services::leaks::{BadSignature, LeakReport, MAX_REPORTS};
+use crate::services::report_gate::Refusal;
 use crate::web::AppState;
 
 /// GitHub's headers: which of its published keys signed the body, and the signature.
@@ -30,7 +31,8 @@ const MAX_BODY: usize = 1024 * 1024;
               (status = 401, description = "unknown key id or a signature that doesn't verify; nothing changed"),
               (status = 404, description = "secret scanning isn't configured here"),
               (status = 413, description = "body over 1 MB"),
-              (status = 503, description = "another report's signature is being checked; Retry-After says when to try again")))]
+              (status = 429, description = "too many reports from this address (more than 10 a second after a burst of 50, or 2 waiting); Retry-After says when to try again"),
+              (status = 503, description = "the queue of signature checks is full; Retry-After says when to try again")))]
 #[post("/iam/secret-scanning/report")]
 pub async fn report(
     req: HttpRequest,
@@ -47,6 +49,15 @@ pub async fn report(
             .unwrap_or("")
             .to_owned()
     };
+    // Per-address limits and the queue's bound first, before the body is read.
+    let from = crate::web::client::client_ip(&req, &state.settings.trusted_proxies);
+    let ticket = state.admit_leak_report(from).map_err(|refusal| match refusal {
+        Refusal::TooMany(wait) => ApiError::TooManyRequests(
+            "Too many leak reports from this address: send them in batches (up to 1,000 per request).".into(),
+            wait,
+        ),
+        Refusal::Busy => ApiError::Busy,
+    })?;
     let (key_id, signature) = (header(KEY_ID), header(SIGNATURE));
     if key_id.is_empty() || signature.is_empty() {
         return Err(ApiError::BadSignature(format!(
@@ -72,7 +83,7 @@ pub async fn report(
         return Err(refused(BadSignature::UnknownKey, &key_id));
     }
     let Some((verified, body)) = state
-        .verify_leak_report(key_id.clone(), signature, body.to_vec())
+        .verify_leak_report(ticket, key_id.clone(), signature, body.to_vec())
         .await
     else {
         return Err(ApiError::Busy);

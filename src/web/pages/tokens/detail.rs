@@ -35,6 +35,8 @@ pub struct TokenFacts {
     pub outside_policy: bool,
     /// Not deleted: it can be edited, rotated (if active) and deleted.
     pub editable: bool,
+    /// The viewer issued it, so may rotate it (`services::tokens::may_rotate`).
+    pub rotatable: bool,
     /// The allowlist, comma-separated ("" = any address).
     pub allowed: String,
 }
@@ -219,6 +221,7 @@ async fn render_token(
         t: TokenFacts {
             id: token.id,
             editable: token.status != TokenStatus::Deleted,
+            rotatable: token.issuer_id == me.user.user.id,
             allowed,
             grace_until: token.old_secret_until.map(datetime),
             outside_policy: token.outside_policy,
@@ -369,6 +372,9 @@ pub async fn rotate_token(
         Err(ServiceError::Invalid(mut fields)) => {
             let m = fields.remove(0).1;
             render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
+        }
+        Err(ServiceError::Forbidden(m)) => {
+            render_token(&state, &me, id, failed(m), None, StatusCode::FORBIDDEN).await
         }
         Err(e) => Err(e.into()),
     }

@@ -269,3 +269,26 @@ async fn auth_endpoints() {
             .await,
     );
 }
+
+/// The OpenAPI document itself, in content (keys sorted): how its routes are registered may
+/// change, what it says may not without a reviewed diff.
+#[tokio::test]
+async fn openapi_document() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let doc = app.api("").get("/iam/openapi.json").await;
+    assert_eq!(doc.status, StatusCode::OK);
+    insta::assert_json_snapshot!("openapi_document", sorted(&doc.json));
+}
+
+/// `value` with every object's keys in order, whatever order the document was built in.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+        }
+        other => other.clone(),
+    }
+}

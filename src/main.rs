@@ -13,8 +13,8 @@ use apitokens::db::{self, DbUrl};
 use apitokens::domain::input::{Email, NewPassword, PersonName};
 use apitokens::domain::{Clock, Role};
 use apitokens::error::ServiceError;
-use apitokens::services::users::{add_user, AddUser};
-use apitokens::services::{delivery, notices};
+use apitokens::services::notices::{self, delivery};
+use apitokens::services::people::accounts::{add_user, AddUser};
 use apitokens::startup::Application;
 
 /// Permanent API tokens for the people of an account, and a Gcore-compatible API.
@@ -297,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             db::run_migrations(&mut conn)?;
             let now = as_of.unwrap_or_else(|| Clock::default().now());
             if dry_run {
-                let planned = notices::plan(&mut conn, now)?;
+                let planned = notices::plan::plan(&mut conn, now)?;
                 for p in &planned {
                     println!(
                         "{}\ttoken {} \"{}\"\tto {}\te-mail {}",
@@ -341,7 +341,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             db::run_migrations(&mut conn)?;
             let found = apitokens::repo::Account::find_by_name(&mut conn, &account)?
                 .with_context(|| format!("there is no account named `{account}`"))?;
-            let token = apitokens::services::scim::issue_token(
+            let token = apitokens::services::people::scim::issue_token(
                 &mut conn,
                 found.id,
                 None,
@@ -437,7 +437,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// `apitokens doctor`: see `Command::Doctor`.
 fn doctor(options: &Options) -> anyhow::Result<()> {
     use apitokens::domain::text::escape_controls;
-    use apitokens::services::users::{email_problems, EmailProblem};
+    use apitokens::services::people::accounts::{email_problems, EmailProblem};
     let settings = settings(options, false)?;
     let url = DbUrl::parse(&settings.database_url)?;
     let pool = db::connect(&url, &cli_pool(&settings))?;

@@ -13,8 +13,8 @@ use crate::config::Settings;
 use crate::db::{self, DbUrl, PoolOptions};
 use crate::domain::Clock;
 use crate::error::ServiceError;
-use crate::services::database::GATEWAY_POOL_SIZE;
-use crate::services::users::{ensure_demo_account, DemoCredentials};
+use crate::services::people::accounts::{ensure_demo_account, DemoCredentials};
+use crate::services::runtime::database::GATEWAY_POOL_SIZE;
 use crate::services::Services;
 use crate::web::{self, AppState};
 
@@ -80,7 +80,7 @@ impl Application {
         let settings = Arc::new(settings);
         let state = AppState {
             services: Services::new(
-                crate::services::database::Pools {
+                crate::services::Pools {
                     main: pool,
                     gateway: gateway_pool,
                     bookkeeping: bookkeeping_pool,
@@ -177,7 +177,7 @@ impl Application {
         }
         flusher.abort();
         refresher.abort();
-        if let Err(e) = self.state.flush_uses().await {
+        if let Err(e) = self.state.gateway.flush_uses().await {
             tracing::warn!(error = %e, "token uses not written at shutdown");
         }
         if let Some((handle, task)) = metrics {
@@ -287,11 +287,11 @@ async fn sweep_periodically(state: AppState, stop: Arc<Notify>) {
 
 /// Reloads the token cache's entries past half their life, together, ten times a second.
 async fn refresh_tokens_periodically(state: AppState) {
-    let mut tick = tokio::time::interval(crate::services::api_auth::REFRESH_EVERY);
+    let mut tick = tokio::time::interval(crate::services::gateway::REFRESH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = state.refresh_tokens().await {
+        if let Err(e) = state.gateway.refresh_tokens().await {
             if !matches!(e, ServiceError::Unavailable(_)) {
                 tracing::warn!(error = %e, "token cache refresh failed");
             }
@@ -308,7 +308,7 @@ async fn flush_uses_periodically(state: AppState) {
             backoff(failures, MAX_BACKOFF)
         };
         tokio::time::sleep(pause).await;
-        match state.flush_uses().await {
+        match state.gateway.flush_uses().await {
             Ok(_) => failures = 0,
             Err(e) => {
                 failures += 1;

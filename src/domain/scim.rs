@@ -272,20 +272,20 @@ impl UserInput {
 
 /// A user as SCIM shows them.
 #[derive(Debug, Clone)]
-pub struct UserView<'a> {
+pub struct UserView {
     pub id: i64,
-    pub user_name: &'a str,
-    pub display_name: &'a str,
-    pub email: &'a str,
+    pub user_name: String,
+    pub display_name: String,
+    pub email: String,
     pub active: bool,
     pub role: Role,
-    pub external_id: Option<&'a str>,
+    pub external_id: Option<String>,
     pub created: String,
     /// Where the resource lives (`https://host/scim/v2/Users/7`).
     pub location: String,
 }
 
-impl UserView<'_> {
+impl UserView {
     pub fn to_json(&self) -> Value {
         let mut user = json!({
             "schemas": [USER_SCHEMA],
@@ -303,7 +303,7 @@ impl UserView<'_> {
         if !self.display_name.trim().is_empty() {
             user["displayName"] = json!(self.display_name);
         }
-        if let Some(e) = self.external_id {
+        if let Some(e) = &self.external_id {
             user["externalId"] = json!(e);
         }
         user

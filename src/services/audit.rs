@@ -4,12 +4,13 @@
 
 use time::OffsetDateTime;
 
-use super::{Actor, Services, Via};
 use crate::db::DbConn;
 use crate::domain::token::{from_naive, to_naive};
 use crate::error::ServiceResult;
 use crate::repo::events::{AccountEvent, NewEvent};
 use crate::repo::Token;
+use crate::services::runtime::Runtime;
+use crate::services::vocabulary::{Actor, Via};
 
 /// Records what `actor` did (`token_id`: the token it is about).
 pub fn record(
@@ -219,7 +220,17 @@ pub fn for_token(
         .collect())
 }
 
-impl Services {
+/// The account's activity, as Administrators read it.
+#[derive(Clone)]
+pub struct Audit {
+    rt: Runtime,
+}
+
+impl Audit {
+    pub fn new(rt: Runtime) -> Audit {
+        Audit { rt }
+    }
+
     /// A page of the account's activity (Administrators only).
     pub async fn activity(
         &self,
@@ -229,7 +240,8 @@ impl Services {
         limit: i64,
         offset: i64,
     ) -> ServiceResult<(Vec<Event>, i64)> {
-        self.db
+        self.rt
+            .db
             .run(move |conn| {
                 page(
                     conn,

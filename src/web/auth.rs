@@ -8,7 +8,7 @@ use futures_util::future::LocalBoxFuture;
 use super::session::TypedSession;
 use super::views::Layout;
 use super::{AppState, WebError};
-use crate::services::auth::{NavCounts, PortalUser};
+use crate::services::people::sign_in::{NavCounts, PortalUser};
 use crate::services::{Actor, Via};
 
 pub struct SignedIn {
@@ -66,7 +66,7 @@ impl FromRequest for SignedIn {
             let Some(session_id) = session.session_id() else {
                 return Err(WebError::SignInRequired { next });
             };
-            match state.signed_in(session_id).await? {
+            match state.people.signed_in(session_id).await? {
                 Some((user, counts)) => Ok(SignedIn {
                     user,
                     session,

@@ -779,10 +779,10 @@ async fn uses_on_two_instances_are_written_in_batches_and_the_latest_time_wins()
     }
     // Nothing is written on the request path; each instance writes its uses in one batch.
     let t0 = app.clock().now();
-    assert_eq!(sibling.state.flush_uses().await.unwrap(), 3);
-    assert_eq!(app.state.flush_uses().await.unwrap(), 3);
+    assert_eq!(sibling.state.gateway.flush_uses().await.unwrap(), 3);
+    assert_eq!(app.state.gateway.flush_uses().await.unwrap(), 3);
     assert_eq!(
-        app.state.flush_uses().await.unwrap(),
+        app.state.gateway.flush_uses().await.unwrap(),
         0,
         "the queue was emptied"
     );
@@ -807,7 +807,7 @@ async fn uses_on_two_instances_are_written_in_batches_and_the_latest_time_wins()
     let (a, b) = (ids[0], ids[1]);
     let later = t0 + Duration::minutes(5);
     app.db(move |c| {
-        use apitokens::services::token_cache::TokenVerifier;
+        use apitokens::services::gateway::token_cache::TokenVerifier;
         TokenVerifier::record_uses(c, &[(a, later), (b, later)]).unwrap();
         TokenVerifier::record_uses(c, &[(a, t0 + Duration::minutes(1))]).unwrap();
     })

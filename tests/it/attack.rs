@@ -26,7 +26,7 @@ async fn login(
 #[tokio::test]
 async fn parallel_guesses_get_no_more_than_the_limit() {
     let Acme { app, .. } = Acme::start().await;
-    let work_before = app.state.password_work_done();
+    let work_before = app.state.people.password_work_done();
     let guesses = (0..100).map(|n| {
         let api = app.api("");
         async move {
@@ -53,7 +53,7 @@ async fn parallel_guesses_get_no_more_than_the_limit() {
         .count();
     assert_eq!(judged + limited + busy, 100, "{statuses:?}");
     assert!(judged <= 5, "{judged} guesses were checked: {statuses:?}");
-    let checked = app.state.password_work_done() - work_before;
+    let checked = app.state.people.password_work_done() - work_before;
     assert!(checked <= 5, "{checked} passwords were hashed");
     let right = login(&app, ACME_ADMIN, PASSWORD).await;
     assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
@@ -96,7 +96,7 @@ async fn made_up_set_password_links_cost_no_hashing() {
     let client = app.client();
     let form = client.get("/login").await;
     let csrf = form.input_value("csrf_token").expect("a CSRF token");
-    let before = app.state.password_work_done();
+    let before = app.state.people.password_work_done();
     for n in 0..20 {
         let link = apitokens::domain::Secret::generate().into_exposed();
         let r = client
@@ -113,7 +113,7 @@ async fn made_up_set_password_links_cost_no_hashing() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "link {n}");
     }
     assert_eq!(
-        app.state.password_work_done(),
+        app.state.people.password_work_done(),
         before,
         "no hashing for dead links"
     );
@@ -683,17 +683,18 @@ async fn a_burst_of_made_up_ids_shares_reads() {
     let Acme { app, admin } = Acme::start().await;
     let real = app.token_for(&admin, Role::Engineers).await;
     let services = &app.state.services;
-    let before = services.gateway_reads();
+    let before = services.gateway.reads();
     let made_up: Vec<String> = (0..200)
         .map(|i| made_up_token(1_000_000 + i * 7919))
         .collect();
     let answers =
-        futures_util::future::join_all(made_up.iter().map(|h| services.authenticate(h))).await;
+        futures_util::future::join_all(made_up.iter().map(|h| services.gateway.authenticate(h)))
+            .await;
     assert!(answers.iter().all(|a| matches!(
         a,
-        Err(apitokens::services::api_auth::AuthError::Unauthorized)
+        Err(apitokens::services::vocabulary::AuthError::Unauthorized)
     )));
-    let reads = services.gateway_reads() - before;
+    let reads = services.gateway.reads() - before;
     // Two when all 200 arrive while the first read runs (the usual case); a busy machine that
     // pauses the burst midway makes one more round per pause. Without sharing it would be 200.
     assert!(
@@ -701,13 +702,17 @@ async fn a_burst_of_made_up_ids_shares_reads() {
         "200 made-up ids took {reads} reads"
     );
     // Ids that can't be sequence values cost nothing at all.
-    let before = services.gateway_reads();
+    let before = services.gateway.reads();
     for id in [0, -1, -9_000_000_000] {
-        assert!(services.authenticate(&made_up_token(id)).await.is_err());
+        assert!(services
+            .gateway
+            .authenticate(&made_up_token(id))
+            .await
+            .is_err());
     }
-    assert_eq!(services.gateway_reads(), before);
+    assert_eq!(services.gateway.reads(), before);
     let real = format!("APIKey {real}");
-    assert!(services.authenticate(&real).await.is_ok());
+    assert!(services.gateway.authenticate(&real).await.is_ok());
 }
 
 /// PostgreSQL can commit a lower id after a higher one. An id missing while a slow create
@@ -785,19 +790,20 @@ async fn concurrent_misses_share_reads_and_keep_their_own_answers() {
     // A fresh instance: every one of them is a miss there.
     let sibling = app.spawn_sibling().await;
     let services = &sibling.state.services;
-    let before = services.gateway_reads();
+    let before = services.gateway.reads();
     let answers =
-        futures_util::future::join_all(tokens.iter().map(|t| services.authenticate(t))).await;
+        futures_util::future::join_all(tokens.iter().map(|t| services.gateway.authenticate(t)))
+            .await;
     for (i, answer) in answers.iter().enumerate() {
         if i == 7 {
             assert!(matches!(
                 answer,
-                Err(apitokens::services::api_auth::AuthError::Unauthorized)
+                Err(apitokens::services::vocabulary::AuthError::Unauthorized)
             ));
         } else {
             assert!(answer.is_ok(), "token #{i}: {answer:?}");
         }
     }
-    let reads = services.gateway_reads() - before;
+    let reads = services.gateway.reads() - before;
     assert!(reads <= 4, "40 misses took {reads} reads");
 }

@@ -1203,7 +1203,7 @@ async fn a_token_is_rotated_with_a_grace_and_pinned_to_addresses_in_a_real_brows
         check(new.clone(), "203.0.113.9").await,
         StatusCode::NO_CONTENT
     );
-    app.state.flush_uses().await.unwrap();
+    app.state.gateway.flush_uses().await.unwrap();
     client
         .goto(&format!("{}/profile/api-tokens/{id}", app.base))
         .await

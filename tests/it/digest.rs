@@ -26,7 +26,7 @@ async fn token(app: &TestApp, issuer: &User, name: &str, after: Duration) -> i64
     app.expiring_token(issuer, name, after).await.0
 }
 
-async fn sweep(app: &TestApp) -> (usize, apitokens::services::delivery::Delivery) {
+async fn sweep(app: &TestApp) -> (usize, apitokens::services::notices::delivery::Delivery) {
     app.state.sweep(app.clock().now()).await.expect("sweep")
 }
 

@@ -11,7 +11,7 @@ use apitokens::db::DbConn;
 use apitokens::domain::input::{Email, NewPassword, PersonName};
 use apitokens::domain::{Clock, Role};
 use apitokens::repo::User;
-use apitokens::services::users::{add_user, AddUser};
+use apitokens::services::people::accounts::{add_user, AddUser};
 use apitokens::startup::Application;
 use apitokens::web::AppState;
 use diesel::{Connection, PgConnection, RunQueryDsl};

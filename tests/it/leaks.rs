@@ -207,7 +207,11 @@ async fn a_revoked_leak_alerts_the_issuer_and_admins_in_the_portal_and_by_email(
         .add_user("Acme", "other@acme.test", Role::Engineers)
         .await;
     // The issuer turned expiry e-mails off: a security alert still goes out.
-    app.state.set_expiry_email(eng.id, false).await.unwrap();
+    app.state
+        .notices
+        .set_expiry_email(eng.id, false)
+        .await
+        .unwrap();
     let token = app.token_for(&eng, Role::Engineers).await;
     let secret = token[token.len() - 64..].to_string();
     let body = json!([{"token": token, "type": "apitokens_token",
@@ -303,6 +307,7 @@ async fn a_notify_only_account_keeps_the_token_and_says_so() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         app.state
+            .tokens
             .leak_response(apitokens::services::Actor::of_user(&admin))
             .await
             .unwrap(),
@@ -487,7 +492,7 @@ async fn one_address_gets_its_share_then_429_and_others_are_still_heard() {
         }
     };
     let burst = futures_util::future::join_all(
-        (0..apitokens::services::report_gate::PER_ADDRESS_BURST + 20)
+        (0..apitokens::services::runtime::report_gate::PER_ADDRESS_BURST + 20)
             .map(|_| send("198.51.100.66")),
     )
     .await;

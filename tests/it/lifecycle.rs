@@ -619,7 +619,7 @@ async fn an_allowlisted_token_works_only_from_its_networks_ipv4_ipv6_and_through
         .get("/iam/users/me")
         .await;
     assert_eq!(users_me.status, StatusCode::FORBIDDEN);
-    app.state.flush_uses().await.unwrap();
+    app.state.gateway.flush_uses().await.unwrap();
     let last_used = || {
         app.db(move |c| {
             apitokens::repo::Token::find(c, id)
@@ -632,7 +632,7 @@ async fn an_allowlisted_token_works_only_from_its_networks_ipv4_ipv6_and_through
     // Through the trusted proxy (127.0.0.1): the forwarded address decides.
     assert_eq!(from("203.0.113.50").await.status, StatusCode::NO_CONTENT);
     assert_eq!(from("2001:db8:1::9").await.status, StatusCode::NO_CONTENT);
-    app.state.flush_uses().await.unwrap();
+    app.state.gateway.flush_uses().await.unwrap();
     assert!(last_used().await.is_some());
 
     // The token's page changes it (with a message beside the field for a bad entry), and the
@@ -745,9 +745,9 @@ async fn usage_counts_from_two_instances_add_up_and_the_last_addresses_are_kept(
     let before = api.get(&usage_path).await;
     assert_eq!(before.json["days"].as_array().unwrap().len(), 30);
     assert_eq!(before.json["days"][29]["requests"], 0);
-    app.state.flush_uses().await.unwrap();
-    sibling.state.flush_uses().await.unwrap();
-    app.state.flush_uses().await.unwrap();
+    app.state.gateway.flush_uses().await.unwrap();
+    sibling.state.gateway.flush_uses().await.unwrap();
+    app.state.gateway.flush_uses().await.unwrap();
     let r = api.get(&usage_path).await;
     let days = r.json["days"].as_array().unwrap();
     assert_eq!(days.len(), 30);
@@ -777,7 +777,7 @@ async fn usage_counts_from_two_instances_add_up_and_the_last_addresses_are_kept(
             use_from(&app, format!("203.0.113.{i}")).await,
             StatusCode::NO_CONTENT
         );
-        app.state.flush_uses().await.unwrap();
+        app.state.gateway.flush_uses().await.unwrap();
     }
     let kept = app
         .db(move |c| apitokens::repo::usage::addresses(c, id, 10).unwrap())
@@ -892,7 +892,7 @@ async fn wrong_secrets_for_a_live_token_cost_a_few_reads_a_second_not_one_each()
     let token = app.token_for(&admin, Role::Engineers).await;
     assert_eq!(check(&app, &token).await, StatusCode::NO_CONTENT);
     let wrong = format!("{}_{}", token_id(&token), "ab".repeat(32));
-    let reads_before = app.state.gateway_reads();
+    let reads_before = app.state.gateway.reads();
     let started = std::time::Instant::now();
     let mut refused = 0;
     while started.elapsed() < std::time::Duration::from_millis(500) {
@@ -904,7 +904,7 @@ async fn wrong_secrets_for_a_live_token_cost_a_few_reads_a_second_not_one_each()
             .count();
     }
     let elapsed = started.elapsed();
-    let reads = app.state.gateway_reads() - reads_before;
+    let reads = app.state.gateway.reads() - reads_before;
     // Per 100 ms window at most two re-reads (one in flight, and the batch queued behind it),
     // plus the first and the background refresh of a busy entry.
     let bound = 2 * (elapsed.as_millis() as u64 / 100) + 3;

@@ -484,7 +484,8 @@ async fn lookalike_emails_are_refused_or_recognised_everywhere() {
     // SCIM, with the account's SCIM token.
     let scim = app
         .state
-        .issue_scim_token(apitokens::services::Actor::of_user(&admin))
+        .scim
+        .issue_token(apitokens::services::Actor::of_user(&admin))
         .await
         .unwrap();
     let r = reqwest::Client::new()

@@ -19,7 +19,7 @@ const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// A new SCIM token for the account (the service the Users page and the CLI share).
 async fn scim_token(app: &TestApp, account_id: i64) -> String {
     let now = app.clock().now();
-    app.db(move |c| apitokens::services::scim::issue_token(c, account_id, None, now))
+    app.db(move |c| apitokens::services::people::scim::issue_token(c, account_id, None, now))
         .await
         .unwrap()
 }

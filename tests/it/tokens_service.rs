@@ -102,7 +102,7 @@ async fn fifty_active_tokens_at_most_even_under_concurrent_creates() {
         let admin = admin.clone();
         tasks.push(tokio::spawn(async move {
             let req = request(&format!("race{i}"), Role::Users, Expiry::NEVER);
-            state.create_token(admin, req).await
+            state.tokens.create_token(admin, req).await
         }));
     }
     let mut created = 0;

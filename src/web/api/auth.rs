@@ -12,9 +12,9 @@ use super::error::ApiError;
 use super::model::{JwtPair, Message};
 use crate::domain::Role;
 use crate::metrics::CheckOutcome;
-use crate::services::api_auth::{AuthError, ClientFacts, Credential};
-use crate::services::auth::SignInError;
-use crate::services::jwt::{RefreshError, TokenPair};
+use crate::services::gateway::jwt::TokenPair;
+use crate::services::people::jwt_pairs::RefreshError;
+use crate::services::vocabulary::{AuthError, ClientFacts, Credential, SignInError};
 use crate::web::AppState;
 
 impl From<AuthError> for ApiError {
@@ -87,6 +87,7 @@ impl FromRequest for ApiCaller {
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app state missing")))?;
             let trusted = &state.settings.trusted_proxies;
             let mut credential = state
+                .gateway
                 .api_caller(authorization(&req), || client_facts(&req, trusted))
                 .await?;
             let client = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
@@ -138,7 +139,7 @@ pub async fn login(
         return Err(no_account());
     }
     let address = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
-    match state.jwt_login(&email, &password, &address).await {
+    match state.people.jwt_login(&email, &password, &address).await {
         Ok(pair) => Ok(pair_response(pair)),
         Err(SignInError::WrongCredentials | SignInError::ApiOnly) => Err(no_account()),
         Err(SignInError::TooManyAttempts(wait)) => Err(ApiError::TooManyRequests(
@@ -168,7 +169,7 @@ pub async fn refresh(
     let Some(token) = body.into_inner().refresh.filter(|t| !t.is_empty()) else {
         return Err(ApiError::field("refresh", "This field is required."));
     };
-    match state.jwt_refresh(token).await {
+    match state.people.jwt_refresh(token).await {
         Ok(pair) => Ok(pair_response(pair)),
         Err(RefreshError::Unauthorized) => Err(ApiError::Unauthorized),
         Err(RefreshError::Service(e)) => Err(e.into()),
@@ -192,7 +193,7 @@ fn pair_response(pair: TokenPair) -> HttpResponse {
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(state.jwks())
+        .json(state.gateway.jwks())
 }
 
 /// For API gateways (nginx `auth_request`): 204 with the caller's identity in headers, or 401.
@@ -238,6 +239,7 @@ const X_AUTH_STALE: HeaderName = HeaderName::from_static("x-auth-stale");
 
 async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
     let credential = state
+        .gateway
         .authenticate_from(authorization(req), || {
             client_facts(req, &state.settings.trusted_proxies)
         })

@@ -5,8 +5,8 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use super::error::ApiError;
-use crate::services::leaks::{BadSignature, LeakReport, MAX_REPORTS};
-use crate::services::report_gate::Refusal;
+use crate::services::runtime::report_gate::Refusal;
+use crate::services::tokens::leaks::{BadSignature, LeakReport, MAX_REPORTS};
 use crate::web::AppState;
 
 /// GitHub's headers: which of its published keys signed the body, and the signature.
@@ -39,7 +39,7 @@ pub async fn report(
     state: web::Data<AppState>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(keys) = state.scanning_keys() else {
+    let Some(keys) = state.tokens.scanning_keys() else {
         return Err(ApiError::NotFound);
     };
     let header = |name: &str| {
@@ -51,7 +51,7 @@ pub async fn report(
     };
     // Per-address limits and the queue's bound first, before the body is read.
     let from = crate::web::client::client_ip(&req, &state.settings.trusted_proxies);
-    let ticket = state.admit_leak_report(from).map_err(|refusal| match refusal {
+    let ticket = state.tokens.admit_leak_report(from).map_err(|refusal| match refusal {
         Refusal::TooMany(wait) => ApiError::TooManyRequests(
             "Too many leak reports from this address: send them in batches (up to 1,000 per request).".into(),
             wait,
@@ -83,6 +83,7 @@ pub async fn report(
         return Err(refused(BadSignature::UnknownKey, &key_id));
     }
     let Some((verified, body)) = state
+        .tokens
         .verify_leak_report(ticket, key_id.clone(), signature, body.to_vec())
         .await
     else {
@@ -99,7 +100,7 @@ pub async fn report(
             "body": [format!("At most {MAX_REPORTS} reports per request.")]
         })));
     }
-    let (labels, revoked) = state.handle_leak_reports(reports).await?;
+    let (labels, revoked) = state.tokens.handle_leak_reports(reports).await?;
     if revoked > 0 {
         tracing::warn!(revoked, key_id = %key_id, "leak report: tokens revoked");
     }

@@ -74,6 +74,7 @@ async fn rotate(
     let now = state.clock().now();
     let rotation = parse_rotation(body, now)?;
     let (token, secret) = state
+        .tokens
         .rotate_token(caller.0.actor, id, rotation)
         .await
         .map_err(|e| ApiError::from_service(e, &[("expiry", &["exp_date"])]))?;
@@ -177,7 +178,7 @@ pub async fn get_policy(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.own_account(&path)?;
-    let p = state.token_policy(caller.0.actor).await?;
+    let p = state.tokens.token_policy(caller.0.actor).await?;
     Ok(HttpResponse::Ok().json(ApiTokenPolicy::from(p)))
 }
 
@@ -231,7 +232,10 @@ pub async fn put_policy(
         _ => None,
     };
     let policy = errors.finish(policy)?;
-    let p = state.set_token_policy(caller.0.actor, policy).await?;
+    let p = state
+        .tokens
+        .set_token_policy(caller.0.actor, policy)
+        .await?;
     Ok(HttpResponse::Ok().json(ApiTokenPolicy::from(p)))
 }
 
@@ -311,6 +315,7 @@ pub async fn events(
         .filter(|k| !k.is_empty())
         .filter(|k| k.len() <= 50);
     let (events, total) = state
+        .audit
         .activity(caller.0.actor, kind, token_id, limit, offset)
         .await?;
     Ok(HttpResponse::Ok().json(ApiEvents {
@@ -353,7 +358,7 @@ async fn usage(
 ) -> Result<HttpResponse, ApiError> {
     caller.own_account(client_id)?;
     let id = path_id(id)?;
-    let usage = state.token_usage(caller.0.actor, id).await?;
+    let usage = state.tokens.token_usage(caller.0.actor, id).await?;
     Ok(HttpResponse::Ok().json(ApiUsage {
         days: usage
             .days

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use crate::domain::token::TokenStatus;
 use crate::domain::Role;
 use crate::services::tokens::TokenView;
-use crate::services::{Account, User};
+use crate::services::vocabulary::{AccountInfo, Person};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleRef {
@@ -203,7 +203,7 @@ pub struct ApiUser {
 }
 
 impl ApiUser {
-    pub fn new(u: &User, account: &Account) -> ApiUser {
+    pub fn new(u: &Person, account: &AccountInfo) -> ApiUser {
         let sso = u.auth_type.is_sso();
         ApiUser {
             id: u.id,

@@ -257,7 +257,7 @@ async fn list(
     caller.own_account(client_id)?;
     let query = parse_list_query(req.query_string())?;
     let now = state.clock().now();
-    let page = state.list_tokens(caller.0.actor, query).await?;
+    let page = state.tokens.list_tokens(caller.0.actor, query).await?;
     let body = ApiToken::write_list(&page.tokens, now)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing the token list: {e}")))?;
     Ok(HttpResponse::Ok()
@@ -278,6 +278,7 @@ async fn create(
     // Made with a token: it can't outlive that token, and goes when that token goes.
     request.parent = caller.0.token_id;
     let outcome = state
+        .tokens
         .create_token(caller.0.actor, request)
         .await
         .map_err(|e| ApiError::from_service(e, CREATE_FIELDS))?;
@@ -303,7 +304,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     caller.own_account(client_id)?;
     let id = path_id(id)?;
-    let token = state.token(caller.0.actor, id).await?;
+    let token = state.tokens.token(caller.0.actor, id).await?;
     Ok(HttpResponse::Ok().json(ApiToken::new(&token, state.clock().now())))
 }
 
@@ -315,7 +316,7 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     caller.own_account(client_id)?;
     let id = path_id(id)?;
-    state.delete_token(caller.0.actor, id).await?;
+    state.tokens.delete_token(caller.0.actor, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

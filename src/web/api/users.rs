@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::domain::input::{Email, Language, PersonName};
 use crate::domain::{AuthType, Role};
 use crate::error::ServiceError;
-use crate::services::members::{NewMember, UserUpdate};
+use crate::services::people::members::{NewMember, UserUpdate};
 use crate::services::ADMINS_ONLY;
 
 use super::auth::{path_id, url_pairs, ApiCaller};
@@ -24,7 +24,7 @@ use crate::web::AppState;
 pub async fn me(state: web::Data<AppState>, caller: ApiCaller) -> Result<HttpResponse, ApiError> {
     let actor = caller.0.actor;
     let id = actor.user_id;
-    let (user, account) = state.user(actor, id).await?;
+    let (user, account) = state.people.user(actor, id).await?;
     Ok(HttpResponse::Ok().json(ApiUser::new(&user, &account)))
 }
 
@@ -39,7 +39,7 @@ pub async fn one(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&path)?;
-    let (user, account) = state.user(caller.0.actor, id).await?;
+    let (user, account) = state.people.user(caller.0.actor, id).await?;
     Ok(HttpResponse::Ok().json(ApiUser::new(&user, &account)))
 }
 
@@ -82,6 +82,7 @@ pub async fn list(
     }
     errors.finish(Some(()))?;
     let page = state
+        .people
         .account_users(caller.0.actor, limit.unwrap_or(i64::MAX), offset)
         .await?;
     let users: Vec<ApiUser> = page
@@ -108,7 +109,7 @@ pub async fn client(
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.0.actor;
     let current = actor.user_id;
-    let (account, admin_email, visible) = state.account_overview(actor).await?;
+    let (account, admin_email, visible) = state.people.account_overview(actor).await?;
     let body = ClientOverview {
         id: account.id,
         email: admin_email.clone().unwrap_or_default(),
@@ -259,6 +260,7 @@ pub async fn update(
     let id = path_id(&path)?;
     let change = UserUpdate::try_from(body.into_inner())?;
     let (user, account) = state
+        .people
         .update_user(caller.0.actor, id, change)
         .await
         .map_err(|e| ApiError::from_service(e, UPDATE_FIELDS))?;
@@ -354,6 +356,7 @@ pub async fn invite(
         lang,
     };
     let invited = state
+        .people
         .invite(actor, member)
         .await
         .map_err(|e| ApiError::from_service(e, INVITE_FIELDS))?;
@@ -387,6 +390,7 @@ pub async fn remove(
     caller.own_account(&path.0)?;
     let id = path_id(&path.1)?;
     state
+        .people
         .remove_user(caller.0.actor, id, false)
         .await
         .map_err(|e| in_gcores_words(e, &[]))?;
@@ -407,7 +411,7 @@ pub async fn get_role(
     caller.own_account(&path.0)?;
     let actor = caller.0.actor;
     let id = path_id(&path.1)?;
-    let (user, _) = state.user(actor, id).await?;
+    let (user, _) = state.people.user(actor, id).await?;
     Ok(HttpResponse::Ok().json(UserRole {
         user_role: user.role.into(),
     }))
@@ -444,6 +448,7 @@ pub async fn set_role(
     };
     let role = role_of_json(&sent).map_err(|m| ApiError::field("user_role", m))?;
     state
+        .people
         .change_role(actor, id, role, false)
         .await
         .map_err(|e| in_gcores_words(e, INVITE_FIELDS))?;

@@ -95,6 +95,7 @@ pub async fn activity(
             .ok_or_else(|| bad("page"))?,
     };
     let (events, total) = state
+        .audit
         .activity(me.actor(), kind.map(str::to_owned), token, PAGE, offset)
         .await?;
     let link = |offset: i64| {

@@ -2,7 +2,7 @@ use actix_web::{get, http::StatusCode, post, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::services::auth::SignInError;
+use crate::services::vocabulary::SignInError;
 use crate::web::auth::safe_next;
 use crate::web::csrf::CsrfForm;
 use crate::web::session::TypedSession;
@@ -92,11 +92,11 @@ pub async fn login_submit(
     if form.email.len() > 254 || form.password.len() > 1024 {
         return again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into());
     }
-    match state.sign_in(&form.email, &form.password, &address).await {
+    match state.people.sign_in(&form.email, &form.password, &address).await {
         Ok((user, session_id)) => {
             // The browser's previous session (another user's, or an old one) ends here.
             if let Some(previous) = session.session_id() {
-                state.sign_out(previous).await?;
+                state.people.sign_out(previous).await?;
             }
             session.sign_in(&session_id)?;
             tracing::info!(user_id = user.id, "signed in");
@@ -133,7 +133,7 @@ pub async fn logout(
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
     if let Some(session_id) = session.session_id() {
-        state.sign_out(session_id).await?;
+        state.people.sign_out(session_id).await?;
     }
     session.sign_out();
     Ok(see_other("/login?signed_out=1"))

@@ -28,7 +28,7 @@ struct NotificationsPage {
 #[get("/notifications")]
 pub async fn list(state: web::Data<AppState>, me: SignedIn) -> Result<HttpResponse, WebError> {
     let rows = state
-        .notifications(me.user.user.id)
+        .notices.notifications(me.user.user.id)
         .await?
         .into_iter()
         .map(|n| {
@@ -86,7 +86,7 @@ pub async fn mark_read(
         Some(raw) => Some(raw.parse::<i64>().map_err(|_| WebError::NotFound)?),
         None => None,
     };
-    state.mark_read(me.user.user.id, id).await?;
+    state.notices.mark_read(me.user.user.id, id).await?;
     Ok(see_other("/notifications"))
 }
 
@@ -106,6 +106,7 @@ pub async fn settings(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRe
     let show_preview = me.actor().role == crate::domain::Role::Administrators;
     let preview = if show_preview {
         state
+            .notices
             .next_digest(me.user.user.id)
             .await?
             .map(|r| (r.subject, r.text))
@@ -133,7 +134,7 @@ pub async fn save_settings(
     form: CsrfForm<SettingsForm>,
 ) -> Result<HttpResponse, WebError> {
     let on = form.token_expiry_email.is_some();
-    state.set_expiry_email(me.user.user.id, on).await?;
+    state.notices.set_expiry_email(me.user.user.id, on).await?;
     me.session.set_flash(if on {
         "Saved: you will get e-mails 7 days and 1 day before an API token expires."
     } else {

@@ -30,7 +30,7 @@ pub async fn general(me: SignedIn) -> Result<HttpResponse, WebError> {
         role: me.user.role.name(),
         account: me.user.account.name.clone(),
         sign_in_type: user.auth_type.label(),
-        member_since: datetime(user.created_at.assume_utc()),
+        member_since: datetime(user.created_at),
     };
     ok(&page)
 }
@@ -42,7 +42,7 @@ pub async fn sign_out_everywhere(
     me: SignedIn,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
-    state.sign_out_everywhere(me.user.user.id).await?;
+    state.people.sign_out_everywhere(me.user.user.id).await?;
     me.session.sign_out();
     Ok(see_other("/login"))
 }

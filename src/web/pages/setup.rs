@@ -47,6 +47,7 @@ pub async fn show(
         return Err(invalid_link());
     }
     let user = state
+        .people
         .setup_user(token.clone())
         .await?
         .ok_or_else(invalid_link)?;
@@ -104,6 +105,7 @@ pub async fn submit(
         return again("The two passwords are different.");
     }
     match state
+        .people
         .set_password(form.token.clone(), password.expose().to_owned())
         .await
     {

@@ -57,6 +57,7 @@ pub async fn show(
         return Err(invalid());
     }
     let email = state
+        .notices
         .unsubscribe_target(value.clone())
         .await?
         .ok_or_else(invalid)?;
@@ -83,6 +84,7 @@ pub async fn submit(
         "on the unsubscribe page"
     };
     let email = state
+        .notices
         .unsubscribe(value.clone(), how)
         .await?
         .ok_or_else(invalid)?;

@@ -9,7 +9,7 @@ use crate::domain::input::{Email, PersonName};
 use crate::domain::leak_response::LeakResponse;
 use crate::domain::Role;
 use crate::error::{Blocker, ServiceError};
-use crate::services::members::NewMember;
+use crate::services::people::members::NewMember;
 use crate::web::auth::SignedIn;
 use crate::web::csrf::CsrfForm;
 use crate::web::views::{datetime, render, see_other, Layout};
@@ -136,12 +136,12 @@ async fn render_users(
         confirm,
         scim_token,
     } = extra;
-    let data = state.users_page(me.actor(), filter).await?;
-    let leak_response = state.leak_response(me.actor()).await?;
+    let data = state.people.users_page(me.actor(), filter).await?;
+    let leak_response = state.tokens.leak_response(me.actor()).await?;
     let scim = ScimCard {
-        has_token: scim_token.is_some() || state.has_scim_token(me.actor()).await?,
+        has_token: scim_token.is_some() || state.scim.has_token(me.actor()).await?,
         new_token: scim_token,
-        base_url: format!("{}/scim/v2", state.base_url()),
+        base_url: format!("{}/scim/v2", state.scim.base_url()),
     };
     let rows = data
         .members
@@ -164,7 +164,7 @@ async fn render_users(
             last_sign_in: m
                 .user
                 .last_login_at
-                .map(|at| datetime(at.assume_utc()))
+                .map(datetime)
                 .unwrap_or_else(|| "Never".into()),
             roles: role_choices(Some(m.role)),
         })
@@ -223,7 +223,7 @@ pub async fn list(
         (Some(what), Some(raw)) => {
             let id = user_id(raw)?;
             // Only someone of this account, and only an Administrator asking: checked by the service.
-            let (user, _) = state.user(me.actor(), id).await?;
+            let (user, _) = state.people.user(me.actor(), id).await?;
             Some(match what {
                 "remove" => Confirm {
                     title: format!("Remove {}?", user.display_name()),
@@ -324,7 +324,7 @@ pub async fn add(
         sso,
         lang: None,
     };
-    match state.invite(me.actor(), member).await {
+    match state.people.invite(me.actor(), member).await {
         Ok(invited) => {
             let shown = InvitationShown {
                 email: invited.user.email,
@@ -389,7 +389,7 @@ pub async fn change_role(
     let role = Role::parse(&form.role)
         .ok_or_else(|| WebError::BadRequest("Choose one of the roles in the list.".into()))?;
     let delete = form.delete_tokens.is_some();
-    match state.change_role(me.actor(), id, role, delete).await {
+    match state.people.change_role(me.actor(), id, role, delete).await {
         Ok(changed) => {
             let extra = match changed.deleted_tokens.len() {
                 0 => String::new(),
@@ -445,7 +445,7 @@ pub async fn remove(
     me.require_admin()?;
     let id = user_id(&id)?;
     let delete = form.delete_tokens.is_some();
-    match state.remove_user(me.actor(), id, delete).await {
+    match state.people.remove_user(me.actor(), id, delete).await {
         Ok(_) => {
             me.session.set_flash(
                 "The user was removed. Their deleted tokens still show who issued them.",
@@ -488,7 +488,7 @@ pub async fn delete_tokens(
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
     let id = user_id(&id)?;
-    let changed = state.delete_user_tokens(me.actor(), id).await?;
+    let changed = state.people.delete_user_tokens(me.actor(), id).await?;
     me.session.set_flash(&match changed.deleted_tokens.len() {
         1 => "1 active token of the user was deleted.".to_owned(),
         n => format!("{n} active tokens of the user were deleted."),
@@ -513,7 +513,7 @@ pub async fn set_leak_response(
     let response = LeakResponse::parse(form.leak_response.trim()).ok_or_else(|| {
         WebError::BadRequest("Choose \"revoke\" or \"notify\" for leaked tokens.".into())
     })?;
-    state.set_leak_response(me.actor(), response).await?;
+    state.tokens.set_leak_response(me.actor(), response).await?;
     Ok(see_other("/users#leaks"))
 }
 
@@ -526,7 +526,7 @@ pub async fn new_scim_token(
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let token = state.issue_scim_token(me.actor()).await?;
+    let token = state.scim.issue_token(me.actor()).await?;
     render_users(
         &state,
         &me,

@@ -9,12 +9,13 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use crate::domain::scim::UserView;
 use crate::domain::scim::{
     parse_filter, Projection, ScimProblem, UserInput, DEFAULT_COUNT, LIST_SCHEMA, MAX_RESULTS,
 };
 use crate::error::ServiceError;
-use crate::services::scim::{self as rules, ScimError};
-use crate::services::{Account, User};
+use crate::services::people::scim::ScimError;
+use crate::services::vocabulary::AccountInfo;
 use crate::web::error::{BUSY_MESSAGE, RETRY_AFTER_SECS, UNAVAILABLE_MESSAGE};
 use crate::web::AppState;
 
@@ -109,7 +110,7 @@ fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
 }
 
 /// The account whose SCIM token the request carries (`Authorization: Bearer <token>`).
-async fn account(req: &HttpRequest, state: &AppState) -> Result<Account, ScimHttpError> {
+async fn account(req: &HttpRequest, state: &AppState) -> Result<AccountInfo, ScimHttpError> {
     let unauthorized = || {
         ScimHttpError(ScimProblem::new(
             401,
@@ -126,7 +127,8 @@ async fn account(req: &HttpRequest, state: &AppState) -> Result<Account, ScimHtt
         .map(|(_, token)| token.trim().to_owned())
         .ok_or_else(unauthorized)?;
     state
-        .scim_account(presented)
+        .scim
+        .account_of(presented)
         .await?
         .ok_or_else(unauthorized)
 }
@@ -193,10 +195,8 @@ fn user_id(path: &str) -> Result<i64, ScimHttpError> {
         })
 }
 
-fn user_json(state: &AppState, user: &User, params: &Params) -> Value {
-    params
-        .projection()
-        .apply(rules::view(user, state.base_url()).to_json())
+fn user_json(user: &UserView, params: &Params) -> Value {
+    params.projection().apply(user.to_json())
 }
 
 fn list_response(resources: Vec<Value>, total: i64, start: i64) -> Value {
@@ -216,18 +216,8 @@ async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> Answer {
     // RFC 7644 §3.4.2.4: a startIndex below 1 is 1, a negative count is 0.
     let start = params.number("startIndex", 1)?.max(1);
     let count = params.number("count", DEFAULT_COUNT)?.clamp(0, MAX_RESULTS);
-    let (total, users) = state
-        .scim(None, move |conn, _| {
-            Ok((
-                rules::list(conn, account.id, filter.as_ref(), start, count)?,
-                Default::default(),
-            ))
-        })
-        .await?;
-    let resources = users
-        .iter()
-        .map(|u| user_json(&state, u, &params))
-        .collect();
+    let (total, users) = state.scim.list(account.id, filter, start, count).await?;
+    let resources = users.iter().map(|u| user_json(u, &params)).collect();
     Ok(scim_json(
         StatusCode::OK,
         &list_response(resources, total, start),
@@ -242,16 +232,9 @@ async fn create_user(
     let account = account(&req, &state).await?;
     let params = Params::of(&req)?;
     let input = UserInput::from_json(&body(payload).await?)?;
-    let user = state
-        .scim(None, move |conn, now| {
-            Ok((
-                rules::create(conn, account.id, &input, now)?,
-                Default::default(),
-            ))
-        })
-        .await?;
-    let location = format!("{}/scim/v2/Users/{}", state.base_url(), user.id);
-    let mut response = scim_json(StatusCode::CREATED, &user_json(&state, &user, &params));
+    let user = state.scim.create(account.id, input).await?;
+    let location = user.location.clone();
+    let mut response = scim_json(StatusCode::CREATED, &user_json(&user, &params));
     if let Ok(v) = header::HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -262,15 +245,8 @@ async fn get_user(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
     let account = account(&req, &state).await?;
     let params = Params::of(&req)?;
     let id = user_id(&path)?;
-    let user = state
-        .scim(None, move |conn, _| {
-            Ok((rules::get(conn, account.id, id)?, Default::default()))
-        })
-        .await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &user_json(&state, &user, &params),
-    ))
+    let user = state.scim.get(account.id, id).await?;
+    Ok(scim_json(StatusCode::OK, &user_json(&user, &params)))
 }
 
 async fn replace_user(
@@ -283,15 +259,8 @@ async fn replace_user(
     let params = Params::of(&req)?;
     let id = user_id(&path)?;
     let input = UserInput::from_json(&body(payload).await?)?;
-    let user = state
-        .scim(Some(id), move |conn, now| {
-            rules::replace(conn, account.id, id, &input, now)
-        })
-        .await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &user_json(&state, &user, &params),
-    ))
+    let user = state.scim.replace(account.id, id, input).await?;
+    Ok(scim_json(StatusCode::OK, &user_json(&user, &params)))
 }
 
 async fn patch_user(
@@ -304,16 +273,8 @@ async fn patch_user(
     let params = Params::of(&req)?;
     let id = user_id(&path)?;
     let ops = body(payload).await?;
-    let base = state.base_url().to_owned();
-    let user = state
-        .scim(Some(id), move |conn, now| {
-            rules::patch(conn, account.id, id, &ops, &base, now)
-        })
-        .await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &user_json(&state, &user, &params),
-    ))
+    let user = state.scim.patch(account.id, id, ops).await?;
+    Ok(scim_json(StatusCode::OK, &user_json(&user, &params)))
 }
 
 async fn delete_user(
@@ -323,11 +284,7 @@ async fn delete_user(
 ) -> Answer {
     let account = account(&req, &state).await?;
     let id = user_id(&path)?;
-    state
-        .scim(Some(id), move |conn, now| {
-            Ok(((), rules::delete(conn, account.id, id, now)?))
-        })
-        .await?;
+    state.scim.delete(account.id, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -335,7 +292,7 @@ async fn service_provider_config(req: HttpRequest, state: web::Data<AppState>) -
     account(&req, &state).await?;
     Ok(scim_json(
         StatusCode::OK,
-        &discovery::service_provider_config(state.base_url()),
+        &discovery::service_provider_config(state.scim.base_url()),
     ))
 }
 
@@ -357,7 +314,7 @@ fn one_or_all(all: Vec<Value>, id: Option<&str>) -> Answer {
 async fn resource_types(req: HttpRequest, state: web::Data<AppState>) -> Answer {
     account(&req, &state).await?;
     one_or_all(
-        discovery::resource_types(state.base_url()),
+        discovery::resource_types(state.scim.base_url()),
         req.match_info().get("id"),
     )
 }
@@ -365,7 +322,7 @@ async fn resource_types(req: HttpRequest, state: web::Data<AppState>) -> Answer 
 async fn schemas(req: HttpRequest, state: web::Data<AppState>) -> Answer {
     account(&req, &state).await?;
     one_or_all(
-        discovery::schemas(state.base_url()),
+        discovery::schemas(state.scim.base_url()),
         req.match_info().get("id"),
     )
 }

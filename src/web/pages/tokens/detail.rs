@@ -181,7 +181,7 @@ async fn render_token(
         events,
         policy,
         usage,
-    } = state.token_page(me.actor(), id).await?;
+    } = state.tokens.token_page(me.actor(), id).await?;
     let row = TokenRow::new(&token, now);
     let allowed: String = token
         .allowed_ips
@@ -291,7 +291,11 @@ pub async fn edit_token(
             return render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
         }
     };
-    match state.rename_token(me.actor(), id, name, description).await {
+    match state
+        .tokens
+        .rename_token(me.actor(), id, name, description)
+        .await
+    {
         Ok(_) => {
             me.session
                 .set_flash("The token's name and description were saved.");
@@ -351,6 +355,7 @@ pub async fn rotate_token(
         }
     };
     match state
+        .tokens
         .rotate_token(me.actor(), id, Rotation { grace, expiry })
         .await
     {
@@ -409,7 +414,7 @@ pub async fn set_allowlist(
             return render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
         }
     };
-    match state.set_token_allowlist(me.actor(), id, nets).await {
+    match state.tokens.set_token_allowlist(me.actor(), id, nets).await {
         Ok(t) => {
             me.session.set_flash(if t.allowed_ips.is_empty() {
                 "The token can be used from any address."
@@ -462,7 +467,7 @@ pub async fn policy_form(
     me: SignedIn,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let p = state.token_policy(me.actor()).await?;
+    let p = state.tokens.token_policy(me.actor()).await?;
     render(StatusCode::OK, &policy_page(&me, &p, None, None))
 }
 
@@ -491,14 +496,14 @@ pub async fn save_policy(
     .and_then(|d| TokenPolicy::new(d, form.expiry_required.is_some()));
     match parsed {
         Ok(p) => {
-            state.set_token_policy(me.actor(), p).await?;
+            state.tokens.set_token_policy(me.actor(), p).await?;
             me.session.set_flash(
                 "The token policy was saved. It applies to tokens created or rotated from now on.",
             );
             Ok(see_other("/profile/api-tokens/policy"))
         }
         Err(m) => {
-            let current = state.token_policy(me.actor()).await?;
+            let current = state.tokens.token_policy(me.actor()).await?;
             render(
                 StatusCode::BAD_REQUEST,
                 &policy_page(&me, &current, Some(m), Some(&form)),
@@ -515,8 +520,10 @@ mod tests {
     #[test]
     fn the_chart_scales_bars_to_the_busiest_day_and_says_it() {
         let today = date!(2026 - 11 - 28);
-        let days =
-            crate::services::usage::fill_days(&[(today, 40), (date!(2026 - 11 - 20), 1)], today);
+        let days = crate::services::tokens::usage::fill_days(
+            &[(today, 40), (date!(2026 - 11 - 20), 1)],
+            today,
+        );
         let c = chart(&days);
         assert_eq!(c.bars.len(), 30);
         assert_eq!(
@@ -537,7 +544,7 @@ mod tests {
             (c.first.as_str(), c.last.as_str()),
             ("2026-10-30", "2026-11-28")
         );
-        let empty = chart(&crate::services::usage::fill_days(&[], today));
+        let empty = chart(&crate::services::tokens::usage::fill_days(&[], today));
         assert!(empty.bars.iter().all(|b| b.height == 0));
         assert_eq!(empty.summary, "No requests in the last 30 days.");
     }

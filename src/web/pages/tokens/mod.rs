@@ -55,7 +55,10 @@ async fn render_section(
         expiring_soon: filters.expiring,
         ..Default::default()
     };
-    let mut data = state.token_section(me.actor(), query, confirm_id).await?;
+    let mut data = state
+        .tokens
+        .token_section(me.actor(), query, confirm_id)
+        .await?;
     let more = data.page.tokens.len() as i64 > PAGE_SIZE;
     if more {
         match filters.cursor {
@@ -152,7 +155,7 @@ pub async fn section(
 
 #[get("/profile/api-tokens/new")]
 pub async fn new_form(state: web::Data<AppState>, me: SignedIn) -> Result<HttpResponse, WebError> {
-    let active = state.active_token_count(me.user.account.id).await?;
+    let active = state.tokens.active_token_count(me.user.account.id).await?;
     let at_limit = active >= MAX_ACTIVE_TOKENS_PER_ACCOUNT;
     let errors = if at_limit {
         FormErrors::from_fields(vec![("limit", limit_message())])
@@ -190,7 +193,7 @@ pub async fn create(
             return render(StatusCode::BAD_REQUEST, &page);
         }
     };
-    match state.create_token(me.actor(), request).await {
+    match state.tokens.create_token(me.actor(), request).await {
         Ok(CreateOutcome::Created { token, secret }) => {
             let reveal = Reveal {
                 value: wire_form(token.id, Separator::Underscore, &secret),
@@ -235,7 +238,7 @@ pub async fn delete(
     form: CsrfForm<DeleteForm>,
 ) -> Result<HttpResponse, WebError> {
     let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
-    let outcome = state.delete_token(me.actor(), id).await?;
+    let outcome = state.tokens.delete_token(me.actor(), id).await?;
     let message = match outcome {
         DeleteOutcome::Deleted(t, _) => {
             format!(

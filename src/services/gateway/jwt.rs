@@ -7,7 +7,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use diesel::Connection;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
@@ -16,15 +15,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use super::api_auth::{Credential, Unauthorized};
-use super::auth::SignInError;
-use super::Actor;
 use crate::config::JwtKeyFiles;
-use crate::db::DbConn;
-use crate::domain::token::to_naive;
 use crate::domain::{Role, Secret};
 use crate::error::{ServiceError, ServiceResult};
-use crate::repo::{Account, UsedRefreshToken, User};
+use crate::repo::{Account, User};
+use crate::services::vocabulary::{Actor, Credential, Unauthorized};
 
 pub const ACCESS_TTL: Duration = Duration::hours(1);
 pub const REFRESH_TTL: Duration = Duration::hours(24);
@@ -92,7 +87,7 @@ pub struct TokenPair {
     pub refresh: String,
 }
 
-fn parse_private_key(pem: &str) -> anyhow::Result<rsa::RsaPrivateKey> {
+pub(crate) fn parse_private_key(pem: &str) -> anyhow::Result<rsa::RsaPrivateKey> {
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::pkcs8::DecodePrivateKey;
     rsa::RsaPrivateKey::from_pkcs8_pem(pem)
@@ -230,64 +225,6 @@ impl JwtKeys {
             stale: false,
             allowed: None,
         })
-    }
-}
-
-/// `POST /iam/auth/jwt/login`, once the password was right: any role may log in here, the
-/// API-only one included.
-pub fn login(
-    conn: &mut DbConn,
-    keys: &JwtKeys,
-    user: User,
-    now: OffsetDateTime,
-) -> Result<TokenPair, SignInError> {
-    let account = Account::find(conn, user.account_id)?.ok_or(SignInError::WrongCredentials)?;
-    Ok(keys.issue(&user, &account, now)?)
-}
-
-/// `POST /iam/auth/jwt/refresh`: each refresh token works once.
-pub fn refresh(
-    conn: &mut DbConn,
-    keys: &JwtKeys,
-    refresh: &str,
-    now: OffsetDateTime,
-) -> Result<TokenPair, RefreshError> {
-    let claims = keys
-        .decode(refresh, "refresh", now)
-        .map_err(|_| RefreshError::Unauthorized)?;
-    let expires =
-        OffsetDateTime::from_unix_timestamp(claims.exp).map_err(|_| RefreshError::Unauthorized)?;
-    conn.transaction(|conn| {
-        UsedRefreshToken::purge_expired(conn, to_naive(now))?;
-        if !UsedRefreshToken::claim(conn, &claims.jti, to_naive(expires))? {
-            return Err(RefreshError::Unauthorized);
-        }
-        let user = User::find(conn, claims.user_id)?.ok_or(RefreshError::Unauthorized)?;
-        if user.removed_at.is_some() || user.jwt_generation != claims.gen {
-            return Err(RefreshError::Unauthorized);
-        }
-        let account = Account::find(conn, user.account_id)?.ok_or(RefreshError::Unauthorized)?;
-        Ok(keys.issue(&user, &account, now)?)
-    })
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
-    #[error("invalid refresh token")]
-    Unauthorized,
-    #[error(transparent)]
-    Service(ServiceError),
-}
-
-impl From<ServiceError> for RefreshError {
-    fn from(e: ServiceError) -> Self {
-        RefreshError::Service(e)
-    }
-}
-
-impl From<diesel::result::Error> for RefreshError {
-    fn from(e: diesel::result::Error) -> Self {
-        RefreshError::Service(e.into())
     }
 }
 

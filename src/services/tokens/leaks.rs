@@ -13,11 +13,20 @@ use p256::ecdsa::{DerSignature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde::{Deserialize, Serialize};
 
-use super::tokens::{revoke_found, FoundToken};
-use super::Services;
-use crate::domain::sha256_hex;
-use crate::domain::token::PresentedToken;
+use diesel::Connection;
+use time::OffsetDateTime;
+
+use super::retire::retire;
+use super::view::FoundToken;
+use crate::db::DbConn;
+use crate::domain::leak_response::LeakResponse;
+use crate::domain::token::{from_naive, to_naive, TokenStatus};
+use crate::domain::NoticeKind;
 use crate::error::ServiceResult;
+use crate::repo::notices::{NewNotice, Notice};
+use crate::repo::{Account, Token, User};
+use crate::services::audit;
+use crate::services::notices::plan::recipients;
 
 /// Most reports one request may carry (GitHub sends batches of up to a few hundred).
 pub const MAX_REPORTS: usize = 1000;
@@ -115,68 +124,119 @@ pub struct Labelled {
     pub label: &'static str,
 }
 
-impl Services {
-    /// Revokes every active token among `reports` (recorded with where it was found) and
-    /// labels each: `true_positive` for a real token of ours, active or not, else
-    /// `false_positive`. Returns the labels and how many tokens were revoked now.
-    pub async fn handle_leak_reports(
-        &self,
-        reports: Vec<LeakReport>,
-    ) -> ServiceResult<(Vec<Labelled>, usize)> {
-        let now = self.clock.now();
-        let (labels, revoked, alerted) = self
-            .db
-            .run(move |conn| {
-                let mut labels = Vec::with_capacity(reports.len());
-                let mut revoked = vec![];
-                let mut alerted = false;
-                for report in &reports {
-                    let found = match PresentedToken::parse(&report.token) {
-                        Some(presented) => {
-                            let place = where_found(report);
-                            let (found, ids) = revoke_found(conn, &presented, &place, now)?;
-                            revoked.extend(ids);
-                            alerted |= matches!(found, FoundToken::Revoked | FoundToken::Reported);
-                            found
-                        }
-                        None => FoundToken::Unknown,
-                    };
-                    labels.push(Labelled {
-                        token_hash: sha256_hex(&report.token),
-                        token_type: report.kind.clone().unwrap_or_default(),
-                        label: if found == FoundToken::Unknown {
-                            "false_positive"
-                        } else {
-                            "true_positive"
-                        },
-                    });
-                }
-                Ok((labels, revoked, alerted))
-            })
-            .await?;
-        self.forget_tokens(&revoked);
-        let n = revoked.len();
-        if alerted {
-            // The alerts go out now, not with the next periodic sweep.
-            let services = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = services.sweep(services.clock.now()).await {
-                    tracing::warn!(error = %e, "leak alerts: the sweep after a report failed; the next one sends them");
-                }
-            });
-        }
-        Ok((labels, n))
-    }
-}
-
 /// "<url> (<source>, reported by secret scanning)", or as much of it as was sent.
-fn where_found(report: &LeakReport) -> String {
+pub fn where_found(report: &LeakReport) -> String {
     let url = report.url.as_deref().unwrap_or("an unnamed place");
     match report.source.as_deref() {
         Some(source) if !source.is_empty() => {
             format!("{url} ({source}, reported by secret scanning)")
         }
         _ => format!("{url} (reported by secret scanning)"),
+    }
+}
+
+/// The status of a token known only by its wire form: `None` when no token has this id and
+/// secret (so a guess at an id learns nothing about that token).
+pub fn status_of_presented(
+    conn: &mut DbConn,
+    presented: &crate::domain::token::PresentedToken,
+    now: OffsetDateTime,
+) -> ServiceResult<Option<(Token, TokenStatus)>> {
+    let Some(token) = Token::find(conn, presented.id)? else {
+        return Ok(None);
+    };
+    let hash = presented.secret.hash();
+    let in_grace = token.old_secret_until.is_some_and(|u| from_naive(u) > now)
+        && token
+            .old_secret_hash
+            .as_deref()
+            .is_some_and(|old| hash.matches(old));
+    if !hash.matches(&token.secret_hash) && !in_grace {
+        return Ok(None);
+    }
+    let status = TokenStatus::of(token.deleted_at, token.expires_at, now);
+    Ok(Some((token, status)))
+}
+
+/// Revokes an active token that was found where it shouldn't be (`where_found`: a file, a
+/// URL), with every token it created — or, if its account is set to notify only, leaves it
+/// — records it in the account's event log and alerts the issuer and the Administrators. No person
+/// acts: the presented secret itself is the proof. Returns what happened and the ids revoked.
+pub fn revoke_found(
+    conn: &mut DbConn,
+    presented: &crate::domain::token::PresentedToken,
+    where_found: &str,
+    now: OffsetDateTime,
+) -> ServiceResult<(FoundToken, Vec<i64>)> {
+    // Which account, read first: the transaction then starts with the account's lock (on
+    // SQLite a read that turns into a write inside one transaction can't wait, it fails).
+    let Some((token, _)) = status_of_presented(conn, presented, now)? else {
+        return Ok((FoundToken::Unknown, vec![]));
+    };
+    conn.transaction(|conn| {
+        Account::lock(conn, token.account_id)?;
+        // Read again under the lock, so a delete racing this one is seen and wins once.
+        let Some((token, status)) = status_of_presented(conn, presented, now)? else {
+            return Ok((FoundToken::Unknown, vec![]));
+        };
+        if status != TokenStatus::Active {
+            return Ok((FoundToken::AlreadyDead(status), vec![]));
+        }
+        let revoke = Account::find(conn, token.account_id)?
+            .is_none_or(|a| a.leak_response == LeakResponse::Revoke);
+        let (outcome, ids, kind, verb) = if revoke {
+            let ids = retire(conn, token.id, None, to_naive(now))?;
+            audit::record_retired(
+                conn,
+                None,
+                now,
+                &token,
+                &ids,
+                audit::Retired::Found(&clip(where_found, 200)),
+                false,
+            )?;
+            (FoundToken::Revoked, ids, "token.revoked", "revoked")
+        } else {
+            (
+                FoundToken::Reported,
+                vec![],
+                "token.leaked",
+                "reported leaked (not revoked: the account only wants to be told)",
+            )
+        };
+        let summary = format!(
+            "Token {} \"{}\" {verb}: found in {}",
+            token.id,
+            token.name,
+            clip(where_found, 500)
+        );
+        audit::record_system(conn, token.account_id, now, kind, &summary, Some(token.id))?;
+        // The issuer and the Administrators are told, in the portal and by e-mail (a leak
+        // alert each, sent by the next delivery, whatever their expiry-e-mail preference).
+        let users = User::list_in_account(conn, token.account_id)?;
+        let alerts: Vec<NewNotice> = recipients(&token, &users)
+            .into_iter()
+            .map(|user| NewNotice {
+                token_id: token.id,
+                kind: NoticeKind::Leaked,
+                user_id: user.id,
+                created_at: to_naive(now),
+                next_attempt_at: to_naive(now),
+                detail: Some(clip(where_found, 500)),
+            })
+            .collect();
+        Notice::insert_many(conn, &alerts)?;
+        Ok((outcome, ids))
+    })
+}
+
+/// At most `max` characters of `text` (an address or path from outside), control and
+/// invisible characters escaped (`domain::text`), with "…" if cut.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    let text = crate::domain::text::escape_controls(text);
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.into_owned(),
     }
 }
 

@@ -20,14 +20,13 @@ use std::time::{Duration as StdDuration, Instant};
 
 use time::{Duration, OffsetDateTime};
 
-use super::api_auth::{Credential, Unauthorized};
-use super::Actor;
 use crate::db::DbConn;
 use crate::domain::secret::Digest32;
 use crate::domain::token::{to_naive, PresentedToken};
 use crate::error::ServiceResult;
 use crate::metrics::striped::{shard, Padded, SHARDS};
 use crate::repo::TokenForAuth;
+use crate::services::vocabulary::{Actor, Credential, Unauthorized};
 use time::PrimitiveDateTime;
 
 /// How long a verified token row is trusted without asking the database again.
@@ -124,7 +123,7 @@ impl CachedToken {
 
 /// A stored time (naive UTC) as the first whole Unix second not before it: for a whole
 /// second `now`, `at > now` exactly when `unix_ceil(at) > now`.
-fn unix_ceil(at: PrimitiveDateTime) -> i64 {
+pub(crate) fn unix_ceil(at: PrimitiveDateTime) -> i64 {
     let at = at.assume_utc();
     at.unix_timestamp() + i64::from(at.nanosecond() > 0)
 }

@@ -1,99 +1,95 @@
-//! Checking API credentials: permanent tokens (`APIKey`, through the token cache) and access
-//! JWTs (`Bearer`, by signature). The gateway check and every API call start here.
+//! The gateway: checking credentials on the hot path (`/iam/auth/check` and every API call).
+//! Permanent tokens come from an in-memory cache (`token_cache`) read from the database only
+//! on a miss (`miss_batch`, `id_horizon`), JWTs by their signature and a one-second cache of
+//! their user's state (`user_cache`); uses are counted in memory and written once a second
+//! (`usage_flush`). Nothing here decides a product rule beyond "this credential is good".
+
+pub mod authorization;
+pub mod id_horizon;
+pub mod jwt;
+pub mod miss_batch;
+pub mod token_cache;
+pub mod usage_flush;
+pub mod user_cache;
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
-use std::time::Instant;
-
-use super::id_horizon::Sight;
-use super::token_cache::UseFacts;
-use super::token_cache::{LoadedRow, TokenVerifier, Verdict};
-use super::user_cache::UserState;
-use super::{Actor, Services};
+use crate::config::Settings;
 use crate::domain::token::PresentedToken;
 use crate::error::{ServiceError, ServiceResult};
 use crate::metrics::CacheResult;
 use crate::repo::{TokenForAuth, User};
+use crate::services::runtime::Runtime;
+use crate::services::vocabulary::{Actor, AuthError, ClientFacts, Credential, Unauthorized};
+
+use authorization::{parse_authorization, Presented};
+use id_horizon::{IdHorizon, Sight};
+use jwt::JwtKeys;
+use miss_batch::MissBatcher;
+use token_cache::{LoadedRow, TokenVerifier, UseFacts, Verdict};
+use user_cache::{UserState, UserStates};
 
 /// How often the cache's half-life reloads are done, in one batch.
 pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Tokens reloaded per read.
 const REFRESH_BATCH: usize = 2000;
 
-/// Longest `Authorization` value we read; anything longer is refused unread.
-pub const MAX_AUTHORIZATION: usize = 8192;
-
-/// A credential that checked out: who acts, in which account, with which role.
-#[derive(Debug, Clone)]
-pub struct Credential {
-    pub actor: Actor,
-    /// The permanent token used, if any (absent for a JWT).
-    pub token_id: Option<i64>,
-    /// Answered from what this instance last knew, because the database can't be reached.
-    pub stale: bool,
-    /// The networks the permanent token may be used from (`None`: any address).
-    pub allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
+/// The gateway's state: the caches, the id horizon, the miss batcher and the JWT keys.
+#[derive(Clone)]
+pub struct Gateway {
+    rt: Runtime,
+    verifier: Arc<TokenVerifier>,
+    horizon: Arc<IdHorizon>,
+    misses: Arc<MissBatcher>,
+    user_states: Arc<UserStates>,
+    jwt: Arc<JwtKeys>,
 }
 
-/// What the web layer can tell about the caller, asked for only when needed.
-#[derive(Debug, Clone, Default)]
-pub struct ClientFacts {
-    /// The client address under the trusted proxies.
-    pub ip: Option<std::net::IpAddr>,
-    pub agent: Option<String>,
-}
-
-/// Every failure looks the same from outside.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unauthorized;
-
-/// Why a credential was not accepted: refused (401), or the database failed us.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("unauthorized")]
-    Unauthorized,
-    /// A good token used from outside its address allowlist (the address, if known).
-    #[error("not from an allowed address")]
-    NotFromHere(Option<std::net::IpAddr>),
-    #[error(transparent)]
-    Service(#[from] ServiceError),
-}
-
-impl From<Unauthorized> for AuthError {
-    fn from(_: Unauthorized) -> Self {
-        AuthError::Unauthorized
+impl Gateway {
+    pub fn new(rt: Runtime, settings: &Settings) -> anyhow::Result<Gateway> {
+        Ok(Gateway {
+            rt,
+            verifier: Arc::new(TokenVerifier::new(settings.outage_grace)),
+            horizon: Arc::default(),
+            misses: Arc::default(),
+            user_states: Arc::new(UserStates::new(settings.outage_grace)),
+            jwt: Arc::new(JwtKeys::new(&settings.jwt_keys)?),
+        })
     }
-}
 
-/// `APIKey <token>` or `Bearer <jwt>`; the scheme word is case-insensitive.
-enum Presented<'a> {
-    ApiKey(PresentedToken),
-    Bearer(&'a str),
-}
-
-fn parse_authorization(raw: &str) -> Result<Presented<'_>, Unauthorized> {
-    // Every credential of ours is ASCII; so is the rest of the work here.
-    if raw.len() > MAX_AUTHORIZATION || !raw.is_ascii() {
-        return Err(Unauthorized);
+    /// The keys that sign and verify JWTs (people's sign-in issues pairs with them).
+    pub fn jwt_keys(&self) -> &Arc<JwtKeys> {
+        &self.jwt
     }
-    let raw = raw.trim_ascii();
-    let at = raw
-        .bytes()
-        .position(|b| b.is_ascii_whitespace())
-        .ok_or(Unauthorized)?;
-    let (scheme, value) = (&raw[..at], &raw[at + 1..]);
-    if scheme.eq_ignore_ascii_case("apikey") {
-        PresentedToken::parse(value)
-            .map(Presented::ApiKey)
-            .ok_or(Unauthorized)
-    } else if scheme.eq_ignore_ascii_case("bearer") {
-        Ok(Presented::Bearer(value.trim_ascii()))
-    } else {
-        Err(Unauthorized)
-    }
-}
 
-impl Services {
+    /// The public keys that verify our JWTs, as a JWK Set.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.jwt.jwks(self.rt.clock.now())
+    }
+
+    /// Forgets tokens in this instance's cache (deleted, rotated, changed), so the very next
+    /// request reads them again (other instances within the cache's second).
+    pub fn forget_tokens(&self, ids: &[i64]) {
+        for id in ids {
+            self.verifier.forget(*id);
+        }
+    }
+
+    /// Forgets a user's state (removed, role changed, signed out everywhere): their JWTs are
+    /// checked against the database from the next request.
+    pub fn forget_user(&self, id: i64) {
+        self.user_states.forget(id);
+    }
+
+    /// Reads this instance made on the gateway's connections (token and user loads).
+    pub fn reads(&self) -> u64 {
+        self.rt.db.gateway_runs()
+    }
+
+    // ---- from gateway/authorization.rs
     /// The hot path (`/iam/auth/check`): a permanent token from the cache (the database only
     /// on a miss), a JWT by its signature alone.
     #[tracing::instrument(level = "debug", name = "authenticate", skip_all)]
@@ -111,11 +107,11 @@ impl Services {
     ) -> Result<Credential, AuthError> {
         match parse_authorization(authorization)? {
             Presented::ApiKey(token) => {
-                self.verify_token(token, self.clock.unix_now(), client)
+                self.verify_token(token, self.rt.clock.unix_now(), client)
                     .await
             }
             Presented::Bearer(jwt) => {
-                let claims = self.jwt.decode(jwt, "access", self.clock.now())?;
+                let claims = self.jwt.decode(jwt, "access", self.rt.clock.now())?;
                 self.jwt_credential(claims).await
             }
         }
@@ -125,13 +121,14 @@ impl Services {
     /// ended since it was issued; it acts with the user's current role. The user's state
     /// comes from the one-second cache (`UserStates`), or, in an outage, what this instance
     /// knew within the grace.
-    async fn jwt_credential(&self, claims: super::jwt::Claims) -> Result<Credential, AuthError> {
+    async fn jwt_credential(&self, claims: jwt::Claims) -> Result<Credential, AuthError> {
         let id = claims.user_id;
         let (state, stale) = match self.user_states.fresh(id) {
             Some(state) => (state, false),
             None => {
                 let started = std::time::Instant::now();
                 let read = self
+                    .rt
                     .db
                     .run_gateway(move |conn| Ok(User::find(conn, id)?.map(|u| UserState::of(&u))))
                     .await;
@@ -193,7 +190,7 @@ impl Services {
                 refresh,
                 noted_recently,
             } => {
-                self.metrics.cache(CacheResult::hit);
+                self.rt.metrics.cache(CacheResult::hit);
                 if refresh {
                     // Reloaded with the next batch (`refresh_tokens`), well within its life.
                     self.verifier.queue_refresh(id);
@@ -250,7 +247,7 @@ impl Services {
     /// it can (an id above every committed one costs a share of one `max(id)` read, a settled
     /// gap nothing), so a flood of made-up ids can't cost a read each.
     async fn token_row(&self, id: i64) -> ServiceResult<Option<LoadedRow>> {
-        self.metrics.cache(CacheResult::miss);
+        self.rt.metrics.cache(CacheResult::miss);
         match self.horizon.sight(id) {
             Sight::Never => return Ok(None),
             Sight::Within => {}
@@ -259,7 +256,7 @@ impl Services {
                 let max = self
                     .horizon
                     .max_since(arrived, || {
-                        self.db.run_gateway(|conn| {
+                        self.rt.db.run_gateway(|conn| {
                             let max = TokenForAuth::max_id(conn)?;
                             Ok((max, Instant::now()))
                         })
@@ -271,7 +268,7 @@ impl Services {
             }
         }
         // Read together with the other misses waiting now (`MissBatcher`).
-        let loaded = self.misses.load(&self.db, id).await?;
+        let loaded = self.misses.load(&self.rt.db, id).await?;
         if loaded.exists() {
             self.horizon.saw(id, Instant::now());
             Ok(Some(loaded))
@@ -294,6 +291,7 @@ impl Services {
             done += ids.len();
             let batch = ids.clone();
             match self
+                .rt
                 .db
                 .run_gateway(move |conn| TokenVerifier::load_many(conn, &batch))
                 .await
@@ -316,12 +314,13 @@ impl Services {
         let facts = self.verifier.take_facts();
         let count = uses.len();
         let (batch, facts_batch, counts_batch) = (uses.clone(), facts.clone(), counts.clone());
-        let now = self.clock.now();
+        let now = self.rt.clock.now();
         match self
+            .rt
             .db
             .run_bookkeeping(move |conn| {
                 TokenVerifier::record_uses(conn, &batch)?;
-                super::usage::record(conn, &batch, &facts_batch, &counts_batch, now)
+                usage_flush::record(conn, &batch, &facts_batch, &counts_batch, now)
             })
             .await
         {
@@ -332,40 +331,6 @@ impl Services {
                 self.verifier.requeue_counts(&counts);
                 Err(e)
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn authorization_values_parse_by_scheme_and_refuse_the_rest() {
-        let token = format!("7_{}", "a".repeat(64));
-        assert!(matches!(
-            parse_authorization(&format!("  apikey {token} ")),
-            Ok(Presented::ApiKey(t)) if t.id == 7
-        ));
-        assert!(matches!(
-            parse_authorization("APIKey\t  7$aaaa".replace("aaaa", &"b".repeat(64)).as_str()),
-            Ok(Presented::ApiKey(t)) if t.id == 7
-        ));
-        assert!(matches!(
-            parse_authorization("Bearer abc.def.ghi"),
-            Ok(Presented::Bearer("abc.def.ghi"))
-        ));
-        for bad in [
-            "",
-            "APIKey",
-            "Basic dXNlcjpwYXNz",
-            &format!("APIKey{token}"),
-            &format!("APIKey {}", "x".repeat(MAX_AUTHORIZATION)),
-            &format!("APIKey\u{a0}{token}"),
-            &format!("APIKey {token}\u{a0}"),
-            "Bearer abc.déf.ghi",
-        ] {
-            assert!(parse_authorization(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -7,8 +7,6 @@ use diesel::Connection;
 
 use time::OffsetDateTime;
 
-use super::tokens::Visibility;
-use super::{Actor, Services};
 use crate::db::DbConn;
 use crate::domain::notice::due_notice;
 use crate::domain::token::{from_naive, to_naive, TokenStatus};
@@ -16,6 +14,7 @@ use crate::domain::{NoticeKind, Role};
 use crate::error::ServiceResult;
 use crate::repo::notices::{NewNotice, Notice};
 use crate::repo::{Token, TokenFilter, User};
+use crate::services::vocabulary::{Actor, Visibility};
 
 /// Who is told about a token: its issuer and every Administrator of the account, once each,
 /// removed users never.
@@ -137,103 +136,6 @@ pub struct InAppNotice {
     /// A leak alert's "where it was found".
     pub detail: Option<String>,
     pub token_deleted: bool,
-}
-
-impl Services {
-    /// A user's in-app notifications, newest first (the latest 200).
-    pub async fn notifications(&self, user_id: i64) -> ServiceResult<Vec<InAppNotice>> {
-        let rows = self
-            .db
-            .run(move |conn| Ok(Notice::for_user(conn, user_id, 200)?))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(n, t)| InAppNotice {
-                id: n.id,
-                unread: n.read_at.is_none(),
-                kind: n.kind,
-                token_id: t.id,
-                token_name: t.name,
-                expires_at: t.expires_at.map(from_naive),
-                created_at: from_naive(n.created_at),
-                detail: n.detail,
-                token_deleted: t.deleted_at.is_some(),
-            })
-            .collect())
-    }
-
-    /// Marks one (`Some(id)`) or all of a user's notifications read.
-    pub async fn mark_read(&self, user_id: i64, id: Option<i64>) -> ServiceResult<()> {
-        let now = to_naive(self.clock.now());
-        self.db
-            .run(move |conn| Ok(Notice::mark_read(conn, user_id, id, now).map(drop)?))
-            .await
-    }
-
-    /// Turns a user's expiry e-mails on or off (Profile → Notifications).
-    #[tracing::instrument(skip(self))]
-    pub async fn set_expiry_email(&self, user_id: i64, on: bool) -> ServiceResult<()> {
-        self.db
-            .run(move |conn| Ok(User::set_token_expiry_email(conn, user_id, on)?))
-            .await
-    }
-
-    /// The e-mail address an unsubscribe link was made for (`None`: not one of ours, or the
-    /// person is gone). Shows nothing, changes nothing.
-    pub async fn unsubscribe_target(&self, value: String) -> ServiceResult<Option<String>> {
-        let Some(user_id) = crate::domain::unsubscribe::verify(&self.mail.unsubscribe_key, &value)
-        else {
-            return Ok(None);
-        };
-        self.db
-            .run(move |conn| {
-                Ok(User::find(conn, user_id)?
-                    .filter(|u| u.removed_at.is_none())
-                    .map(|u| u.email))
-            })
-            .await
-    }
-
-    /// Turns off the expiry e-mails of the person an unsubscribe link was made for, with no
-    /// session: the signed value is the authority (`domain::unsubscribe`). Recorded in the
-    /// account's event log when it changes something; `how` says which way it came.
-    #[tracing::instrument(skip(self, value))]
-    pub async fn unsubscribe(
-        &self,
-        value: String,
-        how: &'static str,
-    ) -> ServiceResult<Option<String>> {
-        let Some(user_id) = crate::domain::unsubscribe::verify(&self.mail.unsubscribe_key, &value)
-        else {
-            return Ok(None);
-        };
-        let now = to_naive(self.clock.now());
-        self.db
-            .run(move |conn| {
-                conn.transaction(|conn| {
-                    // The write first: on SQLite a transaction that reads and then writes can't
-                    // wait for another writer. Conditional: of a burst of clicks, one changes
-                    // it, and that one is recorded.
-                    let changed = User::turn_off_expiry_email(conn, user_id)?;
-                    let Some(user) = User::find(conn, user_id)?.filter(|u| u.removed_at.is_none())
-                    else {
-                        return Ok(None);
-                    };
-                    if changed {
-                        crate::repo::events::AccountEvent::record(
-                            conn,
-                            user.account_id,
-                            Some(user_id),
-                            now,
-                            "user.expiry_emails_off",
-                            &format!("{} turned expiry e-mails off {how}", user.email),
-                        )?;
-                    }
-                    Ok(Some(user.email))
-                })
-            })
-            .await
-    }
 }
 
 #[cfg(test)]

@@ -11,12 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::metrics::EmailOutcome;
-
 use time::{Duration, OffsetDateTime};
 
-use super::notices::record;
-use super::Services;
+use super::plan::record;
 use crate::config::Settings;
 use crate::db::DbConn;
 use crate::domain::notice::backoff;
@@ -149,7 +146,7 @@ pub fn next_digest(
         .into_iter()
         .map(|(n, t)| (t, n.kind))
         .collect();
-    for p in super::notices::plan_in(conn, now, Some(user.account_id))? {
+    for p in super::plan::plan_in(conn, now, Some(user.account_id))? {
         if p.recipient_id == user_id
             && !due.iter().any(|(t, k)| t.id == p.token_id && *k == p.kind)
             && !Notice::exists(conn, p.token_id, p.kind, user_id)?
@@ -358,7 +355,7 @@ type Outgoing = (Vec<i64>, String, i32, Result<lettre::Message, String>);
 
 /// Sends `outgoing` with up to `SEND_CONCURRENCY` at a time; `None` for a message not tried
 /// because `stop` was set (the ones already going finish).
-fn send_all(
+pub(crate) fn send_all(
     mailer: &Mailer,
     outgoing: &[Outgoing],
     stop: &AtomicBool,
@@ -426,42 +423,4 @@ pub fn sweep(
     });
     Notice::release_sweep_lease(conn, &holder)?;
     result
-}
-
-impl Services {
-    /// The preview of the next expiry e-mail to `user_id` (`next_digest`).
-    pub async fn next_digest(&self, user_id: i64) -> ServiceResult<Option<crate::email::Rendered>> {
-        let mail = self.mail.clone();
-        let now = self.clock.now();
-        self.db
-            .run(move |conn| next_digest(conn, &mail, user_id, now))
-            .await
-    }
-
-    /// One expiry-notice sweep as of `now` (the server's periodic task, `apitokens notify`).
-    #[tracing::instrument(skip(self))]
-    pub async fn sweep(&self, now: OffsetDateTime) -> ServiceResult<(usize, Delivery)> {
-        let mail = self.mail.clone();
-        let limiter = self.limiter.clone();
-        let stop = self.stopping.clone();
-        let (recorded, d) = self
-            .db
-            .run(move |conn| {
-                // Housekeeping on the same beat: failed-attempt windows that ended, and old
-                // secrets whose rotation grace ended (checks stop them on time anyway; this
-                // forgets the hash and records it).
-                limiter.purge(conn, now)?;
-                super::tokens::end_graces(conn, now, 1000)?;
-                super::usage::prune(conn, now)?;
-                sweep(conn, &mail, now, &stop)
-            })
-            .await?;
-        let m = &self.metrics;
-        m.notices_recorded(recorded);
-        m.emails(EmailOutcome::sent, d.sent);
-        m.emails(EmailOutcome::failed, d.failed);
-        m.emails(EmailOutcome::skipped, d.skipped);
-        m.emails(EmailOutcome::cancelled, d.cancelled);
-        Ok((recorded, d))
-    }
 }

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::database::Database;
 use super::token_cache::{LoadedRow, TokenVerifier};
 use crate::error::{ServiceError, ServiceResult};
+use crate::services::runtime::Database;
 
 /// Most ids per read.
 const MAX_BATCH: usize = 500;
@@ -30,7 +30,7 @@ pub struct MissBatcher {
 }
 
 /// An error for every waiter of a failed read (the original isn't `Clone`).
-fn shared(e: &ServiceError) -> ServiceError {
+pub(crate) fn shared(e: &ServiceError) -> ServiceError {
     match e {
         ServiceError::Unavailable(why) => ServiceError::Unavailable(why.clone()),
         ServiceError::Busy => ServiceError::Busy,

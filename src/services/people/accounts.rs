@@ -1,20 +1,16 @@
 //! Accounts and their users: adding them, passwords, the demo account.
 
-use std::sync::OnceLock;
-
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
-use argon2::Argon2;
 use diesel::Connection;
 use time::OffsetDateTime;
 
-use super::{Actor, Services, ADMINS_ONLY};
 use crate::db::DbConn;
 use crate::domain::input::{Email, NewPassword, PersonName};
 use crate::domain::token::to_naive;
 use crate::domain::{AuthType, Role};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, NewUser, User};
+use crate::services::runtime::passwords::hash_password;
+use crate::services::vocabulary::{AccountInfo, Actor, Person, ADMINS_ONLY};
 
 pub struct AddUser {
     /// The account's name; a new name creates the account.
@@ -65,73 +61,6 @@ pub fn add_user(conn: &mut DbConn, input: &AddUser, now: OffsetDateTime) -> Serv
 
 fn email_taken() -> ServiceError {
     ServiceError::invalid("email", "A user with this e-mail address already exists.")
-}
-
-/// Argon2id with the crate's recommended parameters and a random salt.
-pub fn hash_password(password: &str) -> ServiceResult<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("password hashing failed: {e}")))
-}
-
-thread_local! {
-    /// Argon2's working memory (19 MiB), allocated once per thread that verifies and reused:
-    /// letting the crate allocate it per call leaves every freed copy in the allocator of
-    /// whichever thread ran it, and a sign-in flood then grew the process by hundreds of MB.
-    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Checks a password against a stored hash (PHC string, any Argon2 variant and parameters);
-/// a damaged hash never matches. Compares in constant time.
-pub fn verify_password(stored: &str, password: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return false;
-    };
-    let (Ok(algorithm), Ok(params)) = (
-        argon2::Algorithm::try_from(parsed.algorithm),
-        argon2::Params::try_from(&parsed),
-    ) else {
-        return false;
-    };
-    let version = match parsed.version.map(argon2::Version::try_from) {
-        None => argon2::Version::default(),
-        Some(Ok(v)) => v,
-        Some(Err(_)) => return false,
-    };
-    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-        return false;
-    };
-    let mut salt_buf = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
-        return false;
-    };
-    let mut out = vec![0u8; expected.len()];
-    let blocks = params.block_count();
-    let argon = Argon2::new(algorithm, version, params);
-    let hashed = ARGON2_MEMORY.with(|memory| {
-        let mut memory = memory.borrow_mut();
-        if memory.len() < blocks {
-            memory.resize(blocks, argon2::Block::default());
-        }
-        argon.hash_password_into_with_memory(
-            password.as_bytes(),
-            salt,
-            &mut out,
-            &mut memory[..blocks],
-        )
-    });
-    hashed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
-}
-
-/// A hash to verify against when the e-mail is unknown, so a wrong address takes as long
-/// as a wrong password.
-pub fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("not a real password").expect("hashing works"))
 }
 
 /// A stored e-mail address that `apitokens doctor` reports.
@@ -264,9 +193,9 @@ pub fn visible_user(conn: &mut DbConn, actor: &Actor, id: i64) -> ServiceResult<
 /// The account's users (not removed), for Administrators only.
 /// One page of the account's users, and how many there are in all.
 pub struct UsersListing {
-    pub users: Vec<User>,
+    pub users: Vec<Person>,
     pub total: i64,
-    pub account: Account,
+    pub account: AccountInfo,
 }
 
 pub fn account_users(
@@ -280,9 +209,9 @@ pub fn account_users(
     let users = User::page_in_account(conn, actor.account_id, limit.max(0), offset.max(0))?;
     let total = User::count_in_account(conn, actor.account_id)?;
     Ok(UsersListing {
-        users,
+        users: users.iter().map(Person::from).collect(),
         total,
-        account,
+        account: AccountInfo::from(account),
     })
 }
 
@@ -291,7 +220,7 @@ pub fn account_users(
 pub fn account_overview(
     conn: &mut DbConn,
     actor: &Actor,
-) -> ServiceResult<(Account, Option<String>, Vec<User>)> {
+) -> ServiceResult<(AccountInfo, Option<String>, Vec<Person>)> {
     let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
     let users = User::list_in_account(conn, actor.account_id)?;
     let mut admins: Vec<&User> = users
@@ -301,74 +230,16 @@ pub fn account_overview(
     admins.sort_by_key(|u| u.id);
     let admin_email = admins.first().map(|u| u.email.clone());
     let visible = users
-        .into_iter()
+        .iter()
         .filter(|u| actor.role.is_admin() || u.id == actor.user_id)
+        .map(Person::from)
         .collect();
-    Ok((account, admin_email, visible))
-}
-
-impl Services {
-    /// A user as `actor` may see them (see `visible_user`).
-    pub async fn user(&self, actor: Actor, id: i64) -> ServiceResult<(User, Account)> {
-        self.db
-            .run(move |conn| visible_user(conn, &actor, id))
-            .await
-    }
-
-    /// The account's users, Administrators only (see `account_users`).
-    pub async fn account_users(
-        &self,
-        actor: Actor,
-        limit: i64,
-        offset: i64,
-    ) -> ServiceResult<UsersListing> {
-        self.db
-            .run(move |conn| account_users(conn, &actor, limit, offset))
-            .await
-    }
-
-    /// The account overview (see `account_overview`).
-    pub async fn account_overview(
-        &self,
-        actor: Actor,
-    ) -> ServiceResult<(Account, Option<String>, Vec<User>)> {
-        self.db
-            .run(move |conn| account_overview(conn, &actor))
-            .await
-    }
+    Ok((AccountInfo::from(account), admin_email, visible))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_hash_with_argon2id_and_verify() {
-        let hash = hash_password("correct horse battery").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password(&hash, "correct horse battery"));
-        assert!(!verify_password(&hash, "wrong"));
-        assert!(!verify_password("garbage", "correct horse battery"));
-        // Hashes made with other parameters and variants (an older install, another tool)
-        // verify too: the working memory follows the hash's own parameters.
-        for (algorithm, m) in [
-            (argon2::Algorithm::Argon2i, 8192),
-            (argon2::Algorithm::Argon2id, 65536),
-        ] {
-            let params = argon2::Params::new(m, 2, 1, None).unwrap();
-            let other = Argon2::new(algorithm, argon2::Version::V0x13, params)
-                .hash_password(b"other tool", &SaltString::generate(&mut OsRng))
-                .unwrap()
-                .to_string();
-            assert!(verify_password(&other, "other tool"), "{other}");
-            assert!(!verify_password(&other, "other toot"));
-        }
-        // A tampered digest never matches.
-        let mut tampered = hash.clone();
-        let last = tampered.pop().unwrap();
-        tampered.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(!verify_password(&tampered, "correct horse battery"));
-    }
 
     #[test]
     fn random_passwords_are_long_and_differ() {

@@ -1,0 +1,183 @@
+//! Adding people: an invitation with a one-time set-password link (72 hours, works once,
+//! only its SHA-256 kept), or an SSO user with none.
+
+use super::changes::event;
+use crate::db::DbConn;
+use crate::domain::input::{Email, Language, PersonName};
+use crate::domain::token::to_naive;
+use crate::domain::{sha256_hex, AuthType, Role, Secret};
+use crate::error::{ServiceError, ServiceResult};
+use crate::repo::setups::PasswordSetup;
+use crate::repo::{Account, NewUser, User};
+use crate::services::vocabulary::{Actor, Person};
+use diesel::Connection;
+use time::{Duration, OffsetDateTime};
+
+/// How long an invitation's set-password link works.
+pub const SETUP_TTL: Duration = Duration::hours(72);
+
+/// A new user and, for password sign-in, the secret of their one-time set-password link.
+pub struct Invitation {
+    pub user: User,
+    pub setup_secret: Option<String>,
+}
+
+/// Someone to add to the account.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    pub email: Email,
+    /// Optional through the API (Gcore's invite); the portal asks for it.
+    pub name: Option<PersonName>,
+    pub role: Role,
+    pub sso: bool,
+    /// English when not given.
+    pub lang: Option<Language>,
+}
+
+/// Adds a user to the actor's account. Password users get a set-password link (valid 72 h);
+/// SSO users sign in through their identity provider and get none.
+pub fn invite(
+    conn: &mut DbConn,
+    actor: &Actor,
+    member: &NewMember,
+    now: OffsetDateTime,
+) -> ServiceResult<Invitation> {
+    let NewMember {
+        email,
+        name,
+        role,
+        sso,
+        lang,
+    } = member;
+    let (role, sso) = (*role, *sso);
+    actor.require_admin()?;
+    let secret = (!sso).then(|| Secret::generate().into_exposed());
+    conn.transaction(|conn| {
+        Account::lock(conn, actor.account_id)?;
+        if User::find_by_email(conn, email.as_str())?.is_some() {
+            return Err(ServiceError::invalid(
+                "email",
+                "A user with this e-mail address already exists.",
+            ));
+        }
+        let user = User::insert(
+            conn,
+            &NewUser {
+                account_id: actor.account_id,
+                email: email.as_str(),
+                name: name.as_ref().map_or("", |n| n.as_str()),
+                password_hash: None,
+                role,
+                auth_type: if sso {
+                    AuthType::Sso
+                } else {
+                    AuthType::Password
+                },
+                created_at: to_naive(now),
+            },
+        )?;
+        let user = match lang {
+            Some(lang) => {
+                User::update_profile(conn, user.id, &user.name, None, lang.as_str())?;
+                User {
+                    lang: lang.as_str().to_owned(),
+                    ..user
+                }
+            }
+            None => user,
+        };
+        if let Some(secret) = &secret {
+            PasswordSetup::insert(
+                conn,
+                &PasswordSetup {
+                    token_hash: sha256_hex(secret),
+                    user_id: user.id,
+                    created_at: to_naive(now),
+                    expires_at: to_naive(now + SETUP_TTL),
+                    used_at: None,
+                },
+            )?;
+        }
+        let how = if sso { "SAML SSO" } else { "password" };
+        event(
+            conn,
+            actor,
+            now,
+            "user.added",
+            &format!(
+                "Added {} <{}> as {role} ({how} sign-in)",
+                user.display_name(),
+                user.email
+            ),
+        )?;
+        Ok(Invitation {
+            user,
+            setup_secret: secret,
+        })
+    })
+}
+
+/// Sets the password of the user behind a set-password link; the link works once.
+pub(crate) fn invalid_link() -> ServiceError {
+    ServiceError::invalid(
+        "token",
+        "This link is not valid any more. Ask an Administrator for a new invitation.",
+    )
+}
+
+/// Whether a set-password link still works: one SHA-256 and an indexed read, so a flood of
+/// made-up links costs no password hashing.
+pub fn check_link(conn: &mut DbConn, secret: &str, now: OffsetDateTime) -> ServiceResult<()> {
+    match PasswordSetup::find(conn, &sha256_hex(secret))? {
+        Some(s) if s.used_at.is_none() && s.expires_at > to_naive(now) => Ok(()),
+        _ => Err(invalid_link()),
+    }
+}
+
+/// Sets the password (already hashed) of the user behind a set-password link; the link
+/// works once, also when two posts race.
+pub fn set_password(
+    conn: &mut DbConn,
+    secret: &str,
+    hashed: &str,
+    now: OffsetDateTime,
+) -> ServiceResult<User> {
+    conn.transaction(|conn| {
+        let invalid = invalid_link;
+        let setup = PasswordSetup::find(conn, &sha256_hex(secret))?.ok_or_else(invalid)?;
+        if setup.used_at.is_some() || setup.expires_at <= to_naive(now) {
+            return Err(invalid());
+        }
+        let user = User::find(conn, setup.user_id)?
+            .filter(|u| u.removed_at.is_none())
+            .ok_or_else(invalid)?;
+        if !PasswordSetup::use_once(conn, &setup.token_hash, to_naive(now))? {
+            return Err(invalid());
+        }
+        User::set_password_hash(conn, user.id, hashed)?;
+        Ok(user)
+    })
+}
+
+/// The user behind a set-password link, if the link still works (to greet them on the page).
+pub fn setup_user(
+    conn: &mut DbConn,
+    secret: &str,
+    now: OffsetDateTime,
+) -> ServiceResult<Option<User>> {
+    let Some(setup) = PasswordSetup::find(conn, &sha256_hex(secret))? else {
+        return Ok(None);
+    };
+    if setup.used_at.is_some() || setup.expires_at <= to_naive(now) {
+        return Ok(None);
+    }
+    Ok(User::find(conn, setup.user_id)?.filter(|u| u.removed_at.is_none()))
+}
+
+/// An invitation as sent: the user, their set-password link (password users), and whether
+/// the e-mail went out (`Err` with the reason if not).
+pub struct Invited {
+    pub user: Person,
+    pub link: Option<String>,
+    pub mailed: Result<(), String>,
+}

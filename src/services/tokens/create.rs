@@ -1,0 +1,132 @@
+//! Creating a token: a name, an optional description, a role no higher than the creator's
+//! own, an expiry within the account's policy (and no later than the token it was created
+//! with), at most 50 active per account, counted and inserted under the account's lock.
+
+use diesel::Connection;
+use time::OffsetDateTime;
+
+use super::read::load_view;
+use super::rotation::cap_expiry;
+use super::view::{CreateOutcome, NewTokenRequest};
+use crate::db::DbConn;
+use crate::domain::token::{from_naive, to_naive, MAX_ACTIVE_TOKENS_PER_ACCOUNT};
+use crate::domain::token_format;
+use crate::error::{ServiceError, ServiceResult};
+use crate::repo::{Account, NewToken, Token, User};
+use crate::services::audit;
+use crate::services::vocabulary::Actor;
+
+/// Creates a token for `actor`, at most 50 active per account, with a role no higher than
+/// the actor's own.
+pub fn create(
+    conn: &mut DbConn,
+    actor: &Actor,
+    request: &NewTokenRequest,
+    now: OffsetDateTime,
+) -> ServiceResult<CreateOutcome> {
+    let naive_now = to_naive(now);
+    let description = request.description.clone().into_inner();
+    let row = conn.transaction(|conn| {
+        // Serialises creates per account, so the count below can't go stale before the insert.
+        if !Account::lock(conn, actor.account_id)? {
+            return Err(ServiceError::NotFound);
+        }
+        // The role ceiling, in one place: the acting role (a token's own), capped by the
+        // issuer's role as it is now, read under the lock a role change also takes, so a
+        // demotion racing this create can't leave a token above its issuer.
+        let issuer = User::find(conn, actor.user_id)?
+            .filter(|u| u.removed_at.is_none() && u.account_id == actor.account_id)
+            .ok_or(ServiceError::NotFound)?;
+        if !actor.role.capped_by(issuer.role).may_issue(request.role) {
+            return Err(ServiceError::invalid(
+                "role",
+                format!("Can't create token with role {}", request.role),
+            ));
+        }
+        if let Some(form_id) = request.form_id.as_deref() {
+            if let Some(existing) = Token::find_by_form(conn, actor.user_id, form_id)? {
+                return Ok(Err(existing.id));
+            }
+        }
+        if Token::count_active(conn, actor.account_id, naive_now)? >= MAX_ACTIVE_TOKENS_PER_ACCOUNT
+        {
+            return Err(limit_reached());
+        }
+        let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
+        account
+            .token_policy()
+            .check(request.expiry.instant(), now)
+            .map_err(|m| ServiceError::invalid("expiry", m))?;
+        // A token made with a token lives no longer than it: "never" only if it never expires.
+        let parent_expiry = match request.parent {
+            Some(parent_id) => Some(
+                Token::find(conn, parent_id)?
+                    .filter(|p| p.account_id == actor.account_id && p.deleted_at.is_none())
+                    .ok_or(ServiceError::NotFound)?
+                    .expires_at,
+            ),
+            None => None,
+        };
+        let expires_at = cap_expiry(request.expiry.instant().map(to_naive), [parent_expiry]);
+        let allowed = crate::domain::allowlist::to_stored(&request.allowed_ips);
+        let new = NewToken {
+            account_id: actor.account_id,
+            issuer_id: actor.user_id,
+            name: request.name.as_str(),
+            description: description.as_deref(),
+            role: request.role,
+            // Replaced below: the secret's checksum covers the id the insert assigns.
+            secret_hash: PENDING_HASH,
+            created_at: naive_now,
+            expires_at,
+            form_id: request.form_id.as_deref(),
+            parent_id: request.parent,
+            allowed_ips: allowed.as_deref(),
+        };
+        let id = Token::insert(conn, &new)?.id;
+        let secret = token_format::generate_secret(id);
+        Token::set_secret_hash(conn, id, &secret.hash().0)?;
+        let via = audit::via_words(conn, actor)?;
+        let mut expiry = expires_at.map_or("never expires".to_owned(), |at| {
+            format!("expires {}", from_naive(at).date())
+        });
+        if let Some(list) = &allowed {
+            expiry.push_str(&format!(", only from {}", list.replace(',', ", ")));
+        }
+        audit::record(
+            conn,
+            actor,
+            now,
+            "token.created",
+            &format!(
+                "Created token \"{}\" ({}, {expiry}){via}",
+                request.name.as_str(),
+                request.role
+            ),
+            Some(id),
+        )?;
+        Ok(Ok((id, secret)))
+    })?;
+    match row {
+        Ok((id, secret)) => Ok(CreateOutcome::Created {
+            token: load_view(conn, id, now)?,
+            secret,
+        }),
+        Err(id) => Ok(CreateOutcome::AlreadyCreated {
+            token: load_view(conn, id, now)?,
+        }),
+    }
+}
+
+/// What a new row holds for the one statement between its insert and its real hash (in one
+/// transaction, so nobody sees it): not hex, so no secret could ever match it.
+const PENDING_HASH: &str = "pending";
+
+pub fn limit_reached() -> ServiceError {
+    ServiceError::invalid(
+        "limit",
+        format!(
+            "The account already has {MAX_ACTIVE_TOKENS_PER_ACCOUNT} active API tokens, the most it can have. Delete a token you no longer need, then create the new one."
+        ),
+    )
+}

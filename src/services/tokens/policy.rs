@@ -1,0 +1,62 @@
+//! The account's token policy: a maximum lifetime and "expiry required", read by anyone of
+//! the account, set by its Administrators; create and rotate obey it.
+
+use diesel::Connection;
+use time::OffsetDateTime;
+
+use crate::db::DbConn;
+use crate::domain::policy::TokenPolicy;
+use crate::error::{ServiceError, ServiceResult};
+use crate::repo::Account;
+use crate::services::audit;
+use crate::services::vocabulary::Actor;
+
+/// The account's token policy.
+pub fn policy(conn: &mut DbConn, account_id: i64) -> ServiceResult<TokenPolicy> {
+    Ok(Account::find(conn, account_id)?
+        .ok_or(ServiceError::NotFound)?
+        .token_policy())
+}
+
+/// Sets the account's token policy (Administrators only), recorded when it changes.
+pub fn set_policy(
+    conn: &mut DbConn,
+    actor: &Actor,
+    wanted: TokenPolicy,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenPolicy> {
+    actor.require_admin()?;
+    conn.transaction(|conn| {
+        if !Account::lock(conn, actor.account_id)? {
+            return Err(ServiceError::NotFound);
+        }
+        let before = policy(conn, actor.account_id)?;
+        if before != wanted {
+            Account::set_token_policy(
+                conn,
+                actor.account_id,
+                wanted.max_lifetime_days,
+                wanted.expiry_required,
+            )?;
+            let lifetime = wanted
+                .max_lifetime_days
+                .map_or("no maximum lifetime".to_owned(), |d| {
+                    format!("a maximum lifetime of {d} days")
+                });
+            let required = if wanted.expiry_required {
+                "an expiry date required"
+            } else {
+                "no expiry date required"
+            };
+            audit::record(
+                conn,
+                actor,
+                now,
+                "account.token_policy",
+                &format!("Set the token policy: {lifetime}, {required}"),
+                None,
+            )?;
+        }
+        Ok(wanted)
+    })
+}

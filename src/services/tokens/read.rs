@@ -1,0 +1,170 @@
+//! Reading tokens as their viewer may see them: one, a page of a list, the account's active
+//! count, a token's page; and the one "visible to the actor, under the account's lock" read
+//! that starts every change to a token.
+
+use time::OffsetDateTime;
+
+use super::policy::policy;
+use super::view::{ListQuery, TokenDetail, TokenPage, TokenView};
+use crate::db::DbConn;
+use crate::domain::token::{to_naive, TokenStatus};
+use crate::error::{ServiceError, ServiceResult};
+use crate::repo::{Account, Token, TokenFilter};
+use crate::services::audit;
+use crate::services::vocabulary::{Actor, Visibility};
+
+pub(crate) fn load_view(
+    conn: &mut DbConn,
+    id: i64,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenView> {
+    let row = Token::find_with_issuer(conn, id)?.ok_or(ServiceError::NotFound)?;
+    Ok(TokenView::new(row, now))
+}
+
+/// The tokens `actor` may see that match `query`, newest first.
+pub fn list(
+    conn: &mut DbConn,
+    actor: &Actor,
+    query: &ListQuery,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenPage> {
+    let visibility = Visibility::of(actor);
+    let per_page = query.per_page.unwrap_or(i64::MAX / 4).max(1);
+    let page = query.page.max(1);
+    let issuer_id = match (visibility.only_issuer, query.issued_by) {
+        // Someone else's tokens are not visible: an empty list, not an error.
+        (Some(own), Some(asked)) if own != asked => {
+            return Ok(TokenPage {
+                tokens: vec![],
+                total: query.count.then_some(0),
+                page,
+                per_page,
+            });
+        }
+        (Some(own), _) => Some(own),
+        (None, asked) => asked,
+    };
+    let filter = TokenFilter {
+        account_id: visibility.account_id,
+        issuer_id,
+        not_issuer_id: query.not_issued_by,
+        role: query.role,
+        roles: visibility.roles(),
+        status: query.status,
+        deleted: query.deleted,
+        ids: query.token_id.map(|id| vec![id]),
+        expiring_soon: query.expiring_soon,
+        limit: per_page,
+        offset: query
+            .offset
+            .unwrap_or_else(|| (page - 1).saturating_mul(per_page)),
+        before: query.before,
+        after: query.after,
+        count: query.count,
+    };
+    let (rows, total) = Token::list(conn, &filter, to_naive(now))?;
+    let mut tokens: Vec<TokenView> = rows.into_iter().map(|r| TokenView::new(r, now)).collect();
+    let policy = policy(conn, actor.account_id)?;
+    if policy.is_set() {
+        for t in tokens
+            .iter_mut()
+            .filter(|t| t.status == TokenStatus::Active)
+        {
+            t.outside_policy = policy.excludes(t.created_at, t.expires_at);
+        }
+    }
+    // Name the parents the viewer may see (one lookup each; a page holds at most a few).
+    let visibility = Visibility::of(actor);
+    for view in tokens.iter_mut() {
+        if let Some((parent_id, name)) = view.created_with.as_mut() {
+            if let Some(parent) = Token::find(conn, *parent_id)?.filter(|p| visibility.admits(p)) {
+                *name = Some(parent.name);
+            }
+        }
+    }
+    Ok(TokenPage {
+        tokens,
+        total,
+        page,
+        per_page,
+    })
+}
+
+/// How many active tokens the account has (the 50 limit counts these).
+pub fn active_count(conn: &mut DbConn, account_id: i64, now: OffsetDateTime) -> ServiceResult<i64> {
+    Ok(Token::count_active(conn, account_id, to_naive(now))?)
+}
+
+/// One token, if `actor` may see it.
+pub fn get(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenView> {
+    let row = Token::find_with_issuer(conn, id)?.ok_or(ServiceError::NotFound)?;
+    if !Visibility::of(actor).admits(&row.token) {
+        return Err(ServiceError::NotFound);
+    }
+    Ok(TokenView::new(row, now))
+}
+
+/// A token `actor` may manage, read under the account's lock (the start of every change to
+/// one): visible to them, else "not found".
+pub(crate) fn lock_visible(conn: &mut DbConn, actor: &Actor, id: i64) -> ServiceResult<Token> {
+    if !Account::lock(conn, actor.account_id)? {
+        return Err(ServiceError::NotFound);
+    }
+    let token = Token::find(conn, id)?.ok_or(ServiceError::NotFound)?;
+    if !Visibility::of(actor).admits(&token) {
+        return Err(ServiceError::NotFound);
+    }
+    Ok(token)
+}
+
+/// A token `actor` may manage that isn't deleted (under the account's lock); `field` names
+/// where the refusal goes.
+pub(crate) fn lock_changeable(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    field: &'static str,
+) -> ServiceResult<Token> {
+    let token = lock_visible(conn, actor, id)?;
+    if token.deleted_at.is_some() {
+        return Err(ServiceError::invalid(
+            field,
+            "A deleted token can't be changed.",
+        ));
+    }
+    Ok(token)
+}
+
+/// A token's page, if `actor` may see the token.
+pub fn token_page(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenDetail> {
+    let mut token = get(conn, actor, id, now)?;
+    let policy = policy(conn, actor.account_id)?;
+    token.outside_policy =
+        token.status == TokenStatus::Active && policy.excludes(token.created_at, token.expires_at);
+    if let Some((parent_id, name)) = token.created_with.as_mut() {
+        if let Some(parent) =
+            Token::find(conn, *parent_id)?.filter(|p| Visibility::of(actor).admits(p))
+        {
+            *name = Some(parent.name);
+        }
+    }
+    let events = audit::for_token(conn, actor.account_id, id, 100)?;
+    let usage = super::usage::of_visible_token(conn, id, now)?;
+    Ok(TokenDetail {
+        token,
+        usage,
+        events,
+        policy,
+    })
+}

@@ -3,6 +3,7 @@
 //! Layers, one direction of dependency: `web` → `services` → `repo` → `db`, with `domain`
 //! used by all and depending on none of them.
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;

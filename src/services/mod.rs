@@ -19,7 +19,6 @@ pub mod gateway;
 pub mod notices;
 pub mod people;
 pub mod runtime;
-pub mod scan;
 pub mod tokens;
 pub mod vocabulary;
 

@@ -807,9 +807,9 @@ async fn uses_on_two_instances_are_written_in_batches_and_the_latest_time_wins()
     let (a, b) = (ids[0], ids[1]);
     let later = t0 + Duration::minutes(5);
     app.db(move |c| {
-        use apitokens::services::gateway::token_cache::TokenVerifier;
-        TokenVerifier::record_uses(c, &[(a, later), (b, later)]).unwrap();
-        TokenVerifier::record_uses(c, &[(a, t0 + Duration::minutes(1))]).unwrap();
+        use apitokens::services::gateway::token_cache::Uses;
+        Uses::record_uses(c, &[(a, later), (b, later)]).unwrap();
+        Uses::record_uses(c, &[(a, t0 + Duration::minutes(1))]).unwrap();
     })
     .await;
     let after = app.db(read(vec![a, b])).await;

@@ -226,13 +226,13 @@ impl Gateway {
             if !from.is_some_and(|ip| crate::domain::allowlist::admits(nets, ip)) {
                 return Err(AuthError::NotFromHere(from));
             }
-            self.verifier.count_use(id);
+            self.verifier.uses.count_use(id);
         }
         // Written by the batched flush (`flush_uses`), never on the request path.
         if !noted {
             let now =
                 OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            self.verifier.note_use_from(id, now, || {
+            self.verifier.uses.note_use_from(id, now, || {
                 let f = ask();
                 UseFacts {
                     ip: f.ip.map(|ip| ip.to_string()),
@@ -306,12 +306,12 @@ impl Gateway {
     /// Writes the token uses noted since the last flush, in one transaction. On failure they
     /// stay queued for the next flush (merged with newer uses), so none is lost.
     pub async fn flush_uses(&self) -> ServiceResult<usize> {
-        let uses = self.verifier.take_uses();
-        let counts = self.verifier.take_counts();
+        let uses = self.verifier.uses.take_uses();
+        let counts = self.verifier.uses.take_counts();
         if uses.is_empty() && counts.is_empty() {
             return Ok(0);
         }
-        let facts = self.verifier.take_facts();
+        let facts = self.verifier.uses.take_facts();
         let count = uses.len();
         let (batch, facts_batch, counts_batch) = (uses.clone(), facts.clone(), counts.clone());
         let now = self.rt.clock.now();
@@ -319,16 +319,16 @@ impl Gateway {
             .rt
             .db
             .run_bookkeeping(move |conn| {
-                TokenVerifier::record_uses(conn, &batch)?;
+                token_cache::Uses::record_uses(conn, &batch)?;
                 usage_flush::record(conn, &batch, &facts_batch, &counts_batch, now)
             })
             .await
         {
             Ok(()) => Ok(count),
             Err(e) => {
-                self.verifier.requeue_uses(uses);
-                self.verifier.requeue_facts(facts);
-                self.verifier.requeue_counts(&counts);
+                self.verifier.uses.requeue_uses(uses);
+                self.verifier.uses.requeue_facts(facts);
+                self.verifier.uses.requeue_counts(&counts);
                 Err(e)
             }
         }

@@ -5,6 +5,7 @@
 pub mod create;
 pub mod edit;
 pub mod leaks;
+pub mod page;
 pub mod policy;
 pub mod read;
 pub mod retire;
@@ -37,12 +38,12 @@ pub use edit::{rename, set_allowed_ips};
 use leaks::where_found;
 use leaks::Labelled;
 pub use leaks::{revoke_found, status_of_presented, BadSignature, LeakReport, ScanningKeys};
+pub use page::token_page;
 pub use policy::{policy, set_policy};
-pub use read::{active_count, get, list, token_page};
+pub use read::{active_count, get, list};
 pub use retire::{delete, retire};
 pub use rotation::{cap_expiry, end_graces, may_rotate, rotate};
 use usage::of_token;
-pub use usage::Usage;
 pub use view::*;
 
 /// The tokens' room: the rules above, with the gateway (told at once what ended) and the

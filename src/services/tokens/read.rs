@@ -5,12 +5,11 @@
 use time::OffsetDateTime;
 
 use super::policy::policy;
-use super::view::{ListQuery, TokenDetail, TokenPage, TokenView};
+use super::view::{ListQuery, TokenPage, TokenView};
 use crate::db::DbConn;
 use crate::domain::token::{to_naive, TokenStatus};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, Token, TokenFilter};
-use crate::services::audit;
 use crate::services::vocabulary::{Actor, Visibility};
 
 pub(crate) fn load_view(
@@ -139,32 +138,4 @@ pub(crate) fn lock_changeable(
         ));
     }
     Ok(token)
-}
-
-/// A token's page, if `actor` may see the token.
-pub fn token_page(
-    conn: &mut DbConn,
-    actor: &Actor,
-    id: i64,
-    now: OffsetDateTime,
-) -> ServiceResult<TokenDetail> {
-    let mut token = get(conn, actor, id, now)?;
-    let policy = policy(conn, actor.account_id)?;
-    token.outside_policy =
-        token.status == TokenStatus::Active && policy.excludes(token.created_at, token.expires_at);
-    if let Some((parent_id, name)) = token.created_with.as_mut() {
-        if let Some(parent) =
-            Token::find(conn, *parent_id)?.filter(|p| Visibility::of(actor).admits(p))
-        {
-            *name = Some(parent.name);
-        }
-    }
-    let events = audit::for_token(conn, actor.account_id, id, 100)?;
-    let usage = super::usage::of_visible_token(conn, id, now)?;
-    Ok(TokenDetail {
-        token,
-        usage,
-        events,
-        policy,
-    })
 }

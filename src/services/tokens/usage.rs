@@ -5,6 +5,7 @@
 
 use time::{Date, Duration, OffsetDateTime};
 
+use super::view::Usage;
 use crate::db::DbConn;
 use crate::error::ServiceResult;
 use crate::repo::usage;
@@ -24,13 +25,6 @@ pub fn fill_days(rows: &[(Date, i64)], today: Date) -> Vec<(Date, i64)> {
             (day, n)
         })
         .collect()
-}
-
-/// A token's usage as its page and the API show it, if `actor` may see the token.
-pub struct Usage {
-    pub days: Vec<(Date, i64)>,
-    /// The last addresses, most recent first, with their last time.
-    pub addresses: Vec<(String, OffsetDateTime)>,
 }
 
 pub fn of_token(

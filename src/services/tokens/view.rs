@@ -2,7 +2,7 @@
 //! views of tokens the portal and the API show (never a database row).
 
 use ipnet::IpNet;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::policy::TokenPolicy;
@@ -159,7 +159,7 @@ pub struct Rotation {
 /// Everything a token's page shows: the token, its trail, and the account's policy.
 pub struct TokenDetail {
     pub token: TokenView,
-    pub usage: super::usage::Usage,
+    pub usage: Usage,
     pub events: Vec<crate::services::audit::Event>,
     pub policy: TokenPolicy,
 }
@@ -185,4 +185,11 @@ pub struct TokenSection {
     pub issuers: Vec<Person>,
     /// The token a delete confirmation asks about.
     pub confirm: Option<TokenView>,
+}
+
+/// A token's usage as its page and the API show it, if `actor` may see the token.
+pub struct Usage {
+    pub days: Vec<(Date, i64)>,
+    /// The last addresses, most recent first, with their last time.
+    pub addresses: Vec<(String, OffsetDateTime)>,
 }

@@ -6,9 +6,11 @@ use actix_web::{get, post, web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::chart::{chart, Chart};
+use super::policy::policy_words;
 use super::view::{choice, Choice, Reveal, TokenRow};
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
-use crate::domain::policy::{grace, TokenPolicy, GRACE_CHOICES};
+use crate::domain::policy::{grace, GRACE_CHOICES};
 use crate::domain::token::{wire_form, Separator, TokenStatus};
 use crate::error::ServiceError;
 use crate::services::audit::Event;
@@ -39,67 +41,6 @@ pub struct TokenFacts {
     pub rotatable: bool,
     /// The allowlist, comma-separated ("" = any address).
     pub allowed: String,
-}
-
-/// A bar of the usage chart: where it is drawn and what it says.
-pub struct Bar {
-    pub x: u32,
-    pub y: u32,
-    pub height: u32,
-    pub label: String,
-}
-
-/// The last 30 days as an SVG bar chart drawn on the server (no script needed).
-pub struct Chart {
-    pub bars: Vec<Bar>,
-    pub first: String,
-    pub last: String,
-    pub summary: String,
-}
-
-/// Chart area: 30 bars of 16 px with 4 px gaps, up to 100 px tall.
-const CHART_HEIGHT: u32 = 100;
-
-pub fn chart(days: &[(time::Date, i64)]) -> Chart {
-    let max = days.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    let total: i64 = days.iter().map(|(_, n)| *n).sum();
-    let bars = days
-        .iter()
-        .enumerate()
-        .map(|(i, (day, n))| {
-            // A day with requests shows at least a sliver.
-            let height = if max == 0 || *n == 0 {
-                0
-            } else {
-                ((*n as f64 / max as f64) * CHART_HEIGHT as f64)
-                    .ceil()
-                    .max(2.0) as u32
-            };
-            Bar {
-                x: i as u32 * 20,
-                y: CHART_HEIGHT - height,
-                height,
-                label: format!("{day}: {}", crate::domain::count(*n, "request", "requests")),
-            }
-        })
-        .collect();
-    let busiest = days
-        .iter()
-        .filter(|(_, n)| *n == max && max > 0)
-        .map(|(d, _)| d.to_string())
-        .next();
-    Chart {
-        bars,
-        first: days.first().map(|(d, _)| d.to_string()).unwrap_or_default(),
-        last: days.last().map(|(d, _)| d.to_string()).unwrap_or_default(),
-        summary: match busiest {
-            Some(day) => format!(
-                "{} in the last 30 days; the most, {max}, on {day}.",
-                crate::domain::count(total, "request", "requests")
-            ),
-            None => "No requests in the last 30 days.".into(),
-        },
-    }
 }
 
 /// A line of an audit trail, formatted.
@@ -157,14 +98,6 @@ struct Typed {
     rotate_error: Option<String>,
     allow_text: Option<String>,
     allow_error: Option<String>,
-}
-
-pub fn policy_words(p: &TokenPolicy) -> String {
-    match (p.max_lifetime_days, p.expiry_required) {
-        (Some(d), _) => format!("tokens expire within {d} days"),
-        (None, true) => "every token has an expiry date".into(),
-        (None, false) => "no limits".into(),
-    }
 }
 
 async fn render_token(
@@ -428,124 +361,5 @@ pub async fn set_allowlist(
             render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "token_policy.html")]
-struct PolicyPage {
-    layout: Layout,
-    max_days: String,
-    required: bool,
-    error: Option<String>,
-}
-
-fn policy_page(
-    me: &SignedIn,
-    p: &TokenPolicy,
-    error: Option<String>,
-    typed: Option<&PolicyForm>,
-) -> PolicyPage {
-    PolicyPage {
-        layout: me.layout("api-tokens"),
-        max_days: typed.map_or_else(
-            || {
-                p.max_lifetime_days
-                    .map(|d| d.to_string())
-                    .unwrap_or_default()
-            },
-            |f| f.max_lifetime_days.chars().take(10).collect(),
-        ),
-        required: typed.map_or(p.expiry_required, |f| f.expiry_required.is_some()),
-        error,
-    }
-}
-
-#[get("/profile/api-tokens/policy")]
-pub async fn policy_form(
-    state: web::Data<AppState>,
-    me: SignedIn,
-) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let p = state.tokens.token_policy(me.actor()).await?;
-    render(StatusCode::OK, &policy_page(&me, &p, None, None))
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct PolicyForm {
-    #[serde(default)]
-    max_lifetime_days: String,
-    expiry_required: Option<String>,
-}
-
-#[post("/profile/api-tokens/policy")]
-pub async fn save_policy(
-    state: web::Data<AppState>,
-    me: SignedIn,
-    form: CsrfForm<PolicyForm>,
-) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let days = form.max_lifetime_days.trim();
-    let parsed = if days.is_empty() {
-        Ok(None)
-    } else {
-        days.parse::<i64>().map(Some).map_err(|_| {
-            "Enter a whole number of days, or leave it empty for no limit.".to_string()
-        })
-    }
-    .and_then(|d| TokenPolicy::new(d, form.expiry_required.is_some()));
-    match parsed {
-        Ok(p) => {
-            state.tokens.set_token_policy(me.actor(), p).await?;
-            me.session.set_flash(
-                "The token policy was saved. It applies to tokens created or rotated from now on.",
-            );
-            Ok(see_other("/profile/api-tokens/policy"))
-        }
-        Err(m) => {
-            let current = state.tokens.token_policy(me.actor()).await?;
-            render(
-                StatusCode::BAD_REQUEST,
-                &policy_page(&me, &current, Some(m), Some(&form)),
-            )
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::date;
-
-    #[test]
-    fn the_chart_scales_bars_to_the_busiest_day_and_says_it() {
-        let today = date!(2026 - 11 - 28);
-        let days = crate::services::tokens::usage::fill_days(
-            &[(today, 40), (date!(2026 - 11 - 20), 1)],
-            today,
-        );
-        let c = chart(&days);
-        assert_eq!(c.bars.len(), 30);
-        assert_eq!(
-            (c.bars[29].height, c.bars[29].y, c.bars[29].x),
-            (100, 0, 580)
-        );
-        assert_eq!(
-            c.bars[21].height, 3,
-            "a quiet day still shows: ceil(1/40*100)"
-        );
-        assert_eq!(c.bars[0].height, 0);
-        assert_eq!(c.bars[29].label, "2026-11-28: 40 requests");
-        assert_eq!(
-            c.summary,
-            "41 requests in the last 30 days; the most, 40, on 2026-11-28."
-        );
-        assert_eq!(
-            (c.first.as_str(), c.last.as_str()),
-            ("2026-10-30", "2026-11-28")
-        );
-        let empty = chart(&crate::services::tokens::usage::fill_days(&[], today));
-        assert!(empty.bars.iter().all(|b| b.height == 0));
-        assert_eq!(empty.summary, "No requests in the last 30 days.");
     }
 }

@@ -1,8 +1,10 @@
 //! Profile → API tokens: the section, the create form, the one-time reveal, delete.
 
+mod chart;
 mod detail;
 mod filters;
 mod form;
+mod policy;
 mod view;
 
 use actix_web::http::{header, StatusCode};
@@ -18,11 +20,10 @@ use crate::web::csrf::CsrfForm;
 use crate::web::views::{render, see_other};
 use crate::web::{AppState, WebError};
 
-pub use detail::{
-    edit_token, policy_form, rotate_token, save_policy, set_allowlist, token_page, EventLine,
-};
+pub use detail::{edit_token, rotate_token, set_allowlist, token_page, EventLine};
 use filters::{non_empty, Cursor, Filters, SectionParams};
 use form::{form_page, parse_create, CreateForm, FormErrors};
+pub use policy::{policy_form, save_policy};
 pub use view::Choice;
 use view::{choice, ConfirmDelete, Reveal, SectionPage, TokenRow};
 

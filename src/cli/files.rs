@@ -1,4 +1,4 @@
-//! `apitokens scan`: finds apitokens tokens in files, with no database needed to recognise
+//! The walk of `apitokens scan`: finds apitokens tokens in files, with no database needed to recognise
 //! them (`domain::token_format`), and tells what each is when a database can be asked.
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,101 @@
+//! API tokens → Token policy (Administrators): the account's maximum lifetime and "expiry
+//! required", shown to everyone, set by Administrators.
+
+use crate::domain::policy::TokenPolicy;
+use crate::web::auth::SignedIn;
+use crate::web::csrf::CsrfForm;
+use crate::web::views::{render, see_other, Layout};
+use crate::web::{AppState, WebError};
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+pub fn policy_words(p: &TokenPolicy) -> String {
+    match (p.max_lifetime_days, p.expiry_required) {
+        (Some(d), _) => format!("tokens expire within {d} days"),
+        (None, true) => "every token has an expiry date".into(),
+        (None, false) => "no limits".into(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "token_policy.html")]
+struct PolicyPage {
+    layout: Layout,
+    max_days: String,
+    required: bool,
+    error: Option<String>,
+}
+
+fn policy_page(
+    me: &SignedIn,
+    p: &TokenPolicy,
+    error: Option<String>,
+    typed: Option<&PolicyForm>,
+) -> PolicyPage {
+    PolicyPage {
+        layout: me.layout("api-tokens"),
+        max_days: typed.map_or_else(
+            || {
+                p.max_lifetime_days
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
+            },
+            |f| f.max_lifetime_days.chars().take(10).collect(),
+        ),
+        required: typed.map_or(p.expiry_required, |f| f.expiry_required.is_some()),
+        error,
+    }
+}
+
+#[get("/profile/api-tokens/policy")]
+pub async fn policy_form(
+    state: web::Data<AppState>,
+    me: SignedIn,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let p = state.tokens.token_policy(me.actor()).await?;
+    render(StatusCode::OK, &policy_page(&me, &p, None, None))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    max_lifetime_days: String,
+    expiry_required: Option<String>,
+}
+
+#[post("/profile/api-tokens/policy")]
+pub async fn save_policy(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<PolicyForm>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let days = form.max_lifetime_days.trim();
+    let parsed = if days.is_empty() {
+        Ok(None)
+    } else {
+        days.parse::<i64>().map(Some).map_err(|_| {
+            "Enter a whole number of days, or leave it empty for no limit.".to_string()
+        })
+    }
+    .and_then(|d| TokenPolicy::new(d, form.expiry_required.is_some()));
+    match parsed {
+        Ok(p) => {
+            state.tokens.set_token_policy(me.actor(), p).await?;
+            me.session.set_flash(
+                "The token policy was saved. It applies to tokens created or rotated from now on.",
+            );
+            Ok(see_other("/profile/api-tokens/policy"))
+        }
+        Err(m) => {
+            let current = state.tokens.token_policy(me.actor()).await?;
+            render(
+                StatusCode::BAD_REQUEST,
+                &policy_page(&me, &current, Some(m), Some(&form)),
+            )
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Changing the account's people from the Users page: add, change a role, remove, delete all
+//! of someone's tokens; refusals come back on the page with the reason.
+
+use super::*;
+use crate::domain::input::{Email, PersonName};
+use crate::domain::Role;
+use crate::error::{Blocker, ServiceError};
+use crate::services::people::members::NewMember;
+use crate::web::auth::SignedIn;
+use crate::web::csrf::CsrfForm;
+use crate::web::pages::login::NoFields;
+use crate::web::views::see_other;
+use crate::web::{AppState, WebError};
+use actix_web::http::StatusCode;
+use actix_web::{post, web, HttpResponse};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    sign_in: String,
+}
+
+#[post("/users")]
+pub async fn add(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<AddForm>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let role = Role::parse(&form.role);
+    let sso = form.sign_in == "sso";
+    let again = |error: String| NewUserForm {
+        name: form.name.chars().take(200).collect(),
+        email: form.email.chars().take(300).collect(),
+        roles: role_choices(role.or(Some(Role::Users))),
+        sso,
+        error: Some(error),
+    };
+    let parsed = (
+        PersonName::parse(&form.name),
+        Email::parse(&form.email),
+        role.ok_or("Choose a role.".to_string()),
+    );
+    let (name, email, role) = match parsed {
+        (Ok(n), Ok(e), Ok(r)) => (n, e, r),
+        (n, e, r) => {
+            let message = [n.err(), e.err(), r.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            return render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::BAD_REQUEST,
+                Extra {
+                    form: Some(again(message)),
+                    ..Default::default()
+                },
+            )
+            .await;
+        }
+    };
+    let member = NewMember {
+        email,
+        name: Some(name),
+        role,
+        sso,
+        lang: None,
+    };
+    match state.people.invite(me.actor(), member).await {
+        Ok(invited) => {
+            let shown = InvitationShown {
+                email: invited.user.email,
+                link: invited.link,
+                mailed: invited.mailed.is_ok(),
+            };
+            render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::OK,
+                Extra {
+                    invitation: Some(shown),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        Err(ServiceError::Invalid(fields)) => {
+            let message = fields
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join(" ");
+            render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::BAD_REQUEST,
+                Extra {
+                    form: Some(again(message)),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ChangeForm {
+    #[serde(default)]
+    role: String,
+    /// Present when the Administrator chose to delete the tokens in the way.
+    delete_tokens: Option<String>,
+}
+
+#[post("/users/{id}/role")]
+pub async fn change_role(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    form: CsrfForm<ChangeForm>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = user_id(&id)?;
+    let role = Role::parse(&form.role)
+        .ok_or_else(|| WebError::BadRequest("Choose one of the roles in the list.".into()))?;
+    let delete = form.delete_tokens.is_some();
+    match state.people.change_role(me.actor(), id, role, delete).await {
+        Ok(changed) => {
+            let extra = match changed.deleted_tokens.len() {
+                0 => String::new(),
+                1 => " 1 token with a higher role was deleted.".to_owned(),
+                n => format!(" {n} tokens with a higher role were deleted."),
+            };
+            me.session
+                .set_flash(&format!("The role is now {role}.{extra}"));
+            Ok(see_other("/users"))
+        }
+        Err(ServiceError::TokensInTheWay {
+            reason: Blocker::HigherRole,
+            tokens,
+        }) => {
+            let refusal = Refusal {
+                message: format!(
+                    "The role can't be lowered to {role}: the user has issued active tokens with a higher role. \
+                     A user must not keep a token above their rights."
+                ),
+                tokens: tokens.into_iter().map(|(_, n)| n).collect(),
+                action: format!("/users/{id}/role"),
+                role: Some(role.id()),
+                button: format!("Delete these tokens and change the role to {role}"),
+            };
+            render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::CONFLICT,
+                Extra {
+                    refusal: Some(refusal),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RemoveForm {
+    delete_tokens: Option<String>,
+}
+
+#[post("/users/{id}/remove")]
+pub async fn remove(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    form: CsrfForm<RemoveForm>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = user_id(&id)?;
+    let delete = form.delete_tokens.is_some();
+    match state.people.remove_user(me.actor(), id, delete).await {
+        Ok(_) => {
+            me.session.set_flash(
+                "The user was removed. Their deleted tokens still show who issued them.",
+            );
+            Ok(see_other("/users"))
+        }
+        Err(ServiceError::TokensInTheWay {
+            reason: Blocker::ActiveTokens,
+            tokens,
+        }) => {
+            let refusal = Refusal {
+                message: "You can't remove the user as they have active tokens.".into(),
+                tokens: tokens.into_iter().map(|(_, n)| n).collect(),
+                action: format!("/users/{id}/remove"),
+                role: None,
+                button: "Delete their tokens and remove the user".into(),
+            };
+            render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::CONFLICT,
+                Extra {
+                    refusal: Some(refusal),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[post("/users/{id}/delete-tokens")]
+pub async fn delete_tokens(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = user_id(&id)?;
+    let changed = state.people.delete_user_tokens(me.actor(), id).await?;
+    me.session.set_flash(&match changed.deleted_tokens.len() {
+        1 => "1 active token of the user was deleted.".to_owned(),
+        n => format!("{n} active tokens of the user were deleted."),
+    });
+    Ok(see_other("/users"))
+}

@@ -178,6 +178,16 @@ impl Projection {
     }
 }
 
+/// The names an attribute goes by: plain or with the core schema's URN in front, any case.
+pub(crate) fn attribute_name(raw: &str) -> String {
+    let lower = raw.trim().to_ascii_lowercase();
+    let urn = USER_SCHEMA.to_ascii_lowercase();
+    match lower.strip_prefix(&urn) {
+        Some(rest) => rest.trim_start_matches(':').to_owned(),
+        None => lower,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,15 +223,5 @@ mod tests {
         )
         .apply(view);
         assert!(except.get("active").is_none() && except.get("userName").is_some());
-    }
-}
-
-/// The names an attribute goes by: plain or with the core schema's URN in front, any case.
-pub(crate) fn attribute_name(raw: &str) -> String {
-    let lower = raw.trim().to_ascii_lowercase();
-    let urn = USER_SCHEMA.to_ascii_lowercase();
-    match lower.strip_prefix(&urn) {
-        Some(rest) => rest.trim_start_matches(':').to_owned(),
-        None => lower,
     }
 }

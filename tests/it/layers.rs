@@ -68,6 +68,12 @@ fn email_builders_take_plain_data() {
         &["crate::services", "crate::repo", "crate::db"],
     );
     assert!(found.is_empty(), "e-mail depends on:\n{}", found.join("\n"));
+    // And knows no particular message: those are the notices' template sets.
+    let found = offences(
+        "src/email",
+        &["Digest", "Leak", "Invitation", "NoticeKind", "Role", "\"email/"],
+    );
+    assert!(found.is_empty(), "e-mail knows a message:\n{}", found.join("\n"));
 }
 
 #[test]

@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use time::{Duration, OffsetDateTime};
 
+use super::messages::{
+    digest_message, leak_message, render_digest, DigestItem, DigestMail, LeakMail,
+};
 use super::plan::record;
 use crate::config::Settings;
 use crate::db::DbConn;
@@ -20,7 +23,7 @@ use crate::domain::notice::backoff;
 use crate::domain::token::{from_naive, to_naive};
 use crate::domain::NoticeKind;
 use crate::domain::{unsubscribe, EmailStatus, Secret};
-use crate::email::{digest_message, DigestItem, DigestMail, DkimKey, Mailer, Recipient};
+use crate::email::{DkimKey, Mailer, Recipient};
 use crate::error::ServiceResult;
 use crate::repo::notices::Notice;
 use crate::repo::{Token, User};
@@ -162,7 +165,7 @@ pub fn next_digest(
     let tokens: Vec<&Token> = due.iter().map(|(t, _)| t).collect();
     let kinds: Vec<_> = due.iter().map(|(_, k)| *k).collect();
     let facts = digest_of(conn, mail, &user, &tokens, &kinds, &mut HashMap::new(), now)?;
-    crate::email::render_digest(&facts, &mail.base_url)
+    render_digest(&facts, &mail.base_url)
         .map(Some)
         .map_err(|e| crate::error::ServiceError::Internal(anyhow::anyhow!(e)))
 }
@@ -225,8 +228,8 @@ pub fn deliver(
             }
             let deprovisioned = notice.kind == NoticeKind::Deprovisioned;
             let key = format!("{}-{}", notice.kind.code(), notice.id);
-            let alert = crate::email::LeakMail {
-                recipient: crate::email::Recipient {
+            let alert = LeakMail {
+                recipient: Recipient {
                     name: crate::domain::user::display_name(&recipient.name, &recipient.email)
                         .to_owned(),
                     email: recipient.email.clone(),
@@ -238,7 +241,7 @@ pub fn deliver(
                 revoked: token.deleted_at.is_some(),
                 deprovisioned,
             };
-            let message = crate::email::leak_message(&mail.from, &alert, &mail.base_url, &key);
+            let message = leak_message(&mail.from, &alert, &mail.base_url, &key);
             outgoing.push((vec![notice.id], key, notice.attempts, message));
             continue;
         }

@@ -2,6 +2,7 @@
 //! digests, the in-app notifications, the e-mail preference and one-click unsubscribe.
 
 pub mod delivery;
+pub mod messages;
 pub mod plan;
 
 use std::sync::Arc;

@@ -28,9 +28,8 @@ use crate::services::runtime::Runtime;
 use crate::services::vocabulary::{AccountInfo, Actor, Person, SignInError};
 
 use crate::domain::token::from_naive;
-use crate::email::invitation_message;
-use crate::email::InvitationMail;
 use crate::email::Recipient;
+use crate::services::notices::messages::{invitation_message, InvitationMail};
 use crate::services::people::members::listing::events;
 use accounts::{account_overview, account_users, visible_user, UsersListing};
 use limiter::{Limits, LoginLimiter};

@@ -18,7 +18,7 @@ pub enum ServiceError {
     #[error("blocked by active tokens: {tokens:?}")]
     TokensInTheWay {
         reason: Blocker,
-        tokens: Vec<(i64, String)>,
+        tokens: Vec<(crate::domain::TokenId, String)>,
     },
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),

@@ -4,6 +4,7 @@
 pub mod address;
 pub mod allowlist;
 pub mod clock;
+pub mod ids;
 pub mod input;
 pub mod leak_response;
 pub mod notice;
@@ -18,6 +19,7 @@ pub mod unsubscribe;
 pub mod user;
 
 pub use clock::Clock;
+pub use ids::{AccountId, NoticeId, TokenId, UserId};
 
 /// `1 token`, `3 tokens`: a count with its noun in the right number.
 pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {

@@ -25,8 +25,8 @@ impl Separator {
 }
 
 /// `<id><sep><secret>`, as shown once and as sent by clients.
-pub fn wire_form(id: i64, separator: Separator, secret: &TokenSecret) -> String {
-    format!("{id}{}{}", separator.as_char(), secret.expose())
+pub fn wire_form(id: impl Into<i64>, separator: Separator, secret: &TokenSecret) -> String {
+    format!("{}{}{}", id.into(), separator.as_char(), secret.expose())
 }
 
 /// A token as presented by a client, parsed but not yet verified.

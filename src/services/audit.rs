@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::db::DbConn;
 use crate::domain::token::{from_naive, to_naive};
+use crate::domain::{TokenId, UserId};
 use crate::error::ServiceResult;
 use crate::repo::events::{AccountEvent, NewEvent};
 use crate::repo::Token;
@@ -23,7 +24,7 @@ pub fn record(
 ) -> ServiceResult<()> {
     insert(
         conn,
-        actor.account_id,
+        actor.account_id.get(),
         Some(actor),
         at,
         kind,
@@ -57,7 +58,7 @@ fn insert(
         conn,
         &NewEvent {
             account_id,
-            actor_id: actor.map(|a| a.user_id),
+            actor_id: actor.map(|a| a.user_id.get()),
             at: to_naive(at),
             kind,
             summary,
@@ -72,7 +73,7 @@ pub fn via_words(conn: &mut DbConn, actor: &Actor) -> ServiceResult<String> {
     Ok(match actor.origin.via {
         Via::Portal => " in the portal".into(),
         Via::Api(None) => " through the API (JWT)".into(),
-        Via::Api(Some(id)) => match Token::find(conn, id)? {
+        Via::Api(Some(id)) => match Token::find(conn, id.get())? {
             Some(t) => format!(" through the API with token \"{}\"", t.name),
             None => " through the API".into(),
         },
@@ -165,9 +166,9 @@ pub struct Event {
     pub kind: String,
     /// Who did it (their name), if a person did.
     pub who: Option<String>,
-    pub actor_id: Option<i64>,
+    pub actor_id: Option<UserId>,
     pub summary: String,
-    pub token_id: Option<i64>,
+    pub token_id: Option<TokenId>,
     pub client_address: Option<String>,
 }
 
@@ -178,9 +179,9 @@ impl Event {
             at: from_naive(e.at),
             kind: e.kind,
             who,
-            actor_id: e.actor_id,
+            actor_id: e.actor_id.map(UserId::new),
             summary: e.summary,
-            token_id: e.token_id,
+            token_id: e.token_id.map(TokenId::new),
             client_address: e.client_address,
         }
     }
@@ -198,7 +199,7 @@ pub fn page(
     actor.require_admin()?;
     let (rows, total) = AccountEvent::page(
         conn,
-        actor.account_id,
+        actor.account_id.get(),
         kind_prefix,
         token_id,
         limit.clamp(1, 1000),
@@ -236,10 +237,11 @@ impl Audit {
         &self,
         actor: Actor,
         kind_prefix: Option<String>,
-        token_id: Option<i64>,
+        token_id: Option<TokenId>,
         limit: i64,
         offset: i64,
     ) -> ServiceResult<(Vec<Event>, i64)> {
+        let token_id = token_id.map(TokenId::get);
         self.rt
             .db
             .run(move |conn| {

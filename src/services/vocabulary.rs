@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::domain::leak_response::LeakResponse;
 use crate::domain::policy::TokenPolicy;
 use crate::domain::token::from_naive;
-use crate::domain::{AuthType, Role};
+use crate::domain::{AccountId, AuthType, Role, TokenId, UserId};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, Token, User};
 
@@ -16,8 +16,8 @@ use crate::repo::{Account, Token, User};
 /// an API token it is the token's role, which caps what the token can do.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub user_id: i64,
-    pub account_id: i64,
+    pub user_id: UserId,
+    pub account_id: AccountId,
     pub role: Role,
     /// Where the action came from, for the account's audit trail.
     pub origin: Origin,
@@ -37,7 +37,7 @@ pub enum Via {
     System,
     Portal,
     /// The JSON API, with a JWT (`None`) or a permanent token (its id).
-    Api(Option<i64>),
+    Api(Option<TokenId>),
 }
 
 impl Actor {
@@ -53,8 +53,8 @@ impl Actor {
 
     pub fn of_user(user: &User) -> Actor {
         Actor {
-            user_id: user.id,
-            account_id: user.account_id,
+            user_id: UserId::new(user.id),
+            account_id: AccountId::new(user.account_id),
             role: user.role,
             origin: Origin::default(),
         }
@@ -88,7 +88,7 @@ pub const ADMINS_ONLY: &str =
 pub struct Credential {
     pub actor: Actor,
     /// The permanent token used, if any (absent for a JWT).
-    pub token_id: Option<i64>,
+    pub token_id: Option<TokenId>,
     /// Answered from what this instance last knew, because the database can't be reached.
     pub stale: bool,
     /// The networks the permanent token may be used from (`None`: any address).
@@ -160,8 +160,8 @@ pub struct Visibility {
 impl Visibility {
     pub fn of(actor: &Actor) -> Visibility {
         Visibility {
-            account_id: actor.account_id,
-            only_issuer: (!actor.role.is_admin()).then_some(actor.user_id),
+            account_id: actor.account_id.get(),
+            only_issuer: (!actor.role.is_admin()).then_some(actor.user_id.get()),
             max_role: actor.role,
         }
     }
@@ -182,8 +182,8 @@ impl Visibility {
 /// generation, nothing the web layer has no business reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: UserId,
+    pub account_id: AccountId,
     pub email: String,
     pub name: String,
     pub role: Role,
@@ -210,8 +210,8 @@ impl Person {
 impl From<&User> for Person {
     fn from(u: &User) -> Person {
         Person {
-            id: u.id,
-            account_id: u.account_id,
+            id: UserId::new(u.id),
+            account_id: AccountId::new(u.account_id),
             email: u.email.clone(),
             name: u.name.clone(),
             role: u.role,
@@ -238,7 +238,7 @@ impl From<User> for Person {
 /// An account as the portal and the API show it (its SCIM token only as "has one").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountInfo {
-    pub id: i64,
+    pub id: AccountId,
     pub name: String,
     pub created_at: OffsetDateTime,
     pub leak_response: LeakResponse,
@@ -249,7 +249,7 @@ pub struct AccountInfo {
 impl From<&Account> for AccountInfo {
     fn from(a: &Account) -> AccountInfo {
         AccountInfo {
-            id: a.id,
+            id: AccountId::new(a.id),
             name: a.name.clone(),
             created_at: from_naive(a.created_at),
             leak_response: a.leak_response,
@@ -268,14 +268,14 @@ impl From<Account> for AccountInfo {
 /// A token named in a list of someone's tokens: its id and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRef {
-    pub id: i64,
+    pub id: TokenId,
     pub name: String,
 }
 
 impl From<&Token> for TokenRef {
     fn from(t: &Token) -> TokenRef {
         TokenRef {
-            id: t.id,
+            id: TokenId::new(t.id),
             name: t.name.clone(),
         }
     }
@@ -287,8 +287,8 @@ mod tests {
 
     fn actor(user_id: i64, account_id: i64, role: Role) -> Actor {
         Actor {
-            user_id,
-            account_id,
+            user_id: crate::domain::UserId::new(user_id),
+            account_id: crate::domain::AccountId::new(account_id),
             role,
             origin: Default::default(),
         }

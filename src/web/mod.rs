@@ -7,6 +7,7 @@ pub mod auth;
 pub mod client;
 pub mod csrf;
 pub mod error;
+pub mod ids;
 pub mod observe;
 pub mod pages;
 pub mod routes;

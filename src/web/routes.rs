@@ -6,6 +6,8 @@ use actix_session::SessionMiddleware;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
 use super::{api, assets, pages, WebError};
 use crate::config::Settings;
 
@@ -33,7 +35,7 @@ pub fn configure(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(form_config())
             .app_data(query_config())
             .app_data(path_config())
-            .configure(api::configure)
+            .configure(|cfg| api::configure(&mut ServiceConfig::new(cfg)))
             .service(pages::health::healthz)
             .service(web::scope("/iam").default_service(web::to(api::not_found)))
             .configure(super::scim::configure)

@@ -345,9 +345,16 @@ async fn scan_finds_tokens_tells_their_status_and_revokes_only_active_ones() {
     let deleted_id = PresentedToken::parse(&deleted).unwrap().id;
     let actor = apitokens::services::Actor::of_user(&admin);
     let now = app.clock().now();
-    app.db(move |c| apitokens::services::tokens::delete(c, &actor, deleted_id, now))
-        .await
-        .unwrap();
+    app.db(move |c| {
+        apitokens::services::tokens::delete(
+            c,
+            &actor,
+            apitokens::domain::TokenId::new(deleted_id),
+            now,
+        )
+    })
+    .await
+    .unwrap();
     let active_id = PresentedToken::parse(&active).unwrap().id;
     // Right shape, made-up secret: not recognised (checksum), so not reported at all.
     let fake = format!("{}_{}", active_id + 100, "ab".repeat(32));

@@ -528,7 +528,9 @@ impl TestApp {
             .await
             .unwrap()
         {
-            CreateOutcome::Created { token, secret } => (token.id, secret.expose().to_string()),
+            CreateOutcome::Created { token, secret } => {
+                (token.id.get(), secret.expose().to_string())
+            }
             CreateOutcome::AlreadyCreated { .. } => unreachable!(),
         }
     }

@@ -71,9 +71,20 @@ fn email_builders_take_plain_data() {
     // And knows no particular message: those are the notices' template sets.
     let found = offences(
         "src/email",
-        &["Digest", "Leak", "Invitation", "NoticeKind", "Role", "\"email/"],
+        &[
+            "Digest",
+            "Leak",
+            "Invitation",
+            "NoticeKind",
+            "Role",
+            "\"email/",
+        ],
     );
-    assert!(found.is_empty(), "e-mail knows a message:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "e-mail knows a message:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
@@ -314,5 +325,33 @@ fn no_source_file_is_over_500_lines() {
         big.is_empty(),
         "one concern per file, at most 500 lines:\n{}",
         big.join("\n")
+    );
+}
+
+#[test]
+fn the_web_layer_sees_views_and_typed_ids_never_rows_or_raw_ids() {
+    // No row type is re-exported to the web layer, nor anything from the database below.
+    let found = offences(
+        "src/services",
+        &["pub use crate::repo", "pub use crate::db"],
+    );
+    assert!(found.is_empty(), "rows handed out:\n{}", found.join("\n"));
+    // Every entry point the web layer calls takes its ids as `TokenId`, `UserId`, `AccountId`.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/services");
+    let mut raw = vec![];
+    for file in rust_files(&root) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (at, _) in text.match_indices("pub async fn ") {
+            let signature = &text[at..text[at..].find('{').map_or(text.len(), |e| at + e)];
+            let compact: String = signature.split_whitespace().collect::<Vec<_>>().join(" ");
+            if compact.contains("id: i64") || compact.contains("id: Option<i64>") {
+                raw.push(format!("{}: {compact}", file.display()));
+            }
+        }
+    }
+    assert!(
+        raw.is_empty(),
+        "raw ids at the service boundary:\n{}",
+        raw.join("\n")
     );
 }

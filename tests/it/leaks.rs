@@ -209,7 +209,7 @@ async fn a_revoked_leak_alerts_the_issuer_and_admins_in_the_portal_and_by_email(
     // The issuer turned expiry e-mails off: a security alert still goes out.
     app.state
         .notices
-        .set_expiry_email(eng.id, false)
+        .set_expiry_email(apitokens::domain::UserId::new(eng.id), false)
         .await
         .unwrap();
     let token = app.token_for(&eng, Role::Engineers).await;

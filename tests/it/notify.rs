@@ -366,7 +366,7 @@ async fn deleting_a_token_cancels_its_pending_emails() {
     assert_eq!(sweep(&app).await.1.failed, 3);
     let actor = Actor::of_user(&c.eng);
     let now = app.clock().now();
-    app.db(move |conn| tokens::delete(conn, &actor, id, now))
+    app.db(move |conn| tokens::delete(conn, &actor, apitokens::domain::TokenId::new(id), now))
         .await
         .unwrap();
     smtp.restart();

@@ -180,7 +180,7 @@ async fn expiring_tokens(app: &TestApp, admin: &apitokens::repo::User, n: usize)
             allowed_ips: vec![],
         };
         let id = match app.db(move |c| create(c, &actor, &req, now)).await.unwrap() {
-            CreateOutcome::Created { token, .. } => token.id,
+            CreateOutcome::Created { token, .. } => token.id.get(),
             CreateOutcome::AlreadyCreated { .. } => unreachable!(),
         };
         ids.push(id);

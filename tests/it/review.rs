@@ -278,6 +278,7 @@ async fn a_proxy_seen_as_an_ipv4_mapped_address_is_still_the_proxy() {
         let actor = apitokens::services::Actor::of_user(&admin);
         let now = app.clock().now();
         app.db(move |c| {
+            let id = apitokens::domain::TokenId::new(id);
             apitokens::services::tokens::set_allowed_ips(c, &actor, id, &nets, now).unwrap()
         })
         .await;

@@ -2,7 +2,7 @@
 
 use apitokens::domain::input::{Expiry, TokenDescription, TokenName};
 use apitokens::domain::token::{TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT};
-use apitokens::domain::Role;
+use apitokens::domain::{Role, TokenId, UserId};
 use apitokens::error::ServiceError;
 use apitokens::repo::Token;
 use apitokens::services::tokens::{self, CreateOutcome, DeleteOutcome, ListQuery, NewTokenRequest};
@@ -32,7 +32,7 @@ async fn create(
     actor: &Actor,
     req: NewTokenRequest,
     now: OffsetDateTime,
-) -> Result<i64, ServiceError> {
+) -> Result<TokenId, ServiceError> {
     let actor = actor.clone();
     app.db(move |c| tokens::create(c, &actor, &req, now))
         .await
@@ -42,7 +42,7 @@ async fn create(
         })
 }
 
-async fn list(app: &TestApp, actor: &Actor, query: ListQuery, now: OffsetDateTime) -> Vec<i64> {
+async fn list(app: &TestApp, actor: &Actor, query: ListQuery, now: OffsetDateTime) -> Vec<TokenId> {
     let actor = actor.clone();
     let page = app
         .db(move |c| tokens::list(c, &actor, &query, now))
@@ -278,12 +278,13 @@ async fn filters_work_alone_and_combined() {
         .unwrap();
     let later = now + Duration::hours(2);
 
-    let q = |issued_by: Option<i64>, role: Option<Role>, status: Option<TokenStatus>| ListQuery {
-        issued_by,
-        role,
-        status,
-        ..Default::default()
-    };
+    let q =
+        |issued_by: Option<UserId>, role: Option<Role>, status: Option<TokenStatus>| ListQuery {
+            issued_by,
+            role,
+            status,
+            ..Default::default()
+        };
     assert_eq!(
         list(&app, &admin, q(None, None, None), later).await,
         vec![e_users_del, e_eng, a_eng_exp, a_users]
@@ -352,7 +353,7 @@ async fn filters_work_alone_and_combined() {
             later
         )
         .await,
-        Vec::<i64>::new()
+        Vec::<TokenId>::new()
     );
     assert_eq!(
         list(
@@ -371,7 +372,7 @@ async fn filters_work_alone_and_combined() {
     // Before it expired, the same token was active.
     assert_eq!(
         list(&app, &admin, q(None, None, Some(TokenStatus::Expired)), now).await,
-        Vec::<i64>::new()
+        Vec::<TokenId>::new()
     );
 }
 
@@ -434,8 +435,12 @@ async fn delete_is_soft_and_allowed_to_admins_and_owners_only() {
         matches!(deleted, DeleteOutcome::Deleted(ref v, _) if v.status == TokenStatus::Deleted)
     );
     // The row stays, marked with who deleted it and when.
-    let row = app.db(move |c| Token::find(c, t)).await.unwrap().unwrap();
-    assert_eq!(row.deleted_by, Some(admin.user_id));
+    let row = app
+        .db(move |c| Token::find(c, t.get()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.deleted_by, Some(admin.user_id.get()));
     assert!(row.deleted_at.is_some());
     // A second delete changes nothing and says so.
     let e = eng.clone();
@@ -444,8 +449,12 @@ async fn delete_is_soft_and_allowed_to_admins_and_owners_only() {
         .await
         .unwrap();
     assert!(matches!(again, DeleteOutcome::AlreadyDeleted(_)));
-    let row2 = app.db(move |c| Token::find(c, t)).await.unwrap().unwrap();
-    assert_eq!(row2.deleted_by, Some(admin.user_id));
+    let row2 = app
+        .db(move |c| Token::find(c, t.get()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row2.deleted_by, Some(admin.user_id.get()));
     // Its owner can delete their own.
     let mine = create(&app, &eng, request("mine", Role::Users, Expiry::NEVER), now)
         .await
@@ -582,7 +591,7 @@ async fn create_with_secret(
         .await
         .unwrap()
     {
-        CreateOutcome::Created { token, secret } => (token.id, secret),
+        CreateOutcome::Created { token, secret } => (token.id.get(), secret),
         CreateOutcome::AlreadyCreated { .. } => panic!("no form id was given"),
     }
 }
@@ -662,7 +671,7 @@ async fn a_found_token_is_revoked_once_with_what_it_created_and_recorded() {
     )
     .await;
     let mut child_req = request("child", Role::Engineers, Expiry::NEVER);
-    child_req.parent = Some(id);
+    child_req.parent = Some(TokenId::new(id));
     let (child, _) = create_with_secret(&app, &admin, child_req).await;
     let presented = PresentedToken::parse(&wire_form(id, Separator::Underscore, &secret)).unwrap();
     let now = app.clock().now();
@@ -693,7 +702,7 @@ async fn a_found_token_is_revoked_once_with_what_it_created_and_recorded() {
         assert!(row.deleted_at.is_some());
         assert_eq!(row.deleted_by, None, "no person deleted it");
     }
-    let recorded = app.events_of(admin.account_id, "token.revoked").await;
+    let recorded = app.events_of(admin.account_id.get(), "token.revoked").await;
     assert_eq!(recorded.len(), 1, "recorded once");
     assert_eq!(recorded[0].actor_id, None);
     assert!(recorded[0]

@@ -216,8 +216,8 @@ impl JwtKeys {
         let role = Role::from_id(claims.role).ok_or(Unauthorized)?;
         Ok(Credential {
             actor: Actor {
-                user_id: claims.user_id,
-                account_id: claims.client_id,
+                user_id: crate::domain::UserId::new(claims.user_id),
+                account_id: crate::domain::AccountId::new(claims.client_id),
                 role,
                 origin: Default::default(),
             },

@@ -40,7 +40,7 @@ pub(crate) fn shared(e: &ServiceError) -> ServiceError {
 
 impl MissBatcher {
     /// The row of token `id` (or none), read with whatever other misses are waiting.
-    pub async fn load(self: &Arc<Self>, db: &Database, id: i64) -> ServiceResult<LoadedRow> {
+    pub(crate) async fn load(self: &Arc<Self>, db: &Database, id: i64) -> ServiceResult<LoadedRow> {
         let (tx, rx) = oneshot::channel();
         self.queue.lock().expect("miss queue lock").push((id, tx));
         self.start_worker(db);

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::domain::token::PresentedToken;
+use crate::domain::{AccountId, UserId};
 use crate::error::{ServiceError, ServiceResult};
 use crate::metrics::CacheResult;
 use crate::repo::{TokenForAuth, User};
@@ -80,8 +81,8 @@ impl Gateway {
 
     /// Forgets a user's state (removed, role changed, signed out everywhere): their JWTs are
     /// checked against the database from the next request.
-    pub fn forget_user(&self, id: i64) {
-        self.user_states.forget(id);
+    pub fn forget_user(&self, id: crate::domain::UserId) {
+        self.user_states.forget(id.get());
     }
 
     /// Reads this instance made on the gateway's connections (token and user loads).
@@ -151,8 +152,8 @@ impl Gateway {
             {
                 Ok(Credential {
                     actor: Actor {
-                        user_id: id,
-                        account_id: s.account_id,
+                        user_id: UserId::new(id),
+                        account_id: AccountId::new(s.account_id),
                         role: s.role,
                         origin: Default::default(),
                     },

@@ -11,6 +11,7 @@ use diesel::Connection;
 use time::OffsetDateTime;
 
 use crate::domain::token::{from_naive, to_naive};
+use crate::domain::{NoticeId, UserId};
 use crate::error::ServiceResult;
 use crate::metrics::EmailOutcome;
 use crate::repo::notices::Notice;
@@ -38,7 +39,8 @@ impl Notices {
     }
 
     /// A user's in-app notifications, newest first (the latest 200).
-    pub async fn notifications(&self, user_id: i64) -> ServiceResult<Vec<InAppNotice>> {
+    pub async fn notifications(&self, user_id: UserId) -> ServiceResult<Vec<InAppNotice>> {
+        let user_id = user_id.get();
         let rows = self
             .rt
             .db
@@ -47,10 +49,10 @@ impl Notices {
         Ok(rows
             .into_iter()
             .map(|(n, t)| InAppNotice {
-                id: n.id,
+                id: crate::domain::NoticeId::new(n.id),
                 unread: n.read_at.is_none(),
                 kind: n.kind,
-                token_id: t.id,
+                token_id: crate::domain::TokenId::new(t.id),
                 token_name: t.name,
                 expires_at: t.expires_at.map(from_naive),
                 created_at: from_naive(n.created_at),
@@ -61,7 +63,9 @@ impl Notices {
     }
 
     /// Marks one (`Some(id)`) or all of a user's notifications read.
-    pub async fn mark_read(&self, user_id: i64, id: Option<i64>) -> ServiceResult<()> {
+    pub async fn mark_read(&self, user_id: UserId, id: Option<NoticeId>) -> ServiceResult<()> {
+        let id = id.map(NoticeId::get);
+        let user_id = user_id.get();
         let now = to_naive(self.rt.clock.now());
         self.rt
             .db
@@ -71,7 +75,8 @@ impl Notices {
 
     /// Turns a user's expiry e-mails on or off (Profile → Notifications).
     #[tracing::instrument(skip(self))]
-    pub async fn set_expiry_email(&self, user_id: i64, on: bool) -> ServiceResult<()> {
+    pub async fn set_expiry_email(&self, user_id: UserId, on: bool) -> ServiceResult<()> {
+        let user_id = user_id.get();
         self.rt
             .db
             .run(move |conn| Ok(User::set_token_expiry_email(conn, user_id, on)?))
@@ -137,7 +142,11 @@ impl Notices {
             .await
     }
     /// The preview of the next expiry e-mail to `user_id` (`next_digest`).
-    pub async fn next_digest(&self, user_id: i64) -> ServiceResult<Option<crate::email::Rendered>> {
+    pub async fn next_digest(
+        &self,
+        user_id: UserId,
+    ) -> ServiceResult<Option<crate::email::Rendered>> {
+        let user_id = user_id.get();
         let mail = self.mail.clone();
         let now = self.rt.clock.now();
         self.rt

@@ -126,10 +126,10 @@ pub fn expiring_soon_count(
 /// An in-app notification, as its recipient sees it.
 #[derive(Debug, Clone)]
 pub struct InAppNotice {
-    pub id: i64,
+    pub id: crate::domain::NoticeId,
     pub unread: bool,
     pub kind: NoticeKind,
-    pub token_id: i64,
+    pub token_id: crate::domain::TokenId,
     pub token_name: String,
     pub expires_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::db::DbConn;
 use crate::domain::input::{Email, NewPassword, PersonName};
 use crate::domain::token::to_naive;
+use crate::domain::UserId;
 use crate::domain::{AuthType, Role};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, NewUser, User};
@@ -178,12 +179,17 @@ pub fn random_password() -> String {
 
 /// A user as `actor` may see them: themselves, or anyone of their account for Administrators.
 /// Another account's user is "not found"; a colleague, for a non-Administrator, is forbidden.
-pub fn visible_user(conn: &mut DbConn, actor: &Actor, id: i64) -> ServiceResult<(User, Account)> {
+pub fn visible_user(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: UserId,
+) -> ServiceResult<(User, Account)> {
+    let id = id.get();
     let user = User::find(conn, id)?.ok_or(ServiceError::NotFound)?;
-    if user.account_id != actor.account_id {
+    if user.account_id != actor.account_id.get() {
         return Err(ServiceError::NotFound);
     }
-    if user.id != actor.user_id && !actor.role.is_admin() {
+    if user.id != actor.user_id.get() && !actor.role.is_admin() {
         return Err(ServiceError::Forbidden(ADMINS_ONLY.into()));
     }
     let account = Account::find(conn, user.account_id)?.ok_or(ServiceError::NotFound)?;
@@ -205,9 +211,9 @@ pub fn account_users(
     offset: i64,
 ) -> ServiceResult<UsersListing> {
     actor.require_admin()?;
-    let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
-    let users = User::page_in_account(conn, actor.account_id, limit.max(0), offset.max(0))?;
-    let total = User::count_in_account(conn, actor.account_id)?;
+    let account = Account::find(conn, actor.account_id.get())?.ok_or(ServiceError::NotFound)?;
+    let users = User::page_in_account(conn, actor.account_id.get(), limit.max(0), offset.max(0))?;
+    let total = User::count_in_account(conn, actor.account_id.get())?;
     Ok(UsersListing {
         users: users.iter().map(Person::from).collect(),
         total,
@@ -221,8 +227,8 @@ pub fn account_overview(
     conn: &mut DbConn,
     actor: &Actor,
 ) -> ServiceResult<(AccountInfo, Option<String>, Vec<Person>)> {
-    let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
-    let users = User::list_in_account(conn, actor.account_id)?;
+    let account = Account::find(conn, actor.account_id.get())?.ok_or(ServiceError::NotFound)?;
+    let users = User::list_in_account(conn, actor.account_id.get())?;
     let mut admins: Vec<&User> = users
         .iter()
         .filter(|u| u.role == Role::Administrators)
@@ -231,7 +237,7 @@ pub fn account_overview(
     let admin_email = admins.first().map(|u| u.email.clone());
     let visible = users
         .iter()
-        .filter(|u| actor.role.is_admin() || u.id == actor.user_id)
+        .filter(|u| actor.role.is_admin() || u.id == actor.user_id.get())
         .map(Person::from)
         .collect();
     Ok((AccountInfo::from(account), admin_email, visible))

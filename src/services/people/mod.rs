@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::db::DbConn;
-use crate::domain::Role;
+use crate::domain::{Role, UserId};
 use crate::error::ServiceResult;
 use crate::repo::notices::Notice;
 use crate::repo::{Account, User};
@@ -203,7 +203,7 @@ impl People {
                     return Ok(None);
                 };
                 let counts = NavCounts {
-                    unread: Notice::unread_count(conn, user.user.id)?,
+                    unread: Notice::unread_count(conn, user.user.id.get())?,
                     expiring_soon: expiring_soon_count(conn, &user.actor(), now)?,
                 };
                 Ok(Some((user, counts)))
@@ -215,10 +215,10 @@ impl People {
     /// "Sign out everywhere" (Profile → General): sessions and JWTs end, on this instance at
     /// once and on the others within the cache's second.
     #[tracing::instrument(skip(self))]
-    pub async fn sign_out_everywhere(&self, user_id: i64) -> ServiceResult<()> {
+    pub async fn sign_out_everywhere(&self, user_id: UserId) -> ServiceResult<()> {
         self.rt
             .db
-            .run(move |conn| sign_out_everywhere(conn, user_id))
+            .run(move |conn| sign_out_everywhere(conn, user_id.get()))
             .await?;
         self.gateway.forget_user(user_id);
         Ok(())
@@ -231,7 +231,7 @@ impl People {
             .await
     }
     /// A user as `actor` may see them (see `visible_user`).
-    pub async fn user(&self, actor: Actor, id: i64) -> ServiceResult<(Person, AccountInfo)> {
+    pub async fn user(&self, actor: Actor, id: UserId) -> ServiceResult<(Person, AccountInfo)> {
         self.rt
             .db
             .run(move |conn| visible_user(conn, &actor, id))
@@ -283,7 +283,7 @@ impl People {
     }
 
     /// Adds a user to the actor's account and sends the invitation (web page and API alike).
-    #[tracing::instrument(skip(self, member), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    #[tracing::instrument(skip(self, member), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
     pub async fn invite(&self, actor: Actor, member: NewMember) -> ServiceResult<Invited> {
         let now = self.rt.clock.now();
         let mail = self.notices.mail().clone();
@@ -299,10 +299,10 @@ impl People {
                     });
                 };
                 let link = format!("{}/set-password?token={secret}", mail.base_url);
-                let account = Account::find(conn, actor.account_id)?
+                let account = Account::find(conn, actor.account_id.get())?
                     .map(|a| a.name)
                     .unwrap_or_default();
-                let inviter = User::find(conn, actor.user_id)?
+                let inviter = User::find(conn, actor.user_id.get())?
                     .map(|u| u.display_name().to_owned())
                     .unwrap_or_default();
                 let facts = InvitationMail {
@@ -333,7 +333,7 @@ impl People {
     /// reaches the cache.
     async fn change_user(
         &self,
-        target: i64,
+        target: UserId,
         change: impl FnOnce(&mut DbConn, OffsetDateTime) -> ServiceResult<Changed> + Send + 'static,
     ) -> ServiceResult<Changed> {
         let now = self.rt.clock.now();
@@ -344,11 +344,11 @@ impl People {
     }
 
     /// Changes a user's role (see `change_role`); deleted tokens are forgotten by the cache.
-    #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    #[tracing::instrument(skip(self), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
     pub async fn change_role(
         &self,
         actor: Actor,
-        target: i64,
+        target: UserId,
         role: Role,
         delete_blocking: bool,
     ) -> ServiceResult<Changed> {
@@ -359,11 +359,11 @@ impl People {
     }
 
     /// Removes a user (see `remove`); deleted tokens are forgotten by the cache.
-    #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    #[tracing::instrument(skip(self), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
     pub async fn remove_user(
         &self,
         actor: Actor,
-        target: i64,
+        target: UserId,
         delete_tokens: bool,
     ) -> ServiceResult<Changed> {
         self.change_user(target, move |conn, now| {
@@ -373,8 +373,8 @@ impl People {
     }
 
     /// Deletes every active token of a user at once.
-    #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
-    pub async fn delete_user_tokens(&self, actor: Actor, target: i64) -> ServiceResult<Changed> {
+    #[tracing::instrument(skip(self), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
+    pub async fn delete_user_tokens(&self, actor: Actor, target: UserId) -> ServiceResult<Changed> {
         self.change_user(target, move |conn, now| {
             delete_all_tokens(conn, &actor, target, now)
         })
@@ -382,11 +382,11 @@ impl People {
     }
 
     /// `PATCH /iam/users/{id}` in one transaction.
-    #[tracing::instrument(skip(self, update), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    #[tracing::instrument(skip(self, update), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
     pub async fn update_user(
         &self,
         actor: Actor,
-        target: i64,
+        target: UserId,
         update: UserUpdate,
     ) -> ServiceResult<(Person, AccountInfo)> {
         let now = self.rt.clock.now();

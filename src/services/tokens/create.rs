@@ -28,14 +28,14 @@ pub fn create(
     let description = request.description.clone().into_inner();
     let row = conn.transaction(|conn| {
         // Serialises creates per account, so the count below can't go stale before the insert.
-        if !Account::lock(conn, actor.account_id)? {
+        if !Account::lock(conn, actor.account_id.get())? {
             return Err(ServiceError::NotFound);
         }
         // The role ceiling, in one place: the acting role (a token's own), capped by the
         // issuer's role as it is now, read under the lock a role change also takes, so a
         // demotion racing this create can't leave a token above its issuer.
-        let issuer = User::find(conn, actor.user_id)?
-            .filter(|u| u.removed_at.is_none() && u.account_id == actor.account_id)
+        let issuer = User::find(conn, actor.user_id.get())?
+            .filter(|u| u.removed_at.is_none() && u.account_id == actor.account_id.get())
             .ok_or(ServiceError::NotFound)?;
         if !actor.role.capped_by(issuer.role).may_issue(request.role) {
             return Err(ServiceError::invalid(
@@ -44,24 +44,25 @@ pub fn create(
             ));
         }
         if let Some(form_id) = request.form_id.as_deref() {
-            if let Some(existing) = Token::find_by_form(conn, actor.user_id, form_id)? {
+            if let Some(existing) = Token::find_by_form(conn, actor.user_id.get(), form_id)? {
                 return Ok(Err(existing.id));
             }
         }
-        if Token::count_active(conn, actor.account_id, naive_now)? >= MAX_ACTIVE_TOKENS_PER_ACCOUNT
+        if Token::count_active(conn, actor.account_id.get(), naive_now)?
+            >= MAX_ACTIVE_TOKENS_PER_ACCOUNT
         {
             return Err(limit_reached());
         }
-        let account = Account::find(conn, actor.account_id)?.ok_or(ServiceError::NotFound)?;
+        let account = Account::find(conn, actor.account_id.get())?.ok_or(ServiceError::NotFound)?;
         account
             .token_policy()
             .check(request.expiry.instant(), now)
             .map_err(|m| ServiceError::invalid("expiry", m))?;
         // A token made with a token lives no longer than it: "never" only if it never expires.
-        let parent_expiry = match request.parent {
+        let parent_expiry = match request.parent.map(crate::domain::TokenId::get) {
             Some(parent_id) => Some(
                 Token::find(conn, parent_id)?
-                    .filter(|p| p.account_id == actor.account_id && p.deleted_at.is_none())
+                    .filter(|p| p.account_id == actor.account_id.get() && p.deleted_at.is_none())
                     .ok_or(ServiceError::NotFound)?
                     .expires_at,
             ),
@@ -70,8 +71,8 @@ pub fn create(
         let expires_at = cap_expiry(request.expiry.instant().map(to_naive), [parent_expiry]);
         let allowed = crate::domain::allowlist::to_stored(&request.allowed_ips);
         let new = NewToken {
-            account_id: actor.account_id,
-            issuer_id: actor.user_id,
+            account_id: actor.account_id.get(),
+            issuer_id: actor.user_id.get(),
             name: request.name.as_str(),
             description: description.as_deref(),
             role: request.role,
@@ -80,7 +81,7 @@ pub fn create(
             created_at: naive_now,
             expires_at,
             form_id: request.form_id.as_deref(),
-            parent_id: request.parent,
+            parent_id: request.parent.map(crate::domain::TokenId::get),
             allowed_ips: allowed.as_deref(),
         };
         let id = Token::insert(conn, &new)?.id;

@@ -9,6 +9,7 @@ use super::read::{load_view, lock_changeable};
 use super::view::TokenView;
 use crate::db::DbConn;
 use crate::domain::input::{TokenDescription, TokenName};
+use crate::domain::TokenId;
 use crate::error::ServiceResult;
 use crate::repo::Token;
 use crate::services::audit;
@@ -19,11 +20,12 @@ use crate::services::vocabulary::Actor;
 pub fn rename(
     conn: &mut DbConn,
     actor: &Actor,
-    id: i64,
+    id: TokenId,
     name: &TokenName,
     description: &TokenDescription,
     now: OffsetDateTime,
 ) -> ServiceResult<TokenView> {
+    let id = id.get();
     conn.transaction(|conn| {
         let token = lock_changeable(conn, actor, id, "name")?;
         let description = description.clone().into_inner();
@@ -45,10 +47,11 @@ pub fn rename(
 pub fn set_allowed_ips(
     conn: &mut DbConn,
     actor: &Actor,
-    id: i64,
+    id: TokenId,
     nets: &[IpNet],
     now: OffsetDateTime,
 ) -> ServiceResult<TokenView> {
+    let id = id.get();
     conn.transaction(|conn| {
         let token = lock_changeable(conn, actor, id, "allowed_ips")?;
         let stored = crate::domain::allowlist::to_stored(nets);

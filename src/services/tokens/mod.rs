@@ -22,6 +22,7 @@ use crate::domain::input::{TokenDescription, TokenName};
 use crate::domain::leak_response::LeakResponse;
 use crate::domain::policy::TokenPolicy;
 use crate::domain::token::{to_naive, TokenSecret};
+use crate::domain::{AccountId, TokenId};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::events::AccountEvent;
 use crate::repo::{Account, User};
@@ -118,7 +119,7 @@ impl Tokens {
     }
 
     /// A token's page (see `token_page`).
-    pub async fn token_page(&self, actor: Actor, id: i64) -> ServiceResult<TokenDetail> {
+    pub async fn token_page(&self, actor: Actor, id: TokenId) -> ServiceResult<TokenDetail> {
         let now = self.rt.clock.now();
         self.rt
             .db
@@ -128,11 +129,11 @@ impl Tokens {
 
     /// Sets a token's address allowlist; this instance's cache forgets the token at once (the
     /// others within their second).
-    #[tracing::instrument(skip(self, nets), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    #[tracing::instrument(skip(self, nets), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
     pub async fn set_token_allowlist(
         &self,
         actor: Actor,
-        id: i64,
+        id: TokenId,
         nets: Vec<IpNet>,
     ) -> ServiceResult<TokenView> {
         let now = self.rt.clock.now();
@@ -141,16 +142,16 @@ impl Tokens {
             .db
             .run(move |conn| set_allowed_ips(conn, &actor, id, &nets, now))
             .await?;
-        self.gateway.forget_tokens(&[id]);
+        self.gateway.forget_tokens(&[id.get()]);
         Ok(view)
     }
 
     /// Renames a token (see `rename`).
-    #[tracing::instrument(skip(self, name, description), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    #[tracing::instrument(skip(self, name, description), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
     pub async fn rename_token(
         &self,
         actor: Actor,
-        id: i64,
+        id: TokenId,
         name: TokenName,
         description: TokenDescription,
     ) -> ServiceResult<TokenView> {
@@ -163,11 +164,11 @@ impl Tokens {
 
     /// Rotates a token (see `rotate`); this instance's cache forgets it at once, the others
     /// reload it within their second.
-    #[tracing::instrument(skip(self, rotation), fields(account_id = actor.account_id, user_id = actor.user_id))]
+    #[tracing::instrument(skip(self, rotation), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
     pub async fn rotate_token(
         &self,
         actor: Actor,
-        id: i64,
+        id: TokenId,
         rotation: Rotation,
     ) -> ServiceResult<(TokenView, TokenSecret)> {
         let now = self.rt.clock.now();
@@ -176,8 +177,8 @@ impl Tokens {
             .db
             .run(move |conn| rotate(conn, &actor, id, &rotation, now))
             .await?;
-        self.gateway.forget_tokens(&[id]);
-        tracing::info!(token_id = id, "token rotated");
+        self.gateway.forget_tokens(&[id.get()]);
+        tracing::info!(token_id = %id, "token rotated");
         Ok(rotated)
     }
 
@@ -185,7 +186,7 @@ impl Tokens {
     pub async fn token_policy(&self, actor: Actor) -> ServiceResult<TokenPolicy> {
         self.rt
             .db
-            .run(move |conn| policy(conn, actor.account_id))
+            .run(move |conn| policy(conn, actor.account_id.get()))
             .await
     }
 
@@ -208,7 +209,7 @@ impl Tokens {
         self.rt
             .db
             .run(move |conn| {
-                Ok(Account::find(conn, actor.account_id)?
+                Ok(Account::find(conn, actor.account_id.get())?
                     .ok_or(ServiceError::NotFound)?
                     .leak_response)
             })
@@ -227,7 +228,7 @@ impl Tokens {
             .db
             .run(move |conn| {
                 conn.transaction(|conn| {
-                    if !Account::set_leak_response(conn, actor.account_id, response)? {
+                    if !Account::set_leak_response(conn, actor.account_id.get(), response)? {
                         return Err(ServiceError::NotFound);
                     }
                     let summary = match response {
@@ -238,8 +239,8 @@ impl Tokens {
                     };
                     AccountEvent::record(
                         conn,
-                        actor.account_id,
-                        Some(actor.user_id),
+                        actor.account_id.get(),
+                        Some(actor.user_id.get()),
                         now,
                         "account.leak_response",
                         summary,
@@ -256,7 +257,7 @@ impl Tokens {
         &self,
         actor: Actor,
         query: ListQuery,
-        confirm: Option<i64>,
+        confirm: Option<TokenId>,
     ) -> ServiceResult<TokenSection> {
         let now = self.rt.clock.now();
         self.rt
@@ -265,7 +266,7 @@ impl Tokens {
                 let page = list(conn, &actor, &query, now)?;
                 let active_count = active_count(conn, actor.account_id, now)?;
                 let issuers = if actor.role.is_admin() {
-                    User::list_in_account(conn, actor.account_id)?
+                    User::list_in_account(conn, actor.account_id.get())?
                         .iter()
                         .map(Person::from)
                         .collect()
@@ -293,13 +294,13 @@ impl Tokens {
     }
 
     /// One token, if `actor` may see it.
-    pub async fn token(&self, actor: Actor, id: i64) -> ServiceResult<TokenView> {
+    pub async fn token(&self, actor: Actor, id: TokenId) -> ServiceResult<TokenView> {
         let now = self.rt.clock.now();
         self.rt.db.run(move |conn| get(conn, &actor, id, now)).await
     }
 
     /// How many active tokens the account has (the 50 limit counts these).
-    pub async fn active_token_count(&self, account_id: i64) -> ServiceResult<i64> {
+    pub async fn active_token_count(&self, account_id: AccountId) -> ServiceResult<i64> {
         let now = self.rt.clock.now();
         self.rt
             .db
@@ -307,7 +308,7 @@ impl Tokens {
             .await
     }
 
-    #[tracing::instrument(skip(self, request), fields(account_id = actor.account_id, user_id = actor.user_id, role = %request.role))]
+    #[tracing::instrument(skip(self, request), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get(), role = %request.role))]
     pub async fn create_token(
         &self,
         actor: Actor,
@@ -320,22 +321,26 @@ impl Tokens {
             .run(move |conn| create(conn, &actor, &request, now))
             .await?;
         if let CreateOutcome::Created { token, .. } = &outcome {
-            tracing::info!(token_id = token.id, "token created");
+            tracing::info!(token_id = %token.id, "token created");
         }
         Ok(outcome)
     }
 
     /// Deletes a token (web page and API alike) and forgets it in this instance's cache, so
     /// it is refused from the very next request.
-    #[tracing::instrument(skip(self), fields(account_id = actor.account_id, user_id = actor.user_id))]
-    pub async fn delete_token(&self, actor: Actor, token_id: i64) -> ServiceResult<DeleteOutcome> {
+    #[tracing::instrument(skip(self), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
+    pub async fn delete_token(
+        &self,
+        actor: Actor,
+        token_id: TokenId,
+    ) -> ServiceResult<DeleteOutcome> {
         let now = self.rt.clock.now();
         let outcome = self
             .rt
             .db
             .run(move |conn| delete(conn, &actor, token_id, now))
             .await?;
-        self.gateway.forget_tokens(&[token_id]);
+        self.gateway.forget_tokens(&[token_id.get()]);
         if let DeleteOutcome::Deleted(_, ids) = &outcome {
             self.gateway.forget_tokens(ids);
             tracing::info!(with_created = ids.len().saturating_sub(1), "token deleted");
@@ -390,7 +395,7 @@ impl Tokens {
         Ok((labels, n))
     }
     /// A token's usage (see `of_token`).
-    pub async fn token_usage(&self, actor: Actor, id: i64) -> ServiceResult<Usage> {
+    pub async fn token_usage(&self, actor: Actor, id: TokenId) -> ServiceResult<Usage> {
         let now = self.rt.clock.now();
         self.rt
             .db

@@ -27,14 +27,14 @@ pub fn set_policy(
 ) -> ServiceResult<TokenPolicy> {
     actor.require_admin()?;
     conn.transaction(|conn| {
-        if !Account::lock(conn, actor.account_id)? {
+        if !Account::lock(conn, actor.account_id.get())? {
             return Err(ServiceError::NotFound);
         }
-        let before = policy(conn, actor.account_id)?;
+        let before = policy(conn, actor.account_id.get())?;
         if before != wanted {
             Account::set_token_policy(
                 conn,
-                actor.account_id,
+                actor.account_id.get(),
                 wanted.max_lifetime_days,
                 wanted.expiry_required,
             )?;

@@ -8,6 +8,7 @@ use super::policy::policy;
 use super::view::{ListQuery, TokenPage, TokenView};
 use crate::db::DbConn;
 use crate::domain::token::{to_naive, TokenStatus};
+use crate::domain::{AccountId, TokenId, UserId};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, Token, TokenFilter};
 use crate::services::vocabulary::{Actor, Visibility};
@@ -31,7 +32,7 @@ pub fn list(
     let visibility = Visibility::of(actor);
     let per_page = query.per_page.unwrap_or(i64::MAX / 4).max(1);
     let page = query.page.max(1);
-    let issuer_id = match (visibility.only_issuer, query.issued_by) {
+    let issuer_id = match (visibility.only_issuer, query.issued_by.map(UserId::get)) {
         // Someone else's tokens are not visible: an empty list, not an error.
         (Some(own), Some(asked)) if own != asked => {
             return Ok(TokenPage {
@@ -47,24 +48,24 @@ pub fn list(
     let filter = TokenFilter {
         account_id: visibility.account_id,
         issuer_id,
-        not_issuer_id: query.not_issued_by,
+        not_issuer_id: query.not_issued_by.map(UserId::get),
         role: query.role,
         roles: visibility.roles(),
         status: query.status,
         deleted: query.deleted,
-        ids: query.token_id.map(|id| vec![id]),
+        ids: query.token_id.map(|id| vec![id.get()]),
         expiring_soon: query.expiring_soon,
         limit: per_page,
         offset: query
             .offset
             .unwrap_or_else(|| (page - 1).saturating_mul(per_page)),
-        before: query.before,
-        after: query.after,
+        before: query.before.map(TokenId::get),
+        after: query.after.map(TokenId::get),
         count: query.count,
     };
     let (rows, total) = Token::list(conn, &filter, to_naive(now))?;
     let mut tokens: Vec<TokenView> = rows.into_iter().map(|r| TokenView::new(r, now)).collect();
-    let policy = policy(conn, actor.account_id)?;
+    let policy = policy(conn, actor.account_id.get())?;
     if policy.is_set() {
         for t in tokens
             .iter_mut()
@@ -77,7 +78,9 @@ pub fn list(
     let visibility = Visibility::of(actor);
     for view in tokens.iter_mut() {
         if let Some((parent_id, name)) = view.created_with.as_mut() {
-            if let Some(parent) = Token::find(conn, *parent_id)?.filter(|p| visibility.admits(p)) {
+            if let Some(parent) =
+                Token::find(conn, parent_id.get())?.filter(|p| visibility.admits(p))
+            {
                 *name = Some(parent.name);
             }
         }
@@ -91,7 +94,12 @@ pub fn list(
 }
 
 /// How many active tokens the account has (the 50 limit counts these).
-pub fn active_count(conn: &mut DbConn, account_id: i64, now: OffsetDateTime) -> ServiceResult<i64> {
+pub fn active_count(
+    conn: &mut DbConn,
+    account_id: AccountId,
+    now: OffsetDateTime,
+) -> ServiceResult<i64> {
+    let account_id = account_id.get();
     Ok(Token::count_active(conn, account_id, to_naive(now))?)
 }
 
@@ -99,9 +107,10 @@ pub fn active_count(conn: &mut DbConn, account_id: i64, now: OffsetDateTime) -> 
 pub fn get(
     conn: &mut DbConn,
     actor: &Actor,
-    id: i64,
+    id: TokenId,
     now: OffsetDateTime,
 ) -> ServiceResult<TokenView> {
+    let id = id.get();
     let row = Token::find_with_issuer(conn, id)?.ok_or(ServiceError::NotFound)?;
     if !Visibility::of(actor).admits(&row.token) {
         return Err(ServiceError::NotFound);
@@ -112,7 +121,7 @@ pub fn get(
 /// A token `actor` may manage, read under the account's lock (the start of every change to
 /// one): visible to them, else "not found".
 pub(crate) fn lock_visible(conn: &mut DbConn, actor: &Actor, id: i64) -> ServiceResult<Token> {
-    if !Account::lock(conn, actor.account_id)? {
+    if !Account::lock(conn, actor.account_id.get())? {
         return Err(ServiceError::NotFound);
     }
     let token = Token::find(conn, id)?.ok_or(ServiceError::NotFound)?;

@@ -9,6 +9,7 @@ use super::read::{load_view, lock_visible};
 use super::view::DeleteOutcome;
 use crate::db::DbConn;
 use crate::domain::token::to_naive;
+use crate::domain::TokenId;
 use crate::error::ServiceResult;
 use crate::repo::notices::Notice;
 use crate::repo::Token;
@@ -19,16 +20,17 @@ use crate::services::vocabulary::Actor;
 pub fn delete(
     conn: &mut DbConn,
     actor: &Actor,
-    id: i64,
+    id: TokenId,
     now: OffsetDateTime,
 ) -> ServiceResult<DeleteOutcome> {
+    let id = id.get();
     let naive_now: PrimitiveDateTime = to_naive(now);
     let retired = conn.transaction(|conn| -> ServiceResult<Option<Vec<i64>>> {
         let token = lock_visible(conn, actor, id)?;
         if token.deleted_at.is_some() {
             return Ok(None);
         }
-        let retired = retire(conn, id, Some(actor.user_id), naive_now)?;
+        let retired = retire(conn, id, Some(actor.user_id.get()), naive_now)?;
         audit::record_retired(
             conn,
             Some(actor),

@@ -10,6 +10,7 @@ use super::view::{Rotation, TokenView};
 use crate::db::DbConn;
 use crate::domain::token::{from_naive, to_naive, TokenSecret, TokenStatus};
 use crate::domain::token_format;
+use crate::domain::TokenId;
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, Token};
 use crate::services::audit;
@@ -26,10 +27,11 @@ use crate::services::vocabulary::{Actor, Via};
 pub fn rotate(
     conn: &mut DbConn,
     actor: &Actor,
-    id: i64,
+    id: TokenId,
     rotation: &Rotation,
     now: OffsetDateTime,
 ) -> ServiceResult<(TokenView, TokenSecret)> {
+    let id = id.get();
     let secret = token_format::generate_secret(id);
     conn.transaction(|conn| {
         let token = lock_visible(conn, actor, id)?;
@@ -44,7 +46,7 @@ pub fn rotate(
             Some(e) => e.instant(),
             None => token.expires_at.map(from_naive),
         };
-        let policy = Account::find(conn, actor.account_id)?
+        let policy = Account::find(conn, actor.account_id.get())?
             .map(|a| a.token_policy())
             .unwrap_or_default();
         policy
@@ -96,7 +98,7 @@ pub fn rotate(
 /// The token credential `actor` acts through, if any (not a JWT, not the portal).
 pub fn acting_token(actor: &Actor) -> Option<i64> {
     match actor.origin.via {
-        Via::Api(token) => token,
+        Via::Api(token) => token.map(crate::domain::TokenId::get),
         _ => None,
     }
 }
@@ -108,7 +110,7 @@ pub fn acting_token(actor: &Actor) -> Option<i64> {
 /// leaked token can't mint a fresh secret for a sibling that deleting the leaked one would
 /// leave working.
 pub fn may_rotate(actor: &Actor, token: &Token) -> ServiceResult<()> {
-    if token.issuer_id != actor.user_id {
+    if token.issuer_id != actor.user_id.get() {
         return Err(ServiceError::Forbidden(
             "Only the person who issued a token can rotate it (a new secret acts as them). To end this token, delete it."
                 .into(),
@@ -171,8 +173,8 @@ mod tests {
 
     fn actor(user_id: i64, account_id: i64, role: Role) -> Actor {
         Actor {
-            user_id,
-            account_id,
+            user_id: crate::domain::UserId::new(user_id),
+            account_id: crate::domain::AccountId::new(account_id),
             role,
             origin: Default::default(),
         }
@@ -217,9 +219,13 @@ mod tests {
             may_rotate(&admin, &t),
             Err(ServiceError::Forbidden(_))
         ));
-        let itself = issuer.clone().from(Via::Api(Some(40)), "");
+        let itself = issuer
+            .clone()
+            .from(Via::Api(Some(crate::domain::TokenId::new(40))), "");
         assert!(may_rotate(&itself, &t).is_ok());
-        let sibling = issuer.clone().from(Via::Api(Some(41)), "");
+        let sibling = issuer
+            .clone()
+            .from(Via::Api(Some(crate::domain::TokenId::new(41))), "");
         assert!(matches!(
             may_rotate(&sibling, &t),
             Err(ServiceError::Forbidden(_))

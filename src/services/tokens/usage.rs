@@ -7,6 +7,7 @@ use time::{Date, Duration, OffsetDateTime};
 
 use super::view::Usage;
 use crate::db::DbConn;
+use crate::domain::TokenId;
 use crate::error::ServiceResult;
 use crate::repo::usage;
 use crate::services::vocabulary::Actor;
@@ -30,11 +31,11 @@ pub fn fill_days(rows: &[(Date, i64)], today: Date) -> Vec<(Date, i64)> {
 pub fn of_token(
     conn: &mut DbConn,
     actor: &Actor,
-    id: i64,
+    id: TokenId,
     now: OffsetDateTime,
 ) -> ServiceResult<Usage> {
     super::read::get(conn, actor, id, now)?;
-    of_visible_token(conn, id, now)
+    of_visible_token(conn, id.get(), now)
 }
 
 /// `of_token` for a token whose visibility the caller has checked.

@@ -7,7 +7,7 @@ use time::{Date, OffsetDateTime};
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::policy::TokenPolicy;
 use crate::domain::token::{from_naive, is_expiring_soon, TokenSecret, TokenStatus};
-use crate::domain::Role;
+use crate::domain::{AccountId, Role, TokenId, UserId};
 use crate::repo::TokenWithIssuer;
 use crate::services::vocabulary::Person;
 
@@ -24,7 +24,7 @@ pub struct NewTokenRequest {
     /// The web form's one-time id: a second submission of the same form creates nothing.
     pub form_id: Option<String>,
     /// The token this request came through (API), which the new token can't outlive.
-    pub parent: Option<i64>,
+    pub parent: Option<TokenId>,
     /// The networks it may be used from (`domain::allowlist`); empty: any address.
     pub allowed_ips: Vec<IpNet>,
 }
@@ -32,12 +32,12 @@ pub struct NewTokenRequest {
 /// A token as the portal and the API show it.
 #[derive(Debug, Clone)]
 pub struct TokenView {
-    pub id: i64,
-    pub account_id: i64,
+    pub id: TokenId,
+    pub account_id: AccountId,
     pub name: String,
     pub description: Option<String>,
     pub role: Role,
-    pub issuer_id: i64,
+    pub issuer_id: UserId,
     pub issuer_name: String,
     pub issuer_email: String,
     pub created_at: OffsetDateTime,
@@ -47,7 +47,7 @@ pub struct TokenView {
     pub status: TokenStatus,
     /// The token this one was created with (through the API): its id, and its name when the
     /// list that shows this one knows it.
-    pub created_with: Option<(i64, Option<String>)>,
+    pub created_with: Option<(TokenId, Option<String>)>,
     /// After a rotation, while the old secret still works: until when.
     pub old_secret_until: Option<OffsetDateTime>,
     /// Active, but the account's token policy would not allow it today (set by lists that
@@ -70,12 +70,12 @@ impl TokenView {
         let t = row.token;
         TokenView {
             status: TokenStatus::of(t.deleted_at, t.expires_at, now),
-            id: t.id,
-            account_id: t.account_id,
+            id: TokenId::new(t.id),
+            account_id: AccountId::new(t.account_id),
             name: t.name,
             description: t.description,
             role: t.role,
-            issuer_id: t.issuer_id,
+            issuer_id: UserId::new(t.issuer_id),
             issuer_name: crate::domain::user::display_name(&row.issuer_name, &row.issuer_email)
                 .to_owned(),
             issuer_email: row.issuer_email,
@@ -83,7 +83,7 @@ impl TokenView {
             expires_at: t.expires_at.map(from_naive),
             last_used_at: t.last_used_at.map(from_naive),
             deleted_at: t.deleted_at.map(from_naive),
-            created_with: t.parent_id.map(|id| (id, None)),
+            created_with: t.parent_id.map(|id| (TokenId::new(id), None)),
             old_secret_until: t
                 .old_secret_until
                 .map(from_naive)
@@ -109,13 +109,13 @@ pub enum CreateOutcome {
 /// Filters of a token list, as the web page and the API accept them.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
-    pub issued_by: Option<i64>,
-    pub not_issued_by: Option<i64>,
+    pub issued_by: Option<UserId>,
+    pub not_issued_by: Option<UserId>,
     pub role: Option<Role>,
     pub status: Option<TokenStatus>,
     pub deleted: Option<bool>,
     /// Just this token (links from e-mails and notifications).
-    pub token_id: Option<i64>,
+    pub token_id: Option<TokenId>,
     /// Only tokens that are expiring soon (the badge's link; use with `Active`).
     pub expiring_soon: bool,
     /// 1-based.
@@ -126,8 +126,8 @@ pub struct ListQuery {
     pub offset: Option<i64>,
     /// Keyset paging (see `TokenFilter`): tokens older than `before`, or the page just newer
     /// than `after`.
-    pub before: Option<i64>,
-    pub after: Option<i64>,
+    pub before: Option<TokenId>,
+    pub after: Option<TokenId>,
     /// Also count every match (`TokenPage::total`).
     pub count: bool,
 }

@@ -10,11 +10,12 @@ use utoipa::ToSchema;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::model::{JwtPair, Message};
-use crate::domain::Role;
+use crate::domain::{AccountId, Role};
 use crate::metrics::CheckOutcome;
 use crate::services::gateway::jwt::TokenPair;
 use crate::services::people::jwt_pairs::RefreshError;
 use crate::services::vocabulary::{AuthError, ClientFacts, Credential, SignInError};
+use crate::web::ids::Id;
 use crate::web::AppState;
 
 impl From<AuthError> for ApiError {
@@ -61,17 +62,13 @@ pub struct ApiCaller(pub Credential);
 impl ApiCaller {
     /// A path's `clientId` must be the caller's own account; another is "not found" (so
     /// other accounts' ids are not confirmed).
-    pub fn own_account(&self, client_id: &str) -> Result<(), ApiError> {
-        match client_id.parse::<i64>() {
-            Ok(id) if id == self.0.actor.account_id => Ok(()),
-            _ => Err(ApiError::NotFound),
+    pub fn own_account(&self, client: Id<AccountId>) -> Result<(), ApiError> {
+        if client.get() == self.0.actor.account_id {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound)
         }
     }
-}
-
-/// An id from the path; one that isn't a number is "not found", like one that doesn't exist.
-pub fn path_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().map_err(|_| ApiError::NotFound)
 }
 
 impl FromRequest for ApiCaller {
@@ -110,7 +107,7 @@ pub struct LoginBody {
 }
 
 /// Log in for a 1-hour access JWT and a 24-hour refresh JWT.
-#[utoipa::path(post, path = "/iam/auth/jwt/login", tag = "auth", request_body = LoginBody,
+#[utoipa::path(tag = "auth", request_body = LoginBody,
     responses((status = 200, body = JwtPair),
               (status = 400, description = "missing fields, or wrong e-mail or password: {\"errors\": {\"errors\": [\"No active account found with the given credentials.\"]}}"),
               (status = 429, body = Message)))]
@@ -159,7 +156,7 @@ pub struct RefreshBody {
 }
 
 /// Trade a refresh JWT (once) for a new pair.
-#[utoipa::path(post, path = "/iam/auth/jwt/refresh", tag = "auth", request_body = RefreshBody,
+#[utoipa::path(tag = "auth", request_body = RefreshBody,
     responses((status = 200, body = JwtPair), (status = 400, description = "no refresh token, or not JSON"), (status = 401, body = Message)))]
 #[post("/iam/auth/jwt/refresh")]
 pub async fn refresh(
@@ -187,7 +184,7 @@ fn pair_response(pair: TokenPair) -> HttpResponse {
 
 /// The public keys that verify this server's JWTs (RS256), for services that check JWTs
 /// offline. During a key rotation it lists the previous key too.
-#[utoipa::path(get, path = "/iam/.well-known/jwks.json", tag = "auth",
+#[utoipa::path(tag = "auth",
     responses((status = 200, description = "a JWK Set: {\"keys\": [{\"kty\": \"RSA\", \"kid\", \"n\", \"e\", \"alg\": \"RS256\", \"use\": \"sig\"}]}")))]
 #[get("/iam/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
@@ -198,7 +195,7 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 
 /// For API gateways (nginx `auth_request`): 204 with the caller's identity in headers, or 401.
 /// `min_role` (id or name) answers 403 when the credential's role ranks lower.
-#[utoipa::path(get, path = "/iam/auth/check", tag = "auth",
+#[utoipa::path(tag = "auth",
     params(("min_role" = Option<String>, Query, description = "role id or name the credential must reach")),
     responses((status = 204, description = "headers X-Auth-Account-Id, X-Auth-User-Id, X-Auth-Role, X-Auth-Token-Id"),
               (status = 400, description = "unknown min_role"), (status = 401, body = Message), (status = 403, body = Message),
@@ -254,11 +251,11 @@ async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpRespo
     let actor = &credential.actor;
     let mut response = HttpResponse::NoContent().finish();
     let headers = response.headers_mut();
-    headers.insert(X_AUTH_ACCOUNT_ID, int_header(actor.account_id));
-    headers.insert(X_AUTH_USER_ID, int_header(actor.user_id));
+    headers.insert(X_AUTH_ACCOUNT_ID, int_header(actor.account_id.get()));
+    headers.insert(X_AUTH_USER_ID, int_header(actor.user_id.get()));
     headers.insert(X_AUTH_ROLE, HeaderValue::from_static(actor.role.id_str()));
     if let Some(id) = credential.token_id {
-        headers.insert(X_AUTH_TOKEN_ID, int_header(id));
+        headers.insert(X_AUTH_TOKEN_ID, int_header(id.get()));
     }
     if credential.stale {
         // The database is unreachable: this answer comes from what the instance last knew.

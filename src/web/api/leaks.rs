@@ -23,7 +23,7 @@ const MAX_BODY: usize = 1024 * 1024;
 /// recorded with where it was found; the answer labels each `true_positive` or
 /// `false_positive`, naming tokens by their SHA-256. 404 when no keys are configured
 /// (`APITOKENS_SECRET_SCANNING_KEYS`).
-#[utoipa::path(post, path = "/iam/secret-scanning/report", tag = "secret-scanning",
+#[utoipa::path(tag = "secret-scanning",
     request_body(content = String, description = "[{\"token\": \"12_ab…\", \"type\": \"apitokens_token\", \"url\": \"https://github.com/…\", \"source\": \"content\"}]", content_type = "application/json"),
     params(("Github-Public-Key-Identifier" = String, Header), ("Github-Public-Key-Signature" = String, Header, description = "base64 DER ECDSA P-256 signature over the raw body")),
     responses((status = 200, description = "[{\"token_hash\": \"<sha256 hex>\", \"token_type\": \"…\", \"label\": \"true_positive\" | \"false_positive\"}]"),

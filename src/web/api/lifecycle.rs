@@ -2,18 +2,21 @@
 //! the account's audit trail.
 
 use actix_web::http::header;
-use actix_web::{get, put, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::{path_id, ApiCaller};
+use super::auth::ApiCaller;
 use super::body::{BodyErrors, Field, JsonBody};
 use super::error::ApiError;
 use super::model::{rfc3339, ApiToken};
+use super::tokens::separator;
 use crate::domain::policy::{grace, TokenPolicy};
-use crate::domain::token::{wire_form, Separator};
+use crate::domain::token::wire_form;
+use crate::domain::{AccountId, TokenId, UserId};
 use crate::services::tokens::Rotation;
+use crate::web::ids::Id;
 use crate::web::AppState;
 
 /// `{"grace_seconds": N, "exp_date": "..."}`: how long the old secret keeps working (0 to
@@ -61,82 +64,38 @@ fn parse_rotation(body: RotateBody, now: OffsetDateTime) -> Result<Rotation, Api
     errors.finish(rotation)
 }
 
-async fn rotate(
-    state: &AppState,
+/// Rotate a token (ours): a new secret for the same token id, shown once; the old secret keeps
+/// working for `grace_seconds`. Answers `<id>$<secret>`.
+#[utoipa::path(operation_id = "rotate_v1", tag = "tokens",
+    params(("clientId" = i64, Path), ("tokenId" = i64, Path)), request_body = RotateBody,
+    responses((status = 200, body = ApiTokenRotated), (status = 400, description = "a bad grace or expiry, a token that isn't active, or an expiry outside the account's token policy"),
+              (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[post("/{clientId}/tokens/{tokenId}/rotate")]
+pub async fn rotate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
     caller: ApiCaller,
-    client_id: &str,
-    id: &str,
-    body: RotateBody,
-    sep: Separator,
+    account: Id<AccountId>,
+    id: Id<TokenId>,
+    body: JsonBody<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(client_id)?;
-    let id = path_id(id)?;
+    caller.own_account(account)?;
     let now = state.clock().now();
-    let rotation = parse_rotation(body, now)?;
+    let rotation = parse_rotation(body.into_inner(), now)?;
     let (token, secret) = state
         .tokens
-        .rotate_token(caller.0.actor, id, rotation)
+        .rotate_token(caller.0.actor, id.get(), rotation)
         .await
         .map_err(|e| ApiError::from_service(e, &[("expiry", &["exp_date"])]))?;
     let body = ApiTokenRotated {
         details: ApiToken::new(&token, now),
-        token: wire_form(token.id, sep, &secret),
+        token: wire_form(token.id, separator(&req), &secret),
         old_secret_valid_until: token.old_secret_until.map(rfc3339),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(body))
-}
-
-type TokenPath = web::Path<(String, String)>;
-
-/// Rotate a token (ours): a new secret for the same token id, shown once; the old secret keeps
-/// working for `grace_seconds`. Answers `<id>$<secret>`.
-#[utoipa::path(post, path = "/iam/clients/{clientId}/tokens/{tokenId}/rotate", tag = "tokens",
-    params(("clientId" = i64, Path), ("tokenId" = i64, Path)), request_body = RotateBody,
-    responses((status = 200, body = ApiTokenRotated), (status = 400, description = "a bad grace or expiry, a token that isn't active, or an expiry outside the account's token policy"),
-              (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn rotate_v1(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: TokenPath,
-    body: JsonBody<RotateBody>,
-) -> Result<HttpResponse, ApiError> {
-    let (client, id) = path.into_inner();
-    rotate(
-        &state,
-        caller,
-        &client,
-        &id,
-        body.into_inner(),
-        Separator::Dollar,
-    )
-    .await
-}
-
-/// Rotate a token (ours); answers `<id>_<secret>`.
-#[utoipa::path(post, path = "/iam/v2/clients/{clientId}/tokens/{tokenId}/rotate", tag = "tokens",
-    params(("clientId" = i64, Path), ("tokenId" = i64, Path)), request_body = RotateBody,
-    responses((status = 200, body = ApiTokenRotated), (status = 400, description = "a bad grace or expiry, a token that isn't active, or an expiry outside the account's token policy"),
-              (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn rotate_v2(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: TokenPath,
-    body: JsonBody<RotateBody>,
-) -> Result<HttpResponse, ApiError> {
-    let (client, id) = path.into_inner();
-    rotate(
-        &state,
-        caller,
-        &client,
-        &id,
-        body.into_inner(),
-        Separator::Underscore,
-    )
-    .await
 }
 
 /// The account's token policy (ours).
@@ -168,35 +127,35 @@ pub struct PolicyBody {
 }
 
 /// The account's token policy (ours; any user of the account may read it).
-#[utoipa::path(get, path = "/iam/clients/{clientId}/token-policy", tag = "tokens", params(("clientId" = i64, Path)),
+#[utoipa::path(tag = "tokens", params(("clientId" = i64, Path)),
     responses((status = 200, body = ApiTokenPolicy), (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
-#[get("/iam/clients/{client_id}/token-policy")]
+#[get("/iam/clients/{clientId}/token-policy")]
 pub async fn get_policy(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    path: web::Path<String>,
+    account: Id<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(&path)?;
+    caller.own_account(account)?;
     let p = state.tokens.token_policy(caller.0.actor).await?;
     Ok(HttpResponse::Ok().json(ApiTokenPolicy::from(p)))
 }
 
 /// Set the account's token policy (ours; Administrators). Both fields are required; it applies
 /// to tokens created or rotated from now on.
-#[utoipa::path(put, path = "/iam/clients/{clientId}/token-policy", tag = "tokens", params(("clientId" = i64, Path)),
+#[utoipa::path(tag = "tokens", params(("clientId" = i64, Path)),
     request_body = PolicyBody,
     responses((status = 200, body = ApiTokenPolicy), (status = 400), (status = 401, body = super::model::Message),
               (status = 403, body = super::model::Message), (status = 404, body = super::model::Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
-#[put("/iam/clients/{client_id}/token-policy")]
+#[put("/iam/clients/{clientId}/token-policy")]
 pub async fn put_policy(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    path: web::Path<String>,
+    account: Id<AccountId>,
     body: JsonBody<PolicyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(&path)?;
+    caller.own_account(account)?;
     caller.0.actor.require_admin()?;
     let body = body.into_inner();
     let mut errors = BodyErrors::default();
@@ -273,19 +232,19 @@ pub struct EventsQuery {
 }
 
 /// The account's audit trail, newest first (ours; Administrators).
-#[utoipa::path(get, path = "/iam/clients/{clientId}/events", tag = "events",
+#[utoipa::path(tag = "events",
     params(("clientId" = i64, Path), EventsQuery),
     responses((status = 200, body = ApiEvents), (status = 400), (status = 401, body = super::model::Message),
               (status = 403, body = super::model::Message), (status = 404, body = super::model::Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
-#[get("/iam/clients/{client_id}/events")]
+#[get("/iam/clients/{clientId}/events")]
 pub async fn events(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: ApiCaller,
-    path: web::Path<String>,
+    account: Id<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(&path)?;
+    caller.own_account(account)?;
     let query: EventsQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| ApiError::field("non_field_errors", "The query string could not be read."))?;
     let number = |raw: &Option<String>, name: &str, range: std::ops::RangeInclusive<i64>| match raw
@@ -308,7 +267,7 @@ pub async fn events(
     };
     let limit = number(&query.limit, "limit", 1..=1000)?.unwrap_or(100);
     let offset = number(&query.offset, "offset", 0..=i64::MAX / 4)?.unwrap_or(0);
-    let token_id = number(&query.token_id, "token_id", 1..=i64::MAX)?;
+    let token_id = number(&query.token_id, "token_id", 1..=i64::MAX)?.map(TokenId::new);
     let kind = query
         .kind
         .map(|k| k.trim().to_owned())
@@ -327,9 +286,9 @@ pub async fn events(
                 at: rfc3339(e.at),
                 kind: e.kind,
                 summary: e.summary,
-                actor_id: e.actor_id,
+                actor_id: e.actor_id.map(UserId::get),
                 actor_name: e.who,
-                token_id: e.token_id,
+                token_id: e.token_id.map(TokenId::get),
                 client_address: e.client_address,
             })
             .collect(),
@@ -350,15 +309,21 @@ pub struct ApiUsage {
     pub days: Vec<ApiUsageDay>,
 }
 
-async fn usage(
-    state: &AppState,
+/// Requests per day for the last 30 days (ours). Counted by every instance and added up, within
+/// about a second.
+#[utoipa::path(operation_id = "usage_v1", tag = "tokens",
+    params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
+    responses((status = 200, body = ApiUsage), (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[get("/{clientId}/tokens/{tokenId}/usage")]
+pub async fn usage(
+    state: web::Data<AppState>,
     caller: ApiCaller,
-    client_id: &str,
-    id: &str,
+    account: Id<AccountId>,
+    id: Id<TokenId>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(client_id)?;
-    let id = path_id(id)?;
-    let usage = state.tokens.token_usage(caller.0.actor, id).await?;
+    caller.own_account(account)?;
+    let usage = state.tokens.token_usage(caller.0.actor, id.get()).await?;
     Ok(HttpResponse::Ok().json(ApiUsage {
         days: usage
             .days
@@ -369,33 +334,4 @@ async fn usage(
             })
             .collect(),
     }))
-}
-
-/// Requests per day for the last 30 days (ours). Counted by every instance and added up, within
-/// about a second.
-#[utoipa::path(get, path = "/iam/clients/{clientId}/tokens/{tokenId}/usage", tag = "tokens",
-    params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
-    responses((status = 200, body = ApiUsage), (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn usage_v1(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: TokenPath,
-) -> Result<HttpResponse, ApiError> {
-    let (client, id) = path.into_inner();
-    usage(&state, caller, &client, &id).await
-}
-
-/// Requests per day for the last 30 days (ours).
-#[utoipa::path(get, path = "/iam/v2/clients/{clientId}/tokens/{tokenId}/usage", tag = "tokens",
-    params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
-    responses((status = 200, body = ApiUsage), (status = 401, body = super::model::Message), (status = 404, body = super::model::Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn usage_v2(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: TokenPath,
-) -> Result<HttpResponse, ApiError> {
-    let (client, id) = path.into_inner();
-    usage(&state, caller, &client, &id).await
 }

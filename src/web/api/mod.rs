@@ -12,21 +12,16 @@ pub mod users;
 use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{scope, AppExt};
 
 use error::ApiError;
 
+/// What the document says beyond its paths (which `configure` collects from the registered
+/// handlers): the title, the schemas, the security schemes, and the v2 twins' names.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
-    paths(
-        auth::login, auth::refresh, auth::check, auth::jwks,
-        users::me, users::one, users::list, users::client, users::update, users::invite, users::remove,
-        users::get_role, users::set_role,
-        tokens::list_v1, tokens::list_v2, tokens::create_v1, tokens::create_v2,
-        tokens::get_v1, tokens::get_v2, tokens::delete_v1, tokens::delete_v2,
-        leaks::report,
-        lifecycle::rotate_v1, lifecycle::rotate_v2, lifecycle::usage_v1, lifecycle::usage_v2, lifecycle::get_policy, lifecycle::put_policy, lifecycle::events,
-    ),
     components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay)),
     modifiers(&Security)
 )]
@@ -56,17 +51,72 @@ impl Modify for Security {
     }
 }
 
-/// The OpenAPI document, generated from the handlers above.
-#[get("/iam/openapi.json")]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+/// The v2 token routes are the v1 handlers under `/iam/v2/clients` (they answer `_` tokens
+/// where v1 answers `$`): each operation is named `…_v2` and keeps the summary the v2 routes
+/// have always had.
+struct V2Twins;
+
+/// The v2 summaries, by v1 operation (the v2 text differs only where the answer does).
+const V2_SUMMARIES: &[(&str, Option<&str>)] = &[
+    ("list_v1", Some("The same as v1.")),
+    (
+        "create_v1",
+        Some("Create a token; the answer carries it as `<id>_<secret>`, once."),
+    ),
+    ("get_v1", None),
+    ("delete_v1", None),
+    (
+        "rotate_v1",
+        Some("Rotate a token (ours); answers `<id>_<secret>`."),
+    ),
+    (
+        "usage_v1",
+        Some("Requests per day for the last 30 days (ours)."),
+    ),
+];
+
+impl Modify for V2Twins {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/iam/v2/") {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let Some(v1) = op.operation_id.clone() else {
+                    continue;
+                };
+                if let Some((_, summary)) = V2_SUMMARIES.iter().find(|(id, _)| *id == v1) {
+                    op.summary = summary.map(str::to_owned);
+                }
+                op.operation_id = Some(v1.replace("_v1", "_v2"));
+            }
+        }
+    }
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    // The gateway check first: routes are tried in order, and it is the hot one.
+/// The OpenAPI document, collected from the registered handlers (`document`).
+#[get("/iam/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+/// Every API route, registered once; the OpenAPI document follows from these registrations.
+/// The gateway check first: routes are tried in order, and it is the hot one. The token routes
+/// are mounted twice, v1 (`$` tokens) and v2 (`_` tokens), after every other `/iam/clients/...`
+/// route (a scope takes all the paths under it).
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.app_data(json_config())
         .service(auth::check)
-        .service(openapi_json)
+        .map(|cfg| cfg.service(openapi_json))
         .service(auth::login)
         .service(auth::refresh)
         .service(auth::jwks)
@@ -83,52 +133,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(lifecycle::get_policy)
         .service(lifecycle::put_policy)
         .service(lifecycle::events);
-
-    for (prefix, v2) in [("/iam/clients", false), ("/iam/v2/clients", true)] {
-        let (list, create, get, delete) = if v2 {
-            (
-                web::get().to(tokens::list_v2),
-                web::post().to(tokens::create_v2),
-                web::get().to(tokens::get_v2),
-                web::delete().to(tokens::delete_v2),
-            )
-        } else {
-            (
-                web::get().to(tokens::list_v1),
-                web::post().to(tokens::create_v1),
-                web::get().to(tokens::get_v1),
-                web::delete().to(tokens::delete_v1),
-            )
-        };
+    for prefix in ["/iam/clients", "/iam/v2/clients"] {
         cfg.service(
-            web::resource(format!("{prefix}/{{client_id}}/tokens"))
-                .route(list)
-                .route(create),
-        )
-        .service(
-            web::resource(format!("{prefix}/{{client_id}}/tokens/{{token_id}}"))
-                .route(get)
-                .route(delete),
-        )
-        .service(
-            web::resource(format!("{prefix}/{{client_id}}/tokens/{{token_id}}/usage")).route(
-                if v2 {
-                    web::get().to(lifecycle::usage_v2)
-                } else {
-                    web::get().to(lifecycle::usage_v1)
-                },
-            ),
-        )
-        .service(
-            web::resource(format!("{prefix}/{{client_id}}/tokens/{{token_id}}/rotate")).route(
-                if v2 {
-                    web::post().to(lifecycle::rotate_v2)
-                } else {
-                    web::post().to(lifecycle::rotate_v1)
-                },
-            ),
+            scope(prefix)
+                .service(tokens::list)
+                .service(tokens::create)
+                .service(tokens::get)
+                .service(tokens::delete)
+                .service(lifecycle::usage)
+                .service(lifecycle::rotate)
+                .default_service(web::to(not_found)),
         );
     }
+}
+
+/// The document as the registered handlers describe it (`configure`), with `ApiDoc` around it;
+/// collected once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let (_, mut doc) = actix_web::App::new()
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .configure(configure)
+            .split_for_parts();
+        V2Twins.modify(&mut doc);
+        doc
+    })
 }
 
 fn json_config() -> web::JsonConfig {

@@ -124,7 +124,7 @@ impl<'a> ApiToken<'a> {
     pub fn new(t: &'a TokenView, now: OffsetDateTime) -> ApiToken<'a> {
         let deleted = t.status == TokenStatus::Deleted;
         ApiToken {
-            id: t.id,
+            id: t.id.get(),
             name: &t.name,
             description: t.description.as_deref(),
             created: Rfc3339(t.created_at),
@@ -133,8 +133,8 @@ impl<'a> ApiToken<'a> {
             deleted,
             last_usage: Rfc3339(t.last_used_at.unwrap_or(t.created_at)),
             client_user: ClientUser {
-                client_id: t.account_id,
-                user_id: t.issuer_id,
+                client_id: t.account_id.get(),
+                user_id: t.issuer_id.get(),
                 user_name: &t.issuer_name,
                 user_email: &t.issuer_email,
                 deleted,
@@ -206,16 +206,16 @@ impl ApiUser {
     pub fn new(u: &Person, account: &AccountInfo) -> ApiUser {
         let sso = u.auth_type.is_sso();
         ApiUser {
-            id: u.id,
+            id: u.id.get(),
             email: u.email.clone(),
             name: (!u.name.trim().is_empty()).then(|| u.name.clone()),
-            client: u.account_id,
+            client: u.account_id.get(),
             company: account.name.clone(),
             groups: vec![u.role.into()],
             client_and_roles: vec![ClientAndRoles {
-                client_id: u.account_id,
+                client_id: u.account_id.get(),
                 client_company_name: account.name.clone(),
-                user_id: u.id,
+                user_id: u.id.get(),
                 user_roles: vec![u.role.name().to_string()],
             }],
             deleted: u.removed_at.is_some(),
@@ -316,12 +316,12 @@ mod tests {
     fn the_written_list_is_the_array_of_its_tokens() {
         let now = datetime!(2026-11-28 10:00 UTC);
         let token = |id: i64, deleted: bool| TokenView {
-            id,
-            account_id: 7,
+            id: crate::domain::TokenId::new(id),
+            account_id: crate::domain::AccountId::new(7),
             name: format!("token \"{id}\" ✓"),
             description: (id % 2 == 0).then(|| "line\nbreak".to_string()),
             role: Role::Engineers,
-            issuer_id: 3,
+            issuer_id: crate::domain::UserId::new(3),
             issuer_name: "Ann <admin>".into(),
             issuer_email: "ann@example.com".into(),
             created_at: datetime!(2026-11-01 09:00 UTC),

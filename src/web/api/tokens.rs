@@ -2,21 +2,22 @@
 //! (v2, `_` tokens): the same token service as the web page.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::auth::{path_id, url_pairs, ApiCaller};
+use super::auth::{url_pairs, ApiCaller};
 use super::body::{BodyErrors, Field, JsonBody, RoleBody};
 use super::error::{ApiError, FieldPaths};
 use super::model::{ApiToken, ApiTokenCreated, Message};
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::token::{wire_form, Separator, TokenStatus};
-use crate::domain::Role;
+use crate::domain::{AccountId, Role, TokenId, UserId};
 use crate::services::tokens::{CreateOutcome, ListQuery, NewTokenRequest};
+use crate::web::ids::Id;
 use crate::web::AppState;
 
 /// The most tokens one `limit` asks for.
@@ -42,8 +43,10 @@ pub fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
                     errors.insert(key, json!([format!("Invalid role: {value}")]));
                 }
             },
-            "issued_by" => q.issued_by = int(&value, &mut errors, "issued_by"),
-            "not_issued_by" => q.not_issued_by = int(&value, &mut errors, "not_issued_by"),
+            "issued_by" => q.issued_by = int(&value, &mut errors, "issued_by").map(UserId::new),
+            "not_issued_by" => {
+                q.not_issued_by = int(&value, &mut errors, "not_issued_by").map(UserId::new)
+            }
             "deleted" => match value.to_ascii_lowercase().as_str() {
                 "true" | "1" => q.deleted = Some(true),
                 "false" | "0" => q.deleted = Some(false),
@@ -63,7 +66,7 @@ pub fn parse_list_query(query: &str) -> Result<ListQuery, ApiError> {
             },
             // Keyset paging: the tokens older than this id (stable while tokens come and go).
             "before" => match value.trim().parse::<i64>() {
-                Ok(n) if n > 0 => q.before = Some(n),
+                Ok(n) if n > 0 => q.before = Some(TokenId::new(n)),
                 _ => {
                     errors.insert(key, json!(["Must be a token id."]));
                 }
@@ -219,7 +222,7 @@ impl CreateTokenBody {
         .ok();
         let allowed_ips = match self.allowed_ips {
             Field::Absent | Field::Null => Some(vec![]),
-            Field::Value(list) => crate::domain::allowlist::parse(&list)
+            Field::Value(nets) => crate::domain::allowlist::parse(&nets)
                 .map_err(|m| errors.set("allowed_ips", m))
                 .ok(),
             Field::WrongType(_) => {
@@ -248,13 +251,33 @@ impl CreateTokenBody {
     }
 }
 
-async fn list(
-    state: &AppState,
+/// Which wire form a path's tokens take: `<id>$<secret>` under `/iam/clients` (v1),
+/// `<id>_<secret>` under `/iam/v2/clients`. One handler serves both.
+pub fn separator(req: &HttpRequest) -> Separator {
+    if req.path().starts_with("/iam/v2/") {
+        Separator::Underscore
+    } else {
+        Separator::Dollar
+    }
+}
+
+/// List the tokens the caller may see (Administrators: the whole account).
+#[utoipa::path(operation_id = "list_v1", tag = "tokens",
+    params(("clientId" = i64, Path), ("role" = Option<String>, Query), ("issued_by" = Option<i64>, Query),
+           ("not_issued_by" = Option<i64>, Query), ("deleted" = Option<bool>, Query), ("status" = Option<String>, Query),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "ours, not Gcore's: at most this many tokens, newest first (without it: all)"),
+           ("offset" = Option<i64>, Query, minimum = 0, description = "ours: skip this many (with limit, for paging)"),
+           ("before" = Option<i64>, Query, minimum = 1, description = "ours: only tokens older than this id; with limit, page by passing the last id you got (stable while tokens are created and deleted)")),
+    responses((status = 200, body = [ApiToken]), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[get("/{clientId}/tokens")]
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
     caller: ApiCaller,
-    client_id: &str,
-    req: &HttpRequest,
+    account: Id<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(client_id)?;
+    caller.own_account(account)?;
     let query = parse_list_query(req.query_string())?;
     let now = state.clock().now();
     let page = state.tokens.list_tokens(caller.0.actor, query).await?;
@@ -265,16 +288,22 @@ async fn list(
         .body(body))
 }
 
-async fn create(
-    state: &AppState,
+/// Create a token; the answer carries it as `<id>$<secret>`, once.
+#[utoipa::path(operation_id = "create_v1", tag = "tokens", params(("clientId" = i64, Path)),
+    request_body = CreateTokenBody,
+    responses((status = 200, body = ApiTokenCreated), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[post("/{clientId}/tokens")]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
     caller: ApiCaller,
-    client_id: &str,
-    body: CreateTokenBody,
-    sep: Separator,
+    account: Id<AccountId>,
+    body: JsonBody<CreateTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(client_id)?;
+    caller.own_account(account)?;
     let now = state.clock().now();
-    let mut request = body.parse(now)?;
+    let mut request = body.into_inner().parse(now)?;
     // Made with a token: it can't outlive that token, and goes when that token goes.
     request.parent = caller.0.token_id;
     let outcome = state
@@ -289,157 +318,44 @@ async fn create(
     };
     let body = ApiTokenCreated {
         details: ApiToken::new(&token, now),
-        token: wire_form(token.id, sep, &secret),
+        token: wire_form(token.id, separator(&req), &secret),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(body))
 }
 
-async fn get(
-    state: &AppState,
+#[utoipa::path(operation_id = "get_v1", tag = "tokens",
+    params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
+    responses((status = 200, body = ApiToken), (status = 401, body = Message), (status = 404, body = Message)),
+    security(("APIKey" = []), ("Bearer" = [])))]
+#[get("/{clientId}/tokens/{tokenId}")]
+pub async fn get(
+    state: web::Data<AppState>,
     caller: ApiCaller,
-    client_id: &str,
-    id: &str,
+    account: Id<AccountId>,
+    id: Id<TokenId>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(client_id)?;
-    let id = path_id(id)?;
-    let token = state.tokens.token(caller.0.actor, id).await?;
+    caller.own_account(account)?;
+    let token = state.tokens.token(caller.0.actor, id.get()).await?;
     Ok(HttpResponse::Ok().json(ApiToken::new(&token, state.clock().now())))
 }
 
-async fn delete(
-    state: &AppState,
-    caller: ApiCaller,
-    client_id: &str,
-    id: &str,
-) -> Result<HttpResponse, ApiError> {
-    caller.own_account(client_id)?;
-    let id = path_id(id)?;
-    state.tokens.delete_token(caller.0.actor, id).await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-type TokenPath = web::Path<(String, String)>;
-
-/// List the tokens the caller may see (Administrators: the whole account).
-#[utoipa::path(get, path = "/iam/clients/{clientId}/tokens", tag = "tokens",
-    params(("clientId" = i64, Path), ("role" = Option<String>, Query), ("issued_by" = Option<i64>, Query),
-           ("not_issued_by" = Option<i64>, Query), ("deleted" = Option<bool>, Query), ("status" = Option<String>, Query),
-           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "ours, not Gcore's: at most this many tokens, newest first (without it: all)"),
-           ("offset" = Option<i64>, Query, minimum = 0, description = "ours: skip this many (with limit, for paging)"),
-           ("before" = Option<i64>, Query, minimum = 1, description = "ours: only tokens older than this id; with limit, page by passing the last id you got (stable while tokens are created and deleted)")),
-    responses((status = 200, body = [ApiToken]), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn list_v1(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    list(&state, caller, &path, &req).await
-}
-
-/// The same as v1.
-#[utoipa::path(get, path = "/iam/v2/clients/{clientId}/tokens", tag = "tokens",
-    params(("clientId" = i64, Path), ("role" = Option<String>, Query), ("issued_by" = Option<i64>, Query),
-           ("not_issued_by" = Option<i64>, Query), ("deleted" = Option<bool>, Query), ("status" = Option<String>, Query),
-           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "ours, not Gcore's: at most this many tokens, newest first (without it: all)"),
-           ("offset" = Option<i64>, Query, minimum = 0, description = "ours: skip this many (with limit, for paging)"),
-           ("before" = Option<i64>, Query, minimum = 1, description = "ours: only tokens older than this id; with limit, page by passing the last id you got (stable while tokens are created and deleted)")),
-    responses((status = 200, body = [ApiToken]), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn list_v2(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    list(&state, caller, &path, &req).await
-}
-
-/// Create a token; the answer carries it as `<id>$<secret>`, once.
-#[utoipa::path(post, path = "/iam/clients/{clientId}/tokens", tag = "tokens", params(("clientId" = i64, Path)),
-    request_body = CreateTokenBody,
-    responses((status = 200, body = ApiTokenCreated), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn create_v1(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: web::Path<String>,
-    body: JsonBody<CreateTokenBody>,
-) -> Result<HttpResponse, ApiError> {
-    create(&state, caller, &path, body.into_inner(), Separator::Dollar).await
-}
-
-/// Create a token; the answer carries it as `<id>_<secret>`, once.
-#[utoipa::path(post, path = "/iam/v2/clients/{clientId}/tokens", tag = "tokens", params(("clientId" = i64, Path)),
-    request_body = CreateTokenBody,
-    responses((status = 200, body = ApiTokenCreated), (status = 400), (status = 401, body = Message), (status = 404, body = Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn create_v2(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: web::Path<String>,
-    body: JsonBody<CreateTokenBody>,
-) -> Result<HttpResponse, ApiError> {
-    create(
-        &state,
-        caller,
-        &path,
-        body.into_inner(),
-        Separator::Underscore,
-    )
-    .await
-}
-
-#[utoipa::path(get, path = "/iam/clients/{clientId}/tokens/{tokenId}", tag = "tokens",
-    params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
-    responses((status = 200, body = ApiToken), (status = 401, body = Message), (status = 404, body = Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn get_v1(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: TokenPath,
-) -> Result<HttpResponse, ApiError> {
-    get(&state, caller, &path.0, &path.1).await
-}
-
-#[utoipa::path(get, path = "/iam/v2/clients/{clientId}/tokens/{tokenId}", tag = "tokens",
-    params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
-    responses((status = 200, body = ApiToken), (status = 401, body = Message), (status = 404, body = Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn get_v2(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: TokenPath,
-) -> Result<HttpResponse, ApiError> {
-    get(&state, caller, &path.0, &path.1).await
-}
-
 /// Delete (soft) a token; it is refused from then on.
-#[utoipa::path(delete, path = "/iam/clients/{clientId}/tokens/{tokenId}", tag = "tokens",
+#[utoipa::path(operation_id = "delete_v1", tag = "tokens",
     params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
     responses((status = 204), (status = 401, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn delete_v1(
+#[delete("/{clientId}/tokens/{tokenId}")]
+pub async fn delete(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    path: TokenPath,
+    account: Id<AccountId>,
+    id: Id<TokenId>,
 ) -> Result<HttpResponse, ApiError> {
-    delete(&state, caller, &path.0, &path.1).await
-}
-
-#[utoipa::path(delete, path = "/iam/v2/clients/{clientId}/tokens/{tokenId}", tag = "tokens",
-    params(("clientId" = i64, Path), ("tokenId" = i64, Path)),
-    responses((status = 204), (status = 401, body = Message), (status = 404, body = Message)),
-    security(("APIKey" = []), ("Bearer" = [])))]
-pub async fn delete_v2(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
-    path: TokenPath,
-) -> Result<HttpResponse, ApiError> {
-    delete(&state, caller, &path.0, &path.1).await
+    caller.own_account(account)?;
+    state.tokens.delete_token(caller.0.actor, id.get()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[cfg(test)]

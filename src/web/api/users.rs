@@ -11,14 +11,16 @@ use crate::error::ServiceError;
 use crate::services::people::members::{NewMember, UserUpdate};
 use crate::services::ADMINS_ONLY;
 
-use super::auth::{path_id, url_pairs, ApiCaller};
+use super::auth::{url_pairs, ApiCaller};
 use super::body::{BodyErrors, Field, JsonBody, RoleBody};
 use super::error::{ApiError, FieldPaths};
 use super::model::{ApiUser, ClientOverview, Message, UserRole, UsersList, UsersPage};
+use crate::domain::{AccountId, UserId};
+use crate::web::ids::Id;
 use crate::web::AppState;
 
 /// The caller's own user.
-#[utoipa::path(get, path = "/iam/users/me", tag = "users",
+#[utoipa::path(tag = "users",
     responses((status = 200, body = ApiUser), (status = 401, body = Message)), security(("APIKey" = []), ("Bearer" = [])))]
 #[get("/iam/users/me")]
 pub async fn me(state: web::Data<AppState>, caller: ApiCaller) -> Result<HttpResponse, ApiError> {
@@ -29,16 +31,16 @@ pub async fn me(state: web::Data<AppState>, caller: ApiCaller) -> Result<HttpRes
 }
 
 /// A user of the caller's account (Administrators: anyone; others: themselves).
-#[utoipa::path(get, path = "/iam/users/{userId}", tag = "users", params(("userId" = i64, Path)),
+#[utoipa::path(tag = "users", params(("userId" = i64, Path)),
     responses((status = 200, body = ApiUser), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
-#[get("/iam/users/{user_id}")]
+#[get("/iam/users/{userId}")]
 pub async fn one(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    path: web::Path<String>,
+    id: Id<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&path)?;
+    let id = id.get();
     let (user, account) = state.people.user(caller.0.actor, id).await?;
     Ok(HttpResponse::Ok().json(ApiUser::new(&user, &account)))
 }
@@ -49,7 +51,7 @@ const MAX_PAGE: i64 = 1000;
 /// The account's users; needs an Administrators credential (a token's own role counts).
 /// Without `limit`: an array of every user (older clients). With `limit` (and `offset`):
 /// `{"count": <all users>, "results": [...]}`, as Gcore's SDK pages it.
-#[utoipa::path(get, path = "/iam/users", tag = "users",
+#[utoipa::path(tag = "users",
     params(("limit" = Option<i64>, Query, description = "page size, 1-1000; turns the answer into {count, results}"),
            ("offset" = Option<i64>, Query, description = "users to skip")),
     responses((status = 200, body = UsersList, description = "with limit, a page; without it, an array of every user"),
@@ -100,7 +102,7 @@ pub async fn list(
 }
 
 /// The caller's account.
-#[utoipa::path(get, path = "/iam/clients/me", tag = "users",
+#[utoipa::path(tag = "users",
     responses((status = 200, body = ClientOverview), (status = 401, body = Message)), security(("APIKey" = []), ("Bearer" = [])))]
 #[get("/iam/clients/me")]
 pub async fn client(
@@ -111,10 +113,10 @@ pub async fn client(
     let current = actor.user_id;
     let (account, admin_email, visible) = state.people.account_overview(actor).await?;
     let body = ClientOverview {
-        id: account.id,
+        id: account.id.get(),
         email: admin_email.clone().unwrap_or_default(),
         companyName: account.name.clone(),
-        currentUser: current,
+        currentUser: current.get(),
         deleted: false,
         has_active_admin: admin_email.is_some(),
         is_test: false,
@@ -246,18 +248,18 @@ impl TryFrom<UpdateUserBody> for UserUpdate {
 
 /// Change a user's name, phone, language or role (`groups: [{"id": ...}]`). Changing someone
 /// else, or any role, needs an Administrators credential.
-#[utoipa::path(patch, path = "/iam/users/{userId}", tag = "users", params(("userId" = i64, Path)),
+#[utoipa::path(tag = "users", params(("userId" = i64, Path)),
     request_body = UpdateUserBody,
     responses((status = 200, body = ApiUser), (status = 400), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
-#[patch("/iam/users/{user_id}")]
+#[patch("/iam/users/{userId}")]
 pub async fn update(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    path: web::Path<String>,
+    id: Id<UserId>,
     body: JsonBody<UpdateUserBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path_id(&path)?;
+    let id = id.get();
     let change = UserUpdate::try_from(body.into_inner())?;
     let (user, account) = state
         .people
@@ -292,7 +294,7 @@ pub struct InviteBody {
 const INVITE_FIELDS: FieldPaths = &[("role", &["user_role"])];
 
 /// Add a user to the account and e-mail them a link to set their password.
-#[utoipa::path(post, path = "/iam/clients/invite_user", tag = "users",
+#[utoipa::path(tag = "users",
     request_body = InviteBody,
     responses((status = 200, description = "{\"status\": \"sent\", \"user_id\": <id>}"), (status = 400), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
@@ -306,7 +308,7 @@ pub async fn invite(
     let actor = caller.0.actor;
     actor.require_admin()?;
     match body.client_id {
-        Field::Value(id) if id == actor.account_id => {}
+        Field::Value(id) if id == actor.account_id.get() => {}
         Field::Value(_) => return Err(ApiError::NotFound),
         _ => return Err(ApiError::field("client_id", "This field is required.")),
     }
@@ -376,19 +378,20 @@ fn in_gcores_words(e: ServiceError, paths: FieldPaths) -> ApiError {
 }
 
 /// Remove a user from the account (200). Refused (403) while they have active tokens.
-#[utoipa::path(delete, path = "/iam/clients/{clientId}/client-users/{userId}", tag = "users",
+#[utoipa::path(tag = "users",
     params(("clientId" = i64, Path), ("userId" = i64, Path)),
     responses((status = 200, description = "removed; empty body"), (status = 400, description = "it would leave the account without an Administrator"),
               (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
-#[delete("/iam/clients/{client_id}/client-users/{user_id}")]
+#[delete("/iam/clients/{clientId}/client-users/{userId}")]
 pub async fn remove(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    path: web::Path<(String, String)>,
+    account: Id<AccountId>,
+    id: Id<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(&path.0)?;
-    let id = path_id(&path.1)?;
+    caller.own_account(account)?;
+    let id = id.get();
     state
         .people
         .remove_user(caller.0.actor, id, false)
@@ -398,19 +401,20 @@ pub async fn remove(
 }
 
 /// A user's role in the account: `{"user_role": {"id": 5, "name": "Engineers"}}`.
-#[utoipa::path(get, path = "/iam/clients/{clientId}/client-users/{userId}", tag = "users",
+#[utoipa::path(tag = "users",
     params(("clientId" = i64, Path), ("userId" = i64, Path)),
     responses((status = 200, body = UserRole), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
-#[get("/iam/clients/{client_id}/client-users/{user_id}")]
+#[get("/iam/clients/{clientId}/client-users/{userId}")]
 pub async fn get_role(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    path: web::Path<(String, String)>,
+    account: Id<AccountId>,
+    id: Id<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(&path.0)?;
+    caller.own_account(account)?;
     let actor = caller.0.actor;
-    let id = path_id(&path.1)?;
+    let id = id.get();
     let (user, _) = state.people.user(actor, id).await?;
     Ok(HttpResponse::Ok().json(UserRole {
         user_role: user.role.into(),
@@ -428,20 +432,21 @@ pub struct UserRoleBody {
 
 /// Change a user's role (204), under the token rule: lowering it below an active token the
 /// user issued is refused (403) naming the rule; the portal offers to delete those tokens.
-#[utoipa::path(put, path = "/iam/clients/{clientId}/client-users/{userId}", tag = "users",
+#[utoipa::path(tag = "users",
     params(("clientId" = i64, Path), ("userId" = i64, Path)), request_body = UserRoleBody,
     responses((status = 204), (status = 400), (status = 401, body = Message), (status = 403, body = Message), (status = 404, body = Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
-#[put("/iam/clients/{client_id}/client-users/{user_id}")]
+#[put("/iam/clients/{clientId}/client-users/{userId}")]
 pub async fn set_role(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    path: web::Path<(String, String)>,
+    account: Id<AccountId>,
+    id: Id<UserId>,
     body: JsonBody<UserRoleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.own_account(&path.0)?;
+    caller.own_account(account)?;
     let actor = caller.0.actor;
-    let id = path_id(&path.1)?;
+    let id = id.get();
     let sent = match body.into_inner().user_role {
         Field::Value(v) | Field::WrongType(v) => v,
         Field::Absent | Field::Null => Value::Null,

@@ -6,6 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::tokens::EventLine;
+use crate::domain::TokenId;
 use crate::web::auth::SignedIn;
 use crate::web::views::{render, Layout};
 use crate::web::{AppState, WebError};
@@ -79,7 +80,7 @@ pub async fn activity(
         .filter(|t| !t.is_empty())
     {
         None => None,
-        Some(t) => Some(t.parse::<i64>().map_err(|_| bad("token id"))?),
+        Some(t) => Some(t.parse::<TokenId>().map_err(|_| bad("token id"))?),
     };
     let offset = match query
         .offset

@@ -99,7 +99,7 @@ pub async fn login_submit(
                 state.people.sign_out(previous).await?;
             }
             session.sign_in(&session_id)?;
-            tracing::info!(user_id = user.id, "signed in");
+            tracing::info!(user_id = %user.id, "signed in");
             Ok(see_other(&next))
         }
         Err(SignInError::WrongCredentials) => {

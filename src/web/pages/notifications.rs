@@ -11,7 +11,7 @@ use crate::web::views::{datetime, ok, see_other, Layout};
 use crate::web::{AppState, WebError};
 
 pub struct NotificationRow {
-    pub id: i64,
+    pub id: crate::domain::NoticeId,
     pub unread: bool,
     pub text: String,
     pub token_link: String,
@@ -83,7 +83,10 @@ pub async fn mark_read(
     form: CsrfForm<ReadForm>,
 ) -> Result<HttpResponse, WebError> {
     let id = match form.id.as_deref().filter(|s| !s.is_empty()) {
-        Some(raw) => Some(raw.parse::<i64>().map_err(|_| WebError::NotFound)?),
+        Some(raw) => Some(
+            raw.parse::<crate::domain::NoticeId>()
+                .map_err(|_| WebError::NotFound)?,
+        ),
         None => None,
     };
     state.notices.mark_read(me.user.user.id, id).await?;

@@ -13,10 +13,12 @@ use crate::domain::scim::UserView;
 use crate::domain::scim::{
     parse_filter, Projection, ScimProblem, UserInput, DEFAULT_COUNT, LIST_SCHEMA, MAX_RESULTS,
 };
+use crate::domain::UserId;
 use crate::error::ServiceError;
 use crate::services::people::scim::ScimError;
 use crate::services::vocabulary::AccountInfo;
 use crate::web::error::{BUSY_MESSAGE, RETRY_AFTER_SECS, UNAVAILABLE_MESSAGE};
+use crate::web::ids::Id;
 use crate::web::AppState;
 
 const CONTENT_TYPE: &str = "application/scim+json";
@@ -181,18 +183,9 @@ async fn body(mut payload: web::Payload) -> Result<Value, ScimHttpError> {
     })
 }
 
-fn user_id(path: &str) -> Result<i64, ScimHttpError> {
-    path.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| {
-            ScimProblem::new(
-                404,
-                None,
-                format!("There is no user {path} in this account."),
-            )
-            .into()
-        })
+/// SCIM's "not found", for an id that isn't one (`web::ids`).
+pub fn no_such_user() -> ScimHttpError {
+    ScimProblem::new(404, None, "There is no such user in this account.").into()
 }
 
 fn user_json(user: &UserView, params: &Params) -> Value {
@@ -241,10 +234,10 @@ async fn create_user(
     Ok(response)
 }
 
-async fn get_user(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> Answer {
+async fn get_user(req: HttpRequest, state: web::Data<AppState>, id: Id<UserId>) -> Answer {
     let account = account(&req, &state).await?;
     let params = Params::of(&req)?;
-    let id = user_id(&path)?;
+    let id = id.get();
     let user = state.scim.get(account.id, id).await?;
     Ok(scim_json(StatusCode::OK, &user_json(&user, &params)))
 }
@@ -252,12 +245,12 @@ async fn get_user(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
 async fn replace_user(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    id: Id<UserId>,
     payload: web::Payload,
 ) -> Answer {
     let account = account(&req, &state).await?;
     let params = Params::of(&req)?;
-    let id = user_id(&path)?;
+    let id = id.get();
     let input = UserInput::from_json(&body(payload).await?)?;
     let user = state.scim.replace(account.id, id, input).await?;
     Ok(scim_json(StatusCode::OK, &user_json(&user, &params)))
@@ -266,24 +259,20 @@ async fn replace_user(
 async fn patch_user(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    id: Id<UserId>,
     payload: web::Payload,
 ) -> Answer {
     let account = account(&req, &state).await?;
     let params = Params::of(&req)?;
-    let id = user_id(&path)?;
+    let id = id.get();
     let ops = body(payload).await?;
     let user = state.scim.patch(account.id, id, ops).await?;
     Ok(scim_json(StatusCode::OK, &user_json(&user, &params)))
 }
 
-async fn delete_user(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Answer {
+async fn delete_user(req: HttpRequest, state: web::Data<AppState>, id: Id<UserId>) -> Answer {
     let account = account(&req, &state).await?;
-    let id = user_id(&path)?;
+    let id = id.get();
     state.scim.delete(account.id, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -367,7 +356,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
-                web::resource("/Users/{id}")
+                web::resource("/Users/{userId}")
                     .route(web::get().to(get_user))
                     .route(web::put().to(replace_user))
                     .route(web::patch().to(patch_user))

@@ -8,6 +8,7 @@ use time::PrimitiveDateTime;
 
 use crate::domain::secret::Digest32;
 use crate::domain::token::PresentedToken;
+use crate::domain::{AccountId, TokenId, UserId};
 use crate::repo::TokenForAuth;
 use crate::services::vocabulary::{Actor, Credential, Unauthorized};
 
@@ -79,12 +80,12 @@ impl CachedToken {
         if hash_ok && self.alive(now) {
             Ok(Credential {
                 actor: Actor {
-                    user_id: row.issuer_id,
-                    account_id: row.account_id,
+                    user_id: UserId::new(row.issuer_id),
+                    account_id: AccountId::new(row.account_id),
                     role: row.role.capped_by(row.issuer_role),
                     origin: Default::default(),
                 },
-                token_id: Some(row.id),
+                token_id: Some(TokenId::new(row.id)),
                 stale: false,
                 allowed: self.allowed.clone(),
             })

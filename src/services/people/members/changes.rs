@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use crate::db::DbConn;
 use crate::domain::token::to_naive;
 use crate::domain::Role;
+use crate::domain::UserId;
 use crate::error::{Blocker, ServiceError, ServiceResult};
 use crate::repo::events::AccountEvent;
 use crate::repo::{Account, Session, Token, User};
@@ -20,7 +21,7 @@ pub(crate) fn lock_live_member(
     actor: &Actor,
     user_id: i64,
 ) -> ServiceResult<User> {
-    Account::lock(conn, actor.account_id)?;
+    Account::lock(conn, actor.account_id.get())?;
     let user = member(conn, actor, user_id)?;
     if user.removed_at.is_some() {
         return Err(ServiceError::NotFound);
@@ -31,7 +32,7 @@ pub(crate) fn lock_live_member(
 /// A user of the actor's account (removed ones too); another account's is "not found".
 pub(crate) fn member(conn: &mut DbConn, actor: &Actor, user_id: i64) -> ServiceResult<User> {
     match User::find(conn, user_id)? {
-        Some(user) if user.account_id == actor.account_id => Ok(user),
+        Some(user) if user.account_id == actor.account_id.get() => Ok(user),
         _ => Err(ServiceError::NotFound),
     }
 }
@@ -48,11 +49,12 @@ pub struct Changed {
 pub fn change_role(
     conn: &mut DbConn,
     actor: &Actor,
-    user_id: i64,
+    user_id: UserId,
     new_role: Role,
     delete_blocking: bool,
     now: OffsetDateTime,
 ) -> ServiceResult<Changed> {
+    let user_id = user_id.get();
     actor.require_admin()?;
     conn.transaction(|conn| {
         let user = lock_live_member(conn, actor, user_id)?;
@@ -98,10 +100,11 @@ pub fn change_role(
 pub fn remove(
     conn: &mut DbConn,
     actor: &Actor,
-    user_id: i64,
+    user_id: UserId,
     delete_tokens: bool,
     now: OffsetDateTime,
 ) -> ServiceResult<Changed> {
+    let user_id = user_id.get();
     actor.require_admin()?;
     conn.transaction(|conn| {
         let user = lock_live_member(conn, actor, user_id)?;
@@ -137,12 +140,13 @@ pub fn remove(
 pub fn delete_all_tokens(
     conn: &mut DbConn,
     actor: &Actor,
-    user_id: i64,
+    user_id: UserId,
     now: OffsetDateTime,
 ) -> ServiceResult<Changed> {
+    let user_id = user_id.get();
     actor.require_admin()?;
     conn.transaction(|conn| {
-        Account::lock(conn, actor.account_id)?;
+        Account::lock(conn, actor.account_id.get())?;
         let user = member(conn, actor, user_id)?;
         let active = Token::active_of_issuer(conn, user.id, to_naive(now))?;
         retire_all(
@@ -166,8 +170,8 @@ pub(crate) fn event(
 ) -> ServiceResult<()> {
     Ok(AccountEvent::record(
         conn,
-        actor.account_id,
-        Some(actor.user_id),
+        actor.account_id.get(),
+        Some(actor.user_id.get()),
         to_naive(now),
         kind,
         summary,
@@ -189,7 +193,7 @@ pub(crate) fn retire_all(
         return Ok(changed);
     }
     for t in tokens {
-        let retired = retire(conn, t.id, Some(actor.user_id), to_naive(now))?;
+        let retired = retire(conn, t.id, Some(actor.user_id.get()), to_naive(now))?;
         crate::services::audit::record_retired(conn, Some(actor), now, t, &retired, kind, true)?;
         changed.deleted_tokens.extend(retired);
     }
@@ -206,7 +210,10 @@ pub(crate) fn retire_all(
 pub(crate) fn in_the_way(reason: Blocker, tokens: &[Token]) -> ServiceError {
     ServiceError::TokensInTheWay {
         reason,
-        tokens: tokens.iter().map(|t| (t.id, t.name.clone())).collect(),
+        tokens: tokens
+            .iter()
+            .map(|t| (crate::domain::TokenId::new(t.id), t.name.clone()))
+            .collect(),
     }
 }
 
@@ -222,7 +229,7 @@ pub(crate) fn ensure_not_last_admin(
     user: &User,
 ) -> ServiceResult<()> {
     if user.role.is_admin()
-        && !may_stop_being_admin(user.role, User::count_admins(conn, actor.account_id)?)
+        && !may_stop_being_admin(user.role, User::count_admins(conn, actor.account_id.get())?)
     {
         return Err(last_admin());
     }

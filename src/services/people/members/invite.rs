@@ -53,7 +53,7 @@ pub fn invite(
     actor.require_admin()?;
     let secret = (!sso).then(|| Secret::generate().into_exposed());
     conn.transaction(|conn| {
-        Account::lock(conn, actor.account_id)?;
+        Account::lock(conn, actor.account_id.get())?;
         if User::find_by_email(conn, email.as_str())?.is_some() {
             return Err(ServiceError::invalid(
                 "email",
@@ -63,7 +63,7 @@ pub fn invite(
         let user = User::insert(
             conn,
             &NewUser {
-                account_id: actor.account_id,
+                account_id: actor.account_id.get(),
                 email: email.as_str(),
                 name: name.as_ref().map_or("", |n| n.as_str()),
                 password_hash: None,

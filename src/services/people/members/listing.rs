@@ -26,7 +26,7 @@ pub fn list(
     actor.require_admin()?;
     // Every active token of the account in one query, grouped by issuer.
     let filter = TokenFilter {
-        account_id: actor.account_id,
+        account_id: actor.account_id.get(),
         status: Some(TokenStatus::Active),
         limit: i64::MAX / 4,
         ..Default::default()
@@ -39,7 +39,7 @@ pub fn list(
             .push(row.token);
     }
     let mut rows = vec![];
-    for user in User::list_in_account(conn, actor.account_id)? {
+    for user in User::list_in_account(conn, actor.account_id.get())? {
         let user_role = user.role;
         if role.is_some_and(|r| r != user_role) {
             continue;
@@ -60,7 +60,7 @@ pub fn events(
     limit: i64,
 ) -> ServiceResult<Vec<(AccountEvent, Option<String>)>> {
     actor.require_admin()?;
-    Ok(AccountEvent::recent(conn, actor.account_id, limit)?)
+    Ok(AccountEvent::recent(conn, actor.account_id.get(), limit)?)
 }
 
 /// The Users page: the account's people with their active tokens, and the latest events.

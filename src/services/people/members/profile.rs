@@ -4,6 +4,7 @@
 use super::changes::{change_role, event, member};
 use crate::db::DbConn;
 use crate::domain::input::{Email, Language, PersonName};
+use crate::domain::UserId;
 use crate::domain::{AuthType, Role};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::{Account, User};
@@ -22,7 +23,7 @@ pub(crate) fn update_profile(
     now: OffsetDateTime,
 ) -> ServiceResult<()> {
     let user = member(conn, actor, user_id)?;
-    if user.id != actor.user_id {
+    if user.id != actor.user_id.get() {
         actor.require_admin()?;
     }
     if user.removed_at.is_some() {
@@ -102,7 +103,7 @@ pub struct UserUpdate {
 pub fn update_user(
     conn: &mut DbConn,
     actor: &Actor,
-    user_id: i64,
+    user_id: UserId,
     update: UserUpdate,
     now: OffsetDateTime,
 ) -> ServiceResult<(User, Account)> {
@@ -116,7 +117,7 @@ pub fn update_user(
             || update.email.is_some()
             || update.auth_type.is_some();
         if profile {
-            update_profile(conn, actor, user_id, &update, now)?;
+            update_profile(conn, actor, user_id.get(), &update, now)?;
         }
         crate::services::people::accounts::visible_user(conn, actor, user_id)
     })

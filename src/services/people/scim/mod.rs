@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use crate::db::DbConn;
 use crate::domain::scim::UserView;
 use crate::domain::scim::{Filter, UserInput};
+use crate::domain::{AccountId, UserId};
 use crate::error::ServiceResult;
 use crate::repo::User;
 use crate::services::gateway::Gateway;
@@ -65,7 +66,7 @@ impl Provisioning {
         let (out, changed) = self.rt.db.run(move |conn| Ok(work(conn, now))).await??;
         self.gateway.forget_tokens(&changed.deleted_tokens);
         if let Some(id) = user {
-            self.gateway.forget_user(id);
+            self.gateway.forget_user(crate::domain::UserId::new(id));
         }
         if !changed.deleted_tokens.is_empty() {
             self.notices.sweep_soon("deprovisioning alerts");
@@ -82,11 +83,12 @@ impl Provisioning {
     /// in all.
     pub async fn list(
         &self,
-        account_id: i64,
+        account_id: AccountId,
         filter: Option<Filter>,
         start_index: i64,
         count: i64,
     ) -> ScimResult<(i64, Vec<UserView>)> {
+        let account_id = account_id.get();
         let (total, users) = self
             .work(None, move |conn, _| {
                 let page = list(conn, account_id, filter.as_ref(), start_index, count)?;
@@ -97,7 +99,9 @@ impl Provisioning {
     }
 
     /// `GET /Users/{id}`.
-    pub async fn get(&self, account_id: i64, id: i64) -> ScimResult<UserView> {
+    pub async fn get(&self, account_id: AccountId, id: UserId) -> ScimResult<UserView> {
+        let account_id = account_id.get();
+        let id = id.get();
         let user = self
             .work(None, move |conn, _| {
                 Ok((get(conn, account_id, id)?, Changed::default()))
@@ -107,7 +111,8 @@ impl Provisioning {
     }
 
     /// `POST /Users`.
-    pub async fn create(&self, account_id: i64, input: UserInput) -> ScimResult<UserView> {
+    pub async fn create(&self, account_id: AccountId, input: UserInput) -> ScimResult<UserView> {
+        let account_id = account_id.get();
         let user = self
             .work(None, move |conn, now| {
                 Ok((create(conn, account_id, &input, now)?, Changed::default()))
@@ -119,10 +124,12 @@ impl Provisioning {
     /// `PUT /Users/{id}` (`active: false` deprovisions).
     pub async fn replace(
         &self,
-        account_id: i64,
-        id: i64,
+        account_id: AccountId,
+        id: UserId,
         input: UserInput,
     ) -> ScimResult<UserView> {
+        let account_id = account_id.get();
+        let id = id.get();
         let user = self
             .work(Some(id), move |conn, now| {
                 replace(conn, account_id, id, &input, now)
@@ -132,7 +139,14 @@ impl Provisioning {
     }
 
     /// `PATCH /Users/{id}` with the operations of `ops`.
-    pub async fn patch(&self, account_id: i64, id: i64, ops: Value) -> ScimResult<UserView> {
+    pub async fn patch(
+        &self,
+        account_id: AccountId,
+        id: UserId,
+        ops: Value,
+    ) -> ScimResult<UserView> {
+        let account_id = account_id.get();
+        let id = id.get();
         let base = self.base_url().to_owned();
         let user = self
             .work(Some(id), move |conn, now| {
@@ -143,7 +157,9 @@ impl Provisioning {
     }
 
     /// `DELETE /Users/{id}`: deprovisioned, then gone.
-    pub async fn delete(&self, account_id: i64, id: i64) -> ScimResult<()> {
+    pub async fn delete(&self, account_id: AccountId, id: UserId) -> ScimResult<()> {
+        let account_id = account_id.get();
+        let id = id.get();
         self.work(Some(id), move |conn, now| {
             Ok(((), delete(conn, account_id, id, now)?))
         })
@@ -168,7 +184,9 @@ impl Provisioning {
         let now = self.rt.clock.now();
         self.rt
             .db
-            .run(move |conn| issue_token(conn, actor.account_id, Some(actor.user_id), now))
+            .run(move |conn| {
+                issue_token(conn, actor.account_id.get(), Some(actor.user_id.get()), now)
+            })
             .await
     }
 
@@ -177,7 +195,7 @@ impl Provisioning {
         actor.require_admin()?;
         self.rt
             .db
-            .run(move |conn| has_token(conn, actor.account_id))
+            .run(move |conn| has_token(conn, actor.account_id.get()))
             .await
     }
 

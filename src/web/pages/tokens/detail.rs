@@ -12,17 +12,19 @@ use super::view::{choice, Choice, Reveal, TokenRow};
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::policy::{grace, GRACE_CHOICES};
 use crate::domain::token::{wire_form, Separator, TokenStatus};
+use crate::domain::TokenId;
 use crate::error::ServiceError;
 use crate::services::audit::Event;
 use crate::services::tokens::{Rotation, TokenDetail};
 use crate::web::auth::SignedIn;
 use crate::web::csrf::CsrfForm;
+use crate::web::ids::Id;
 use crate::web::views::{date, datetime, render, see_other, Layout};
 use crate::web::{AppState, WebError};
 
 /// A token as its page shows it.
 pub struct TokenFacts {
-    pub id: i64,
+    pub id: TokenId,
     pub name: String,
     pub description: Option<String>,
     pub role: &'static str,
@@ -103,7 +105,7 @@ struct Typed {
 async fn render_token(
     state: &AppState,
     me: &SignedIn,
-    id: i64,
+    id: TokenId,
     typed: Typed,
     reveal: Option<Reveal>,
     status: StatusCode,
@@ -179,17 +181,13 @@ async fn render_token(
     Ok(response)
 }
 
-fn token_id(raw: &str) -> Result<i64, WebError> {
-    raw.parse::<i64>().map_err(|_| WebError::NotFound)
-}
-
-#[get("/profile/api-tokens/{id}")]
+#[get("/profile/api-tokens/{tokenId}")]
 pub async fn token_page(
     state: web::Data<AppState>,
     me: SignedIn,
-    id: web::Path<String>,
+    id: Id<TokenId>,
 ) -> Result<HttpResponse, WebError> {
-    let id = token_id(&id)?;
+    let id = id.get();
     render_token(&state, &me, id, Typed::default(), None, StatusCode::OK).await
 }
 
@@ -201,14 +199,14 @@ pub struct EditForm {
     description: String,
 }
 
-#[post("/profile/api-tokens/{id}/edit")]
+#[post("/profile/api-tokens/{tokenId}/edit")]
 pub async fn edit_token(
     state: web::Data<AppState>,
     me: SignedIn,
-    id: web::Path<String>,
+    id: Id<TokenId>,
     form: CsrfForm<EditForm>,
 ) -> Result<HttpResponse, WebError> {
-    let id = token_id(&id)?;
+    let id = id.get();
     let parsed = TokenName::parse(&form.name).and_then(|name| {
         TokenDescription::parse(Some(&form.description)).map(|description| (name, description))
     });
@@ -250,14 +248,14 @@ pub struct RotateForm {
     exp_date: String,
 }
 
-#[post("/profile/api-tokens/{id}/rotate")]
+#[post("/profile/api-tokens/{tokenId}/rotate")]
 pub async fn rotate_token(
     state: web::Data<AppState>,
     me: SignedIn,
-    id: web::Path<String>,
+    id: Id<TokenId>,
     form: CsrfForm<RotateForm>,
 ) -> Result<HttpResponse, WebError> {
-    let id = token_id(&id)?;
+    let id = id.get();
     let now = state.clock().now();
     let seconds = form.grace.trim().parse::<i64>().ok();
     let failed = |message: String| Typed {
@@ -324,14 +322,14 @@ pub struct AllowForm {
     allowed_ips: String,
 }
 
-#[post("/profile/api-tokens/{id}/allowlist")]
+#[post("/profile/api-tokens/{tokenId}/allowlist")]
 pub async fn set_allowlist(
     state: web::Data<AppState>,
     me: SignedIn,
-    id: web::Path<String>,
+    id: Id<TokenId>,
     form: CsrfForm<AllowForm>,
 ) -> Result<HttpResponse, WebError> {
-    let id = token_id(&id)?;
+    let id = id.get();
     let entries: Vec<&str> = form
         .allowed_ips
         .split(['\n', ',', ' ', '\r', '\t'])

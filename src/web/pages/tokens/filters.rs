@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::SECTION;
 use crate::domain::token::TokenStatus;
-use crate::domain::Role;
+use crate::domain::{Role, TokenId, UserId};
 use crate::web::WebError;
 
 /// The filters of the section, as query parameters (empty = all).
@@ -22,11 +22,11 @@ pub struct SectionParams {
 
 #[derive(Debug, Default, Clone)]
 pub struct Filters {
-    pub issued_by: Option<i64>,
+    pub issued_by: Option<UserId>,
     pub role: Option<Role>,
     pub status: Option<TokenStatus>,
     pub cursor: Cursor,
-    pub token: Option<i64>,
+    pub token: Option<TokenId>,
     pub expiring: bool,
 }
 
@@ -36,15 +36,14 @@ pub enum Cursor {
     #[default]
     Newest,
     /// Tokens older than this id.
-    Before(i64),
+    Before(TokenId),
     /// The page just newer than this id.
-    After(i64),
+    After(TokenId),
 }
 
-fn cursor_id(name: &str, v: &str) -> Result<i64, WebError> {
-    v.parse::<i64>()
+fn cursor_id(name: &str, v: &str) -> Result<TokenId, WebError> {
+    v.parse::<TokenId>()
         .ok()
-        .filter(|n| *n > 0)
         .ok_or_else(|| WebError::BadRequest(format!("\"{name}\" must be a token id, not \"{v}\".")))
 }
 
@@ -56,7 +55,7 @@ impl Filters {
     pub fn parse(p: &SectionParams) -> Result<Filters, WebError> {
         let issued_by = non_empty(&p.issued_by)
             .map(|v| {
-                v.parse::<i64>().map_err(|_| {
+                v.parse::<i64>().map(UserId::new).map_err(|_| {
                     WebError::BadRequest(format!("\"Issued by\" must be a user id, not \"{v}\"."))
                 })
             })
@@ -88,7 +87,7 @@ impl Filters {
         };
         let token = non_empty(&p.token)
             .map(|v| {
-                v.parse::<i64>()
+                v.parse::<TokenId>()
                     .map_err(|_| WebError::BadRequest(format!("\"{v}\" is not a token id.")))
             })
             .transpose()?;

@@ -12,11 +12,12 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::token::{wire_form, Separator, TokenStatus, MAX_ACTIVE_TOKENS_PER_ACCOUNT};
-use crate::domain::Role;
+use crate::domain::{Role, TokenId};
 use crate::error::ServiceError;
 use crate::services::tokens::{self, CreateOutcome, DeleteOutcome, ListQuery, PAGE_SIZE};
 use crate::web::auth::{safe_next, SignedIn};
 use crate::web::csrf::CsrfForm;
+use crate::web::ids::Id;
 use crate::web::views::{render, see_other};
 use crate::web::{AppState, WebError};
 
@@ -34,7 +35,7 @@ async fn render_section(
     me: &SignedIn,
     filters: Filters,
     reveal: Option<Reveal>,
-    confirm_id: Option<i64>,
+    confirm_id: Option<TokenId>,
 ) -> Result<HttpResponse, WebError> {
     let now = state.clock().now();
     let is_admin = me.user.role.is_admin();
@@ -149,7 +150,7 @@ pub async fn section(
 ) -> Result<HttpResponse, WebError> {
     let filters = Filters::parse(&params)?;
     let confirm_id = non_empty(&params.confirm_delete)
-        .map(|v| v.parse::<i64>().map_err(|_| WebError::NotFound))
+        .map(|v| v.parse::<TokenId>().map_err(|_| WebError::NotFound))
         .transpose()?;
     render_section(&state, &me, filters, None, confirm_id).await
 }
@@ -231,14 +232,14 @@ pub struct DeleteForm {
     back: String,
 }
 
-#[post("/profile/api-tokens/{id}/delete")]
+#[post("/profile/api-tokens/{tokenId}/delete")]
 pub async fn delete(
     state: web::Data<AppState>,
     me: SignedIn,
-    id: web::Path<String>,
+    id: Id<TokenId>,
     form: CsrfForm<DeleteForm>,
 ) -> Result<HttpResponse, WebError> {
-    let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
+    let id = id.get();
     let outcome = state.tokens.delete_token(me.actor(), id).await?;
     let message = match outcome {
         DeleteOutcome::Deleted(t, _) => {

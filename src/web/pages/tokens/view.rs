@@ -3,6 +3,7 @@
 use askama::Template;
 
 use crate::domain::token::TokenStatus;
+use crate::domain::TokenId;
 use crate::services::tokens::TokenView;
 use crate::web::views::{datetime, Layout};
 
@@ -23,7 +24,7 @@ pub fn choice(value: impl ToString, label: impl ToString, selected: bool) -> Cho
 
 /// A row of the table, formatted for display.
 pub struct TokenRow {
-    pub id: i64,
+    pub id: TokenId,
     pub name: String,
     pub description: Option<String>,
     pub issuer_name: String,
@@ -78,7 +79,7 @@ pub struct Reveal {
 }
 
 pub struct ConfirmDelete {
-    pub id: i64,
+    pub id: TokenId,
     pub name: String,
 }
 
@@ -105,7 +106,7 @@ pub struct SectionPage {
     pub back: String,
     pub expiring_soon: i64,
     pub only_expiring: bool,
-    pub token_filter: Option<i64>,
+    pub token_filter: Option<TokenId>,
 }
 
 impl SectionPage {

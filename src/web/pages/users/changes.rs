@@ -4,10 +4,12 @@
 use super::*;
 use crate::domain::input::{Email, PersonName};
 use crate::domain::Role;
+use crate::domain::UserId;
 use crate::error::{Blocker, ServiceError};
 use crate::services::people::members::NewMember;
 use crate::web::auth::SignedIn;
 use crate::web::csrf::CsrfForm;
+use crate::web::ids::Id;
 use crate::web::pages::login::NoFields;
 use crate::web::views::see_other;
 use crate::web::{AppState, WebError};
@@ -125,15 +127,15 @@ pub struct ChangeForm {
     delete_tokens: Option<String>,
 }
 
-#[post("/users/{id}/role")]
+#[post("/users/{userId}/role")]
 pub async fn change_role(
     state: web::Data<AppState>,
     me: SignedIn,
-    id: web::Path<String>,
+    id: Id<UserId>,
     form: CsrfForm<ChangeForm>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let id = user_id(&id)?;
+    let id = id.get();
     let role = Role::parse(&form.role)
         .ok_or_else(|| WebError::BadRequest("Choose one of the roles in the list.".into()))?;
     let delete = form.delete_tokens.is_some();
@@ -183,15 +185,15 @@ pub struct RemoveForm {
     delete_tokens: Option<String>,
 }
 
-#[post("/users/{id}/remove")]
+#[post("/users/{userId}/remove")]
 pub async fn remove(
     state: web::Data<AppState>,
     me: SignedIn,
-    id: web::Path<String>,
+    id: Id<UserId>,
     form: CsrfForm<RemoveForm>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let id = user_id(&id)?;
+    let id = id.get();
     let delete = form.delete_tokens.is_some();
     match state.people.remove_user(me.actor(), id, delete).await {
         Ok(_) => {
@@ -227,15 +229,15 @@ pub async fn remove(
     }
 }
 
-#[post("/users/{id}/delete-tokens")]
+#[post("/users/{userId}/delete-tokens")]
 pub async fn delete_tokens(
     state: web::Data<AppState>,
     me: SignedIn,
-    id: web::Path<String>,
+    id: Id<UserId>,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let id = user_id(&id)?;
+    let id = id.get();
     let changed = state.people.delete_user_tokens(me.actor(), id).await?;
     me.session.set_flash(&match changed.deleted_tokens.len() {
         1 => "1 active token of the user was deleted.".to_owned(),

@@ -6,7 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::domain::leak_response::LeakResponse;
-use crate::domain::Role;
+use crate::domain::{Role, UserId};
 use crate::web::auth::SignedIn;
 use crate::web::views::{datetime, render, Layout};
 use crate::web::{AppState, WebError};
@@ -20,7 +20,7 @@ pub use changes::{add, change_role, delete_tokens, remove};
 pub use settings::{new_scim_token, set_leak_response};
 
 pub struct UserRow {
-    pub id: i64,
+    pub id: UserId,
     pub name: String,
     pub email: String,
     pub role: &'static str,
@@ -264,6 +264,6 @@ pub async fn list(
     .await
 }
 
-fn user_id(raw: &str) -> Result<i64, WebError> {
+fn user_id(raw: &str) -> Result<UserId, WebError> {
     raw.parse().map_err(|_| WebError::NotFound)
 }

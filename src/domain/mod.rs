@@ -4,6 +4,7 @@
 pub mod address;
 pub mod allowlist;
 pub mod clock;
+pub mod event;
 pub mod ids;
 pub mod input;
 pub mod leak_response;
@@ -19,6 +20,7 @@ pub mod unsubscribe;
 pub mod user;
 
 pub use clock::Clock;
+pub use event::EventKind;
 pub use ids::{AccountId, NoticeId, TokenId, UserId};
 
 /// `1 token`, `3 tokens`: a count with its noun in the right number.

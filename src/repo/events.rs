@@ -35,10 +35,6 @@ pub struct NewEvent<'a> {
 pub type Named = Vec<(AccountEvent, Option<String>)>;
 
 impl AccountEvent {
-    pub fn insert(conn: &mut DbConn, e: &NewEvent) -> QueryResult<()> {
-        Self::insert_many(conn, std::slice::from_ref(e))
-    }
-
     /// Records many events in a few statements (a sweep's "e-mailed" events).
     pub fn insert_many(conn: &mut DbConn, events: &[NewEvent]) -> QueryResult<()> {
         for chunk in events.chunks(500) {
@@ -121,26 +117,6 @@ impl AccountEvent {
             .select((AccountEvent::as_select(), users::name.nullable()))
             .load(conn)?;
         Ok((rows, total))
-    }
-
-    pub fn record(
-        conn: &mut DbConn,
-        account_id: i64,
-        actor_id: Option<i64>,
-        at: PrimitiveDateTime,
-        kind: &str,
-        summary: &str,
-    ) -> QueryResult<()> {
-        diesel::insert_into(account_events::table)
-            .values((
-                account_events::account_id.eq(account_id),
-                account_events::actor_id.eq(actor_id),
-                account_events::at.eq(at),
-                account_events::kind.eq(kind),
-                account_events::summary.eq(summary),
-            ))
-            .execute(conn)
-            .map(drop)
     }
 
     /// The newest events of an account, with the name of who did each.

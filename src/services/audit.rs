@@ -6,30 +6,79 @@ use time::OffsetDateTime;
 
 use crate::db::DbConn;
 use crate::domain::token::{from_naive, to_naive};
-use crate::domain::{TokenId, UserId};
+use crate::domain::{EventKind, TokenId, UserId};
 use crate::error::ServiceResult;
 use crate::repo::events::{AccountEvent, NewEvent};
 use crate::repo::Token;
 use crate::services::runtime::Runtime;
 use crate::services::vocabulary::{Actor, Via};
 
+/// Who an event is by: a person acting (their client address is kept), a person known only
+/// by id (a one-click link carries no session), or nobody (a sweep, a leak report, the
+/// identity provider).
+#[derive(Debug, Clone, Copy)]
+pub enum By<'a> {
+    Actor(&'a Actor),
+    Person(i64),
+    System,
+}
+
+/// One event to record.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub account_id: i64,
+    pub by: By<'a>,
+    pub at: OffsetDateTime,
+    pub kind: EventKind,
+    pub summary: &'a str,
+    /// The token it is about, if any.
+    pub token_id: Option<i64>,
+}
+
+/// The one way events are written: in the caller's transaction, with the acting person's
+/// client address, as few statements as the batch needs.
+pub fn write(conn: &mut DbConn, entries: &[Entry]) -> ServiceResult<()> {
+    let rows: Vec<NewEvent> = entries
+        .iter()
+        .map(|e| NewEvent {
+            account_id: e.account_id,
+            actor_id: match e.by {
+                By::Actor(actor) => Some(actor.user_id.get()),
+                By::Person(id) => Some(id),
+                By::System => None,
+            },
+            at: to_naive(e.at),
+            kind: e.kind.as_str(),
+            summary: e.summary,
+            token_id: e.token_id,
+            client_address: match e.by {
+                By::Actor(actor) => actor.origin.client.as_deref(),
+                _ => None,
+            },
+        })
+        .collect();
+    Ok(AccountEvent::insert_many(conn, &rows)?)
+}
+
 /// Records what `actor` did (`token_id`: the token it is about).
 pub fn record(
     conn: &mut DbConn,
     actor: &Actor,
     at: OffsetDateTime,
-    kind: &str,
+    kind: EventKind,
     summary: &str,
     token_id: Option<i64>,
 ) -> ServiceResult<()> {
-    insert(
+    write(
         conn,
-        actor.account_id.get(),
-        Some(actor),
-        at,
-        kind,
-        summary,
-        token_id,
+        &[Entry {
+            account_id: actor.account_id.get(),
+            by: By::Actor(actor),
+            at,
+            kind,
+            summary,
+            token_id,
+        }],
     )
 }
 
@@ -38,34 +87,21 @@ pub fn record_system(
     conn: &mut DbConn,
     account_id: i64,
     at: OffsetDateTime,
-    kind: &str,
+    kind: EventKind,
     summary: &str,
     token_id: Option<i64>,
 ) -> ServiceResult<()> {
-    insert(conn, account_id, None, at, kind, summary, token_id)
-}
-
-fn insert(
-    conn: &mut DbConn,
-    account_id: i64,
-    actor: Option<&Actor>,
-    at: OffsetDateTime,
-    kind: &str,
-    summary: &str,
-    token_id: Option<i64>,
-) -> ServiceResult<()> {
-    Ok(AccountEvent::insert(
+    write(
         conn,
-        &NewEvent {
+        &[Entry {
             account_id,
-            actor_id: actor.map(|a| a.user_id.get()),
-            at: to_naive(at),
+            by: By::System,
+            at,
             kind,
             summary,
             token_id,
-            client_address: actor.and_then(|a| a.origin.client.as_deref()),
-        },
-    )?)
+        }],
+    )
 }
 
 /// "in the portal", "through the API with token "deploy"", ...: how an action came.
@@ -129,8 +165,15 @@ pub fn record_retired(
     let account_id = root.account_id;
     let record_one = |conn: &mut DbConn, id: i64, summary: String| -> ServiceResult<()> {
         match by {
-            Some(actor) => record(conn, actor, at, "token.deleted", &summary, Some(id)),
-            None => record_system(conn, account_id, at, "token.deleted", &summary, Some(id)),
+            Some(actor) => record(conn, actor, at, EventKind::TokenDeleted, &summary, Some(id)),
+            None => record_system(
+                conn,
+                account_id,
+                at,
+                EventKind::TokenDeleted,
+                &summary,
+                Some(id),
+            ),
         }
     };
     if root_event && retired.contains(&root.id) {

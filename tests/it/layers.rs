@@ -355,3 +355,26 @@ fn the_web_layer_sees_views_and_typed_ids_never_rows_or_raw_ids() {
         raw.join("\n")
     );
 }
+
+#[test]
+fn audit_events_are_written_with_one_kind_enum_through_one_function() {
+    let found = offences(
+        "src/services",
+        &[
+            "\"token.",
+            "\"tokens.",
+            "\"user.",
+            "\"account.",
+            "\"scim.",
+            "AccountEvent::insert",
+        ],
+    )
+    .into_iter()
+    .filter(|l| !l.contains("src/services/audit.rs") || l.contains("\"token."))
+    .collect::<Vec<_>>();
+    assert!(
+        found.is_empty(),
+        "an event kind as a string, or written past audit::write:\n{}",
+        found.join("\n")
+    );
+}

@@ -634,3 +634,27 @@ async fn refused_soon(app: &TestApp, secret: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Every audit event is written one way (issue 25): a person's change in the portal keeps
+/// their client address as token events do, and the kinds are the stable names.
+#[tokio::test]
+async fn people_events_keep_the_client_address_like_token_events() {
+    let Acme { app, admin } = Acme::on(TestApp::spawn_with(trusting_loopback).await).await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let web = app.signed_in(ACME_ADMIN).await;
+    let form = web.get("/users").await;
+    let csrf = form.input_value("csrf_token").unwrap();
+    let r = web
+        .http
+        .post(format!("{}/users/{}/role", app.base, eng.id))
+        .header("x-forwarded-for", "203.0.113.88")
+        .form(&[("csrf_token", csrf.as_str()), ("role", "2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let changed = app.events_of(admin.account_id, "user.role_changed").await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].client_address.as_deref(), Some("203.0.113.88"));
+    assert_eq!(changed[0].actor_id, Some(admin.id));
+}

@@ -2,6 +2,7 @@
 //! so several instances sum up), the last use's client address and user agent, the last five
 //! addresses, and a "first use from" event for a new address. Never on the request path.
 
+use crate::domain::EventKind;
 use std::collections::HashMap;
 
 use diesel::Connection;
@@ -11,8 +12,8 @@ use super::token_cache::UseFacts;
 use crate::db::DbConn;
 use crate::domain::token::to_naive;
 use crate::error::ServiceResult;
-use crate::repo::events::{AccountEvent, NewEvent};
 use crate::repo::usage;
+use crate::services::audit::{self, By, Entry};
 
 /// Distinct addresses kept per token.
 pub const ADDRESSES: i64 = 5;
@@ -87,19 +88,18 @@ pub fn record(
                 ))
             })
             .collect();
-        let events: Vec<NewEvent> = summaries
+        let events: Vec<Entry> = summaries
             .iter()
-            .map(|(account, id, summary)| NewEvent {
+            .map(|(account, id, summary)| Entry {
                 account_id: *account,
-                actor_id: None,
-                at: to_naive(now),
-                kind: "token.new_address",
+                by: By::System,
+                at: now,
+                kind: EventKind::TokenNewAddress,
                 summary,
                 token_id: Some(*id),
-                client_address: None,
             })
             .collect();
-        AccountEvent::insert_many(conn, &events)?;
+        audit::write(conn, &events)?;
         // Only a token that already had five addresses can now have more than five.
         for (id, _, _) in &new {
             if known.get(id).map_or(0, Vec::len) as i64 >= ADDRESSES {

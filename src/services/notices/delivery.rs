@@ -8,6 +8,8 @@
 //! time; a sweep that dies leaves a claim and a lease that expire. A retry sends the same
 //! digest again, with the same Message-ID, never a regrouping: a notice is in one digest only.
 
+use crate::domain::EventKind;
+use crate::services::audit;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -327,19 +329,18 @@ pub fn deliver(
             None => untried += 1,
         }
     }
-    let events: Vec<crate::repo::events::NewEvent> = mailed
+    let events: Vec<audit::Entry> = mailed
         .iter()
-        .map(|(account, token, summary)| crate::repo::events::NewEvent {
+        .map(|(account, token, summary)| audit::Entry {
             account_id: *account,
-            actor_id: None,
-            at: naive_now,
-            kind: "token.notice_sent",
+            by: audit::By::System,
+            at: now,
+            kind: EventKind::TokenNoticeSent,
             summary,
             token_id: Some(*token),
-            client_address: None,
         })
         .collect();
-    crate::repo::events::AccountEvent::insert_many(conn, &events)?;
+    audit::write(conn, &events)?;
     if untried > 0 {
         let left = Notice::unclaim(conn, &claim_id)?;
         tracing::info!(

@@ -5,6 +5,7 @@ pub mod delivery;
 pub mod messages;
 pub mod plan;
 
+use crate::domain::EventKind;
 use std::sync::Arc;
 
 use diesel::Connection;
@@ -113,7 +114,7 @@ impl Notices {
         else {
             return Ok(None);
         };
-        let now = to_naive(self.rt.clock.now());
+        let now = self.rt.clock.now();
         self.rt
             .db
             .run(move |conn| {
@@ -127,13 +128,17 @@ impl Notices {
                         return Ok(None);
                     };
                     if changed {
-                        crate::repo::events::AccountEvent::record(
+                        let summary = format!("{} turned expiry e-mails off {how}", user.email);
+                        crate::services::audit::write(
                             conn,
-                            user.account_id,
-                            Some(user_id),
-                            now,
-                            "user.expiry_emails_off",
-                            &format!("{} turned expiry e-mails off {how}", user.email),
+                            &[crate::services::audit::Entry {
+                                account_id: user.account_id,
+                                by: crate::services::audit::By::Person(user_id),
+                                at: now,
+                                kind: EventKind::UserExpiryEmailsOff,
+                                summary: &summary,
+                                token_id: None,
+                            }],
                         )?;
                     }
                     Ok(Some(user.email))

@@ -2,6 +2,7 @@
 //! own, an expiry within the account's policy (and no later than the token it was created
 //! with), at most 50 active per account, counted and inserted under the account's lock.
 
+use crate::domain::EventKind;
 use diesel::Connection;
 use time::OffsetDateTime;
 
@@ -98,7 +99,7 @@ pub fn create(
             conn,
             actor,
             now,
-            "token.created",
+            EventKind::TokenCreated,
             &format!(
                 "Created token \"{}\" ({}, {expiry}){via}",
                 request.name.as_str(),

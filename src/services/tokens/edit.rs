@@ -1,6 +1,7 @@
 //! Changing a token that stays what it is: its name and description, and the networks it may
 //! be used from. Its role and expiry don't change (rotation is for that).
 
+use crate::domain::EventKind;
 use diesel::Connection;
 use ipnet::IpNet;
 use time::OffsetDateTime;
@@ -38,7 +39,14 @@ pub fn rename(
         } else {
             format!("Renamed token \"{}\" to \"{}\"", token.name, name.as_str())
         };
-        audit::record(conn, actor, now, "token.renamed", &summary, Some(id))
+        audit::record(
+            conn,
+            actor,
+            now,
+            EventKind::TokenRenamed,
+            &summary,
+            Some(id),
+        )
     })?;
     load_view(conn, id, now)
 }
@@ -71,7 +79,7 @@ pub fn set_allowed_ips(
             conn,
             actor,
             now,
-            "token.allowlist_changed",
+            EventKind::TokenAllowlistChanged,
             &summary,
             Some(id),
         )

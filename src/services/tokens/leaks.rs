@@ -4,6 +4,7 @@
 //! The public keys are read from a file in the shape of GitHub's published list
 //! (`APITOKENS_SECRET_SCANNING_KEYS`), so a server with no way out can still check them.
 
+use crate::domain::EventKind;
 use std::path::Path;
 
 use anyhow::Context;
@@ -195,12 +196,12 @@ pub fn revoke_found(
                 audit::Retired::Found(&clip(where_found, 200)),
                 false,
             )?;
-            (FoundToken::Revoked, ids, "token.revoked", "revoked")
+            (FoundToken::Revoked, ids, EventKind::TokenRevoked, "revoked")
         } else {
             (
                 FoundToken::Reported,
                 vec![],
-                "token.leaked",
+                EventKind::TokenLeaked,
                 "reported leaked (not revoked: the account only wants to be told)",
             )
         };

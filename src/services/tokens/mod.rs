@@ -13,6 +13,7 @@ pub mod rotation;
 pub mod usage;
 pub mod view;
 
+use crate::domain::EventKind;
 use std::sync::Arc;
 
 use diesel::Connection;
@@ -21,10 +22,9 @@ use ipnet::IpNet;
 use crate::domain::input::{TokenDescription, TokenName};
 use crate::domain::leak_response::LeakResponse;
 use crate::domain::policy::TokenPolicy;
-use crate::domain::token::{to_naive, TokenSecret};
+use crate::domain::token::TokenSecret;
 use crate::domain::{AccountId, TokenId};
 use crate::error::{ServiceError, ServiceResult};
-use crate::repo::events::AccountEvent;
 use crate::repo::{Account, User};
 use crate::services::gateway::Gateway;
 use crate::services::notices::Notices;
@@ -223,7 +223,7 @@ impl Tokens {
         response: LeakResponse,
     ) -> ServiceResult<()> {
         actor.require_admin()?;
-        let now = to_naive(self.rt.clock.now());
+        let now = self.rt.clock.now();
         self.rt
             .db
             .run(move |conn| {
@@ -237,13 +237,13 @@ impl Tokens {
                             "Tokens reported leaked are only reported, not revoked"
                         }
                     };
-                    AccountEvent::record(
+                    crate::services::audit::record(
                         conn,
-                        actor.account_id.get(),
-                        Some(actor.user_id.get()),
+                        &actor,
                         now,
-                        "account.leak_response",
+                        EventKind::AccountLeakResponse,
                         summary,
+                        None,
                     )?;
                     Ok(())
                 })

@@ -1,6 +1,7 @@
 //! The account's token policy: a maximum lifetime and "expiry required", read by anyone of
 //! the account, set by its Administrators; create and rotate obey it.
 
+use crate::domain::EventKind;
 use diesel::Connection;
 use time::OffsetDateTime;
 
@@ -52,7 +53,7 @@ pub fn set_policy(
                 conn,
                 actor,
                 now,
-                "account.token_policy",
+                EventKind::AccountTokenPolicy,
                 &format!("Set the token policy: {lifetime}, {required}"),
                 None,
             )?;

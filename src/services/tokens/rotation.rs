@@ -2,6 +2,7 @@
 //! lineage rules (only the issuer rotates, a token credential only itself, the expiry capped
 //! like a new token's); and the sweep's step that forgets old secrets whose grace ended.
 
+use crate::domain::EventKind;
 use diesel::Connection;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -87,7 +88,7 @@ pub fn rotate(
             conn,
             actor,
             now,
-            "token.rotated",
+            EventKind::TokenRotated,
             &format!("Rotated token \"{}\"{via}: {grace}", token.name),
             Some(id),
         )
@@ -151,7 +152,7 @@ pub fn end_graces(conn: &mut DbConn, now: OffsetDateTime, limit: i64) -> Service
                     conn,
                     token.account_id,
                     now,
-                    "token.grace_ended",
+                    EventKind::TokenGraceEnded,
                     &format!(
                         "The old secret of token \"{}\" stopped working (its grace ended)",
                         token.name

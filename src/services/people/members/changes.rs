@@ -1,6 +1,7 @@
 //! Changing who someone is in the account: their role, their removal, and deleting all
 //! their tokens, each refused where active tokens stand in the way unless asked to delete them.
 
+use crate::domain::EventKind;
 use diesel::Connection;
 use time::OffsetDateTime;
 
@@ -9,7 +10,6 @@ use crate::domain::token::to_naive;
 use crate::domain::Role;
 use crate::domain::UserId;
 use crate::error::{Blocker, ServiceError, ServiceResult};
-use crate::repo::events::AccountEvent;
 use crate::repo::{Account, Session, Token, User};
 use crate::services::tokens::retire;
 use crate::services::vocabulary::Actor;
@@ -80,15 +80,16 @@ pub fn change_role(
             crate::services::audit::Retired::RoleLowered,
         )?;
         User::set_role(conn, user.id, new_role)?;
-        event(
+        crate::services::audit::record(
             conn,
             actor,
             now,
-            "user.role_changed",
+            EventKind::UserRoleChanged,
             &format!(
                 "Changed the role of {} from {old_role} to {new_role}",
                 user.email
             ),
+            None,
         )?;
         Ok(changed)
     })
@@ -124,12 +125,13 @@ pub fn remove(
         )?;
         User::mark_removed(conn, user.id, to_naive(now))?;
         Session::delete_for_user(conn, user.id)?;
-        event(
+        crate::services::audit::record(
             conn,
             actor,
             now,
-            "user.removed",
+            EventKind::UserRemoved,
             &format!("Removed {} <{}>", user.display_name(), user.email),
+            None,
         )?;
         Ok(changed)
     })
@@ -161,23 +163,6 @@ pub fn delete_all_tokens(
     })
 }
 
-pub(crate) fn event(
-    conn: &mut DbConn,
-    actor: &Actor,
-    now: OffsetDateTime,
-    kind: &str,
-    summary: &str,
-) -> ServiceResult<()> {
-    Ok(AccountEvent::record(
-        conn,
-        actor.account_id.get(),
-        Some(actor.user_id.get()),
-        to_naive(now),
-        kind,
-        summary,
-    )?)
-}
-
 /// Deletes `tokens` of `user` and logs it once; `why` completes "Deleted N tokens of X".
 pub(crate) fn retire_all(
     conn: &mut DbConn,
@@ -203,7 +188,7 @@ pub(crate) fn retire_all(
         user.email,
         names(tokens)
     );
-    event(conn, actor, now, "tokens.deleted", &summary)?;
+    crate::services::audit::record(conn, actor, now, EventKind::TokensDeleted, &summary, None)?;
     Ok(changed)
 }
 

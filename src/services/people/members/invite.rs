@@ -1,10 +1,10 @@
 //! Adding people: an invitation with a one-time set-password link (72 hours, works once,
 //! only its SHA-256 kept), or an SSO user with none.
 
-use super::changes::event;
 use crate::db::DbConn;
 use crate::domain::input::{Email, Language, PersonName};
 use crate::domain::token::to_naive;
+use crate::domain::EventKind;
 use crate::domain::{sha256_hex, AuthType, Role, Secret};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::setups::PasswordSetup;
@@ -99,16 +99,17 @@ pub fn invite(
             )?;
         }
         let how = if sso { "SAML SSO" } else { "password" };
-        event(
+        crate::services::audit::record(
             conn,
             actor,
             now,
-            "user.added",
+            EventKind::UserAdded,
             &format!(
                 "Added {} <{}> as {role} ({how} sign-in)",
                 user.display_name(),
                 user.email
             ),
+            None,
         )?;
         Ok(Invitation {
             user,

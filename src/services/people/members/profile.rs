@@ -1,9 +1,10 @@
 //! `PATCH /iam/users/{id}`: name, phone, language, e-mail and sign-in method (and the role,
 //! through `changes::change_role`), in one transaction.
 
-use super::changes::{change_role, event, member};
+use super::changes::{change_role, member};
 use crate::db::DbConn;
 use crate::domain::input::{Email, Language, PersonName};
+use crate::domain::EventKind;
 use crate::domain::UserId;
 use crate::domain::{AuthType, Role};
 use crate::error::{ServiceError, ServiceResult};
@@ -51,12 +52,13 @@ pub(crate) fn update_profile(
         .as_ref()
         .map_or(user.lang.clone(), |l| l.as_str().to_owned());
     User::update_profile(conn, user.id, &name, phone.as_deref(), &lang)?;
-    event(
+    crate::services::audit::record(
         conn,
         actor,
         now,
-        "user.updated",
+        EventKind::UserUpdated,
         &format!("Updated the profile of {}", user.email),
+        None,
     )?;
     if let Some(email) = update.email.as_ref().filter(|e| e.as_str() != user.email) {
         actor.require_admin()?;
@@ -72,12 +74,13 @@ pub(crate) fn update_profile(
             )) => return Err(taken),
             other => other?,
         }
-        event(
+        crate::services::audit::record(
             conn,
             actor,
             now,
-            "user.email_changed",
+            EventKind::UserEmailChanged,
             &format!("Changed the e-mail of {} to {}", user.email, email.as_str()),
+            None,
         )?;
     }
     Ok(())

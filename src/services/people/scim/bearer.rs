@@ -3,10 +3,10 @@
 use crate::db::schema::accounts;
 use crate::db::DbConn;
 use crate::domain::sha256_hex;
-use crate::domain::token::to_naive;
+use crate::domain::EventKind;
 use crate::error::{ServiceError, ServiceResult};
-use crate::repo::events::AccountEvent;
 use crate::repo::Account;
+use crate::services::vocabulary::Actor;
 use diesel::prelude::*;
 use time::OffsetDateTime;
 
@@ -29,7 +29,7 @@ pub fn account_of_token(conn: &mut DbConn, presented: &str) -> ServiceResult<Opt
 pub fn issue_token(
     conn: &mut DbConn,
     account_id: i64,
-    by: Option<i64>,
+    by: Option<&Actor>,
     now: OffsetDateTime,
 ) -> ServiceResult<String> {
     let token = crate::domain::scim::generate_token();
@@ -53,13 +53,19 @@ pub fn issue_token(
         } else {
             format!("Created the account's SCIM token {how}")
         };
-        AccountEvent::record(
+        crate::services::audit::write(
             conn,
-            account_id,
-            by,
-            to_naive(now),
-            "scim.token_created",
-            &summary,
+            &[crate::services::audit::Entry {
+                account_id,
+                by: by.map_or(
+                    crate::services::audit::By::System,
+                    crate::services::audit::By::Actor,
+                ),
+                at: now,
+                kind: EventKind::ScimTokenCreated,
+                summary: &summary,
+                token_id: None,
+            }],
         )?;
         Ok(())
     })?;

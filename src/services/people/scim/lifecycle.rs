@@ -7,9 +7,9 @@ use crate::db::schema::users;
 use crate::db::DbConn;
 use crate::domain::scim::ScimProblem;
 use crate::domain::token::to_naive;
+use crate::domain::EventKind;
 use crate::domain::NoticeKind;
 use crate::error::ServiceResult;
-use crate::repo::events::AccountEvent;
 use crate::repo::notices::{NewNotice, Notice};
 use crate::repo::{Session, Token, User};
 use crate::services::people::members::Changed;
@@ -90,16 +90,17 @@ pub(crate) fn deprovision(
                 .join(", ")
         )
     };
-    event(
+    crate::services::audit::record_system(
         conn,
         account_id,
         now,
-        "user.deprovisioned",
+        EventKind::UserDeprovisioned,
         &format!(
             "SCIM: {what} {} <{}>{tokens}",
             user.display_name(),
             user.email
         ),
+        None,
     )?;
     // The Administrators hear of each token that died with the user: a script that used it
     // stops working now.
@@ -142,33 +143,17 @@ pub(crate) fn reactivate(
             users::deactivated.eq(false),
         ))
         .execute(conn)?;
-    event(
+    crate::services::audit::record_system(
         conn,
         account_id,
         now,
-        "user.reactivated",
+        EventKind::UserReactivated,
         &format!(
             "SCIM: reactivated {} <{}> (without their deleted tokens)",
             user.display_name(),
             user.email
         ),
+        None,
     )?;
     Ok(())
-}
-
-pub(crate) fn event(
-    conn: &mut DbConn,
-    account_id: i64,
-    now: OffsetDateTime,
-    kind: &str,
-    summary: &str,
-) -> ServiceResult<()> {
-    Ok(AccountEvent::record(
-        conn,
-        account_id,
-        None,
-        to_naive(now),
-        kind,
-        summary,
-    )?)
 }

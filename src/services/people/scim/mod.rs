@@ -184,9 +184,7 @@ impl Provisioning {
         let now = self.rt.clock.now();
         self.rt
             .db
-            .run(move |conn| {
-                issue_token(conn, actor.account_id.get(), Some(actor.user_id.get()), now)
-            })
+            .run(move |conn| issue_token(conn, actor.account_id.get(), Some(&actor), now))
             .await
     }
 

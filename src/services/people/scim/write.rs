@@ -1,11 +1,12 @@
 //! Writing users from SCIM: create, replace, PATCH and DELETE, each under the account's lock.
 
+use crate::domain::EventKind;
 use diesel::prelude::*;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::error::{conflict, ScimResult};
-use super::lifecycle::{deprovision, event, last_admin, reactivate, retire_recorded};
+use super::lifecycle::{deprovision, last_admin, reactivate, retire_recorded};
 use super::read::{get, list, view};
 use crate::db::schema::users;
 use crate::db::DbConn;
@@ -97,15 +98,16 @@ pub fn create(
             }
         };
         write_attributes(conn, id, input, role)?;
-        event(
+        crate::services::audit::record_system(
             conn,
             account_id,
             now,
-            "user.added",
+            EventKind::UserAdded,
             &format!(
                 "SCIM: added {} as {role} (SSO sign-in)",
                 input.email.as_str()
             ),
+            None,
         )?;
         if input.active == Some(false) {
             deprovision(conn, account_id, id, true, now)?;
@@ -179,11 +181,11 @@ pub fn replace(
             diesel::update(users::table.find(id))
                 .set(users::jwt_generation.eq(users::jwt_generation + 1))
                 .execute(conn)?;
-            event(
+            crate::services::audit::record_system(
                 conn,
                 account_id,
                 now,
-                "user.role_changed",
+                EventKind::UserRoleChanged,
                 &format!(
                     "SCIM: changed the role of {} from {} to {role}{}",
                     user.email,
@@ -197,19 +199,21 @@ pub fn replace(
                         )
                     }
                 ),
+                None,
             )?;
         }
         if input.email.as_str() != user.email {
-            event(
+            crate::services::audit::record_system(
                 conn,
                 account_id,
                 now,
-                "user.email_changed",
+                EventKind::UserEmailChanged,
                 &format!(
                     "SCIM: changed the e-mail of {} to {}",
                     user.email,
                     input.email.as_str()
                 ),
+                None,
             )?;
         }
         write_attributes(conn, id, input, role)?;

@@ -1,0 +1,121 @@
+//! What can happen in an account, as its audit trail names it: one `EventKind` per event,
+//! stored as its stable string (`token.created`, `user.removed`, ...) that filters and
+//! `GET .../events` rely on.
+
+/// Every kind of event the audit trail records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    TokenCreated,
+    TokenRenamed,
+    TokenRotated,
+    TokenGraceEnded,
+    TokenAllowlistChanged,
+    TokenDeleted,
+    TokenRevoked,
+    TokenLeaked,
+    TokenNewAddress,
+    TokenNoticeSent,
+    /// Several tokens of one person deleted at once (with a role change, a removal, or
+    /// "delete all tokens").
+    TokensDeleted,
+    UserAdded,
+    UserUpdated,
+    UserEmailChanged,
+    UserRoleChanged,
+    UserRemoved,
+    UserDeprovisioned,
+    UserReactivated,
+    UserExpiryEmailsOff,
+    AccountLeakResponse,
+    AccountTokenPolicy,
+    ScimTokenCreated,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 22] = [
+        EventKind::TokenCreated,
+        EventKind::TokenRenamed,
+        EventKind::TokenRotated,
+        EventKind::TokenGraceEnded,
+        EventKind::TokenAllowlistChanged,
+        EventKind::TokenDeleted,
+        EventKind::TokenRevoked,
+        EventKind::TokenLeaked,
+        EventKind::TokenNewAddress,
+        EventKind::TokenNoticeSent,
+        EventKind::TokensDeleted,
+        EventKind::UserAdded,
+        EventKind::UserUpdated,
+        EventKind::UserEmailChanged,
+        EventKind::UserRoleChanged,
+        EventKind::UserRemoved,
+        EventKind::UserDeprovisioned,
+        EventKind::UserReactivated,
+        EventKind::UserExpiryEmailsOff,
+        EventKind::AccountLeakResponse,
+        EventKind::AccountTokenPolicy,
+        EventKind::ScimTokenCreated,
+    ];
+
+    /// The stored, stable name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::TokenCreated => "token.created",
+            EventKind::TokenRenamed => "token.renamed",
+            EventKind::TokenRotated => "token.rotated",
+            EventKind::TokenGraceEnded => "token.grace_ended",
+            EventKind::TokenAllowlistChanged => "token.allowlist_changed",
+            EventKind::TokenDeleted => "token.deleted",
+            EventKind::TokenRevoked => "token.revoked",
+            EventKind::TokenLeaked => "token.leaked",
+            EventKind::TokenNewAddress => "token.new_address",
+            EventKind::TokenNoticeSent => "token.notice_sent",
+            EventKind::TokensDeleted => "tokens.deleted",
+            EventKind::UserAdded => "user.added",
+            EventKind::UserUpdated => "user.updated",
+            EventKind::UserEmailChanged => "user.email_changed",
+            EventKind::UserRoleChanged => "user.role_changed",
+            EventKind::UserRemoved => "user.removed",
+            EventKind::UserDeprovisioned => "user.deprovisioned",
+            EventKind::UserReactivated => "user.reactivated",
+            EventKind::UserExpiryEmailsOff => "user.expiry_emails_off",
+            EventKind::AccountLeakResponse => "account.leak_response",
+            EventKind::AccountTokenPolicy => "account.token_policy",
+            EventKind::ScimTokenCreated => "scim.token_created",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(stored: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == stored)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_stable_name_that_reads_back() {
+        let mut names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+            let (family, _) = kind.as_str().split_once('.').unwrap();
+            assert!(["token", "tokens", "user", "account", "scim"].contains(&family));
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            EventKind::ALL.len(),
+            "no two kinds share a name"
+        );
+        assert_eq!(EventKind::parse("token.made_up"), None);
+    }
+}

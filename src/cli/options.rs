@@ -1,5 +1,7 @@
 //! What every command reads: the flags (each also an environment variable, defaults that run
 //! offline), turned into `Settings`, and the one database connection a command-line run uses.
+// The flags' doc comments are their `--help` text, where `<data dir>` reads as a placeholder.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 use std::time::Duration;

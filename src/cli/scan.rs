@@ -1,6 +1,8 @@
 //! `apitokens scan [--revoke] [PATH]...`: finds tokens in files (recognised offline by their
 //! checksum), tells each one's status when a database can be asked, and exits 1 when an active
 //! one (or, with no database, any) was found: a pre-commit hook or a CI step.
+// The arguments' doc comments are their `--help` text, where `<file>` reads as a placeholder.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 use std::time::Duration;

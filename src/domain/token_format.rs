@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn a_known_token_has_the_documented_checksum() {
-        // zlib.crc32(b"42_" + b"a" * 56) == 0x... (the README's Python rule computes the same).
+        // zlib.crc32(b"42_" + b"a" * 56) == 0x... (the Python rule in docs/security.md computes the same).
         let random = "a".repeat(56);
         let sum = checksum(42, &random);
         let expected = {

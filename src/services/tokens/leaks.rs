@@ -125,7 +125,7 @@ pub struct Labelled {
     pub label: &'static str,
 }
 
-/// "<url> (<source>, reported by secret scanning)", or as much of it as was sent.
+/// "`<url> (<source>, reported by secret scanning)`", or as much of it as was sent.
 pub fn where_found(report: &LeakReport) -> String {
     let url = report.url.as_deref().unwrap_or("an unnamed place");
     match report.source.as_deref() {

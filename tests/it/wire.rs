@@ -296,3 +296,36 @@ fn sorted(value: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+/// A wrong method on an API route is a 404 (routes are registered with their method as a
+/// guard), answered in the API's error shape, and it reaches no handler: a PUT on the token
+/// list creates nothing.
+#[actix_web::test]
+async fn wrong_method_is_not_found() {
+    let Acme { app, admin } = Acme::start().await;
+    let api = app.api_jwt(&admin.email).await;
+    let list = format!("/iam/v2/clients/{}/tokens", admin.account_id);
+    let wrong = api
+        .send(
+            Method::PUT,
+            &list,
+            Some(json!({"name": "x", "client_user": {"role": {"id": 5}}})),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND, "{:?}", wrong.json);
+    assert!(
+        wrong.json.get("message").is_some() || wrong.json.get("detail").is_some(),
+        "{:?}",
+        wrong.json
+    );
+    let listed = api.get(&list).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(
+        listed.json.as_array().map(Vec::len),
+        Some(0),
+        "{:?}",
+        listed.json
+    );
+    let patched = api.send(Method::PATCH, "/iam/auth/check", None).await;
+    assert_eq!(patched.status, StatusCode::NOT_FOUND);
+}

@@ -20,8 +20,14 @@
     });
   });
 
-  // Back from a dialog: focus returns to the control that opened it (named by the fragment).
-  if (location.hash.length > 1 && !document.querySelector("dialog[open]")) {
+  // A refused form: its error summary takes focus, which scrolls it into view, so the person
+  // sees why without looking for it (GOV.UK's pattern; the summary links to each field).
+  var summary = document.querySelector("[data-error-summary]");
+  if (summary && !document.querySelector("dialog[open]")) {
+    summary.focus();
+    summary.scrollIntoView({ block: "center" });
+  } else if (location.hash.length > 1 && !document.querySelector("dialog[open]")) {
+    // Back from a dialog: focus returns to the control that opened it (named by the fragment).
     var opener = document.getElementById(decodeURIComponent(location.hash.slice(1)));
     if (opener) {
       opener.focus();

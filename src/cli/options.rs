@@ -11,8 +11,10 @@ use clap::Args;
 use crate::config::{prepare_data_dir, JwtKeyFiles, SecretKey, Settings};
 use crate::db::{self, DbUrl};
 
-/// Every flag is also an environment variable.
+/// Every flag is also an environment variable. In a command's `--help` they come after the
+/// command's own options, under a heading of their own.
 #[derive(Args)]
+#[command(next_help_heading = "Settings (every command; each also an environment variable)")]
 pub struct Options {
     /// sqlite://path/to/file.db or postgres://user@host/db [default: sqlite://<data dir>/apitokens.db]
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]

@@ -151,11 +151,23 @@ impl ConnManager {
                 }
                 Ok(DbConn::Sqlite(conn))
             }
-            Backend::Postgres => PgConnection::establish(&self.url.target)
+            Backend::Postgres => establish_postgres(&self.url.target)
                 .map(DbConn::Postgres)
                 .map_err(r2d2::Error::ConnectionError),
         }
     }
+}
+
+/// Opens one PostgreSQL connection; every PostgreSQL connection of the process goes through here.
+///
+/// libpq is built with OpenSSL, and OpenSSL left to initialise itself (as libpq does on its
+/// first TLS handshake) registers an `atexit` cleanup that frees its locks while the pool's
+/// threads may still be using a connection: the process then dies with SIGSEGV on its way
+/// out (openssl/openssl#6214, sfackler/r2d2#137). Initialising it first through `openssl-sys`,
+/// which asks for `OPENSSL_INIT_NO_ATEXIT`, leaves the cleanup to the operating system.
+pub fn establish_postgres(url: &str) -> diesel::ConnectionResult<PgConnection> {
+    openssl_sys::init();
+    PgConnection::establish(url)
 }
 
 impl ManageConnection for ConnManager {

@@ -26,13 +26,17 @@ pub enum EventKind {
     UserDeprovisioned,
     UserReactivated,
     UserExpiryEmailsOff,
+    /// A password changed by its person (Profile → General) or an operator (the CLI).
+    UserPasswordChanged,
+    /// A password set with a reset link ("Forgot password?").
+    UserPasswordReset,
     AccountLeakResponse,
     AccountTokenPolicy,
     ScimTokenCreated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -52,6 +56,8 @@ impl EventKind {
         EventKind::UserDeprovisioned,
         EventKind::UserReactivated,
         EventKind::UserExpiryEmailsOff,
+        EventKind::UserPasswordChanged,
+        EventKind::UserPasswordReset,
         EventKind::AccountLeakResponse,
         EventKind::AccountTokenPolicy,
         EventKind::ScimTokenCreated,
@@ -79,6 +85,8 @@ impl EventKind {
             EventKind::UserDeprovisioned => "user.deprovisioned",
             EventKind::UserReactivated => "user.reactivated",
             EventKind::UserExpiryEmailsOff => "user.expiry_emails_off",
+            EventKind::UserPasswordChanged => "user.password_changed",
+            EventKind::UserPasswordReset => "user.password_reset",
             EventKind::AccountLeakResponse => "account.leak_response",
             EventKind::AccountTokenPolicy => "account.token_policy",
             EventKind::ScimTokenCreated => "scim.token_created",

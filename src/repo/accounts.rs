@@ -62,9 +62,13 @@ impl Account {
             .optional()
     }
 
+    /// The account of this name, whatever its case ("demo" is the account "Demo"): two
+    /// accounts whose names differ only in case would look like one to every person.
     pub fn find_by_name(conn: &mut DbConn, name: &str) -> QueryResult<Option<Account>> {
+        diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
         accounts::table
-            .filter(accounts::name.eq(name))
+            .filter(lower(accounts::name).eq(name.to_lowercase()))
+            .order(accounts::id.asc())
             .select(Account::as_select())
             .first(conn)
             .optional()

@@ -46,4 +46,20 @@ impl PasswordSetup {
         .execute(conn)
         .map(|n| n == 1)
     }
+
+    /// Ends every link of the user not used yet (their password was just set some other way,
+    /// or with one of them): an old invitation or reset mail opens nothing afterwards.
+    pub fn use_all_for_user(
+        conn: &mut DbConn,
+        user_id: i64,
+        at: PrimitiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            password_setups::table
+                .filter(password_setups::user_id.eq(user_id))
+                .filter(password_setups::used_at.is_null()),
+        )
+        .set(password_setups::used_at.eq(at))
+        .execute(conn)
+    }
 }

@@ -41,8 +41,7 @@ impl Layout {
 
 /// `2026-12-31 23:59 UTC`.
 pub fn datetime(at: OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    at.format(&f).unwrap_or_default()
+    crate::domain::text::utc_minute(at)
 }
 
 /// `2026-12-31`.
@@ -71,4 +70,110 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
+}
+
+/// A refused form's error summary, as GOV.UK and GitHub show one: at the top of the form,
+/// taking focus when the page loads (app.js; `autofocus` without it), so the person sees why
+/// without scrolling, with a link to each field that needs them.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorSummary {
+    /// The summary's own id (unique on the page): `error-summary-<form>`.
+    pub id: &'static str,
+    /// (the field's id, the message); an empty id: a message about the whole form.
+    pub items: Vec<(&'static str, String)>,
+}
+
+impl ErrorSummary {
+    pub fn new(id: &'static str) -> ErrorSummary {
+        ErrorSummary {
+            id,
+            items: Vec::new(),
+        }
+    }
+
+    /// One message about `field` (the id of its input).
+    pub fn one(id: &'static str, field: &'static str, message: impl Into<String>) -> ErrorSummary {
+        ErrorSummary {
+            id,
+            items: vec![(field, message.into())],
+        }
+    }
+
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.items.push((field, message.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The message about `field`, to repeat beside it.
+    pub fn about(&self, field: &str) -> Option<&str> {
+        self.items
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    /// The markup (escaped here: the messages may repeat what was typed).
+    pub fn html(&self) -> String {
+        if self.items.is_empty() {
+            return String::new();
+        }
+        let mut out = format!(
+            "<div class=\"error-summary\" id=\"{}\" role=\"alert\" tabindex=\"-1\" autofocus \
+             data-error-summary aria-labelledby=\"{0}-title\"><h3 id=\"{0}-title\">There is a problem</h3><ul>",
+            self.id
+        );
+        for (field, message) in &self.items {
+            if field.is_empty() {
+                out.push_str(&format!("<li>{}</li>", escape(message)));
+            } else {
+                out.push_str(&format!(
+                    "<li><a href=\"#{field}\">{}</a></li>",
+                    escape(message)
+                ));
+            }
+        }
+        out.push_str("</ul></div>");
+        out
+    }
+}
+
+/// HTML-escapes text for an element's content or a quoted attribute.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_links_each_field_and_escapes_what_was_typed() {
+        let mut s = ErrorSummary::new("error-summary-edit");
+        s.add("name", "<script>x</script> is not a name");
+        s.add("", "Try again & again");
+        let html = s.html();
+        assert!(html.contains("href=\"#name\""), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            "{html}"
+        );
+        assert!(html.contains("Try again &amp; again"), "{html}");
+        assert!(html.contains("data-error-summary") && html.contains("tabindex=\"-1\""));
+        assert_eq!(s.about("name"), Some("<script>x</script> is not a name"));
+        assert_eq!(ErrorSummary::new("x").html(), "");
+    }
 }

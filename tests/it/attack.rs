@@ -733,7 +733,7 @@ async fn a_lower_id_committed_after_a_higher_one_works_at_once() {
     let (commit_tx, commit_rx) = std::sync::mpsc::channel::<()>();
     let (account, issuer) = (admin.account_id, admin.id);
     let slow_create = tokio::task::spawn_blocking(move || {
-        let mut conn = PgConnection::establish(&url).expect("connect");
+        let mut conn = apitokens::db::establish_postgres(&url).expect("connect");
         conn.transaction::<_, diesel::result::Error, _>(|conn| {
             #[derive(QueryableByName)]
             struct Id {

@@ -14,7 +14,7 @@ use apitokens::repo::User;
 use apitokens::services::people::accounts::{add_user, AddUser};
 use apitokens::startup::Application;
 use apitokens::web::AppState;
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::RunQueryDsl;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 
@@ -97,7 +97,7 @@ impl TestApp {
                     "t_{}",
                     &apitokens::domain::Secret::generate().expose()[..16]
                 );
-                let mut conn = PgConnection::establish(&base).unwrap_or_else(|e| {
+                let mut conn = apitokens::db::establish_postgres(&base).unwrap_or_else(|e| {
                     panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
                 });
                 diesel::sql_query(format!("CREATE SCHEMA {schema}"))
@@ -262,7 +262,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some((base, schema)) = self.pg_schema.take() {
-            if let Ok(mut conn) = PgConnection::establish(&base) {
+            if let Ok(mut conn) = apitokens::db::establish_postgres(&base) {
                 let _ =
                     diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE")).execute(&mut conn);
             }

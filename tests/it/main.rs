@@ -15,6 +15,7 @@ mod members;
 mod notify;
 mod operate;
 mod outage;
+mod passwords;
 mod review;
 mod scim;
 mod sign_in;

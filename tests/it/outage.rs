@@ -231,10 +231,7 @@ async fn a_postgres_outage_costs_the_gateway_nothing_and_the_rest_a_fast_503() {
 
     // The outage. Two days pass meanwhile: the "due soon" token's 7-day notice falls due, and
     // the next use of `used` is queued for writing while nothing can be written.
-    let mut open_connection = {
-        use diesel::Connection;
-        diesel::PgConnection::establish(&cluster.url()).unwrap()
-    };
+    let mut open_connection = apitokens::db::establish_postgres(&cluster.url()).unwrap();
     cluster.stop();
     let down_at = Instant::now();
     // A connection that was open when the server went is told apart from a failed query.

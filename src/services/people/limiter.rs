@@ -55,6 +55,12 @@ impl Default for Limits {
     }
 }
 
+/// Reset mails for one person per window: enough to retry a lost mail, too few to flood a
+/// mailbox.
+pub const RESET_PER_PERSON: i32 = 3;
+/// "Forgot password?" requests from one address per window, for anyone.
+pub const RESET_PER_ADDRESS: i32 = 10;
+
 pub struct LoginLimiter {
     limits: Limits,
     window: time::Duration,
@@ -199,6 +205,33 @@ impl LoginLimiter {
         }
         LoginFailures::uncount(conn, &keys.person)?;
         Ok(())
+    }
+
+    /// Whether "Forgot password?" may send another mail for `login` asked from `address`:
+    /// `RESET_PER_PERSON` mails per person and `RESET_PER_ADDRESS` requests per address in a
+    /// window, on every instance (the same table, keys of their own). Counted whether or not
+    /// anyone has the address, so the cost and the answer are the same either way.
+    pub fn reset_allowed(
+        &self,
+        conn: &mut DbConn,
+        login: &str,
+        address: &str,
+        now: OffsetDateTime,
+    ) -> ServiceResult<bool> {
+        let login = Email::normal_form(login);
+        let login: String = login.chars().take(320).collect();
+        let address: String = address.chars().take(64).collect();
+        let person = format!("rp:{}", self.hmac(&["reset-person", &login]));
+        let origin = format!("ra:{}", self.hmac(&["reset-address", &address]));
+        let (cutoff, at) = (to_naive(now - self.window), to_naive(now));
+        conn.transaction(|conn| {
+            let (from_origin, _) = LoginFailures::count_attempt(conn, &origin, at, cutoff)?;
+            if from_origin > RESET_PER_ADDRESS {
+                return Ok(false);
+            }
+            let (for_person, _) = LoginFailures::count_attempt(conn, &person, at, cutoff)?;
+            Ok(for_person <= RESET_PER_PERSON)
+        })
     }
 
     /// Forgets counts whose window ended (the sweep calls this).

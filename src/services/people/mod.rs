@@ -1,15 +1,19 @@
 //! People: signing in (portal sessions and JWT pairs, under the failed-attempt limit and
 //! the password budget), the members of an account as its Administrators manage them, the
-//! accounts themselves, and SCIM provisioning by an identity provider.
+//! accounts themselves, a person's own password, and SCIM provisioning by an identity
+//! provider.
 
 pub mod accounts;
 pub mod jwt_pairs;
 pub mod limiter;
 pub mod members;
+pub mod passwords;
 pub mod scim;
 pub mod sign_in;
 
 use std::sync::Arc;
+
+use diesel::Connection;
 
 use time::OffsetDateTime;
 
@@ -27,9 +31,13 @@ use crate::services::runtime::password_work::PasswordWork;
 use crate::services::runtime::Runtime;
 use crate::services::vocabulary::{AccountInfo, Actor, Person, SignInError};
 
+use crate::domain::input::NewPassword;
 use crate::domain::token::from_naive;
 use crate::email::Recipient;
-use crate::services::notices::messages::{invitation_message, InvitationMail};
+use crate::error::ServiceError;
+use crate::services::notices::messages::{
+    changed_message, invitation_message, reset_message, ChangedMail, InvitationMail, ResetMail,
+};
 use crate::services::people::members::listing::events;
 use accounts::{account_overview, account_users, visible_user, UsersListing};
 use limiter::{Limits, LoginLimiter};
@@ -38,6 +46,7 @@ use members::{
     change_role, check_link, delete_all_tokens, invite, remove, set_password, setup_user,
     update_user, Changed, EventEntry, Invited, NewMember, UserUpdate, UsersPage,
 };
+use passwords::{replace_password, start_reset, HowChanged, ResetAnswer};
 use sign_in::{
     password_opens, session_user, sign_out, sign_out_everywhere, start_session, NavCounts,
     PortalUser,
@@ -409,10 +418,11 @@ impl People {
             .map(|user| user.map(Person::from))
     }
 
-    /// Sets the password behind a set-password link (the link works once).
-    #[tracing::instrument(skip_all)]
+    /// Sets the password behind a set-password link (the link works once). A reset (the
+    /// person had a password) ends every session and JWT and tells the person by e-mail.
     /// The link is looked up first; only a live link's password is hashed (under the
     /// password budget, holding no connection).
+    #[tracing::instrument(skip_all)]
     pub async fn set_password(&self, secret: String, password: String) -> ServiceResult<Person> {
         let now = self.rt.clock.now();
         let link = secret.clone();
@@ -429,10 +439,143 @@ impl People {
                 crate::services::runtime::passwords::hash_password(&password)
             })
             .await??;
-        self.rt
+        let before = self
+            .rt
             .db
             .run(move |conn| set_password(conn, &secret, &hashed, now))
+            .await?;
+        self.gateway.forget_user(UserId::new(before.id));
+        if before.password_hash.is_some() {
+            self.tell_password_changed(&before, HowChanged::Link, now);
+        }
+        Ok(Person::from(before))
+    }
+
+    /// Profile → General: the current password, then the new one (already checked against
+    /// the rules). Wrong current passwords count toward the sign-in limit. Every session and
+    /// JWT of the person ends; the browser that asked gets a new session (its id returned).
+    #[tracing::instrument(skip_all, fields(user_id = actor.user_id.get()))]
+    pub async fn change_password(
+        &self,
+        actor: Actor,
+        email: &str,
+        current: &str,
+        new: NewPassword,
+        address: &str,
+    ) -> Result<String, SignInError> {
+        let (me, who) = (actor.user_id.get(), actor.user_id);
+        let user = self
+            .limited(email, current, address, move |_, user| Ok(user))
+            .await?;
+        if user.id != me {
+            return Err(SignInError::WrongCredentials);
+        }
+        let turn = self.passwords.turn().await?;
+        let hashed = self
+            .passwords
+            .run_in(turn, move || {
+                crate::services::runtime::passwords::hash_password(new.expose())
+            })
+            .await?
+            .map_err(SignInError::Service)?;
+        let now = self.rt.clock.now();
+        let changed = user.clone();
+        let session = self
+            .rt
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    replace_password(
+                        conn,
+                        &changed,
+                        &hashed,
+                        HowChanged::Portal,
+                        Some(&actor),
+                        now,
+                    )?;
+                    start_session(conn, changed.clone(), now)
+                        .map(|(_, session)| session)
+                        .map_err(|e| match e {
+                            SignInError::Service(e) => e,
+                            _ => ServiceError::Forbidden("This role can't use the portal.".into()),
+                        })
+                })
+            })
             .await
-            .map(Person::from)
+            .map_err(SignInError::Service)?;
+        self.gateway.forget_user(who);
+        self.tell_password_changed(&user, HowChanged::Portal, now);
+        Ok(session)
+    }
+
+    /// "Forgot password?": a one-hour link by e-mail to a password person, word of where to
+    /// sign in to an SSO person, nothing to an address nobody has; the answer is the same
+    /// (`Ok`) in every case, and so is the work done before answering: the mail leaves after
+    /// the answer, so its time tells nothing either. Limited per address and per person.
+    #[tracing::instrument(skip_all)]
+    pub async fn request_password_reset(&self, email: &str, address: &str) -> ServiceResult<()> {
+        let now = self.rt.clock.now();
+        let limiter = self.limiter.clone();
+        let (login, address) = (
+            crate::domain::input::Email::normal_form(email),
+            address.to_owned(),
+        );
+        let answer = self
+            .rt
+            .db
+            .run(move |conn| {
+                if !limiter.reset_allowed(conn, &login, &address, now)? {
+                    tracing::info!("password reset not sent: over the limit");
+                    return Ok(ResetAnswer::Nobody);
+                }
+                start_reset(conn, &login, now)
+            })
+            .await?;
+        let mail = self.notices.mail().clone();
+        let (user, link) = match answer {
+            ResetAnswer::Nobody => return Ok(()),
+            ResetAnswer::Sso(user) => (user, None),
+            ResetAnswer::Link(user, secret) => {
+                let link = format!("{}/set-password?token={secret}", mail.base_url);
+                (user, Some(link))
+            }
+        };
+        let facts = ResetMail {
+            recipient: Recipient {
+                name: user.display_name().to_owned(),
+                email: user.email.clone(),
+            },
+            link,
+        };
+        let user_id = user.id;
+        tokio::task::spawn_blocking(move || {
+            let sent = reset_message(&mail.from, &facts, &mail.base_url)
+                .and_then(|m| mail.mailer.send(&m));
+            if let Err(e) = sent {
+                tracing::warn!(user_id, error = %e, "password reset e-mail not sent");
+            }
+        });
+        Ok(())
+    }
+
+    /// Tells a person their password changed (after the answer; a failure is logged).
+    fn tell_password_changed(&self, user: &User, how: HowChanged, at: OffsetDateTime) {
+        let mail = self.notices.mail().clone();
+        let facts = ChangedMail {
+            recipient: Recipient {
+                name: user.display_name().to_owned(),
+                email: user.email.clone(),
+            },
+            how: how.words(),
+            when: crate::domain::text::utc_minute(at),
+        };
+        let user_id = user.id;
+        tokio::task::spawn_blocking(move || {
+            let sent = changed_message(&mail.from, &facts, &mail.base_url)
+                .and_then(|m| mail.mailer.send(&m));
+            if let Err(e) = sent {
+                tracing::warn!(user_id, error = %e, "password-changed e-mail not sent");
+            }
+        });
     }
 }

@@ -1,6 +1,7 @@
 //! HTML pages.
 
 pub mod activity;
+pub mod forgot;
 pub mod health;
 pub mod login;
 pub mod notifications;
@@ -19,6 +20,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(login::logout)
         .service(profile::general)
         .service(profile::sign_out_everywhere)
+        .service(profile::change_password)
+        .service(forgot::show)
+        .service(forgot::submit)
         .service(tokens::section)
         .service(tokens::new_form)
         .service(tokens::policy_form)

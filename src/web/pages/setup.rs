@@ -29,7 +29,7 @@ pub struct SetupQuery {
 }
 
 fn invalid_link() -> WebError {
-    WebError::BadRequest("This link is not valid any more: it was used, or it is older than 72 hours. Ask an Administrator for a new invitation.".into())
+    WebError::BadRequest("This link is not valid any more: it was used, or it expired (an invitation's link works for 72 hours, a reset link for one hour). Ask for a new one with \"Forgot password?\" on the sign-in page.".into())
 }
 
 fn well_formed(token: &str) -> bool {

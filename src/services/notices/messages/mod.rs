@@ -1,11 +1,13 @@
 //! What the notices tell people by e-mail, each a set of facts and a template set
 //! (`templates/email/<name>/`) with its words from the Fluent catalogues: the expiry digest,
-//! the invitation, the leak (and deprovisioning) alert.
+//! the invitation, the leak (and deprovisioning) alert, the password mails.
 
 pub mod digest;
 pub mod invitation;
 pub mod leak;
+pub mod password;
 
 pub use digest::{digest_message, render_digest, DigestItem, DigestMail};
 pub use invitation::{invitation_message, render_invitation, InvitationMail};
 pub use leak::{leak_message, render_leak, LeakMail};
+pub use password::{changed_message, reset_message, ChangedMail, ResetMail};

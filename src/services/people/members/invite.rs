@@ -9,6 +9,7 @@ use crate::domain::{sha256_hex, AuthType, Role, Secret};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::setups::PasswordSetup;
 use crate::repo::{Account, NewUser, User};
+use crate::services::people::passwords::{replace_password, HowChanged};
 use crate::services::vocabulary::{Actor, Person};
 use diesel::Connection;
 use time::{Duration, OffsetDateTime};
@@ -122,7 +123,7 @@ pub fn invite(
 pub(crate) fn invalid_link() -> ServiceError {
     ServiceError::invalid(
         "token",
-        "This link is not valid any more. Ask an Administrator for a new invitation.",
+        "This link is not valid any more: it was used, or it expired. Ask for a new one with \"Forgot password?\" on the sign-in page.",
     )
 }
 
@@ -135,8 +136,10 @@ pub fn check_link(conn: &mut DbConn, secret: &str, now: OffsetDateTime) -> Servi
     }
 }
 
-/// Sets the password (already hashed) of the user behind a set-password link; the link
-/// works once, also when two posts race.
+/// Sets the password (already hashed) of the user behind a set-password link (an invitation's
+/// or a reset's); the link works once, also when two posts race, and everything the old
+/// password opened ends (`replace_password`). Returns the user as they were before, so the
+/// caller can tell a reset (they had a password) from a first password.
 pub fn set_password(
     conn: &mut DbConn,
     secret: &str,
@@ -155,7 +158,12 @@ pub fn set_password(
         if !PasswordSetup::use_once(conn, &setup.token_hash, to_naive(now))? {
             return Err(invalid());
         }
-        User::set_password_hash(conn, user.id, hashed)?;
+        let how = if user.password_hash.is_some() {
+            HowChanged::Link
+        } else {
+            HowChanged::Invitation
+        };
+        replace_password(conn, &user, hashed, how, None, now)?;
         Ok(user)
     })
 }

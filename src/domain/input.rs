@@ -63,6 +63,10 @@ impl TokenDescription {
     }
 }
 
+/// How far ahead an expiry date may be (10 years, as the longest policy): a date like
+/// 9999-12-31 is a typo or a way of saying "never", which has its own choice.
+pub const HORIZON_DAYS: i64 = 3650;
+
 /// When a token stops working: never, or at an instant that must be in the future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiry(Option<OffsetDateTime>);
@@ -70,13 +74,20 @@ pub struct Expiry(Option<OffsetDateTime>);
 impl Expiry {
     pub const NEVER: Expiry = Expiry(None);
 
-    /// From the web form: `expiration` is `never` or `date`, `exp_date` is `YYYY-MM-DD`;
-    /// the token lives until the end of that day (UTC).
+    /// From the web form: `expiration` is `never`, `date` (with `exp_date` as `YYYY-MM-DD`)
+    /// or a preset of days, `<n>d` (`30d`); the token lives until the end of that day (UTC).
     pub fn from_form(
         expiration: &str,
         exp_date: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<Expiry, String> {
+        if let Some(days) = expiration
+            .strip_suffix('d')
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| (1..=HORIZON_DAYS).contains(n))
+        {
+            return Expiry::at(end_of_day((now + time::Duration::days(days)).date()), now);
+        }
         match expiration {
             "never" => Ok(Expiry::NEVER),
             "date" => {
@@ -98,8 +109,12 @@ impl Expiry {
         if at <= now {
             return Err("The expiration date must be in the future.".into());
         }
-        if at.year() > 9999 {
-            return Err("The expiration date is too far in the future.".into());
+        let horizon = end_of_day((now + time::Duration::days(HORIZON_DAYS)).date());
+        if at > horizon {
+            return Err(format!(
+                "The expiration date can be at most 10 years away: {} at the latest. For a token that should not expire, choose \"Never expire\".",
+                horizon.date()
+            ));
         }
         Ok(Expiry(Some(at)))
     }

@@ -43,10 +43,11 @@ impl TokenPolicy {
         self.max_lifetime_days.is_some() || self.expiry_required
     }
 
-    /// The latest expiry a token made at `now` may have.
+    /// The latest expiry a token made at `now` may have: the end of the last allowed day
+    /// (UTC), so the date the form's picker offers last, and the message names, is allowed.
     pub fn latest_expiry(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         self.max_lifetime_days
-            .map(|d| now + Duration::days(d as i64))
+            .map(|d| super::token::end_of_day((now + Duration::days(d as i64)).date()))
     }
 
     /// Refuses an expiry (`None`: never) for a token made or rotated at `now`, saying why and

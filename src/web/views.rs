@@ -122,7 +122,7 @@ impl ErrorSummary {
         }
         let mut out = format!(
             "<div class=\"error-summary\" id=\"{}\" role=\"alert\" tabindex=\"-1\" autofocus \
-             data-error-summary aria-labelledby=\"{0}-title\"><h3 id=\"{0}-title\">There is a problem</h3><ul>",
+             data-error-summary aria-labelledby=\"{0}-title\"><h2 id=\"{0}-title\">There is a problem</h2><ul>",
             self.id
         );
         for (field, message) in &self.items {

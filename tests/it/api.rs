@@ -117,6 +117,7 @@ async fn tokens_have_exactly_the_contract_shape() {
     assert_eq!(
         keys,
         [
+            "active_created_tokens",
             "allowed_ips",
             "client_user",
             "created",

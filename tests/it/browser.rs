@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::helpers::{Acme, PASSWORD};
 
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -34,12 +34,12 @@ fn find_binary(env: &str, candidates: &[&str]) -> Option<String> {
         .find(|p| std::path::Path::new(p).exists())
 }
 
-async fn start_browser() -> Option<Browser> {
+pub(crate) async fn start_browser() -> Option<Browser> {
     start_browser_with(&[]).await
 }
 
 /// A browser with extra Chromium flags (e.g. `--force-dark-mode`).
-async fn start_browser_with(extra: &[&str]) -> Option<Browser> {
+pub(crate) async fn start_browser_with(extra: &[&str]) -> Option<Browser> {
     let driver_path = find_binary(
         "CHROMEDRIVER",
         &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
@@ -112,7 +112,7 @@ async fn start_browser_with(extra: &[&str]) -> Option<Browser> {
     panic!("chromedriver did not start: {last_error:?}");
 }
 
-async fn screenshot(client: &Client, name: &str) {
+pub(crate) async fn screenshot(client: &Client, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     let png = client.screenshot().await.expect("screenshot");
@@ -121,7 +121,11 @@ async fn screenshot(client: &Client, name: &str) {
 
 /// Does `act` (something that loads a new page) and waits, bounded, until the new page is
 /// there: the old page's body is marked first, so a page that didn't change can't pass.
-async fn and_load<F: std::future::Future<Output = ()>>(client: &Client, what: &str, act: F) {
+pub(crate) async fn and_load<F: std::future::Future<Output = ()>>(
+    client: &Client,
+    what: &str,
+    act: F,
+) {
     client
         .execute("document.body.setAttribute('data-old-page', '1')", vec![])
         .await
@@ -136,7 +140,7 @@ async fn and_load<F: std::future::Future<Output = ()>>(client: &Client, what: &s
 }
 
 /// Clicks something that loads a new page and waits (bounded) until the new page is there.
-async fn click_and_load(client: &Client, css: &str) {
+pub(crate) async fn click_and_load(client: &Client, css: &str) {
     and_load(client, css, async {
         client
             .find(Locator::Css(css))
@@ -149,7 +153,7 @@ async fn click_and_load(client: &Client, css: &str) {
     .await;
 }
 
-async fn sign_in(client: &Client, base: &str, email: &str) {
+pub(crate) async fn sign_in(client: &Client, base: &str, email: &str) {
     client.goto(&format!("{base}/login")).await.unwrap();
     client
         .find(Locator::Id("email"))
@@ -170,12 +174,12 @@ async fn sign_in(client: &Client, base: &str, email: &str) {
     assert_eq!(url.path(), "/profile/api-tokens", "signed in as {email}");
 }
 
-async fn sign_out(client: &Client) {
+pub(crate) async fn sign_out(client: &Client) {
     click_and_load(client, "#sign-out").await;
 }
 
 /// (id, status) of every row of the table on the current page.
-async fn rows(client: &Client) -> Vec<(i64, String)> {
+pub(crate) async fn rows(client: &Client) -> Vec<(i64, String)> {
     let mut out = vec![];
     for row in client
         .find_all(Locator::Css("tr[data-token-id]"))
@@ -673,7 +677,7 @@ async fn an_administrator_adds_a_colleague_and_deals_with_their_token_in_one_ste
 
 /// axe-core's script (npm, pinned in tests/axe). Missing: skip with a reason on a laptop,
 /// fail in CI.
-fn axe_source() -> Option<String> {
+pub(crate) fn axe_source() -> Option<String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/axe/node_modules/axe-core/axe.min.js");
     match std::fs::read_to_string(&path) {
@@ -691,7 +695,7 @@ fn axe_source() -> Option<String> {
 }
 
 /// Runs axe-core on the current page; the violations, one line each (empty: none).
-async fn axe_violations(client: &Client, axe: &str) -> Vec<String> {
+pub(crate) async fn axe_violations(client: &Client, axe: &str) -> Vec<String> {
     client.execute(axe, vec![]).await.expect("axe-core loads");
     let found = client
         .execute_async(
@@ -708,7 +712,7 @@ async fn axe_violations(client: &Client, axe: &str) -> Vec<String> {
 }
 
 /// The page is no wider than the window (nothing scrolls sideways).
-async fn page_fits(client: &Client) -> (i64, i64) {
+pub(crate) async fn page_fits(client: &Client) -> (i64, i64) {
     let v = client
         .execute(
             "return [document.documentElement.scrollWidth, window.innerWidth]",
@@ -721,7 +725,7 @@ async fn page_fits(client: &Client) -> (i64, i64) {
 
 /// Checks the current page at desktop width and at 390 px: zero axe violations, no sideways
 /// scrolling on the phone, and a screenshot of each.
-async fn check_page(client: &Client, axe: &str, name: &str, problems: &mut Vec<String>) {
+pub(crate) async fn check_page(client: &Client, axe: &str, name: &str, problems: &mut Vec<String>) {
     client.set_window_size(1280, 1000).await.unwrap();
     for v in axe_violations(client, axe).await {
         problems.push(format!("{name} (desktop): {v}"));

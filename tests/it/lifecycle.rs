@@ -658,10 +658,28 @@ async fn an_allowlisted_token_works_only_from_its_networks_ipv4_ipv6_and_through
         .text_of("error-allowlist")
         .unwrap()
         .contains("300.1.1.1"));
-    let set = web
+    // The list leaves out where the token was last used: the page asks first, saves nothing.
+    let asked = web
         .post(
             &format!("/profile/api-tokens/{id}/allowlist"),
             &[("csrf_token", &csrf), ("allowed_ips", "127.0.0.1")],
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK);
+    let warning = asked.text_of("allowlist-warning").expect("a warning");
+    assert!(warning.contains("last used from 203.0.113."), "{warning}");
+    assert_eq!(
+        asked.text_of("token-allowed").as_deref(),
+        Some("203.0.113.0/24, 2001:db8::/32")
+    );
+    let set = web
+        .post(
+            &format!("/profile/api-tokens/{id}/allowlist"),
+            &[
+                ("csrf_token", &csrf),
+                ("allowed_ips", "127.0.0.1"),
+                ("confirmed", "1"),
+            ],
         )
         .await;
     assert_eq!(set.status, StatusCode::SEE_OTHER);

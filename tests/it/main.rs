@@ -16,6 +16,7 @@ mod notify;
 mod operate;
 mod outage;
 mod passwords;
+mod portal;
 mod review;
 mod scim;
 mod sign_in;

@@ -231,6 +231,17 @@ async fn an_administrator_cannot_rotate_someone_elses_token() {
             &[("grace", "0"), ("exp_date", "")],
         )
         .await;
+    // No grace: the old secret would stop at once, so the page asks first and changes nothing.
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.has("#rotate-dialog") && !done.has("#new-token-value"));
+    assert_eq!(check(&app, &eng_token).await, StatusCode::NO_CONTENT);
+    let done = own
+        .post_from(
+            &format!("/profile/api-tokens/{id}"),
+            &format!("/profile/api-tokens/{id}/rotate"),
+            &[("grace", "0"), ("exp_date", ""), ("confirmed", "1")],
+        )
+        .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     assert!(done.has("#new-token-value"));
     assert_eq!(check(&app, &eng_token).await, StatusCode::UNAUTHORIZED);

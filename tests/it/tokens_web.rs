@@ -450,14 +450,14 @@ async fn at_fifty_the_create_button_is_disabled_with_the_reason_and_the_list_pag
 
     let form = client.get("/profile/api-tokens/new").await;
     assert!(form
-        .text_of("error-limit")
+        .text_of("form-errors")
         .unwrap()
         .contains("50 active API tokens"));
     let refused = client
         .create_token(&[("name", "51st"), ("role", "2"), ("expiration", "never")])
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
-    assert!(refused.text_of("error-limit").is_some());
+    assert!(refused.text_of("form-errors").is_some());
 }
 
 #[tokio::test]

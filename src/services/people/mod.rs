@@ -13,8 +13,6 @@ pub mod sign_in;
 
 use std::sync::Arc;
 
-use diesel::Connection;
-
 use time::OffsetDateTime;
 
 use crate::config::Settings;
@@ -31,22 +29,17 @@ use crate::services::runtime::password_work::PasswordWork;
 use crate::services::runtime::Runtime;
 use crate::services::vocabulary::{AccountInfo, Actor, Person, SignInError};
 
-use crate::domain::input::NewPassword;
 use crate::domain::token::from_naive;
 use crate::email::Recipient;
-use crate::error::ServiceError;
-use crate::services::notices::messages::{
-    changed_message, invitation_message, reset_message, ChangedMail, InvitationMail, ResetMail,
-};
+use crate::services::notices::messages::{invitation_message, InvitationMail};
 use crate::services::people::members::listing::events;
 use accounts::{account_overview, account_users, visible_user, UsersListing};
 use limiter::{Limits, LoginLimiter};
 use members::list;
 use members::{
-    change_role, check_link, delete_all_tokens, invite, remove, set_password, setup_user,
-    update_user, Changed, EventEntry, Invited, NewMember, UserUpdate, UsersPage,
+    change_role, delete_all_tokens, invite, remove, update_user, Changed, EventEntry, Invited,
+    NewMember, UserUpdate, UsersPage,
 };
-use passwords::{replace_password, start_reset, HowChanged, ResetAnswer};
 use sign_in::{
     password_opens, session_user, sign_out, sign_out_everywhere, start_session, NavCounts,
     PortalUser,
@@ -406,176 +399,5 @@ impl People {
             .await;
         self.gateway.forget_user(target);
         updated.map(|(user, account)| (Person::from(user), AccountInfo::from(account)))
-    }
-
-    /// The user behind a set-password link, if the link still works.
-    pub async fn setup_user(&self, secret: String) -> ServiceResult<Option<Person>> {
-        let now = self.rt.clock.now();
-        self.rt
-            .db
-            .run(move |conn| setup_user(conn, &secret, now))
-            .await
-            .map(|user| user.map(Person::from))
-    }
-
-    /// Sets the password behind a set-password link (the link works once). A reset (the
-    /// person had a password) ends every session and JWT and tells the person by e-mail.
-    /// The link is looked up first; only a live link's password is hashed (under the
-    /// password budget, holding no connection).
-    #[tracing::instrument(skip_all)]
-    pub async fn set_password(&self, secret: String, password: String) -> ServiceResult<Person> {
-        let now = self.rt.clock.now();
-        let link = secret.clone();
-        // A turn in the budget first, as sign-in does: a flood of links told "busy" costs no
-        // database work, and the lookups it does make are bounded by the budget's pace.
-        let turn = self.passwords.turn().await?;
-        self.rt
-            .db
-            .run(move |conn| check_link(conn, &link, now))
-            .await?;
-        let hashed = self
-            .passwords
-            .run_in(turn, move || {
-                crate::services::runtime::passwords::hash_password(&password)
-            })
-            .await??;
-        let before = self
-            .rt
-            .db
-            .run(move |conn| set_password(conn, &secret, &hashed, now))
-            .await?;
-        self.gateway.forget_user(UserId::new(before.id));
-        if before.password_hash.is_some() {
-            self.tell_password_changed(&before, HowChanged::Link, now);
-        }
-        Ok(Person::from(before))
-    }
-
-    /// Profile → General: the current password, then the new one (already checked against
-    /// the rules). Wrong current passwords count toward the sign-in limit. Every session and
-    /// JWT of the person ends; the browser that asked gets a new session (its id returned).
-    #[tracing::instrument(skip_all, fields(user_id = actor.user_id.get()))]
-    pub async fn change_password(
-        &self,
-        actor: Actor,
-        email: &str,
-        current: &str,
-        new: NewPassword,
-        address: &str,
-    ) -> Result<String, SignInError> {
-        let (me, who) = (actor.user_id.get(), actor.user_id);
-        let user = self
-            .limited(email, current, address, move |_, user| Ok(user))
-            .await?;
-        if user.id != me {
-            return Err(SignInError::WrongCredentials);
-        }
-        let turn = self.passwords.turn().await?;
-        let hashed = self
-            .passwords
-            .run_in(turn, move || {
-                crate::services::runtime::passwords::hash_password(new.expose())
-            })
-            .await?
-            .map_err(SignInError::Service)?;
-        let now = self.rt.clock.now();
-        let changed = user.clone();
-        let session = self
-            .rt
-            .db
-            .run(move |conn| {
-                conn.transaction(|conn| {
-                    replace_password(
-                        conn,
-                        &changed,
-                        &hashed,
-                        HowChanged::Portal,
-                        Some(&actor),
-                        now,
-                    )?;
-                    start_session(conn, changed.clone(), now)
-                        .map(|(_, session)| session)
-                        .map_err(|e| match e {
-                            SignInError::Service(e) => e,
-                            _ => ServiceError::Forbidden("This role can't use the portal.".into()),
-                        })
-                })
-            })
-            .await
-            .map_err(SignInError::Service)?;
-        self.gateway.forget_user(who);
-        self.tell_password_changed(&user, HowChanged::Portal, now);
-        Ok(session)
-    }
-
-    /// "Forgot password?": a one-hour link by e-mail to a password person, word of where to
-    /// sign in to an SSO person, nothing to an address nobody has; the answer is the same
-    /// (`Ok`) in every case, and so is the work done before answering: the mail leaves after
-    /// the answer, so its time tells nothing either. Limited per address and per person.
-    #[tracing::instrument(skip_all)]
-    pub async fn request_password_reset(&self, email: &str, address: &str) -> ServiceResult<()> {
-        let now = self.rt.clock.now();
-        let limiter = self.limiter.clone();
-        let (login, address) = (
-            crate::domain::input::Email::normal_form(email),
-            address.to_owned(),
-        );
-        let answer = self
-            .rt
-            .db
-            .run(move |conn| {
-                if !limiter.reset_allowed(conn, &login, &address, now)? {
-                    tracing::info!("password reset not sent: over the limit");
-                    return Ok(ResetAnswer::Nobody);
-                }
-                start_reset(conn, &login, now)
-            })
-            .await?;
-        let mail = self.notices.mail().clone();
-        let (user, link) = match answer {
-            ResetAnswer::Nobody => return Ok(()),
-            ResetAnswer::Sso(user) => (user, None),
-            ResetAnswer::Link(user, secret) => {
-                let link = format!("{}/set-password?token={secret}", mail.base_url);
-                (user, Some(link))
-            }
-        };
-        let facts = ResetMail {
-            recipient: Recipient {
-                name: user.display_name().to_owned(),
-                email: user.email.clone(),
-            },
-            link,
-        };
-        let user_id = user.id;
-        tokio::task::spawn_blocking(move || {
-            let sent = reset_message(&mail.from, &facts, &mail.base_url)
-                .and_then(|m| mail.mailer.send(&m));
-            if let Err(e) = sent {
-                tracing::warn!(user_id, error = %e, "password reset e-mail not sent");
-            }
-        });
-        Ok(())
-    }
-
-    /// Tells a person their password changed (after the answer; a failure is logged).
-    fn tell_password_changed(&self, user: &User, how: HowChanged, at: OffsetDateTime) {
-        let mail = self.notices.mail().clone();
-        let facts = ChangedMail {
-            recipient: Recipient {
-                name: user.display_name().to_owned(),
-                email: user.email.clone(),
-            },
-            how: how.words(),
-            when: crate::domain::text::utc_minute(at),
-        };
-        let user_id = user.id;
-        tokio::task::spawn_blocking(move || {
-            let sent = changed_message(&mail.from, &facts, &mail.base_url)
-                .and_then(|m| mail.mailer.send(&m));
-            if let Err(e) = sent {
-                tracing::warn!(user_id, error = %e, "password-changed e-mail not sent");
-            }
-        });
     }
 }

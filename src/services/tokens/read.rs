@@ -19,7 +19,48 @@ pub(crate) fn load_view(
     now: OffsetDateTime,
 ) -> ServiceResult<TokenView> {
     let row = Token::find_with_issuer(conn, id)?.ok_or(ServiceError::NotFound)?;
-    Ok(TokenView::new(row, now))
+    let mut view = TokenView::new(row, now);
+    view.ends_with_it = ends_with(conn, id, now)?;
+    Ok(view)
+}
+
+/// How many active tokens deleting `id` would end with it: the walk `retire` takes.
+pub(crate) fn ends_with(conn: &mut DbConn, id: i64, now: OffsetDateTime) -> ServiceResult<i64> {
+    let live = Token::descendants(conn, id, true)?;
+    Ok(Token::count_active_among(conn, &live, to_naive(now))?)
+}
+
+/// Fills `ends_with_it` for a page of tokens from one read of the account's active tokens
+/// made with tokens (at most its 50 active ones), walked in memory.
+fn fill_ends_with(
+    conn: &mut DbConn,
+    account_id: i64,
+    tokens: &mut [TokenView],
+    now: OffsetDateTime,
+) -> ServiceResult<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let edges = Token::active_with_parent(conn, account_id, to_naive(now))?;
+    if edges.is_empty() {
+        return Ok(());
+    }
+    let mut children: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+    for (id, parent) in edges {
+        children.entry(parent).or_default().push(id);
+    }
+    for view in tokens.iter_mut() {
+        let mut count = 0;
+        let mut stack = vec![view.id.get()];
+        while let Some(id) = stack.pop() {
+            if let Some(kids) = children.get(&id) {
+                count += kids.len() as i64;
+                stack.extend_from_slice(kids);
+            }
+        }
+        view.ends_with_it = count;
+    }
+    Ok(())
 }
 
 /// The tokens `actor` may see that match `query`, newest first.
@@ -45,6 +86,17 @@ pub fn list(
         (Some(own), _) => Some(own),
         (None, asked) => asked,
     };
+    let ids = match (query.created_with, query.token_id) {
+        (Some(parent), only) => {
+            get(conn, actor, parent, now)?;
+            let mut ids = Token::descendants(conn, parent.get(), false)?;
+            if let Some(only) = only {
+                ids.retain(|id| *id == only.get());
+            }
+            Some(ids)
+        }
+        (None, only) => only.map(|id| vec![id.get()]),
+    };
     let filter = TokenFilter {
         account_id: visibility.account_id,
         issuer_id,
@@ -53,7 +105,7 @@ pub fn list(
         roles: visibility.roles(),
         status: query.status,
         deleted: query.deleted,
-        ids: query.token_id.map(|id| vec![id.get()]),
+        ids,
         expiring_soon: query.expiring_soon,
         limit: per_page,
         offset: query
@@ -65,6 +117,7 @@ pub fn list(
     };
     let (rows, total) = Token::list(conn, &filter, to_naive(now))?;
     let mut tokens: Vec<TokenView> = rows.into_iter().map(|r| TokenView::new(r, now)).collect();
+    fill_ends_with(conn, visibility.account_id, &mut tokens, now)?;
     let policy = policy(conn, actor.account_id.get())?;
     if policy.is_set() {
         for t in tokens
@@ -115,7 +168,9 @@ pub fn get(
     if !Visibility::of(actor).admits(&row.token) {
         return Err(ServiceError::NotFound);
     }
-    Ok(TokenView::new(row, now))
+    let mut view = TokenView::new(row, now);
+    view.ends_with_it = ends_with(conn, id, now)?;
+    Ok(view)
 }
 
 /// A token `actor` may manage, read under the account's lock (the start of every change to

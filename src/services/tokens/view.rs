@@ -58,6 +58,8 @@ pub struct TokenView {
     /// The last use's client address and user agent (`None` until used).
     pub last_used_ip: Option<String>,
     pub last_used_user_agent: Option<String>,
+    /// Active tokens created with this one, at any depth: what deleting it ends too.
+    pub ends_with_it: i64,
 }
 
 impl TokenView {
@@ -92,6 +94,7 @@ impl TokenView {
             allowed_ips: crate::domain::allowlist::from_stored(t.allowed_ips.as_deref()),
             last_used_ip: t.last_used_ip,
             last_used_user_agent: t.last_used_user_agent,
+            ends_with_it: 0,
         }
     }
 }
@@ -116,6 +119,9 @@ pub struct ListQuery {
     pub deleted: Option<bool>,
     /// Just this token (links from e-mails and notifications).
     pub token_id: Option<TokenId>,
+    /// Only the tokens created with this one, at any depth, whatever their status (the
+    /// delete dialog's link; 404 when the viewer may not see this one).
+    pub created_with: Option<TokenId>,
     /// Only tokens that are expiring soon (the badge's link; use with `Active`).
     pub expiring_soon: bool,
     /// 1-based.

@@ -94,6 +94,9 @@ pub struct ApiToken<'a> {
     pub last_used_ip: Option<&'a str>,
     /// Ours: the user agent of the last use (`null` until used).
     pub last_used_user_agent: Option<&'a str>,
+    /// Ours: active tokens created with this one through the API, at any depth; deleting
+    /// this token ends them too.
+    pub active_created_tokens: i64,
 }
 
 /// A token's allowlist as the API writes it: CIDR strings, straight from the parsed networks.
@@ -143,6 +146,7 @@ impl<'a> ApiToken<'a> {
             allowed_ips: Networks(&t.allowed_ips),
             last_used_ip: t.last_used_ip.as_deref(),
             last_used_user_agent: t.last_used_user_agent.as_deref(),
+            active_created_tokens: t.ends_with_it,
         }
     }
 
@@ -339,6 +343,7 @@ mod tests {
             allowed_ips: vec![],
             last_used_ip: None,
             last_used_user_agent: None,
+            ends_with_it: 0,
         };
         let tokens = vec![token(1, false), token(2, false), token(3, true)];
         let written: serde_json::Value =

@@ -9,7 +9,6 @@ use crate::domain::{sha256_hex, AuthType, Role, Secret};
 use crate::error::{ServiceError, ServiceResult};
 use crate::repo::setups::PasswordSetup;
 use crate::repo::{Account, NewUser, User};
-use crate::services::people::passwords::{replace_password, HowChanged};
 use crate::services::vocabulary::{Actor, Person};
 use diesel::Connection;
 use time::{Duration, OffsetDateTime};
@@ -117,70 +116,6 @@ pub fn invite(
             setup_secret: secret,
         })
     })
-}
-
-/// Sets the password of the user behind a set-password link; the link works once.
-pub(crate) fn invalid_link() -> ServiceError {
-    ServiceError::invalid(
-        "token",
-        "This link is not valid any more: it was used, or it expired. Ask for a new one with \"Forgot password?\" on the sign-in page.",
-    )
-}
-
-/// Whether a set-password link still works: one SHA-256 and an indexed read, so a flood of
-/// made-up links costs no password hashing.
-pub fn check_link(conn: &mut DbConn, secret: &str, now: OffsetDateTime) -> ServiceResult<()> {
-    match PasswordSetup::find(conn, &sha256_hex(secret))? {
-        Some(s) if s.used_at.is_none() && s.expires_at > to_naive(now) => Ok(()),
-        _ => Err(invalid_link()),
-    }
-}
-
-/// Sets the password (already hashed) of the user behind a set-password link (an invitation's
-/// or a reset's); the link works once, also when two posts race, and everything the old
-/// password opened ends (`replace_password`). Returns the user as they were before, so the
-/// caller can tell a reset (they had a password) from a first password.
-pub fn set_password(
-    conn: &mut DbConn,
-    secret: &str,
-    hashed: &str,
-    now: OffsetDateTime,
-) -> ServiceResult<User> {
-    conn.transaction(|conn| {
-        let invalid = invalid_link;
-        let setup = PasswordSetup::find(conn, &sha256_hex(secret))?.ok_or_else(invalid)?;
-        if setup.used_at.is_some() || setup.expires_at <= to_naive(now) {
-            return Err(invalid());
-        }
-        let user = User::find(conn, setup.user_id)?
-            .filter(|u| u.removed_at.is_none())
-            .ok_or_else(invalid)?;
-        if !PasswordSetup::use_once(conn, &setup.token_hash, to_naive(now))? {
-            return Err(invalid());
-        }
-        let how = if user.password_hash.is_some() {
-            HowChanged::Link
-        } else {
-            HowChanged::Invitation
-        };
-        replace_password(conn, &user, hashed, how, None, now)?;
-        Ok(user)
-    })
-}
-
-/// The user behind a set-password link, if the link still works (to greet them on the page).
-pub fn setup_user(
-    conn: &mut DbConn,
-    secret: &str,
-    now: OffsetDateTime,
-) -> ServiceResult<Option<User>> {
-    let Some(setup) = PasswordSetup::find(conn, &sha256_hex(secret))? else {
-        return Ok(None);
-    };
-    if setup.used_at.is_some() || setup.expires_at <= to_naive(now) {
-        return Ok(None);
-    }
-    Ok(User::find(conn, setup.user_id)?.filter(|u| u.removed_at.is_none()))
 }
 
 /// An invitation as sent: the user, their set-password link (password users), and whether

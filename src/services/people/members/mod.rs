@@ -7,6 +7,6 @@ pub mod listing;
 pub mod profile;
 
 pub use changes::{change_role, delete_all_tokens, may_stop_being_admin, remove, Changed};
-pub use invite::{check_link, invite, set_password, setup_user, Invitation, Invited, NewMember};
+pub use invite::{invite, Invitation, Invited, NewMember};
 pub use listing::{list, EventEntry, MemberRow, UsersPage};
 pub use profile::{update_user, UserUpdate};

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::chart::{chart, Chart};
 use super::policy::policy_words;
 use super::view::{choice, Choice, Reveal, TokenRow};
-use crate::domain::input::{Expiry, TokenDescription, TokenName};
+use crate::domain::input::{Expiry, TokenDescription, TokenName, HORIZON_DAYS};
 use crate::domain::policy::{grace, GRACE_CHOICES};
 use crate::domain::token::{wire_form, Separator, TokenStatus};
 use crate::domain::TokenId;
@@ -19,7 +19,7 @@ use crate::services::tokens::{Rotation, TokenDetail};
 use crate::web::auth::SignedIn;
 use crate::web::csrf::CsrfForm;
 use crate::web::ids::Id;
-use crate::web::views::{date, datetime, render, see_other, Layout};
+use crate::web::views::{date, datetime, render, see_other, ErrorSummary, Layout};
 use crate::web::{AppState, WebError};
 
 /// A token as its page shows it.
@@ -83,6 +83,17 @@ struct TokenPage {
     reveal: Option<Reveal>,
     allow_text: String,
     allow_error: Option<String>,
+    /// The error summary of whichever form was refused (at most one).
+    edit_summary: ErrorSummary,
+    allow_summary: ErrorSummary,
+    rotate_summary: ErrorSummary,
+    /// The rotate form's date: `Some(last allowed day)` when the policy makes it required.
+    rotate_required: Option<String>,
+    max_date: String,
+    /// Asked before acting: a rotation whose old secret stops at once (the form to repeat).
+    confirm_rotate: Option<(String, String)>,
+    /// Asked before saving an allowlist that leaves out where the token was last used.
+    confirm_allow: Option<(String, String)>,
     chart: Chart,
     addresses: Vec<(String, String)>,
     last_agent: Option<String>,
@@ -100,6 +111,10 @@ struct Typed {
     rotate_error: Option<String>,
     allow_text: Option<String>,
     allow_error: Option<String>,
+    /// (grace, date) of a rotation with no grace, to confirm.
+    confirm_rotate: Option<(String, String)>,
+    /// (the warning, the list typed) of an allowlist leaving out the last address used.
+    confirm_allow: Option<(String, String)>,
 }
 
 async fn render_token(
@@ -125,6 +140,13 @@ async fn render_token(
         .collect::<Vec<_>>()
         .join(", ");
     let grace_pick = typed.grace.unwrap_or(86_400);
+    let edit_summary = summary("error-summary-edit", "name", &typed.edit_error);
+    let allow_summary = summary("error-summary-allowlist", "allowed_ips", &typed.allow_error);
+    let rotate_summary = summary(
+        "error-summary-rotate",
+        "rotate_exp_date",
+        &typed.rotate_error,
+    );
     let page = TokenPage {
         layout: me.layout("api-tokens"),
         edit_name: typed.name.unwrap_or_else(|| token.name.clone()),
@@ -143,6 +165,20 @@ async fn render_token(
         allow_text: typed
             .allow_text
             .unwrap_or_else(|| allowed.replace(", ", "\n")),
+        edit_summary,
+        allow_summary,
+        rotate_summary,
+        rotate_required: policy
+            .check(token.expires_at, now)
+            .err()
+            .map(|_| policy.latest_expiry(now).map(date).unwrap_or_default()),
+        max_date: date(
+            policy
+                .latest_expiry(now)
+                .unwrap_or(now + time::Duration::days(HORIZON_DAYS)),
+        ),
+        confirm_rotate: typed.confirm_rotate,
+        confirm_allow: typed.confirm_allow,
         allow_error: typed.allow_error,
         chart: chart(&usage.days),
         addresses: usage
@@ -179,6 +215,14 @@ async fn render_token(
         header::HeaderValue::from_static("no-store"),
     );
     Ok(response)
+}
+
+/// The summary of a refused form on the token page, if it was this one.
+fn summary(id: &'static str, field: &'static str, error: &Option<String>) -> ErrorSummary {
+    match error {
+        Some(m) => ErrorSummary::one(id, field, m.clone()),
+        None => ErrorSummary::new(id),
+    }
 }
 
 #[get("/profile/api-tokens/{tokenId}")]
@@ -246,6 +290,9 @@ pub struct RotateForm {
     grace: String,
     #[serde(default)]
     exp_date: String,
+    /// "1" once the person confirmed a rotation whose old secret stops at once.
+    #[serde(default)]
+    confirmed: String,
 }
 
 #[post("/profile/api-tokens/{tokenId}/rotate")]
@@ -274,6 +321,19 @@ pub async fn rotate_token(
             return render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
         }
     };
+    if grace.is_zero() && form.confirmed != "1" {
+        // The old secret stops at once: every script still using it fails. Asked first.
+        let ask = Typed {
+            confirm_rotate: Some((
+                form.grace.trim().to_owned(),
+                form.exp_date.chars().take(10).collect(),
+            )),
+            grace: seconds,
+            rotate_date: form.exp_date.chars().take(10).collect(),
+            ..Typed::default()
+        };
+        return render_token(&state, &me, id, ask, None, StatusCode::OK).await;
+    }
     let expiry = if form.exp_date.trim().is_empty() {
         None
     } else {
@@ -320,6 +380,9 @@ pub async fn rotate_token(
 pub struct AllowForm {
     #[serde(default)]
     allowed_ips: String,
+    /// "1" once the person confirmed a list that leaves out the last address used.
+    #[serde(default)]
+    confirmed: String,
 }
 
 #[post("/profile/api-tokens/{tokenId}/allowlist")]
@@ -345,6 +408,27 @@ pub async fn set_allowlist(
             return render_token(&state, &me, id, failed(m), None, StatusCode::BAD_REQUEST).await
         }
     };
+    if form.confirmed != "1" && !nets.is_empty() {
+        let token = state.tokens.token(me.actor(), id).await?;
+        let last = token
+            .last_used_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+        if let Some(ip) = last.filter(|ip| !crate::domain::allowlist::admits(&nets, *ip)) {
+            let when = token.last_used_at.map(datetime).unwrap_or_default();
+            let ask = Typed {
+                allow_text: Some(form.allowed_ips.chars().take(4000).collect()),
+                confirm_allow: Some((
+                    format!(
+                        "The token was last used from {ip} ({when}), which this list leaves out: requests from there will be refused from now on."
+                    ),
+                    form.allowed_ips.chars().take(4000).collect(),
+                )),
+                ..Typed::default()
+            };
+            return render_token(&state, &me, id, ask, None, StatusCode::OK).await;
+        }
+    }
     match state.tokens.set_token_allowlist(me.actor(), id, nets).await {
         Ok(t) => {
             me.session.set_flash(if t.allowed_ips.is_empty() {

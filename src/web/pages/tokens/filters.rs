@@ -17,6 +17,7 @@ pub struct SectionParams {
     after: Option<String>,
     pub confirm_delete: Option<String>,
     token: Option<String>,
+    created_with: Option<String>,
     expiring: Option<String>,
 }
 
@@ -27,6 +28,8 @@ pub struct Filters {
     pub status: Option<TokenStatus>,
     pub cursor: Cursor,
     pub token: Option<TokenId>,
+    /// Only the tokens created with this one (what deleting it ends).
+    pub created_with: Option<TokenId>,
     pub expiring: bool,
 }
 
@@ -91,6 +94,12 @@ impl Filters {
                     .map_err(|_| WebError::BadRequest(format!("\"{v}\" is not a token id.")))
             })
             .transpose()?;
+        let created_with = non_empty(&p.created_with)
+            .map(|v| {
+                v.parse::<TokenId>()
+                    .map_err(|_| WebError::BadRequest(format!("\"{v}\" is not a token id.")))
+            })
+            .transpose()?;
         let expiring = match non_empty(&p.expiring) {
             None => false,
             Some("soon") => true,
@@ -106,6 +115,7 @@ impl Filters {
             status,
             cursor,
             token,
+            created_with,
             expiring,
         })
     }
@@ -115,6 +125,7 @@ impl Filters {
             || self.role.is_some()
             || self.status.is_some()
             || self.token.is_some()
+            || self.created_with.is_some()
             || self.expiring
     }
 
@@ -132,6 +143,9 @@ impl Filters {
         }
         if let Some(id) = self.token {
             pairs.push(("token", id.to_string()));
+        }
+        if let Some(id) = self.created_with {
+            pairs.push(("created_with", id.to_string()));
         }
         if self.expiring {
             pairs.push(("expiring", "soon".to_string()));

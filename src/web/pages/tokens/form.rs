@@ -4,11 +4,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::view::{choice, Choice};
-use crate::domain::input::{Expiry, TokenDescription, TokenName};
+use crate::domain::input::{Expiry, TokenDescription, TokenName, HORIZON_DAYS};
+use crate::domain::policy::TokenPolicy;
 use crate::domain::{Role, Secret};
 use crate::services::tokens::NewTokenRequest;
 use crate::web::auth::SignedIn;
-use crate::web::views::{date, Layout};
+use crate::web::views::{date, ErrorSummary, Layout};
 
 #[derive(Template)]
 #[template(path = "token_new.html")]
@@ -18,9 +19,14 @@ pub struct NewTokenPage {
     name: String,
     description: String,
     roles: Vec<Choice>,
-    never: bool,
+    expiries: Vec<ExpiryChoice>,
+    /// "Set expiration date" is the chosen one.
+    custom_date: bool,
     exp_date: String,
     min_date: String,
+    max_date: String,
+    /// The account's policy in words, when there is one.
+    policy_text: Option<String>,
     errors: FormErrors,
     at_limit: bool,
 }
@@ -32,15 +38,28 @@ pub struct FormErrors {
     role: Option<String>,
     expiration: Option<String>,
     limit: Option<String>,
-    any: bool,
 }
 
 impl FormErrors {
+    /// The summary at the top of the form: each message, linked to its field.
+    pub fn summary(&self) -> ErrorSummary {
+        let mut summary = ErrorSummary::new("form-errors");
+        for (field, message) in [
+            ("", &self.limit),
+            ("name", &self.name),
+            ("description", &self.description),
+            ("role", &self.role),
+            ("exp_date", &self.expiration),
+        ] {
+            if let Some(m) = message {
+                summary.add(field, m.clone());
+            }
+        }
+        summary
+    }
+
     pub fn from_fields(fields: Vec<(&'static str, String)>) -> FormErrors {
-        let mut e = FormErrors {
-            any: !fields.is_empty(),
-            ..Default::default()
-        };
+        let mut e = FormErrors::default();
         for (field, message) in fields {
             let slot = match field {
                 "name" => &mut e.name,
@@ -53,6 +72,79 @@ impl FormErrors {
         }
         e
     }
+}
+
+/// One of the expiry choices: a preset (`30d`) or `never`.
+pub struct ExpiryChoice {
+    pub value: String,
+    pub label: String,
+    pub checked: bool,
+}
+
+/// The presets offered (GitHub's): 7, 30, 60 and 90 days.
+const PRESETS: [i64; 4] = [7, 30, 60, 90];
+/// The preset chosen when nothing was: 30 days (GitHub's default too), short enough that a
+/// forgotten token ends by itself, long enough not to be a chore; within the policy.
+const DEFAULT_DAYS: i64 = 30;
+
+/// The expiry choices the account's policy allows, and which one is chosen: the presets
+/// that fit (plus the policy's own limit when it is not one of them), "Never expire" only
+/// without a policy that forbids it.
+fn expiry_choices(
+    policy: &TokenPolicy,
+    chosen: &str,
+    today: time::OffsetDateTime,
+) -> (Vec<ExpiryChoice>, bool) {
+    let limit = policy.max_lifetime_days.map(i64::from);
+    let mut days: Vec<i64> = PRESETS
+        .into_iter()
+        .filter(|d| limit.is_none_or(|l| *d <= l))
+        .collect();
+    if let Some(l) = limit.filter(|l| !PRESETS.contains(l)) {
+        days.push(l);
+    }
+    days.sort_unstable();
+    let allow_never = !policy.is_set();
+    let default = days
+        .iter()
+        .copied()
+        .filter(|d| *d <= DEFAULT_DAYS)
+        .max()
+        .or_else(|| days.first().copied())
+        .map(|d| format!("{d}d"))
+        .unwrap_or_else(|| "date".into());
+    let known = |v: &str| {
+        v == "date" || (v == "never" && allow_never) || days.iter().any(|d| format!("{d}d") == v)
+    };
+    let chosen = if known(chosen) {
+        chosen.to_owned()
+    } else {
+        default
+    };
+    let mut choices: Vec<ExpiryChoice> = days
+        .iter()
+        .map(|d| {
+            let until = date(today + time::Duration::days(*d));
+            let most = if limit == Some(*d) {
+                ", the most allowed"
+            } else {
+                ""
+            };
+            ExpiryChoice {
+                value: format!("{d}d"),
+                label: format!("{d} days (until {until}{most})"),
+                checked: chosen == format!("{d}d"),
+            }
+        })
+        .collect();
+    if allow_never {
+        choices.push(ExpiryChoice {
+            value: "never".into(),
+            label: "Never expire".into(),
+            checked: chosen == "never",
+        });
+    }
+    (choices, chosen == "date")
 }
 
 /// The create form's fields, as typed (kept when the form comes back with errors).
@@ -78,7 +170,13 @@ pub fn form_page(
     form: &CreateForm,
     errors: FormErrors,
     at_limit: bool,
+    policy: &TokenPolicy,
 ) -> NewTokenPage {
+    let (expiries, custom_date) = expiry_choices(policy, form.expiration.trim(), today);
+    let max_date = match policy.latest_expiry(today) {
+        Some(latest) => date(latest),
+        None => date(today + time::Duration::days(HORIZON_DAYS)),
+    };
     let issuable = me.user.role.issuable();
     let chosen = Role::parse(&form.role)
         .filter(|r| issuable.contains(r))
@@ -96,9 +194,12 @@ pub fn form_page(
             .iter()
             .map(|r| choice(r.id(), r.name(), *r == chosen))
             .collect(),
-        never: form.expiration != "date",
+        expiries,
+        custom_date,
         exp_date: form.exp_date.chars().take(10).collect(),
         min_date: date(today),
+        max_date,
+        policy_text: policy.is_set().then(|| super::policy::policy_words(policy)),
         errors,
         at_limit,
     }

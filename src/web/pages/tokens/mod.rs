@@ -54,6 +54,7 @@ async fn render_section(
         before,
         after,
         token_id: filters.token,
+        created_with: filters.created_with,
         expiring_soon: filters.expiring,
         ..Default::default()
     };
@@ -135,6 +136,7 @@ async fn render_section(
             .map(|t| ConfirmDelete {
                 id: t.id,
                 name: t.name,
+                ends: t.ends_with_it,
             }),
         sso_warning: me.user.user.auth_type.is_sso(),
         back: filters.url(filters.cursor),
@@ -164,12 +166,14 @@ pub async fn new_form(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRe
     } else {
         FormErrors::default()
     };
+    let policy = state.tokens.token_policy(me.actor()).await?;
     let page = form_page(
         &me,
         state.clock().now(),
         &CreateForm::default(),
         errors,
         at_limit,
+        &policy,
     );
     render(StatusCode::OK, &page)
 }
@@ -191,7 +195,9 @@ pub async fn create(
     let request = match parse_create(&form, now) {
         Ok(request) => request,
         Err(errors) => {
-            let page = form_page(&me, now, &form, FormErrors::from_fields(errors), false);
+            let policy = state.tokens.token_policy(me.actor()).await?;
+            let errors = FormErrors::from_fields(errors);
+            let page = form_page(&me, now, &form, errors, false, &policy);
             return render(StatusCode::BAD_REQUEST, &page);
         }
     };
@@ -219,7 +225,9 @@ pub async fn create(
         }
         Err(ServiceError::Invalid(fields)) => {
             let at_limit = fields.iter().any(|(f, _)| *f == "limit");
-            let page = form_page(&me, now, &form, FormErrors::from_fields(fields), at_limit);
+            let policy = state.tokens.token_policy(me.actor()).await?;
+            let errors = FormErrors::from_fields(fields);
+            let page = form_page(&me, now, &form, errors, at_limit, &policy);
             render(StatusCode::BAD_REQUEST, &page)
         }
         Err(e) => Err(e.into()),
@@ -242,6 +250,12 @@ pub async fn delete(
     let id = id.get();
     let outcome = state.tokens.delete_token(me.actor(), id).await?;
     let message = match outcome {
+        // `ids` holds the token itself and every active token created with it.
+        DeleteOutcome::Deleted(t, ids) if ids.len() > 1 => format!(
+            "API token \"{}\" was deleted, and with it {} created with it. Requests that use them are refused from now on.",
+            t.name,
+            crate::domain::count(ids.len() as i64 - 1, "token", "tokens")
+        ),
         DeleteOutcome::Deleted(t, _) => {
             format!(
                 "API token \"{}\" was deleted. Requests that use it are refused from now on.",

@@ -79,8 +79,17 @@ pub struct Reveal {
 }
 
 pub struct ConfirmDelete {
+    /// Active tokens created with it, at any depth, that the delete ends too.
+    pub ends: i64,
     pub id: TokenId,
     pub name: String,
+}
+
+impl ConfirmDelete {
+    /// "1 token", "3 tokens".
+    pub fn ends_label(&self) -> String {
+        crate::domain::count(self.ends, "token", "tokens")
+    }
 }
 
 #[derive(Template)]

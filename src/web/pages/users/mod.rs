@@ -33,6 +33,13 @@ pub struct UserRow {
     pub roles: Vec<Choice>,
 }
 
+impl UserRow {
+    /// "1 active token", "42 active tokens" (the link to them in the table).
+    pub fn tokens_label(&self) -> String {
+        crate::domain::count(self.active_tokens as i64, "active token", "active tokens")
+    }
+}
+
 pub struct EventRow {
     pub at: String,
     pub who: String,
@@ -156,12 +163,21 @@ async fn render_users(
             role_id: m.role.id(),
             sso: m.user.auth_type.is_sso(),
             active_tokens: m.active_tokens.len(),
-            token_names: m
-                .active_tokens
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            // The first few names as the link's tooltip; the link lists them all.
+            token_names: {
+                let names: Vec<&str> = m
+                    .active_tokens
+                    .iter()
+                    .take(5)
+                    .map(|t| t.name.as_str())
+                    .collect();
+                let more = m.active_tokens.len().saturating_sub(names.len());
+                if more > 0 {
+                    format!("{} and {more} more", names.join(", "))
+                } else {
+                    names.join(", ")
+                }
+            },
             last_sign_in: m
                 .user
                 .last_login_at

@@ -46,6 +46,13 @@ pub fn run(options: &Options, args: Notify) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if options.base_url.is_none() {
+        // From cron nothing says where the portal is: the links would point at this machine.
+        eprintln!(
+            "warning: APITOKENS_BASE_URL is not set, so the e-mails link to {}; set it to the portal's public address (as the server has it)",
+            settings.base_url
+        );
+    }
     let mail = delivery::Mail::from_settings(&settings)?;
     let (recorded, d) = delivery::sweep(&mut conn, &mail, now, &AtomicBool::new(false))?;
     println!(

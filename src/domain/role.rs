@@ -59,6 +59,28 @@ impl Role {
         }
     }
 
+    /// What the role may do, in a line (the forms show it beside the name).
+    pub fn description(self) -> &'static str {
+        match self {
+            Role::Administrators => {
+                "everything, including the account's users, all its tokens and its settings"
+            }
+            Role::Engineers => "the account's services and their settings, but not its users",
+            Role::PurgeAndPrefetchApiWeb => {
+                "only purging and prefetching CDN content, in the API and the portal"
+            }
+            Role::PurgeAndPrefetchApi => {
+                "only purging and prefetching CDN content, through the API alone"
+            }
+            Role::Users => "reading the account's services and statistics, changing nothing",
+        }
+    }
+
+    /// "Engineers: the account's services ..." for a list where the choice is made.
+    pub fn label_with_description(self) -> String {
+        format!("{}: {}", self.name(), self.description())
+    }
+
     /// 5 is the highest; "equal to or lower" compares ranks.
     pub fn rank(self) -> u8 {
         match self {
@@ -113,12 +135,11 @@ impl Role {
 
     /// The roles `self` may give a token, lowest first (least privilege first in forms).
     pub fn issuable(self) -> Vec<Role> {
-        let mut roles: Vec<Role> = Role::ALL
+        // Highest first, as every list of roles is ordered (filters, the Users page).
+        Role::ALL
             .into_iter()
             .filter(|r| self.may_issue(*r))
-            .collect();
-        roles.reverse();
-        roles
+            .collect()
     }
 
     /// "Purge and Prefetch only (API)" works through the API only.
@@ -194,18 +215,18 @@ mod tests {
     }
 
     #[test]
-    fn issuable_lists_least_privilege_first() {
+    fn issuable_lists_the_roles_at_or_below_in_the_one_order_highest_first() {
         assert_eq!(Role::Users.issuable(), vec![Role::Users]);
         assert_eq!(
             Role::Engineers.issuable(),
             vec![
-                Role::Users,
-                Role::PurgeAndPrefetchApi,
+                Role::Engineers,
                 Role::PurgeAndPrefetchApiWeb,
-                Role::Engineers
+                Role::PurgeAndPrefetchApi,
+                Role::Users,
             ]
         );
-        assert_eq!(Role::Administrators.issuable().len(), 5);
+        assert_eq!(Role::Administrators.issuable(), Role::ALL.to_vec());
     }
 
     #[test]

@@ -50,6 +50,14 @@ impl Mailer {
     }
 
     /// Signs every message from now on.
+    /// Where mail goes when no SMTP server is configured: the outbox folder (`None`: SMTP).
+    pub fn outbox(&self) -> Option<&Path> {
+        match &self.transport {
+            Route::Files(dir) => Some(dir),
+            _ => None,
+        }
+    }
+
     pub fn with_dkim(mut self, dkim: Option<DkimConfig>) -> Mailer {
         self.dkim = dkim;
         self

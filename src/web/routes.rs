@@ -42,6 +42,8 @@ pub fn configure(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(pages::health::readyz)
             .service(assets::stylesheet)
             .service(assets::script)
+            .service(assets::icon)
+            .service(assets::favicon)
             .service(
                 web::scope("")
                     .wrap(sessions)

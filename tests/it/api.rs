@@ -501,7 +501,7 @@ async fn visibility_is_the_same_as_on_the_web_page() {
     ] {
         let web = app.signed_in(email).await;
         let mut on_page: Vec<i64> = web
-            .get("/profile/api-tokens")
+            .get("/profile/api-tokens?status=all")
             .await
             .token_rows()
             .into_iter()
@@ -524,7 +524,7 @@ async fn visibility_is_the_same_as_on_the_web_page() {
     assert_eq!(
         app.signed_in(ACME_ADMIN)
             .await
-            .get("/profile/api-tokens")
+            .get("/profile/api-tokens?status=all")
             .await
             .token_rows()
             .len(),

@@ -17,6 +17,7 @@ mod operate;
 mod outage;
 mod passwords;
 mod portal;
+mod portal_details;
 mod review;
 mod scim;
 mod sign_in;

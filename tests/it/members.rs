@@ -408,10 +408,12 @@ async fn the_last_administrator_can_be_neither_demoted_nor_removed() {
         )
         .await;
     assert_eq!(demote.status, StatusCode::BAD_REQUEST);
+    // Said on the Users page, in its error summary, not on a bare error page.
     assert!(demote
-        .text_of("error-message")
+        .text_of("error-summary-users")
         .unwrap()
         .contains("at least one Administrator"));
+    assert!(demote.has("#users-table"));
     let remove = web
         .post_from("/users", &format!("/users/{}/remove", admin.id), &[])
         .await;

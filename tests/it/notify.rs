@@ -118,7 +118,8 @@ async fn the_issuer_and_the_admins_get_one_email_7_days_and_one_1_day_before() {
         assert!(text.contains("https://tokens.example/profile/notifications"));
         assert!(text.contains("Issued by: eng") && text.contains("Role: Users"));
         assert!(
-            text.contains("Create a replacement token") && text.contains("Delete the old token")
+            text.contains("Rotate it on its page")
+                && text.contains(&format!("/profile/api-tokens/{id}#rotate-title"))
         );
         assert!(
             !m.data.contains(&secret) && !text.contains(&secret),

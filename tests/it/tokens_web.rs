@@ -364,8 +364,13 @@ async fn admin_filters_and_deletes_a_users_token_the_user_sees_only_their_own() 
     let after = admin_c.get(done.location()).await;
     assert!(after.text_of("flash").unwrap().contains("was deleted"));
     assert_eq!(after.token_rows(), vec![(admin_token, "active".into())]);
+    // Deleted tokens are left out of the list unless asked for.
+    assert_eq!(user_c.get("/profile/api-tokens").await.token_rows(), vec![]);
     assert_eq!(
-        user_c.get("/profile/api-tokens").await.token_rows(),
+        user_c
+            .get("/profile/api-tokens?status=all")
+            .await
+            .token_rows(),
         vec![(user_token, "deleted".into())]
     );
     let deleted = admin_c.get("/profile/api-tokens?status=deleted").await;
@@ -424,6 +429,16 @@ async fn at_fifty_the_create_button_is_disabled_with_the_reason_and_the_list_pag
     );
     assert!(page.has("#limit-reason"));
     assert!(!page.has("#create-token"));
+    // The first page holds the 50 active ones: the deleted are left out unless asked for.
+    assert_eq!(page.token_rows().len(), 50);
+    assert!(page.token_rows().iter().all(|(_, s)| s == "active"));
+    assert!(page.attrs("a[rel=next]", "href").is_empty());
+    assert_eq!(
+        page.attrs("#show-deleted", "href"),
+        vec!["/profile/api-tokens?status=deleted"]
+    );
+    // All of them, deleted too, page by page.
+    let page = client.get("/profile/api-tokens?status=all").await;
     assert_eq!(page.token_rows().len(), 50);
     assert!(
         page.attrs("a[rel=prev]", "href").is_empty(),
@@ -433,7 +448,9 @@ async fn at_fifty_the_create_button_is_disabled_with_the_reason_and_the_list_pag
     let last_shown = page.token_rows().last().unwrap().0;
     assert_eq!(
         older,
-        vec![format!("/profile/api-tokens?before={last_shown}")],
+        vec![format!(
+            "/profile/api-tokens?status=all&before={last_shown}"
+        )],
         "keyset: older than the last row shown"
     );
     let second = client.get(&crate::helpers::unescape(&older[0])).await;

@@ -298,6 +298,7 @@ impl People {
                         user: Person::from(inv.user),
                         link: None,
                         mailed: Ok(()),
+                        outbox: false,
                     });
                 };
                 let link = format!("{}/set-password?token={secret}", mail.base_url);
@@ -325,6 +326,7 @@ impl People {
                     user: Person::from(inv.user),
                     link: Some(link),
                     mailed,
+                    outbox: mail.mailer.outbox().is_some(),
                 })
             })
             .await

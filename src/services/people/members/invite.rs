@@ -124,4 +124,6 @@ pub struct Invited {
     pub user: Person,
     pub link: Option<String>,
     pub mailed: Result<(), String>,
+    /// The mail went to the outbox folder (no SMTP server configured), not to the person.
+    pub outbox: bool,
 }

@@ -26,6 +26,9 @@ pub struct Filters {
     pub issued_by: Option<UserId>,
     pub role: Option<Role>,
     pub status: Option<TokenStatus>,
+    /// `status=all`: deleted tokens too. Without a status, deleted ones are left out: they
+    /// would fill the first page of an account that has deleted many.
+    pub all_statuses: bool,
     pub cursor: Cursor,
     pub token: Option<TokenId>,
     /// Only the tokens created with this one (what deleting it ends).
@@ -69,11 +72,13 @@ impl Filters {
                     .ok_or_else(|| WebError::BadRequest(format!("There is no role \"{v}\".")))
             })
             .transpose()?;
+        let all_statuses = non_empty(&p.status) == Some("all");
         let status = non_empty(&p.status)
+            .filter(|v| *v != "all")
             .map(|v| {
                 TokenStatus::parse(v).ok_or_else(|| {
                     WebError::BadRequest(format!(
-                        "Status must be active, expired or deleted, not \"{v}\"."
+                        "Status must be active, expired, deleted or all, not \"{v}\"."
                     ))
                 })
             })
@@ -113,6 +118,7 @@ impl Filters {
             issued_by,
             role,
             status,
+            all_statuses,
             cursor,
             token,
             created_with,
@@ -124,6 +130,7 @@ impl Filters {
         self.issued_by.is_some()
             || self.role.is_some()
             || self.status.is_some()
+            || self.all_statuses
             || self.token.is_some()
             || self.created_with.is_some()
             || self.expiring
@@ -140,6 +147,8 @@ impl Filters {
         }
         if let Some(status) = self.status {
             pairs.push(("status", status.as_str().to_string()));
+        } else if self.all_statuses {
+            pairs.push(("status", "all".to_string()));
         }
         if let Some(id) = self.token {
             pairs.push(("token", id.to_string()));

@@ -192,7 +192,7 @@ pub fn form_page(
         description: form.description.chars().take(1000).collect(),
         roles: issuable
             .iter()
-            .map(|r| choice(r.id(), r.name(), *r == chosen))
+            .map(|r| choice(r.id(), r.label_with_description(), *r == chosen))
             .collect(),
         expiries,
         custom_date,

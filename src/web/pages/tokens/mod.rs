@@ -55,6 +55,12 @@ async fn render_section(
         after,
         token_id: filters.token,
         created_with: filters.created_with,
+        // Deleted tokens only when asked for (by status, by id, or as what a delete ended).
+        deleted: (filters.status.is_none()
+            && !filters.all_statuses
+            && filters.token.is_none()
+            && filters.created_with.is_none())
+        .then_some(false),
         expiring_soon: filters.expiring,
         ..Default::default()
     };
@@ -126,6 +132,11 @@ async fn render_section(
         .map(|s| choice(s.as_str(), s.as_str(), filters.status == Some(*s)))
         .collect(),
         filtered: filters.is_filtered(),
+        all_statuses: filters.all_statuses,
+        deleted_hidden: filters.status.is_none()
+            && !filters.all_statuses
+            && filters.token.is_none()
+            && filters.created_with.is_none(),
         active_count: data.active_count,
         limit: MAX_ACTIVE_TOKENS_PER_ACCOUNT,
         at_limit: data.active_count >= MAX_ACTIVE_TOKENS_PER_ACCOUNT,

@@ -25,6 +25,7 @@ struct PolicyPage {
     layout: Layout,
     max_days: String,
     required: bool,
+    summary: crate::web::views::ErrorSummary,
     error: Option<String>,
 }
 
@@ -45,6 +46,14 @@ fn policy_page(
             |f| f.max_lifetime_days.chars().take(10).collect(),
         ),
         required: typed.map_or(p.expiry_required, |f| f.expiry_required.is_some()),
+        summary: match &error {
+            Some(m) => crate::web::views::ErrorSummary::one(
+                "error-summary-policy",
+                "max_lifetime_days",
+                m.clone(),
+            ),
+            None => crate::web::views::ErrorSummary::new("error-summary-policy"),
+        },
         error,
     }
 }

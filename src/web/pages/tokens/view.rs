@@ -116,6 +116,10 @@ pub struct SectionPage {
     pub expiring_soon: i64,
     pub only_expiring: bool,
     pub token_filter: Option<TokenId>,
+    /// "All, deleted too" is the status chosen.
+    pub all_statuses: bool,
+    /// The list leaves deleted tokens out (no status chosen).
+    pub deleted_hidden: bool,
 }
 
 impl SectionPage {

@@ -11,7 +11,7 @@ use crate::web::auth::SignedIn;
 use crate::web::csrf::CsrfForm;
 use crate::web::ids::Id;
 use crate::web::pages::login::NoFields;
-use crate::web::views::see_other;
+use crate::web::views::{see_other, ErrorSummary};
 use crate::web::{AppState, WebError};
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse};
@@ -38,12 +38,20 @@ pub async fn add(
     me.require_admin()?;
     let role = Role::parse(&form.role);
     let sso = form.sign_in == "sso";
-    let again = |error: String| NewUserForm {
+    let again = |summary: ErrorSummary| NewUserForm {
         name: form.name.chars().take(200).collect(),
         email: form.email.chars().take(300).collect(),
         roles: role_choices(role.or(Some(Role::Users))),
         sso,
-        error: Some(error),
+        error: Some(
+            summary
+                .items
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        summary,
     };
     let parsed = (
         PersonName::parse(&form.name),
@@ -53,18 +61,23 @@ pub async fn add(
     let (name, email, role) = match parsed {
         (Ok(n), Ok(e), Ok(r)) => (n, e, r),
         (n, e, r) => {
-            let message = [n.err(), e.err(), r.err()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
+            let mut summary = ErrorSummary::new("error-summary-add-user");
+            for (field, error) in [
+                ("new-user-name", n.err()),
+                ("new-user-email", e.err()),
+                ("new-user-role", r.err()),
+            ] {
+                if let Some(m) = error {
+                    summary.add(field, m);
+                }
+            }
             return render_users(
                 &state,
                 &me,
                 None,
                 StatusCode::BAD_REQUEST,
                 Extra {
-                    form: Some(again(message)),
+                    form: Some(again(summary)),
                     ..Default::default()
                 },
             )
@@ -84,6 +97,7 @@ pub async fn add(
                 email: invited.user.email,
                 link: invited.link,
                 mailed: invited.mailed.is_ok(),
+                outbox: invited.outbox,
             };
             render_users(
                 &state,
@@ -98,18 +112,24 @@ pub async fn add(
             .await
         }
         Err(ServiceError::Invalid(fields)) => {
-            let message = fields
-                .into_iter()
-                .map(|(_, m)| m)
-                .collect::<Vec<_>>()
-                .join(" ");
+            let mut summary = ErrorSummary::new("error-summary-add-user");
+            for (field, m) in fields {
+                summary.add(
+                    if field == "email" {
+                        "new-user-email"
+                    } else {
+                        ""
+                    },
+                    m,
+                );
+            }
             render_users(
                 &state,
                 &me,
                 None,
                 StatusCode::BAD_REQUEST,
                 Extra {
-                    form: Some(again(message)),
+                    form: Some(again(summary)),
                     ..Default::default()
                 },
             )
@@ -171,6 +191,25 @@ pub async fn change_role(
                 StatusCode::CONFLICT,
                 Extra {
                     refusal: Some(refusal),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        // Refused for a reason of its own (the last Administrator): said on the page.
+        Err(ServiceError::Invalid(fields)) => {
+            let message = fields
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join(" ");
+            render_users(
+                &state,
+                &me,
+                None,
+                StatusCode::BAD_REQUEST,
+                Extra {
+                    problem: Some(message),
                     ..Default::default()
                 },
             )

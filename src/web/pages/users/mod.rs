@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::domain::leak_response::LeakResponse;
 use crate::domain::{Role, UserId};
 use crate::web::auth::SignedIn;
-use crate::web::views::{datetime, render, Layout};
+use crate::web::views::{datetime, render, ErrorSummary, Layout};
 use crate::web::{AppState, WebError};
 
 use super::tokens::Choice;
@@ -61,6 +61,7 @@ pub struct NewUserForm {
     pub roles: Vec<Choice>,
     pub sso: bool,
     pub error: Option<String>,
+    pub summary: ErrorSummary,
 }
 
 /// "Are you sure?" before removing a user or deleting all their tokens.
@@ -69,12 +70,18 @@ pub struct Confirm {
     pub text: String,
     pub action: String,
     pub button: &'static str,
+    /// A removal: whom (their active tokens are named, and deleted with them, in one step).
+    pub removes: Option<UserId>,
+    /// The form deletes the user's active tokens too.
+    pub delete_tokens: bool,
 }
 
 pub struct InvitationShown {
     pub email: String,
     pub link: Option<String>,
     pub mailed: bool,
+    /// It went to the outbox folder: no SMTP server is configured.
+    pub outbox: bool,
 }
 
 #[derive(Template)]
@@ -85,6 +92,7 @@ struct UsersPage {
     roles: Vec<Choice>,
     events: Vec<EventRow>,
     refusal: Option<Refusal>,
+    problem: ErrorSummary,
     form: NewUserForm,
     invitation: Option<InvitationShown>,
     confirm: Option<Confirm>,
@@ -124,6 +132,8 @@ fn role_choices(selected: Option<Role>) -> Vec<Choice> {
 #[derive(Default)]
 struct Extra {
     refusal: Option<Refusal>,
+    /// A change refused for a reason the page states (e.g. the last Administrator).
+    problem: Option<String>,
     form: Option<NewUserForm>,
     invitation: Option<InvitationShown>,
     confirm: Option<Confirm>,
@@ -139,6 +149,7 @@ async fn render_users(
 ) -> Result<HttpResponse, WebError> {
     let Extra {
         refusal,
+        problem,
         form,
         invitation,
         confirm,
@@ -185,7 +196,26 @@ async fn render_users(
                 .unwrap_or_else(|| "Never".into()),
             roles: role_choices(Some(m.role)),
         })
-        .collect();
+        .collect::<Vec<UserRow>>();
+    // Removing someone with active tokens: one confirmation that says so and deletes them too.
+    let confirm = confirm.map(|mut c| {
+        if let Some(row) = c
+            .removes
+            .and_then(|id| rows.iter().find(|r| r.id == id))
+            .filter(|r| r.active_tokens > 0)
+        {
+            c.text = format!(
+                "{} <{}> will no longer be able to sign in, and their {} will stop working at once: \
+                 they are deleted with the user. This can't be undone. Deleted tokens keep showing who issued them.",
+                row.name,
+                row.email,
+                row.tokens_label()
+            );
+            c.button = "Delete their tokens and remove the user";
+            c.delete_tokens = true;
+        }
+        c
+    });
     let events = data
         .events
         .into_iter()
@@ -201,12 +231,16 @@ async fn render_users(
         roles: role_choices(filter),
         events,
         refusal,
+        problem: problem
+            .map(|m| ErrorSummary::one("error-summary-users", "", m))
+            .unwrap_or_else(|| ErrorSummary::new("error-summary-users")),
         form: form.unwrap_or(NewUserForm {
             name: String::new(),
             email: String::new(),
             roles: role_choices(Some(Role::Users)),
             sso: false,
             error: None,
+            summary: ErrorSummary::new("error-summary-add-user"),
         }),
         invitation,
         confirm,
@@ -245,22 +279,35 @@ pub async fn list(
                 "remove" => Confirm {
                     title: format!("Remove {}?", user.display_name()),
                     text: format!(
-                        "{} <{}> will no longer be able to sign in. Their deleted tokens keep showing who issued them. \
-                         A user with active tokens can't be removed until those are deleted.",
+                        "{} <{}> will no longer be able to sign in. Their deleted tokens keep showing who issued them.",
                         user.display_name(), user.email
                     ),
                     action: format!("/users/{id}/remove"),
                     button: "Remove user",
+                    removes: Some(id),
+                    delete_tokens: false,
                 },
                 "delete-tokens" => Confirm {
                     title: format!("Delete all tokens of {}?", user.display_name()),
                     text: "Every active API token this user issued stops working at once. This action cannot be undone.".into(),
                     action: format!("/users/{id}/delete-tokens"),
                     button: "Delete all tokens",
+                    removes: None,
+                    delete_tokens: false,
                 },
                 other => return Err(WebError::BadRequest(format!("Nothing to confirm called \"{other}\"."))),
             })
         }
+        (Some("scim-token"), None) => Some(Confirm {
+            title: "Make a new SCIM token?".into(),
+            text: "The identity provider's current token stops working at once: until it is given the new one, \
+                   it can't add, change or remove the people of this account. This can't be undone."
+                .into(),
+            action: "/users/scim-token".into(),
+            button: "Make a new SCIM token",
+            removes: None,
+            delete_tokens: false,
+        }),
         (Some(_), None) => {
             return Err(WebError::BadRequest(
                 "Say which user: add user=<id>.".into(),

@@ -914,6 +914,8 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
             ("not-found", "/no/such/page"),
             ("token-policy", "/profile/api-tokens/policy"),
             ("activity", "/activity"),
+            ("forgot-password", "/forgot-password"),
+            ("scim-confirm", "/users?confirm=scim-token"),
         ] {
             client.goto(&format!("{}{path}", app.base)).await.unwrap();
             check_page(client, &axe, &format!("{theme}-{page}"), &mut problems).await;

@@ -252,6 +252,8 @@ async fn refused_forms_on_the_token_page_come_back_in_view_and_the_policy_shows_
     let Some(axe) = axe_source() else { return };
     let Acme { app, admin } = Acme::start().await;
     let never = make_token(&app, &admin, "Old never-expiring token", None, None).await;
+    // Made before the policy below, to be used once and then fenced by an allowlist.
+    let token = app.token_for(&admin, Role::Users).await;
     let Some(browser) = start_browser().await else {
         return;
     };
@@ -329,6 +331,31 @@ async fn refused_forms_on_the_token_page_come_back_in_view_and_the_policy_shows_
     type_into(client, "allowed_ips", "300.1.2.3").await;
     click_and_load(client, "#save-allowlist").await;
     summary_has_focus_in_view(client, "error-summary-allowlist").await;
+    // A list that leaves out where the token was last used: asked in a dialog first.
+    let used = crate::helpers::token_id(&token);
+    assert_eq!(
+        app.api(&format!("APIKey {token}"))
+            .get("/iam/auth/check")
+            .await
+            .status,
+        reqwest::StatusCode::NO_CONTENT
+    );
+    client
+        .goto(&format!("{}/profile/api-tokens/{used}", app.base))
+        .await
+        .unwrap();
+    type_into(client, "allowed_ips", "198.51.100.0/24").await;
+    click_and_load(client, "#save-allowlist").await;
+    assert!(text_of(client, "#allowlist-warning")
+        .await
+        .contains("last used from 127.0.0.1"));
+    check_page(client, &axe, "allowlist-confirm-dialog", &mut problems).await;
+    click_and_load(client, "#cancel-allowlist").await;
+    assert_eq!(text_of(client, "#token-allowed").await, "Any");
+    client
+        .goto(&format!("{}/profile/api-tokens/{never}", app.base))
+        .await
+        .unwrap();
     // A name too long: the same.
     type_into(client, "name", "").await;
     click_and_load(client, "#save-token").await;
@@ -499,6 +526,14 @@ async fn the_tables_read_on_a_phone_with_no_word_broken_and_every_action_in_view
             }
         }
     }
+    // The SCIM token's dialog.
+    client.goto(&format!("{}/users", app.base)).await.unwrap();
+    click_and_load(client, "#new-scim-token").await;
+    assert!(client
+        .find(Locator::Css("dialog#scim-dialog #copy-token"))
+        .await
+        .is_ok());
+    check_page(client, &axe, "scim-token-dialog", &mut problems).await;
     // The Users table names a count, linked to the person's tokens, not every name.
     client.set_window_size(1280, 1000).await.unwrap();
     client.goto(&format!("{}/users", app.base)).await.unwrap();

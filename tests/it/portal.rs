@@ -340,6 +340,21 @@ async fn refused_forms_on_the_token_page_come_back_in_view_and_the_policy_shows_
             .status,
         reqwest::StatusCode::NO_CONTENT
     );
+    // The use is recorded by the once-a-second flush: wait (bounded) until it is.
+    let mut recorded = false;
+    for _ in 0..200 {
+        let row = app
+            .db(move |c| apitokens::repo::Token::find(c, used))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.last_used_ip.is_some() {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recorded, "the use was recorded");
     client
         .goto(&format!("{}/profile/api-tokens/{used}", app.base))
         .await

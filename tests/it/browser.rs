@@ -1177,7 +1177,23 @@ async fn a_token_is_rotated_with_a_grace_and_pinned_to_addresses_in_a_real_brows
         .unwrap()
         .starts_with("old secret valid until"));
 
-    // Pinned to a network: a request from outside it is refused, one from inside works.
+    // Pinned to a network: a request from outside it is refused, one from inside works. The
+    // token was last used from here (once the flush has recorded it: waited for, bounded),
+    // so saving a list without this address asks first.
+    let mut recorded = false;
+    for _ in 0..200 {
+        let row = app
+            .db(move |c| apitokens::repo::Token::find(c, id))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.last_used_ip.is_some() {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recorded, "the use was recorded");
     client
         .goto(&format!("{}/profile/api-tokens/{id}", app.base))
         .await
@@ -1190,6 +1206,15 @@ async fn a_token_is_rotated_with_a_grace_and_pinned_to_addresses_in_a_real_brows
         .await
         .unwrap();
     click_and_load(client, "#save-allowlist").await;
+    assert!(client
+        .find(Locator::Id("allowlist-warning"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("which this list leaves out"));
+    click_and_load(client, "#confirm-allowlist").await;
     assert_eq!(
         client
             .find(Locator::Id("token-allowed"))

@@ -659,6 +659,21 @@ async fn an_allowlisted_token_works_only_from_its_networks_ipv4_ipv6_and_through
         .unwrap()
         .contains("300.1.1.1"));
     // The list leaves out where the token was last used: the page asks first, saves nothing.
+    // (The use is recorded by the once-a-second flush: waited for, bounded.)
+    let mut recorded = false;
+    for _ in 0..200 {
+        let row = app
+            .db(move |c| apitokens::repo::Token::find(c, id))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.last_used_ip.is_some() {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(recorded, "the use was recorded");
     let asked = web
         .post(
             &format!("/profile/api-tokens/{id}/allowlist"),

@@ -137,8 +137,31 @@ diesel::allow_tables_to_appear_in_same_query!(
     notices,
     password_setups,
     account_events,
-    login_failures
+    login_failures,
+    user_totp,
+    recovery_codes
 );
+
+diesel::table! {
+    user_totp (user_id) {
+        user_id -> BigInt,
+        secret_sealed -> Text,
+        created_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> BigInt,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> BigInt,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(user_totp -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 
 diesel::table! {
     used_refresh_tokens (jti) {

@@ -30,13 +30,16 @@ pub enum EventKind {
     UserPasswordChanged,
     /// A password set with a reset link ("Forgot password?").
     UserPasswordReset,
+    UserTwoFactorOn,
+    UserTwoFactorOff,
+    UserRecoveryCodeUsed,
     AccountLeakResponse,
     AccountTokenPolicy,
     ScimTokenCreated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 27] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -58,6 +61,9 @@ impl EventKind {
         EventKind::UserExpiryEmailsOff,
         EventKind::UserPasswordChanged,
         EventKind::UserPasswordReset,
+        EventKind::UserTwoFactorOn,
+        EventKind::UserTwoFactorOff,
+        EventKind::UserRecoveryCodeUsed,
         EventKind::AccountLeakResponse,
         EventKind::AccountTokenPolicy,
         EventKind::ScimTokenCreated,
@@ -87,6 +93,9 @@ impl EventKind {
             EventKind::UserExpiryEmailsOff => "user.expiry_emails_off",
             EventKind::UserPasswordChanged => "user.password_changed",
             EventKind::UserPasswordReset => "user.password_reset",
+            EventKind::UserTwoFactorOn => "user.two_factor_enabled",
+            EventKind::UserTwoFactorOff => "user.two_factor_disabled",
+            EventKind::UserRecoveryCodeUsed => "user.recovery_code_used",
             EventKind::AccountLeakResponse => "account.leak_response",
             EventKind::AccountTokenPolicy => "account.token_policy",
             EventKind::ScimTokenCreated => "scim.token_created",

@@ -12,6 +12,7 @@ pub mod notice;
 pub mod policy;
 pub mod role;
 pub mod scim;
+pub mod second_factor;
 pub mod secret;
 pub mod text;
 pub mod token;

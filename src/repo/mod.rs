@@ -11,6 +11,7 @@ pub mod refresh;
 pub mod sessions;
 pub mod token_auth;
 pub mod tokens;
+pub mod two_factor;
 mod types;
 pub mod usage;
 pub mod users;

@@ -133,6 +133,13 @@ pub enum SignInError {
     /// The password was right, but the role works through the API only.
     #[error("this role uses the API only")]
     ApiOnly,
+    /// The password was right; the person has a second factor and none was given (the JWT
+    /// login's `one_time_password`).
+    #[error("a second factor is required")]
+    SecondFactorRequired,
+    /// The second factor was wrong, or a code already used.
+    #[error("wrong second factor")]
+    WrongSecondFactor,
     /// Too many failed attempts for this e-mail or address: try again after the wait.
     #[error("too many failed attempts")]
     TooManyAttempts(std::time::Duration),

@@ -15,6 +15,9 @@ pub struct TypedSession(Session);
 const SESSION_ID: &str = "sid";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
+/// The password step of a sign-in that waits for its second factor: "<user id>:<unix time>".
+/// The cookie is sealed by the session middleware, so it can't be made up or altered.
+const PENDING: &str = "second";
 
 impl TypedSession {
     pub fn session_id(&self) -> Option<String> {
@@ -25,8 +28,29 @@ impl TypedSession {
     pub fn sign_in(&self, session_id: &str) -> Result<(), WebError> {
         self.0.renew();
         self.0.remove(FLASH);
+        self.0.remove(PENDING);
         self.insert(SESSION_ID, session_id)?;
         self.insert(CSRF, Secret::generate().expose())
+    }
+
+    /// The password was right: the second step may follow, for a while.
+    pub fn begin_second_factor(
+        &self,
+        user: crate::domain::UserId,
+        at: i64,
+    ) -> Result<(), WebError> {
+        self.0.renew();
+        self.0.remove(SESSION_ID);
+        self.insert(PENDING, &format!("{}:{at}", user.get()))
+    }
+
+    /// Whose second step this browser is at, if its password step is at most `ttl` seconds old.
+    pub fn pending_second_factor(&self, now: i64, ttl: i64) -> Option<crate::domain::UserId> {
+        let value = self.0.get::<String>(PENDING).ok().flatten()?;
+        let (user, at) = value.split_once(':')?;
+        let at: i64 = at.parse().ok()?;
+        (now >= at && now - at <= ttl).then_some(())?;
+        user.parse().ok()
     }
 
     pub fn sign_out(&self) {

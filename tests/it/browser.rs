@@ -3,6 +3,7 @@
 //! Skips with a printed reason when chromedriver is missing on a developer's machine; in CI
 //! (`CI` set) a missing browser fails the test instead.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -20,7 +21,12 @@ pub(crate) struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and every Chromium process it started: they share its process group
+    /// (a killed chromedriver alone leaves its Chromium running, and a machine that runs the
+    /// suite many times fills up with them).
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -61,6 +67,7 @@ pub(crate) async fn start_browser_with(extra: &[&str]) -> Option<Browser> {
         .unwrap()
         .port();
     let driver = Command::new(driver_path)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -915,6 +922,7 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
             ("token-policy", "/profile/api-tokens/policy"),
             ("activity", "/activity"),
             ("forgot-password", "/forgot-password"),
+            ("security", "/profile/security"),
             ("scim-confirm", "/users?confirm=scim-token"),
         ] {
             client.goto(&format!("{}{path}", app.base)).await.unwrap();

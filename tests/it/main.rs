@@ -24,4 +24,5 @@ mod sign_in;
 mod smtp;
 mod tokens_service;
 mod tokens_web;
+mod two_factor;
 mod wire;

@@ -10,6 +10,7 @@ pub mod members;
 pub mod passwords;
 pub mod scim;
 pub mod sign_in;
+pub mod two_factor;
 
 use std::sync::Arc;
 
@@ -45,6 +46,13 @@ use sign_in::{
     PortalUser,
 };
 
+/// Where a password sign-in stands: signed in, or waiting for the second factor.
+#[derive(Debug)]
+pub enum SignInStep {
+    Signed(Box<Person>, String),
+    SecondFactor(UserId),
+}
+
 /// The people's room: the limiter and the password budget, with the gateway (told at once
 /// whose JWTs and tokens ended) and the notices (invitations, alerts, the badge) beside them.
 #[derive(Clone)]
@@ -54,6 +62,8 @@ pub struct People {
     notices: Notices,
     limiter: Arc<LoginLimiter>,
     passwords: Arc<PasswordWork>,
+    /// Seals and opens TOTP seeds (derived from the installation's secret key).
+    seal: crate::domain::second_factor::SealKey,
 }
 
 impl People {
@@ -67,6 +77,7 @@ impl People {
                 Limits::default(),
             )),
             passwords: Arc::new(PasswordWork::sized_to_machine()),
+            seal: crate::domain::second_factor::SealKey::derive(settings.secret_key.bytes()),
         }
     }
 
@@ -143,20 +154,24 @@ impl People {
             })
     }
 
-    /// Signs in to the portal from `address`: the user and a new session id.
+    /// Signs in to the portal from `address`: the user and a new session id, or, for a
+    /// person with a second factor, the step that asks for it (no session yet).
     #[tracing::instrument(skip_all)]
     pub async fn sign_in(
         &self,
         email: &str,
         password: &str,
         address: &str,
-    ) -> Result<(Person, String), SignInError> {
+    ) -> Result<SignInStep, SignInError> {
         let now = self.rt.clock.now();
         self.limited(email, password, address, move |conn, user| {
+            if crate::repo::two_factor::TotpRow::confirmed(conn, user.id)? {
+                return Ok(SignInStep::SecondFactor(UserId::new(user.id)));
+            }
             start_session(conn, user, now)
+                .map(|(user, session)| SignInStep::Signed(Box::new(Person::from(user)), session))
         })
         .await
-        .map(|(user, session)| (Person::from(user), session))
     }
 
     /// `POST /iam/auth/jwt/login`: any role may log in here, the API-only one included.
@@ -166,13 +181,28 @@ impl People {
         email: &str,
         password: &str,
         address: &str,
+        one_time_password: Option<&str>,
     ) -> Result<TokenPair, SignInError> {
+        let (user, second) = self
+            .limited(email, password, address, move |conn, user| {
+                let second = crate::repo::two_factor::TotpRow::confirmed(conn, user.id)?;
+                Ok((user, second))
+            })
+            .await?;
+        if second {
+            let code = one_time_password
+                .filter(|c| !c.trim().is_empty())
+                .ok_or(SignInError::SecondFactorRequired)?;
+            self.check_second_factor(UserId::new(user.id), code, address)
+                .await?;
+        }
         let now = self.rt.clock.now();
         let keys = self.gateway.jwt_keys().clone();
-        self.limited(email, password, address, move |conn, user| {
-            jwt_pairs::login(conn, &keys, user, now)
-        })
-        .await
+        self.rt
+            .db
+            .run(move |conn| Ok(jwt_pairs::login(conn, &keys, user, now)))
+            .await
+            .unwrap_or_else(|e| Err(SignInError::Service(e)))
     }
 
     /// `POST /iam/auth/jwt/refresh`: each refresh token works once.

@@ -101,8 +101,8 @@ pub struct LoginBody {
     /// The user's e-mail.
     pub username: Option<String>,
     pub password: Option<String>,
-    /// Accepted for compatibility; two-factor sign-in is not used.
-    #[allow(dead_code)]
+    /// The code of the user's authenticator app (or a recovery code): required for a user
+    /// with two-factor authentication, ignored otherwise.
     pub one_time_password: Option<String>,
 }
 
@@ -136,8 +136,21 @@ pub async fn login(
         return Err(no_account());
     }
     let address = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
-    match state.people.jwt_login(&email, &password, &address).await {
+    let otp = body.one_time_password.filter(|c| c.len() <= 64);
+    match state
+        .people
+        .jwt_login(&email, &password, &address, otp.as_deref())
+        .await
+    {
         Ok(pair) => Ok(pair_response(pair)),
+        Err(SignInError::SecondFactorRequired) => Err(ApiError::field(
+            "one_time_password",
+            "This field is required: two-factor authentication is on for this user.",
+        )),
+        Err(SignInError::WrongSecondFactor) => Err(ApiError::field(
+            "one_time_password",
+            "Wrong or already used code.",
+        )),
         Err(SignInError::WrongCredentials | SignInError::ApiOnly) => Err(no_account()),
         Err(SignInError::TooManyAttempts(wait)) => Err(ApiError::TooManyRequests(
             format!(

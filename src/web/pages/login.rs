@@ -2,6 +2,7 @@ use actix_web::{get, http::StatusCode, post, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::services::people::SignInStep;
 use crate::services::vocabulary::SignInError;
 use crate::web::auth::safe_next;
 use crate::web::csrf::CsrfForm;
@@ -93,7 +94,17 @@ pub async fn login_submit(
         return again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into());
     }
     match state.people.sign_in(&form.email, &form.password, &address).await {
-        Ok((user, session_id)) => {
+        Ok(SignInStep::SecondFactor(user_id)) => {
+            if let Some(previous) = session.session_id() {
+                state.people.sign_out(previous).await?;
+            }
+            session.begin_second_factor(user_id, state.clock().now().unix_timestamp())?;
+            Ok(see_other(&format!(
+                "/login/two-factor?{}",
+                serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default()
+            )))
+        }
+        Ok(SignInStep::Signed(user, session_id)) => {
             // The browser's previous session (another user's, or an old one) ends here.
             if let Some(previous) = session.session_id() {
                 state.people.sign_out(previous).await?;
@@ -118,6 +129,9 @@ pub async fn login_submit(
              Use an API token (Authorization: APIKey <token>) or POST /iam/auth/jwt/login."
                 .into(),
         ),
+        Err(SignInError::SecondFactorRequired | SignInError::WrongSecondFactor) => {
+            again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into())
+        }
         Err(SignInError::Service(e)) => Err(e.into()),
     }
 }

@@ -6,6 +6,7 @@ pub mod health;
 pub mod login;
 pub mod notifications;
 pub mod profile;
+pub mod security;
 pub mod setup;
 pub mod tokens;
 pub mod unsubscribe;
@@ -21,6 +22,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(profile::general)
         .service(profile::sign_out_everywhere)
         .service(profile::change_password)
+        .service(security::show)
+        .service(security::start)
+        .service(security::confirm)
+        .service(security::disable)
+        .service(security::second_step)
+        .service(security::second_step_submit)
         .service(forgot::show)
         .service(forgot::submit)
         .service(tokens::section)

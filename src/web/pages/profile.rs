@@ -147,6 +147,11 @@ pub async fn change_password(
         Err(SignInError::ApiOnly) => Err(WebError::Forbidden(
             "This role can't use the portal.".into(),
         )),
+        Err(SignInError::SecondFactorRequired | SignInError::WrongSecondFactor) => refuse(
+            "current_password",
+            "Your current password is wrong.".into(),
+            StatusCode::BAD_REQUEST,
+        ),
         Err(SignInError::Service(e)) => Err(e.into()),
     }
 }

@@ -1,0 +1,276 @@
+//! Profile → Security: two-factor authentication with an authenticator app (TOTP), its
+//! recovery codes, and the sign-in's second step (`/login/two-factor`).
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::error::ServiceError;
+use crate::services::vocabulary::SignInError;
+use crate::web::auth::{safe_next, SignedIn};
+use crate::web::csrf::CsrfForm;
+use crate::web::session::TypedSession;
+use crate::web::views::{render, see_other, ErrorSummary, Layout};
+use crate::web::{AppState, WebError};
+
+#[derive(Template)]
+#[template(path = "security.html")]
+struct SecurityPage {
+    layout: Layout,
+    enabled: bool,
+    sso: bool,
+    /// The enrolment under way: the QR code (SVG drawn here), the URI and the seed as text.
+    qr_svg: Option<String>,
+    uri: String,
+    base32: String,
+    recovery_left: i64,
+    /// The recovery codes, right after confirming (the only time they are shown).
+    new_codes: Vec<String>,
+    summary: ErrorSummary,
+}
+
+fn qr_svg(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color>()
+            .min_dimensions(200, 200)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+async fn page(
+    state: &AppState,
+    me: &SignedIn,
+    new_codes: Vec<String>,
+    summary: ErrorSummary,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let view = state.people.security(me.user.user.id).await?;
+    let (qr, uri, base32) = match view.pending {
+        Some(e) => (qr_svg(&e.uri), e.uri, e.base32),
+        None => (None, String::new(), String::new()),
+    };
+    render(
+        status,
+        &SecurityPage {
+            layout: me.layout("security"),
+            enabled: view.enabled,
+            sso: view.sso,
+            qr_svg: qr,
+            uri,
+            base32,
+            recovery_left: view.recovery_codes_left,
+            new_codes,
+            summary,
+        },
+    )
+}
+
+#[get("/profile/security")]
+pub async fn show(state: web::Data<AppState>, me: SignedIn) -> Result<HttpResponse, WebError> {
+    page(
+        &state,
+        &me,
+        vec![],
+        ErrorSummary::new("error-summary-security"),
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NoCode {}
+
+#[post("/profile/security/totp")]
+pub async fn start(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    _form: CsrfForm<NoCode>,
+) -> Result<HttpResponse, WebError> {
+    match state.people.start_two_factor(me.actor()).await {
+        Ok(()) => Ok(see_other("/profile/security#confirm")),
+        Err(ServiceError::Invalid(mut f)) => {
+            let m = f.remove(0).1;
+            page(
+                &state,
+                &me,
+                vec![],
+                ErrorSummary::one("error-summary-security", "", m),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+#[post("/profile/security/totp/confirm")]
+pub async fn confirm(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<CodeForm>,
+) -> Result<HttpResponse, WebError> {
+    let code: String = form.code.chars().take(64).collect();
+    match state.people.confirm_two_factor(me.actor(), code).await {
+        Ok(codes) => {
+            let mut response = page(
+                &state,
+                &me,
+                codes,
+                ErrorSummary::new("error-summary-security"),
+                StatusCode::OK,
+            )
+            .await?;
+            response.headers_mut().insert(
+                actix_web::http::header::CACHE_CONTROL,
+                actix_web::http::header::HeaderValue::from_static("no-store"),
+            );
+            Ok(response)
+        }
+        Err(ServiceError::Invalid(mut f)) => {
+            let m = f.remove(0).1;
+            page(
+                &state,
+                &me,
+                vec![],
+                ErrorSummary::one("error-summary-security", "code", m),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[post("/profile/security/totp/disable")]
+pub async fn disable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<CodeForm>,
+) -> Result<HttpResponse, WebError> {
+    let address = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
+    let refuse = |m: String| ErrorSummary::one("error-summary-security", "disable_code", m);
+    match state
+        .people
+        .disable_two_factor(me.actor(), &form.code, &address)
+        .await
+    {
+        Ok(()) => {
+            me.session
+                .set_flash("Two-factor authentication is off: your password alone signs you in.");
+            Ok(see_other("/profile/security"))
+        }
+        Err(SignInError::WrongSecondFactor | SignInError::WrongCredentials) => {
+            let s = refuse("That code is wrong or was used already: enter the app's current code or an unused recovery code.".into());
+            page(&state, &me, vec![], s, StatusCode::BAD_REQUEST).await
+        }
+        Err(SignInError::TooManyAttempts(wait)) => {
+            let s = refuse(format!(
+                "Too many wrong codes. Try again in {}.",
+                crate::domain::count(wait.as_secs().div_ceil(60) as i64, "minute", "minutes")
+            ));
+            page(&state, &me, vec![], s, StatusCode::TOO_MANY_REQUESTS).await
+        }
+        Err(SignInError::Service(e)) => Err(e.into()),
+        Err(_) => Err(WebError::BadRequest("That didn't work.".into())),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "two_factor.html")]
+struct SecondStepPage {
+    csrf_token: String,
+    next: String,
+    summary: ErrorSummary,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// How long the password step stays good for the code to be entered.
+const SECOND_STEP_SECS: i64 = 300;
+
+#[get("/login/two-factor")]
+pub async fn second_step(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, WebError> {
+    let now = state.clock().now().unix_timestamp();
+    if session
+        .pending_second_factor(now, SECOND_STEP_SECS)
+        .is_none()
+    {
+        return Ok(see_other("/login"));
+    }
+    render(
+        StatusCode::OK,
+        &SecondStepPage {
+            csrf_token: session.csrf_token(),
+            next: safe_next(query.next.as_deref()),
+            summary: ErrorSummary::new("error-summary-two-factor"),
+        },
+    )
+}
+
+#[post("/login/two-factor")]
+pub async fn second_step_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    form: CsrfForm<CodeForm>,
+) -> Result<HttpResponse, WebError> {
+    let now = state.clock().now().unix_timestamp();
+    let Some(user_id) = session.pending_second_factor(now, SECOND_STEP_SECS) else {
+        session.set_flash("The sign-in took too long: sign in again.");
+        return Ok(see_other("/login"));
+    };
+    let next = safe_next(Some(&form.next));
+    let address = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
+    let again = |m: String, status: StatusCode| {
+        render(
+            status,
+            &SecondStepPage {
+                csrf_token: session.csrf_token(),
+                next: next.clone(),
+                summary: ErrorSummary::one("error-summary-two-factor", "code", m),
+            },
+        )
+    };
+    if form.code.trim().is_empty() {
+        return again(
+            "Enter the code from your authenticator app.".into(),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    match state.people.finish_sign_in(user_id, &form.code, &address).await {
+        Ok((_, session_id)) => {
+            session.sign_in(&session_id)?;
+            Ok(see_other(&next))
+        }
+        Err(SignInError::WrongSecondFactor | SignInError::WrongCredentials) => again(
+            "That code is wrong or was used already. Enter the code your app shows now, or a recovery code.".into(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(SignInError::TooManyAttempts(wait)) => again(
+            format!("Too many wrong codes. Try again in {}.", crate::domain::count(wait.as_secs().div_ceil(60) as i64, "minute", "minutes")),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        Err(SignInError::ApiOnly) => again("Your role works through the API only.".into(), StatusCode::FORBIDDEN),
+        Err(SignInError::SecondFactorRequired) => again("Enter the code from your authenticator app.".into(), StatusCode::BAD_REQUEST),
+        Err(SignInError::Service(e)) => Err(e.into()),
+    }
+}

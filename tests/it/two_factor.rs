@@ -1,0 +1,386 @@
+//! Issue 27, its TOTP part: codes computed by an independent implementation (pyotp, pinned in
+//! tests/totp/requirements.txt); a person with two factors gets no session, JWT or token with
+//! the password alone; a code works once on every instance; wrong codes are limited like wrong
+//! passwords; recovery codes work once; turning it off needs a code.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{unescape, Acme, Client, TestApp, ACME_ADMIN, PASSWORD};
+
+/// The code pyotp computes for `secret` (base32) at `unix`: `None` (and the test skips) when
+/// pyotp is missing on a developer's machine; in CI its absence fails the test.
+fn pyotp(secret: &str, unix: i64) -> Option<String> {
+    let python = match std::env::var("PYOTP_PYTHON") {
+        Ok(p) => p,
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI must check TOTP with pyotp: set PYOTP_PYTHON (tests/totp/run-setup)")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED two-factor test: PYOTP_PYTHON=$(tests/totp/run-setup) to run it");
+            return None;
+        }
+    };
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys, pyotp; print(pyotp.TOTP(sys.argv[1]).at(int(sys.argv[2])))",
+            secret,
+            &unix.to_string(),
+        ])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+}
+
+/// Turns two-factor authentication on for the signed-in `web` client: the seed as shown on
+/// the page, and the recovery codes as shown once. `None` when pyotp is missing.
+async fn enrol(app: &TestApp, web: &Client) -> Option<(String, Vec<String>)> {
+    let started = web
+        .post_from("/profile/security", "/profile/security/totp", &[])
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let page = web.get("/profile/security").await;
+    let secret = page
+        .text_of("totp-secret")
+        .expect("the key is shown as text");
+    let uri = unescape(&page.text_of("totp-uri").expect("the setup link"));
+    assert!(uri.starts_with("otpauth://totp/apitokens:"), "{uri}");
+    assert!(
+        uri.contains(&format!("secret={secret}")) && uri.contains("issuer=apitokens"),
+        "{uri}"
+    );
+    assert!(page.has("#totp-qr svg"), "a QR code drawn as SVG");
+    // A wrong code doesn't turn it on.
+    let wrong = web
+        .post_from(
+            "/profile/security",
+            "/profile/security/totp/confirm",
+            &[("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.has("#error-summary-security"));
+    let code = pyotp(&secret, app.clock().now().unix_timestamp())?;
+    let on = web
+        .post_from(
+            "/profile/security",
+            "/profile/security/totp/confirm",
+            &[("code", &code)],
+        )
+        .await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+    assert_eq!(on.headers.get("cache-control").unwrap(), "no-store");
+    let codes: Vec<String> = on
+        .text_of("recovery-codes")
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(codes.len(), 10, "{codes:?}");
+    Some((secret, codes))
+}
+
+/// Signs in with the password: the answer must send to the second step, with no session.
+async fn password_step(app: &TestApp) -> Client {
+    let client = app.client();
+    let first = client.sign_in(ACME_ADMIN, PASSWORD).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    assert!(
+        first.location().starts_with("/login/two-factor"),
+        "{}",
+        first.location()
+    );
+    assert_eq!(
+        client.get("/profile").await.status,
+        StatusCode::SEE_OTHER,
+        "the password step alone makes no session"
+    );
+    client
+}
+
+#[tokio::test]
+async fn a_second_factor_guards_the_portal_and_the_jwt_login_and_each_code_works_once() {
+    let Acme { app, admin } = Acme::start().await;
+    let web = app.signed_in(ACME_ADMIN).await;
+    let Some((secret, recovery)) = enrol(&app, &web).await else {
+        return;
+    };
+    let now = || app.clock().now().unix_timestamp();
+    // The code used to confirm is spent: a replay within its window is refused.
+    let replayed = pyotp(&secret, now()).unwrap();
+    let client = password_step(&app).await;
+    let page = client
+        .post_from(
+            "/login/two-factor",
+            "/login/two-factor",
+            &[("code", &replayed)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    assert!(page.has("#error-summary-two-factor"));
+    // The next step's code opens a session, once.
+    app.clock().advance(time::Duration::seconds(30));
+    let code = pyotp(&secret, now()).unwrap();
+    let done = client
+        .post_from("/login/two-factor", "/login/two-factor", &[("code", &code)])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(client.get("/profile").await.status, StatusCode::OK);
+    let other = password_step(&app).await;
+    let again = other
+        .post_from("/login/two-factor", "/login/two-factor", &[("code", &code)])
+        .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "a code works once");
+
+    // The JWT login: Gcore's one_time_password, named when missing or wrong.
+    let login = |otp: Option<String>| {
+        let api = app.api("");
+        async move {
+            let mut body = json!({"username": ACME_ADMIN, "password": PASSWORD});
+            if let Some(otp) = otp {
+                body["one_time_password"] = json!(otp);
+            }
+            api.post("/iam/auth/jwt/login", body).await
+        }
+    };
+    let missing = login(None).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert!(
+        missing.json["errors"]["one_time_password"][0]
+            .as_str()
+            .unwrap()
+            .contains("required"),
+        "{}",
+        missing.json
+    );
+    let wrong = login(Some("123456".into())).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(
+        wrong.json["errors"]["one_time_password"].is_array(),
+        "{}",
+        wrong.json
+    );
+    app.clock().advance(time::Duration::seconds(30));
+    let jwt = login(Some(pyotp(&secret, now()).unwrap())).await;
+    assert_eq!(jwt.status, StatusCode::OK, "{}", jwt.json);
+    assert!(jwt.json["access"].is_string());
+
+    // A recovery code signs in once.
+    let lost_phone = password_step(&app).await;
+    let used = lost_phone
+        .post_from(
+            "/login/two-factor",
+            "/login/two-factor",
+            &[("code", &recovery[0].to_uppercase())],
+        )
+        .await;
+    assert_eq!(used.status, StatusCode::SEE_OTHER, "{}", used.body);
+    let twice = password_step(&app).await;
+    let refused = twice
+        .post_from(
+            "/login/two-factor",
+            "/login/two-factor",
+            &[("code", &recovery[0])],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(web
+        .get("/profile/security")
+        .await
+        .text_of("recovery-left")
+        .unwrap()
+        .contains("9 of 10"));
+
+    // Turning it off needs a code; then the password alone signs in again.
+    let no = web
+        .post_from(
+            "/profile/security",
+            "/profile/security/totp/disable",
+            &[("code", "999999")],
+        )
+        .await;
+    assert_eq!(no.status, StatusCode::BAD_REQUEST);
+    let off = web
+        .post_from(
+            "/profile/security",
+            "/profile/security/totp/disable",
+            &[("code", &recovery[1])],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER, "{}", off.body);
+    let plain = app.client().sign_in(ACME_ADMIN, PASSWORD).await;
+    assert_eq!(plain.location(), "/");
+    for kind in [
+        "user.two_factor_enabled",
+        "user.recovery_code_used",
+        "user.two_factor_disabled",
+    ] {
+        assert!(
+            !app.events_of(admin.account_id, kind).await.is_empty(),
+            "{kind} recorded"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_codes_checks_no_more_than_the_limit_allows() {
+    let Acme { app, .. } = Acme::start().await;
+    let web = app.signed_in(ACME_ADMIN).await;
+    let Some((secret, _)) = enrol(&app, &web).await else {
+        return;
+    };
+    let client = password_step(&app).await;
+    let csrf = client
+        .get("/login/two-factor")
+        .await
+        .input_value("csrf_token")
+        .unwrap();
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (client, csrf) = (client.clone(), csrf.clone());
+        burst.spawn(async move {
+            client
+                .post(
+                    "/login/two-factor",
+                    &[
+                        ("csrf_token", &csrf),
+                        ("code", &format!("{:06}", 100_000 + i)),
+                    ],
+                )
+                .await
+                .status
+        });
+    }
+    let mut checked = 0;
+    let mut limited = 0;
+    while let Some(status) = burst.join_next().await {
+        match status.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // The limiter's count for one person from one address (5 per window) and no more.
+    assert!(checked <= 5, "{checked} wrong codes were checked");
+    assert_eq!(checked + limited, 200);
+    // From this address, even the right code waits for the window to end.
+    app.clock().advance(time::Duration::seconds(30));
+    let right = pyotp(&secret, app.clock().now().unix_timestamp()).unwrap();
+    let page = client
+        .post(
+            "/login/two-factor",
+            &[("csrf_token", &csrf), ("code", &right)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn the_second_step_needs_the_first_and_expires() {
+    let Acme { app, .. } = Acme::start().await;
+    let web = app.signed_in(ACME_ADMIN).await;
+    let Some(_) = enrol(&app, &web).await else {
+        return;
+    };
+    // Without the password step there is nothing to finish.
+    let stranger = app.client();
+    assert_eq!(
+        stranger.get("/login/two-factor").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // The password step lasts five minutes.
+    let slow = password_step(&app).await;
+    assert_eq!(slow.get("/login/two-factor").await.status, StatusCode::OK);
+    app.clock().advance(time::Duration::minutes(6));
+    assert_eq!(slow.get("/login/two-factor").await.location(), "/login");
+}
+
+#[tokio::test]
+async fn the_enrolment_the_codes_and_the_second_step_pass_axe_in_a_real_browser() {
+    use crate::browser::{axe_source, check_page, click_and_load, sign_in, start_browser};
+    use fantoccini::Locator;
+    let Some(axe) = axe_source() else { return };
+    let Acme { app, .. } = Acme::start().await;
+    let Some(browser) = start_browser().await else {
+        return;
+    };
+    let client = &browser.client;
+    let mut problems = vec![];
+    sign_in(client, &app.base, ACME_ADMIN).await;
+    client
+        .goto(&format!("{}/profile/security", app.base))
+        .await
+        .unwrap();
+    click_and_load(client, "#start-two-factor").await;
+    check_page(client, &axe, "two-factor-enrol", &mut problems).await;
+    let secret = client
+        .find(Locator::Id("totp-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let Some(code) = pyotp(&secret, app.clock().now().unix_timestamp()) else {
+        return;
+    };
+    client
+        .find(Locator::Id("code"))
+        .await
+        .unwrap()
+        .send_keys(&code)
+        .await
+        .unwrap();
+    click_and_load(client, "#confirm-two-factor").await;
+    assert!(client
+        .find(Locator::Css("dialog#recovery-dialog #recovery-codes"))
+        .await
+        .is_ok());
+    check_page(client, &axe, "two-factor-recovery-codes", &mut problems).await;
+    click_and_load(client, "#codes-saved").await;
+    check_page(client, &axe, "two-factor-on", &mut problems).await;
+    // Sign out and in again: the password, then the code's own step.
+    click_and_load(client, "#sign-out").await;
+    client
+        .find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(ACME_ADMIN)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    click_and_load(client, "#sign-in").await;
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        "/login/two-factor"
+    );
+    check_page(client, &axe, "two-factor-step", &mut problems).await;
+    app.clock().advance(time::Duration::seconds(30));
+    let code = pyotp(&secret, app.clock().now().unix_timestamp()).unwrap();
+    client
+        .find(Locator::Id("code"))
+        .await
+        .unwrap()
+        .send_keys(&code)
+        .await
+        .unwrap();
+    click_and_load(client, "#verify-code").await;
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        "/profile/api-tokens"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

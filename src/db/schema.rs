@@ -9,6 +9,7 @@ diesel::table! {
         scim_token_hash -> Nullable<Text>,
         max_lifetime_days -> Nullable<Integer>,
         expiry_required -> Bool,
+        mfa_required -> Bool,
     }
 }
 

@@ -33,13 +33,16 @@ pub enum EventKind {
     UserTwoFactorOn,
     UserTwoFactorOff,
     UserRecoveryCodeUsed,
+    /// An Administrator removed someone's second factor.
+    UserTwoFactorReset,
+    AccountTwoFactorPolicy,
     AccountLeakResponse,
     AccountTokenPolicy,
     ScimTokenCreated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 27] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -64,6 +67,8 @@ impl EventKind {
         EventKind::UserTwoFactorOn,
         EventKind::UserTwoFactorOff,
         EventKind::UserRecoveryCodeUsed,
+        EventKind::UserTwoFactorReset,
+        EventKind::AccountTwoFactorPolicy,
         EventKind::AccountLeakResponse,
         EventKind::AccountTokenPolicy,
         EventKind::ScimTokenCreated,
@@ -96,6 +101,8 @@ impl EventKind {
             EventKind::UserTwoFactorOn => "user.two_factor_enabled",
             EventKind::UserTwoFactorOff => "user.two_factor_disabled",
             EventKind::UserRecoveryCodeUsed => "user.recovery_code_used",
+            EventKind::UserTwoFactorReset => "user.two_factor_reset",
+            EventKind::AccountTwoFactorPolicy => "account.two_factor_policy",
             EventKind::AccountLeakResponse => "account.leak_response",
             EventKind::AccountTokenPolicy => "account.token_policy",
             EventKind::ScimTokenCreated => "scim.token_created",

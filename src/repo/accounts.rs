@@ -18,6 +18,8 @@ pub struct Account {
     pub max_lifetime_days: Option<i32>,
     /// The token policy: every new token must have an expiry date.
     pub expiry_required: bool,
+    /// Everyone who signs in with a password must have a second factor.
+    pub mfa_required: bool,
 }
 
 impl Account {
@@ -28,6 +30,13 @@ impl Account {
     ) -> QueryResult<bool> {
         diesel::update(accounts::table.find(id))
             .set(accounts::leak_response.eq(response))
+            .execute(conn)
+            .map(|n| n == 1)
+    }
+
+    pub fn set_mfa_required(conn: &mut DbConn, id: i64, required: bool) -> QueryResult<bool> {
+        diesel::update(accounts::table.find(id))
+            .set(accounts::mfa_required.eq(required))
             .execute(conn)
             .map(|n| n == 1)
     }

@@ -31,6 +31,17 @@ impl TotpRow {
         Ok(TotpRow::find(conn, user_id)?.is_some_and(|r| r.confirmed_at.is_some()))
     }
 
+    /// The people of an account with a confirmed second factor (at most its people).
+    pub fn confirmed_in_account(conn: &mut DbConn, account_id: i64) -> QueryResult<Vec<i64>> {
+        use crate::db::schema::users;
+        user_totp::table
+            .inner_join(users::table)
+            .filter(users::account_id.eq(account_id))
+            .filter(user_totp::confirmed_at.is_not_null())
+            .select(user_totp::user_id)
+            .load(conn)
+    }
+
     /// Starts an enrolment: a new seed, not confirmed, replacing one that was never confirmed.
     /// `false` if the person has a confirmed one (it must be turned off first).
     pub fn start(conn: &mut DbConn, row: &TotpRow) -> QueryResult<bool> {

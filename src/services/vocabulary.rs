@@ -137,6 +137,10 @@ pub enum SignInError {
     /// login's `one_time_password`).
     #[error("a second factor is required")]
     SecondFactorRequired,
+    /// The account requires a second factor and the person has none yet: they must set one
+    /// up in the portal first.
+    #[error("the account requires a second factor")]
+    SecondFactorNotSetUp,
     /// The second factor was wrong, or a code already used.
     #[error("wrong second factor")]
     WrongSecondFactor,
@@ -251,6 +255,8 @@ pub struct AccountInfo {
     pub leak_response: LeakResponse,
     pub token_policy: TokenPolicy,
     pub has_scim_token: bool,
+    /// Everyone who signs in with a password must have a second factor.
+    pub mfa_required: bool,
 }
 
 impl From<&Account> for AccountInfo {
@@ -262,6 +268,7 @@ impl From<&Account> for AccountInfo {
             leak_response: a.leak_response,
             token_policy: a.token_policy(),
             has_scim_token: a.scim_token_hash.is_some(),
+            mfa_required: a.mfa_required,
         }
     }
 }

@@ -54,6 +54,8 @@ impl FromRequest for SignedIn {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         // Only a page the person looked at is worth returning to after signing in.
         let next = (req.method() == Method::GET).then(|| req.uri().to_string());
+        // Under a "two factors required" policy, what a person without one may still reach.
+        let enrolment = req.path().starts_with("/profile/security");
         let session = TypedSession::from_request(req, payload).into_inner();
         let client = state
             .as_ref()
@@ -67,6 +69,7 @@ impl FromRequest for SignedIn {
                 return Err(WebError::SignInRequired { next });
             };
             match state.people.signed_in(session_id).await? {
+                Some((user, _)) if user.must_enrol && !enrolment => Err(WebError::MustEnrol),
                 Some((user, counts)) => Ok(SignedIn {
                     user,
                     session,

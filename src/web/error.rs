@@ -11,6 +11,9 @@ pub enum WebError {
     /// Not signed in: redirect to the sign-in page, and back to `next` afterwards.
     #[error("sign-in required")]
     SignInRequired { next: Option<String> },
+    /// The account requires a second factor this person hasn't set up: to Profile → Security.
+    #[error("two-factor enrolment required")]
+    MustEnrol,
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -80,7 +83,7 @@ struct ErrorPage<'a> {
 impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
-            WebError::SignInRequired { .. } => StatusCode::SEE_OTHER,
+            WebError::SignInRequired { .. } | WebError::MustEnrol => StatusCode::SEE_OTHER,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -91,6 +94,11 @@ impl ResponseError for WebError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let WebError::MustEnrol = self {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/profile/security?required=1"))
+                .finish();
+        }
         if let WebError::SignInRequired { next } = self {
             let location = match next {
                 Some(next) => format!(
@@ -123,7 +131,7 @@ impl ResponseError for WebError {
                     "Something went wrong on our side. Try again in a moment.",
                 )
             }
-            WebError::SignInRequired { .. } => unreachable!("handled above"),
+            WebError::SignInRequired { .. } | WebError::MustEnrol => unreachable!("handled above"),
         };
         let status = self.status_code();
         let page = ErrorPage {

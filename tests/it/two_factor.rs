@@ -8,6 +8,8 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use apitokens::domain::Role;
+
 use crate::helpers::{unescape, Acme, Client, TestApp, ACME_ADMIN, PASSWORD};
 
 /// The code pyotp computes for `secret` (base32) at `unix`: `None` (and the test skips) when
@@ -383,4 +385,156 @@ async fn the_enrolment_the_codes_and_the_second_step_pass_axe_in_a_real_browser(
         "/profile/api-tokens"
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test]
+async fn an_account_can_require_two_factors_and_an_administrator_can_reset_one() {
+    let Acme { app, admin } = Acme::start().await;
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let web = app.signed_in(ACME_ADMIN).await;
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let security = format!("/iam/clients/{}/security", admin.account_id);
+    assert_eq!(
+        api.get(&security).await.json,
+        json!({"mfa_required": false})
+    );
+    // Only with a second factor of one's own, and only Administrators; bad bodies named.
+    let early = api
+        .send(
+            reqwest::Method::PUT,
+            &security,
+            Some(json!({"mfa_required": true})),
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::BAD_REQUEST, "{}", early.json);
+    assert!(early.json["errors"]["mfa_required"][0]
+        .as_str()
+        .unwrap()
+        .contains("your own second factor"));
+    let Some((secret, _)) = enrol(&app, &web).await else {
+        return;
+    };
+    let eng_api = app.api_as(&eng, Role::Engineers).await;
+    let put = |api: &crate::helpers::Api, body: serde_json::Value| {
+        let (api, path) = (api.clone(), security.clone());
+        async move { api.send(reqwest::Method::PUT, &path, Some(body)).await }
+    };
+    assert_eq!(
+        put(&eng_api, json!({"mfa_required": true})).await.status,
+        StatusCode::FORBIDDEN
+    );
+    for bad in [
+        json!({}),
+        json!({"mfa_required": "yes"}),
+        json!({"mfa_required": null}),
+    ] {
+        let r = put(&api, bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.json["errors"]["mfa_required"].is_array(), "{}", r.json);
+    }
+    let on = put(&api, json!({"mfa_required": true})).await;
+    assert_eq!(on.json, json!({"mfa_required": true}));
+    assert_eq!(
+        app.events_of(admin.account_id, "account.two_factor_policy")
+            .await
+            .len(),
+        1
+    );
+
+    // Someone without one: signed in, but every page leads to Profile → Security until they set
+    // one up; their JWT login is refused with the reason; their tokens keep working.
+    let eng_web = app.signed_in("eng@acme.test").await;
+    for path in [
+        "/profile/api-tokens",
+        "/profile",
+        "/users",
+        "/notifications",
+    ] {
+        let page = eng_web.get(path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(page.location(), "/profile/security?required=1", "{path}");
+    }
+    let refused = eng_web
+        .post_from(
+            "/profile/security",
+            "/profile/api-tokens",
+            &[("name", "x"), ("role", "2"), ("expiration", "7d")],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SEE_OTHER,
+        "no token while enrolment is due"
+    );
+    assert!(eng_web
+        .get("/profile/security")
+        .await
+        .has("#enrolment-required"));
+    let jwt = app
+        .api("")
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": "eng@acme.test", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(jwt.status, StatusCode::BAD_REQUEST);
+    assert!(jwt.json["errors"]["one_time_password"][0]
+        .as_str()
+        .unwrap()
+        .contains("requires two-factor"));
+    assert_eq!(eng_api.get("/iam/users/me").await.status, StatusCode::OK);
+    let Some((eng_secret, _)) = enrol(&app, &eng_web).await else {
+        return;
+    };
+    assert_eq!(
+        eng_web.get("/profile/api-tokens").await.status,
+        StatusCode::OK
+    );
+
+    // An Administrator resets the engineer's (a lost phone): audited; the policy sends them
+    // to enrol again at once.
+    let users = web.get("/users").await;
+    assert_eq!(
+        users.attrs(
+            &format!("tr[data-user-id=\"{}\"] .reset-two-factor", eng.id),
+            "href"
+        ),
+        vec![format!("/users?confirm=reset-2fa&user={}", eng.id)]
+    );
+    let confirm = web
+        .get(&format!("/users?confirm=reset-2fa&user={}", eng.id))
+        .await;
+    assert!(confirm
+        .text_of("user-confirm-dialog")
+        .unwrap()
+        .contains("Reset the second factor"));
+    let reset = web
+        .post_from(
+            "/users",
+            &format!("/users/{}/reset-two-factor", eng.id),
+            &[],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::SEE_OTHER, "{}", reset.body);
+    assert_eq!(
+        app.events_of(admin.account_id, "user.two_factor_reset")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        eng_web.get("/profile/api-tokens").await.location(),
+        "/profile/security?required=1"
+    );
+    let _ = (secret, eng_secret);
+    // Another account's person can't be reset from here.
+    let other = app.add_user("Other", "x@other.test", Role::Users).await;
+    let foreign = web
+        .post_from(
+            "/users",
+            &format!("/users/{}/reset-two-factor", other.id),
+            &[],
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
 }

@@ -249,6 +249,7 @@ mod tests {
             scim_token_hash: None,
             max_lifetime_days: None,
             expiry_required: false,
+            mfa_required: false,
         }
     }
 

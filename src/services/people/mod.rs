@@ -186,6 +186,12 @@ impl People {
         let (user, second) = self
             .limited(email, password, address, move |conn, user| {
                 let second = crate::repo::two_factor::TotpRow::confirmed(conn, user.id)?;
+                if !second
+                    && user.auth_type != crate::domain::AuthType::Sso
+                    && Account::find(conn, user.account_id)?.is_some_and(|a| a.mfa_required)
+                {
+                    return Err(SignInError::SecondFactorNotSetUp);
+                }
                 Ok((user, second))
             })
             .await?;

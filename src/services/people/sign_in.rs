@@ -57,6 +57,9 @@ pub struct PortalUser {
     pub user: Person,
     pub role: Role,
     pub account: AccountInfo,
+    /// The account requires a second factor and this person (signing in with a password) has
+    /// none yet: the portal shows them nothing but Profile → Security until they set one up.
+    pub must_enrol: bool,
 }
 
 impl PortalUser {
@@ -80,10 +83,14 @@ pub fn session_user(
         return Ok(None);
     }
     let account = Account::find(conn, user.account_id)?.ok_or(ServiceError::NotFound)?;
+    let must_enrol = account.mfa_required
+        && user.auth_type != crate::domain::AuthType::Sso
+        && !crate::repo::two_factor::TotpRow::confirmed(conn, user.id)?;
     Ok(Some(PortalUser {
         user: Person::from(user),
         role,
         account: AccountInfo::from(account),
+        must_enrol,
     }))
 }
 

@@ -294,4 +294,100 @@ impl People {
             .await
             .map_err(SignInError::Service)
     }
+
+    /// The account's "two factors required" (Administrators), audited.
+    pub async fn set_mfa_required(&self, actor: Actor, required: bool) -> ServiceResult<bool> {
+        actor.require_admin()?;
+        let now = self.rt.clock.now();
+        self.rt
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    // As GitHub asks of an organisation's owners: your own first.
+                    if !TotpRow::confirmed(conn, actor.user_id.get())? {
+                        return Err(ServiceError::invalid(
+                            "mfa_required",
+                            "Set up your own second factor first: then you can require one of everyone.",
+                        ));
+                    }
+                    crate::repo::Account::set_mfa_required(conn, actor.account_id.get(), required)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        now,
+                        EventKind::AccountTwoFactorPolicy,
+                        if required {
+                            "Required two-factor authentication of everyone who signs in with a password"
+                        } else {
+                            "Stopped requiring two-factor authentication"
+                        },
+                        None,
+                    )?;
+                    Ok(required)
+                })
+            })
+            .await
+    }
+
+    /// Whether the actor's account requires two factors.
+    pub async fn mfa_required(&self, actor: Actor) -> ServiceResult<bool> {
+        self.rt
+            .db
+            .run(move |conn| {
+                Ok(crate::repo::Account::find(conn, actor.account_id.get())?
+                    .is_some_and(|a| a.mfa_required))
+            })
+            .await
+    }
+
+    /// An Administrator removes someone's second factor (a lost phone and no recovery codes):
+    /// audited; the person sets one up again (at once, under the account's policy).
+    pub async fn reset_two_factor(&self, actor: Actor, target: UserId) -> ServiceResult<()> {
+        actor.require_admin()?;
+        let now = self.rt.clock.now();
+        self.rt
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let user = User::find(conn, target.get())?
+                        .filter(|u| {
+                            u.account_id == actor.account_id.get() && u.removed_at.is_none()
+                        })
+                        .ok_or(ServiceError::NotFound)?;
+                    if !TotpRow::confirmed(conn, user.id)? {
+                        return Err(ServiceError::invalid(
+                            "user",
+                            "This person has no second factor to reset.",
+                        ));
+                    }
+                    TotpRow::remove(conn, user.id)?;
+                    audit::record(
+                        conn,
+                        &actor,
+                        now,
+                        EventKind::UserTwoFactorReset,
+                        &format!(
+                            "Reset the two-factor authentication of {} <{}>",
+                            user.display_name(),
+                            user.email
+                        ),
+                        None,
+                    )
+                })
+            })
+            .await
+    }
+
+    /// Which of the account's people have a second factor (the Users page).
+    pub async fn with_two_factor(&self, actor: Actor) -> ServiceResult<Vec<UserId>> {
+        self.rt
+            .db
+            .run(move |conn| {
+                Ok(TotpRow::confirmed_in_account(conn, actor.account_id.get())?
+                    .into_iter()
+                    .map(UserId::new)
+                    .collect())
+            })
+            .await
+    }
 }

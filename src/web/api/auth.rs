@@ -147,6 +147,10 @@ pub async fn login(
             "one_time_password",
             "This field is required: two-factor authentication is on for this user.",
         )),
+        Err(SignInError::SecondFactorNotSetUp) => Err(ApiError::field(
+            "one_time_password",
+            "This account requires two-factor authentication: set it up under Profile → Security in the portal, then log in with one_time_password.",
+        )),
         Err(SignInError::WrongSecondFactor) => Err(ApiError::field(
             "one_time_password",
             "Wrong or already used code.",

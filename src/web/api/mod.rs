@@ -6,6 +6,7 @@ pub mod error;
 pub mod leaks;
 pub mod lifecycle;
 pub mod model;
+pub mod security;
 pub mod tokens;
 pub mod users;
 
@@ -22,7 +23,7 @@ use error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -132,7 +133,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(leaks::report)
         .service(lifecycle::get_policy)
         .service(lifecycle::put_policy)
-        .service(lifecycle::events);
+        .service(lifecycle::events)
+        .service(security::get_security)
+        .service(security::put_security);
     for prefix in ["/iam/clients", "/iam/v2/clients"] {
         cfg.service(
             scope(prefix)

@@ -129,7 +129,11 @@ pub async fn login_submit(
              Use an API token (Authorization: APIKey <token>) or POST /iam/auth/jwt/login."
                 .into(),
         ),
-        Err(SignInError::SecondFactorRequired | SignInError::WrongSecondFactor) => {
+        Err(
+            SignInError::SecondFactorRequired
+            | SignInError::WrongSecondFactor
+            | SignInError::SecondFactorNotSetUp,
+        ) => {
             again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into())
         }
         Err(SignInError::Service(e)) => Err(e.into()),

@@ -147,7 +147,11 @@ pub async fn change_password(
         Err(SignInError::ApiOnly) => Err(WebError::Forbidden(
             "This role can't use the portal.".into(),
         )),
-        Err(SignInError::SecondFactorRequired | SignInError::WrongSecondFactor) => refuse(
+        Err(
+            SignInError::SecondFactorRequired
+            | SignInError::WrongSecondFactor
+            | SignInError::SecondFactorNotSetUp,
+        ) => refuse(
             "current_password",
             "Your current password is wrong.".into(),
             StatusCode::BAD_REQUEST,

@@ -28,6 +28,10 @@ struct SecurityPage {
     /// The recovery codes, right after confirming (the only time they are shown).
     new_codes: Vec<String>,
     summary: ErrorSummary,
+    /// The account requires a second factor (and whether this person must still set one up).
+    account_required: bool,
+    must_enrol: bool,
+    is_admin: bool,
 }
 
 fn qr_svg(text: &str) -> Option<String> {
@@ -64,6 +68,9 @@ async fn page(
             recovery_left: view.recovery_codes_left,
             new_codes,
             summary,
+            account_required: me.user.account.mfa_required,
+            must_enrol: me.user.must_enrol,
+            is_admin: me.user.role.is_admin(),
         },
     )
 }
@@ -270,7 +277,45 @@ pub async fn second_step_submit(
             StatusCode::TOO_MANY_REQUESTS,
         ),
         Err(SignInError::ApiOnly) => again("Your role works through the API only.".into(), StatusCode::FORBIDDEN),
-        Err(SignInError::SecondFactorRequired) => again("Enter the code from your authenticator app.".into(), StatusCode::BAD_REQUEST),
+        Err(SignInError::SecondFactorRequired | SignInError::SecondFactorNotSetUp) => again("Enter the code from your authenticator app.".into(), StatusCode::BAD_REQUEST),
         Err(SignInError::Service(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PolicyForm {
+    mfa_required: Option<String>,
+}
+
+/// The account's "two factors required" (Administrators with a second factor of their own).
+#[post("/profile/security/policy")]
+pub async fn set_policy(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<PolicyForm>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let required = form.mfa_required.is_some();
+    match state.people.set_mfa_required(me.actor(), required).await {
+        Ok(_) => {
+            me.session.set_flash(if required {
+                "Everyone who signs in with a password now needs a second factor; those without one are asked to set it up at their next page."
+            } else {
+                "A second factor is no longer required."
+            });
+            Ok(see_other("/profile/security"))
+        }
+        Err(ServiceError::Invalid(mut f)) => {
+            let m = f.remove(0).1;
+            page(
+                &state,
+                &me,
+                vec![],
+                ErrorSummary::one("error-summary-security", "mfa_required", m),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
     }
 }

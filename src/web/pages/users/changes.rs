@@ -284,3 +284,28 @@ pub async fn delete_tokens(
     });
     Ok(see_other("/users"))
 }
+
+/// An Administrator resets someone's second factor (after the confirmation).
+#[post("/users/{userId}/reset-two-factor")]
+pub async fn reset_two_factor(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    id: Id<UserId>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    match state.people.reset_two_factor(me.actor(), id.get()).await {
+        Ok(()) => {
+            me.session.set_flash("Their second factor was reset: they sign in with their password and set up a new one.");
+            Ok(see_other("/users"))
+        }
+        Err(ServiceError::Invalid(fields)) => Err(WebError::BadRequest(
+            fields
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}

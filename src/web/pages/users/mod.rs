@@ -16,7 +16,7 @@ use super::tokens::Choice;
 mod changes;
 mod settings;
 
-pub use changes::{add, change_role, delete_tokens, remove};
+pub use changes::{add, change_role, delete_tokens, remove, reset_two_factor};
 pub use settings::{new_scim_token, set_leak_response};
 
 pub struct UserRow {
@@ -29,6 +29,8 @@ pub struct UserRow {
     pub active_tokens: usize,
     pub token_names: String,
     pub last_sign_in: String,
+    /// Has a second factor (an Administrator may reset it).
+    pub two_factor: bool,
     pub is_me: bool,
     pub roles: Vec<Choice>,
 }
@@ -156,6 +158,7 @@ async fn render_users(
         scim_token,
     } = extra;
     let data = state.people.users_page(me.actor(), filter).await?;
+    let with_two_factor = state.people.with_two_factor(me.actor()).await?;
     let leak_response = state.tokens.leak_response(me.actor()).await?;
     let scim = ScimCard {
         has_token: scim_token.is_some() || state.scim.has_token(me.actor()).await?,
@@ -166,6 +169,7 @@ async fn render_users(
         .members
         .into_iter()
         .map(|m| UserRow {
+            two_factor: with_two_factor.contains(&m.user.id),
             id: m.user.id,
             is_me: m.user.id == me.user.user.id,
             name: m.user.display_name().to_owned(),
@@ -292,6 +296,20 @@ pub async fn list(
                     text: "Every active API token this user issued stops working at once. This action cannot be undone.".into(),
                     action: format!("/users/{id}/delete-tokens"),
                     button: "Delete all tokens",
+                    removes: None,
+                    delete_tokens: false,
+                },
+                "reset-2fa" => Confirm {
+                    title: format!("Reset the second factor of {}?", user.display_name()),
+                    text: format!(
+                        "{} <{}> will sign in with their password alone until they set up a new authenticator app \
+                         (at once, if the account requires one). Do this only after checking it is really them, \
+                         by a channel other than e-mail.",
+                        user.display_name(),
+                        user.email
+                    ),
+                    action: format!("/users/{id}/reset-two-factor"),
+                    button: "Reset second factor",
                     removes: None,
                     delete_tokens: false,
                 },

@@ -43,6 +43,9 @@ pub struct Settings {
     /// (so a balancer stops sending new ones), then how long in-flight requests may take.
     pub drain: Duration,
     pub shutdown_timeout: Duration,
+    /// How long a confirmed password (and second factor) lets powerful acts go without asking
+    /// again ("sudo mode").
+    pub sudo_window: Duration,
 }
 
 /// `APITOKENS_TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges.

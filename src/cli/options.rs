@@ -125,6 +125,16 @@ pub struct Options {
         global = true
     )]
     pub shutdown_timeout_secs: u64,
+    /// Seconds after the password (and second factor) was last given during which powerful
+    /// acts (an Administrators or never-expiring token, a role change, a removal, a policy, a
+    /// SCIM token) don't ask for it again.
+    #[arg(
+        long,
+        env = "APITOKENS_SUDO_SECS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub sudo_secs: u64,
     /// DKIM private key (PEM: RSA, or Ed25519 in PKCS#8); every e-mail is signed for the
     /// sender's domain. Needs --dkim-selector. `apitokens dkim-record` prints the DNS record.
     #[arg(long, env = "APITOKENS_DKIM_KEY", global = true)]
@@ -194,6 +204,7 @@ pub fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
             .filter(|p| !p.as_os_str().is_empty()),
         drain: Duration::from_secs(o.drain_secs.min(300)),
         shutdown_timeout: Duration::from_secs(o.shutdown_timeout_secs.min(600)),
+        sudo_window: Duration::from_secs(o.sudo_secs.clamp(60, 86_400)),
     })
 }
 

@@ -36,13 +36,15 @@ pub enum EventKind {
     /// An Administrator removed someone's second factor.
     UserTwoFactorReset,
     AccountTwoFactorPolicy,
+    /// Gave the password again before a powerful act ("sudo mode").
+    UserReauthenticated,
     AccountLeakResponse,
     AccountTokenPolicy,
     ScimTokenCreated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 29] = [
+    pub const ALL: [EventKind; 30] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -69,6 +71,7 @@ impl EventKind {
         EventKind::UserRecoveryCodeUsed,
         EventKind::UserTwoFactorReset,
         EventKind::AccountTwoFactorPolicy,
+        EventKind::UserReauthenticated,
         EventKind::AccountLeakResponse,
         EventKind::AccountTokenPolicy,
         EventKind::ScimTokenCreated,
@@ -103,6 +106,7 @@ impl EventKind {
             EventKind::UserRecoveryCodeUsed => "user.recovery_code_used",
             EventKind::UserTwoFactorReset => "user.two_factor_reset",
             EventKind::AccountTwoFactorPolicy => "account.two_factor_policy",
+            EventKind::UserReauthenticated => "user.reauthenticated",
             EventKind::AccountLeakResponse => "account.leak_response",
             EventKind::AccountTokenPolicy => "account.token_policy",
             EventKind::ScimTokenCreated => "scim.token_created",

@@ -18,6 +18,8 @@ const FLASH: &str = "flash";
 /// The password step of a sign-in that waits for its second factor: "<user id>:<unix time>".
 /// The cookie is sealed by the session middleware, so it can't be made up or altered.
 const PENDING: &str = "second";
+/// When the password (and second factor) was last given in this browser (unix time).
+const VERIFIED: &str = "verified";
 
 impl TypedSession {
     pub fn session_id(&self) -> Option<String> {
@@ -25,11 +27,12 @@ impl TypedSession {
     }
 
     /// A fresh cookie for a fresh sign-in (no fixation), with a new CSRF token.
-    pub fn sign_in(&self, session_id: &str) -> Result<(), WebError> {
+    pub fn sign_in(&self, session_id: &str, at: i64) -> Result<(), WebError> {
         self.0.renew();
         self.0.remove(FLASH);
         self.0.remove(PENDING);
         self.insert(SESSION_ID, session_id)?;
+        self.insert(VERIFIED, &at.to_string())?;
         self.insert(CSRF, Secret::generate().expose())
     }
 
@@ -51,6 +54,15 @@ impl TypedSession {
         let at: i64 = at.parse().ok()?;
         (now >= at && now - at <= ttl).then_some(())?;
         user.parse().ok()
+    }
+
+    /// When the password was last given here (unix time), for "sudo mode".
+    pub fn verified_at(&self) -> Option<i64> {
+        self.0.get::<String>(VERIFIED).ok().flatten()?.parse().ok()
+    }
+
+    pub fn mark_verified(&self, at: i64) -> Result<(), WebError> {
+        self.insert(VERIFIED, &at.to_string())
     }
 
     pub fn sign_out(&self) {

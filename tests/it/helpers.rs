@@ -135,6 +135,7 @@ impl TestApp {
             secret_scanning_keys: None,
             drain: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(5),
+            sudo_window: Duration::from_secs(900),
         };
         let mut settings = settings;
         change(&mut settings);

@@ -22,6 +22,7 @@ mod review;
 mod scim;
 mod sign_in;
 mod smtp;
+mod sudo;
 mod tokens_service;
 mod tokens_web;
 mod two_factor;

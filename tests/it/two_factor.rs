@@ -384,6 +384,56 @@ async fn the_enrolment_the_codes_and_the_second_step_pass_axe_in_a_real_browser(
         client.current_url().await.unwrap().path(),
         "/profile/api-tokens"
     );
+    // Later, an Administrators token asks for the password and the code again; the form
+    // survives the detour.
+    app.clock().advance(time::Duration::minutes(16));
+    client
+        .goto(&format!("{}/profile/api-tokens/new", app.base))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("Robot admin")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#role option[value='1']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click_and_load(client, "#create-submit").await;
+    assert!(client.find(Locator::Id("sudo-form")).await.is_ok());
+    check_page(client, &axe, "sudo", &mut problems).await;
+    client
+        .find(Locator::Id("sudo_password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    let code = pyotp(&secret, app.clock().now().unix_timestamp()).unwrap();
+    client
+        .find(Locator::Id("sudo_code"))
+        .await
+        .unwrap()
+        .send_keys(&code)
+        .await
+        .unwrap();
+    click_and_load(client, "#sudo-confirm").await;
+    check_page(client, &axe, "sudo-confirmed", &mut problems).await;
+    click_and_load(client, "#sudo-go-on").await;
+    let revealed = client
+        .find(Locator::Id("token-dialog"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(revealed.contains("Robot admin"), "{revealed}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 

@@ -109,7 +109,7 @@ pub async fn login_submit(
             if let Some(previous) = session.session_id() {
                 state.people.sign_out(previous).await?;
             }
-            session.sign_in(&session_id)?;
+            session.sign_in(&session_id, state.clock().now().unix_timestamp())?;
             tracing::info!(user_id = %user.id, "signed in");
             Ok(see_other(&next))
         }

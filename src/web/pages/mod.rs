@@ -8,6 +8,7 @@ pub mod notifications;
 pub mod profile;
 pub mod security;
 pub mod setup;
+pub mod sudo;
 pub mod tokens;
 pub mod unsubscribe;
 pub mod users;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(security::confirm)
         .service(security::disable)
         .service(security::set_policy)
+        .service(sudo::confirm)
         .service(security::second_step)
         .service(security::second_step_submit)
         .service(forgot::show)

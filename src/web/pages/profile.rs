@@ -125,7 +125,8 @@ pub async fn change_password(
         .await
     {
         Ok(session_id) => {
-            me.session.sign_in(&session_id)?;
+            me.session
+                .sign_in(&session_id, state.clock().now().unix_timestamp())?;
             me.session.set_flash(
                 "Your password is changed. Every other session and JWT of yours has ended; we e-mailed you about it.",
             );

@@ -265,7 +265,7 @@ pub async fn second_step_submit(
     }
     match state.people.finish_sign_in(user_id, &form.code, &address).await {
         Ok((_, session_id)) => {
-            session.sign_in(&session_id)?;
+            session.sign_in(&session_id, now)?;
             Ok(see_other(&next))
         }
         Err(SignInError::WrongSecondFactor | SignInError::WrongCredentials) => again(
@@ -282,7 +282,7 @@ pub async fn second_step_submit(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 pub struct PolicyForm {
     mfa_required: Option<String>,
 }
@@ -295,6 +295,13 @@ pub async fn set_policy(
     form: CsrfForm<PolicyForm>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
+    let fields = crate::web::pages::sudo::fields_of(&*form);
+    if let Some(ask) =
+        crate::web::pages::sudo::unless_recent(&state, &me, "/profile/security/policy", fields)
+            .await?
+    {
+        return Ok(ask);
+    }
     let required = form.mfa_required.is_some();
     match state.people.set_mfa_required(me.actor(), required).await {
         Ok(_) => {

@@ -147,8 +147,9 @@ fn expiry_choices(
     (choices, chosen == "date")
 }
 
-/// The create form's fields, as typed (kept when the form comes back with errors).
-#[derive(Debug, Default, Deserialize)]
+/// The create form's fields, as typed (kept when the form comes back with errors, and carried
+/// through a re-authentication).
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 pub struct CreateForm {
     #[serde(default)]
     form_id: String,

@@ -212,6 +212,18 @@ pub async fn create(
             return render(StatusCode::BAD_REQUEST, &page);
         }
     };
+    // The most powerful tokens (an Administrator's, or one that never ends) ask for the
+    // password again when it was given long ago.
+    if request.role == crate::domain::Role::Administrators
+        || request.expiry == crate::domain::input::Expiry::NEVER
+    {
+        let fields = crate::web::pages::sudo::fields_of(&*form);
+        if let Some(ask) =
+            crate::web::pages::sudo::unless_recent(&state, &me, SECTION, fields).await?
+        {
+            return Ok(ask);
+        }
+    }
     match state.tokens.create_token(me.actor(), request).await {
         Ok(CreateOutcome::Created { token, secret }) => {
             let reveal = Reveal {

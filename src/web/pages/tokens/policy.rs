@@ -68,7 +68,7 @@ pub async fn policy_form(
     render(StatusCode::OK, &policy_page(&me, &p, None, None))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 pub struct PolicyForm {
     #[serde(default)]
     max_lifetime_days: String,
@@ -82,6 +82,13 @@ pub async fn save_policy(
     form: CsrfForm<PolicyForm>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
+    let fields = crate::web::pages::sudo::fields_of(&*form);
+    if let Some(ask) =
+        crate::web::pages::sudo::unless_recent(&state, &me, "/profile/api-tokens/policy", fields)
+            .await?
+    {
+        return Ok(ask);
+    }
     let days = form.max_lifetime_days.trim();
     let parsed = if days.is_empty() {
         Ok(None)

@@ -139,7 +139,7 @@ pub async fn add(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 pub struct ChangeForm {
     #[serde(default)]
     role: String,
@@ -156,6 +156,11 @@ pub async fn change_role(
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
     let id = id.get();
+    let action = format!("/users/{id}/role");
+    let fields = crate::web::pages::sudo::fields_of(&*form);
+    if let Some(ask) = crate::web::pages::sudo::unless_recent(&state, &me, &action, fields).await? {
+        return Ok(ask);
+    }
     let role = Role::parse(&form.role)
         .ok_or_else(|| WebError::BadRequest("Choose one of the roles in the list.".into()))?;
     let delete = form.delete_tokens.is_some();
@@ -219,7 +224,7 @@ pub async fn change_role(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 pub struct RemoveForm {
     delete_tokens: Option<String>,
 }
@@ -233,6 +238,11 @@ pub async fn remove(
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
     let id = id.get();
+    let action = format!("/users/{id}/remove");
+    let fields = crate::web::pages::sudo::fields_of(&*form);
+    if let Some(ask) = crate::web::pages::sudo::unless_recent(&state, &me, &action, fields).await? {
+        return Ok(ask);
+    }
     let delete = form.delete_tokens.is_some();
     match state.people.remove_user(me.actor(), id, delete).await {
         Ok(_) => {

@@ -42,6 +42,11 @@ pub async fn new_scim_token(
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
+    if let Some(ask) =
+        crate::web::pages::sudo::unless_recent(&state, &me, "/users/scim-token", vec![]).await?
+    {
+        return Ok(ask);
+    }
     let token = state.scim.issue_token(me.actor()).await?;
     render_users(
         &state,

@@ -1,0 +1,225 @@
+//! Re-authentication before powerful acts ("sudo mode", as GitHub calls it): making an
+//! Administrators token or one that never expires, changing someone's role, removing someone,
+//! changing the token policy or the two-factor policy, and making a SCIM token ask for the
+//! password (and the second factor) again when the last time was longer ago than
+//! `APITOKENS_SUDO_SECS` (15 minutes). What the person typed is carried through the detour:
+//! after confirming, one click sends the same form.
+
+use actix_web::http::StatusCode;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Serialize;
+
+use crate::services::vocabulary::SignInError;
+use crate::web::auth::SignedIn;
+use crate::web::csrf::CsrfForm;
+use crate::web::views::{render, ErrorSummary, Layout};
+use crate::web::{AppState, WebError};
+
+/// The forms that may ask for it, and so the only places the confirmed form may go on to.
+fn is_sudo_action(action: &str) -> bool {
+    let exact = [
+        "/profile/api-tokens",
+        "/profile/api-tokens/policy",
+        "/profile/security/policy",
+        "/users/scim-token",
+    ];
+    if exact.contains(&action) {
+        return true;
+    }
+    let Some(rest) = action.strip_prefix("/users/") else {
+        return false;
+    };
+    let Some((id, what)) = rest.split_once('/') else {
+        return false;
+    };
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && (what == "role" || what == "remove")
+}
+
+#[derive(Template)]
+#[template(path = "sudo.html")]
+struct SudoPage {
+    layout: Layout,
+    action: String,
+    /// The fields of the form that asked, carried as they were typed.
+    fields: Vec<(String, String)>,
+    /// The person has a second factor: ask for its code too.
+    two_factor: bool,
+    /// Confirmed: the form goes on with one click.
+    confirmed: bool,
+    summary: ErrorSummary,
+}
+
+/// The form's fields, as its struct has them (`Serialize`), minus the CSRF token.
+pub fn fields_of(form: &impl Serialize) -> Vec<(String, String)> {
+    serde_urlencoded::to_string(form)
+        .ok()
+        .and_then(|s| serde_urlencoded::from_str::<Vec<(String, String)>>(&s).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k != "csrf_token" && !k.starts_with("carry."))
+        .collect()
+}
+
+/// `None` when the person confirmed who they are recently enough; else the page that asks,
+/// carrying `fields` on to `action`.
+pub async fn unless_recent(
+    state: &AppState,
+    me: &SignedIn,
+    action: &str,
+    fields: Vec<(String, String)>,
+) -> Result<Option<HttpResponse>, WebError> {
+    let now = state.clock().now().unix_timestamp();
+    let window = state.settings.sudo_window.as_secs() as i64;
+    if me
+        .session
+        .verified_at()
+        .is_some_and(|at| at <= now && now - at < window)
+    {
+        return Ok(None);
+    }
+    ask(
+        state,
+        me,
+        action,
+        fields,
+        ErrorSummary::new("error-summary-sudo"),
+        StatusCode::OK,
+    )
+    .await
+    .map(Some)
+}
+
+async fn ask(
+    state: &AppState,
+    me: &SignedIn,
+    action: &str,
+    fields: Vec<(String, String)>,
+    summary: ErrorSummary,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let view = state.people.security(me.user.user.id).await?;
+    render(
+        status,
+        &SudoPage {
+            layout: me.layout(""),
+            action: action.to_owned(),
+            fields,
+            two_factor: view.enabled,
+            confirmed: false,
+            summary,
+        },
+    )
+}
+
+/// The confirmation: the password (and the code), then the form goes on.
+#[post("/sudo")]
+pub async fn confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<std::collections::BTreeMap<String, String>>,
+) -> Result<HttpResponse, WebError> {
+    let pairs = form.into_inner();
+    let value = |name: &str| pairs.get(name).cloned().unwrap_or_default();
+    let action = value("action");
+    if !is_sudo_action(&action) {
+        return Err(WebError::BadRequest("Nothing to confirm here.".into()));
+    }
+    let carried: Vec<(String, String)> = pairs
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("carry.").map(|k| (k.to_owned(), v.clone())))
+        .take(50)
+        .collect();
+    let (password, code) = (value("password"), value("code"));
+    let address = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
+    let refuse = |field: &'static str, m: &str| ErrorSummary::one("error-summary-sudo", field, m);
+    if password.is_empty() || password.len() > 1024 {
+        let s = refuse("sudo_password", "Enter your password.");
+        return ask(&state, &me, &action, carried, s, StatusCode::BAD_REQUEST).await;
+    }
+    let email = me.user.user.email.clone();
+    match state
+        .people
+        .reauthenticate(
+            me.actor(),
+            &email,
+            &password,
+            Some(code.as_str()).filter(|c| !c.is_empty()),
+            &address,
+        )
+        .await
+    {
+        Ok(()) => {
+            me.session
+                .mark_verified(state.clock().now().unix_timestamp())?;
+            let view = state.people.security(me.user.user.id).await?;
+            render(
+                StatusCode::OK,
+                &SudoPage {
+                    layout: me.layout(""),
+                    action,
+                    fields: carried,
+                    two_factor: view.enabled,
+                    confirmed: true,
+                    summary: ErrorSummary::new("error-summary-sudo"),
+                },
+            )
+        }
+        Err(SignInError::TooManyAttempts(wait)) => {
+            let m = format!(
+                "Too many wrong attempts. Try again in {}.",
+                crate::domain::count(wait.as_secs().div_ceil(60) as i64, "minute", "minutes")
+            );
+            let s = refuse("sudo_password", &m);
+            ask(
+                &state,
+                &me,
+                &action,
+                carried,
+                s,
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await
+        }
+        Err(SignInError::SecondFactorRequired | SignInError::WrongSecondFactor) => {
+            let s = refuse(
+                "sudo_code",
+                "Enter the code your authenticator app shows now, or a recovery code.",
+            );
+            ask(&state, &me, &action, carried, s, StatusCode::UNAUTHORIZED).await
+        }
+        Err(SignInError::Service(e)) => Err(e.into()),
+        Err(_) => {
+            let s = refuse("sudo_password", "That password is wrong.");
+            ask(&state, &me, &action, carried, s, StatusCode::UNAUTHORIZED).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sudo_action;
+
+    #[test]
+    fn only_the_powerful_forms_are_continued() {
+        for ok in [
+            "/profile/api-tokens",
+            "/users/12/role",
+            "/users/3/remove",
+            "/users/scim-token",
+        ] {
+            assert!(is_sudo_action(ok), "{ok}");
+        }
+        for bad in [
+            "/logout",
+            "//evil.example",
+            "/users/x/role",
+            "/users/1/role/x",
+            "https://evil.example/profile/api-tokens",
+            "/users//role",
+        ] {
+            assert!(!is_sudo_action(bad), "{bad}");
+        }
+    }
+}

@@ -1,9 +1,12 @@
 -- wrk script for scripts/abuse: anonymous floods of the expensive endpoints.
--- ATTACK = set-password | login | jwt-login | made-up-tokens | leak-reports; COOKIE and CSRF come
--- from one GET /login.
+-- ATTACK = set-password | login | jwt-login | made-up-tokens | leak-reports | otp-guess; COOKIE
+-- and CSRF come from one GET /login; VICTIM and PASSWORD are the person whose password the
+-- otp-guess attackers have (phished), with two-factor authentication on.
 local attack = os.getenv("ATTACK")
 local cookie = os.getenv("COOKIE") or ""
 local csrf = os.getenv("CSRF") or ""
+local victim = os.getenv("VICTIM") or ""
+local password = os.getenv("PASSWORD") or ""
 local counter = 0
 local threads = {}
 
@@ -68,6 +71,12 @@ function request()
     local body = "csrf_token=" .. csrf .. "&email=victim" .. hex(6) .. "%40example.com&password=guess" .. counter
     return wrk.format("POST", "/login",
       { ["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = cookie, ["X-Forwarded-For"] = botnet() }, body)
+  elseif attack == "otp-guess" then
+    -- The right password, a guessed code, from a botnet: what stands is the per-person count.
+    local body = '{"username":"' .. victim .. '","password":"' .. password .. '","one_time_password":"' ..
+      string.format("%06d", math.random(0, 999999)) .. '"}'
+    return wrk.format("POST", "/iam/auth/jwt/login",
+      { ["Content-Type"] = "application/json", ["X-Forwarded-For"] = botnet() }, body)
   elseif attack == "leak-reports" then
     -- Reports signed by "the" key id with signatures that parse but don't verify.
     local body = '[{"token":"' .. math.random(1, 2^40) .. "_" .. hex(64) .. '","type":"apitokens","url":"https://x","source":"content"}]'

@@ -588,3 +588,65 @@ async fn an_account_can_require_two_factors_and_an_administrator_can_reset_one()
         .await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_botnet_that_has_the_password_gets_ten_code_guesses_a_window_in_all() {
+    // Attackers with the password, each request from another address (believed through a
+    // trusted proxy): the per-address limits can't hold them, the per-person count must.
+    let app =
+        TestApp::spawn_with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let Acme { app, .. } = Acme::on(app).await;
+    let web = app.signed_in(ACME_ADMIN).await;
+    let Some((secret, _)) = enrol(&app, &web).await else {
+        return;
+    };
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..200u32 {
+        let http = reqwest::Client::new();
+        let url = format!("{}/iam/auth/jwt/login", app.base);
+        burst.spawn(async move {
+            http.post(url)
+                .header("x-forwarded-for", format!("10.1.{}.{}", i / 250, i % 250 + 1))
+                .json(&json!({"username": ACME_ADMIN, "password": PASSWORD, "one_time_password": format!("{:06}", 200_000 + i)}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    // 400: a code was checked and wrong; 429: refused by the count; 503: the password budget
+    // was full (each attempt's right password costs an Argon2 check), told to come back.
+    let (mut checked, mut refused) = (0, 0);
+    while let Some(status) = burst.join_next().await {
+        match status.unwrap() {
+            StatusCode::BAD_REQUEST => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            other => panic!("unexpected {other}: nothing may get through"),
+        }
+    }
+    assert!(checked <= 10, "{checked} codes were checked");
+    assert!(checked >= 1, "some attempts reached the code check");
+    assert_eq!(checked + refused, 200);
+    // The person's own right code waits for the window too (they are told to change their
+    // password: someone has it); after it, it works.
+    app.clock().advance(time::Duration::seconds(30));
+    let code = pyotp(&secret, app.clock().now().unix_timestamp()).unwrap();
+    let r = app
+        .api("")
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": ACME_ADMIN, "password": PASSWORD, "one_time_password": code}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    app.clock().advance(time::Duration::minutes(16));
+    let code = pyotp(&secret, app.clock().now().unix_timestamp()).unwrap();
+    let r = app
+        .api("")
+        .post(
+            "/iam/auth/jwt/login",
+            json!({"username": ACME_ADMIN, "password": PASSWORD, "one_time_password": code}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+}

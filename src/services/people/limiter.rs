@@ -55,6 +55,12 @@ impl Default for Limits {
     }
 }
 
+/// Wrong second-factor codes for one person per window, from anywhere. Unlike passwords, a
+/// code is guessed by someone who already has the password, from as many addresses as they
+/// like, and a 6-digit code falls to about 300,000 guesses: so past this many the person's
+/// codes aren't checked at all until the window ends (GitHub and GitLab lock the same way).
+pub const CODES_PER_PERSON: i32 = 10;
+
 /// Reset mails for one person per window: enough to retry a lost mail, too few to flood a
 /// mailbox.
 pub const RESET_PER_PERSON: i32 = 3;
@@ -232,6 +238,37 @@ impl LoginLimiter {
             let (for_person, _) = LoginFailures::count_attempt(conn, &person, at, cutoff)?;
             Ok(for_person <= RESET_PER_PERSON)
         })
+    }
+
+    /// Counts a second-factor attempt for `login` before its code is checked: `Err(wait)` once
+    /// the person has had `CODES_PER_PERSON` wrong codes in the window, from any address.
+    pub fn reserve_code(
+        &self,
+        conn: &mut DbConn,
+        login: &str,
+        now: OffsetDateTime,
+    ) -> ServiceResult<Result<(), Duration>> {
+        let key = self.code_key(login);
+        let (count, since) =
+            LoginFailures::count_attempt(conn, &key, to_naive(now), to_naive(now - self.window))?;
+        if count > CODES_PER_PERSON {
+            let left = from_naive(since) + self.window - now;
+            return Ok(Err(Duration::try_from(left)
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_secs(1))));
+        }
+        Ok(Ok(()))
+    }
+
+    /// The code was right: the attempt is taken back.
+    pub fn code_succeeded(&self, conn: &mut DbConn, login: &str) -> ServiceResult<()> {
+        Ok(LoginFailures::uncount(conn, &self.code_key(login))?)
+    }
+
+    fn code_key(&self, login: &str) -> String {
+        let login = Email::normal_form(login);
+        let login: String = login.chars().take(320).collect();
+        format!("c:{}", self.hmac(&["second-factor", &login]))
     }
 
     /// Forgets counts whose window ended (the sweep calls this).

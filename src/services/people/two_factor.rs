@@ -233,9 +233,13 @@ impl People {
                 if let Err(wait) = limiter.reserve(conn, &keys, now)? {
                     return Ok(Err(SignInError::TooManyAttempts(wait)));
                 }
+                if let Err(wait) = limiter.reserve_code(conn, &user.email, now)? {
+                    return Ok(Err(SignInError::TooManyAttempts(wait)));
+                }
                 match check(conn, &key, &user, &input, now)? {
                     Some(recovery) => {
                         limiter.succeeded(conn, &keys)?;
+                        limiter.code_succeeded(conn, &user.email)?;
                         Ok(Ok(recovery))
                     }
                     None => Ok(Err(SignInError::WrongSecondFactor)),

@@ -16,6 +16,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::repo::two_factor::{RecoveryCodes, TotpRow};
 use crate::repo::User;
 use crate::services::audit::{self, By, Entry};
+use crate::services::notices::messages::{two_factor_message, TwoFactorMail};
 use crate::services::vocabulary::{Actor, Person, SignInError};
 
 /// What Profile → Security shows.
@@ -240,13 +241,53 @@ impl People {
                     Some(recovery) => {
                         limiter.succeeded(conn, &keys)?;
                         limiter.code_succeeded(conn, &user.email)?;
-                        Ok(Ok(recovery))
+                        // Two recovery codes or fewer left: the person hears of it.
+                        let left = if recovery {
+                            Some(RecoveryCodes::remaining(conn, user.id)?).filter(|n| *n <= 2)
+                        } else {
+                            None
+                        };
+                        Ok(Ok((recovery, left.map(|n| (user, n)))))
                     }
                     None => Ok(Err(SignInError::WrongSecondFactor)),
                 }
             })
             .await
             .unwrap_or_else(|e| Err(SignInError::Service(e)))
+            .map(|(recovery, low)| {
+                if let Some((user, left)) = low {
+                    self.tell_two_factor(&user, None, left, now);
+                }
+                recovery
+            })
+    }
+
+    /// Tells a person of their second factor (after the answer; a failure is logged).
+    fn tell_two_factor(
+        &self,
+        user: &User,
+        reset_by: Option<String>,
+        left: i64,
+        at: OffsetDateTime,
+    ) {
+        let mail = self.notices.mail().clone();
+        let facts = TwoFactorMail {
+            recipient: crate::email::Recipient {
+                name: user.display_name().to_owned(),
+                email: user.email.clone(),
+            },
+            reset_by,
+            left,
+            when: crate::domain::text::utc_minute(at),
+        };
+        let user_id = user.id;
+        tokio::task::spawn_blocking(move || {
+            let sent = two_factor_message(&mail.from, &facts, &mail.base_url)
+                .and_then(|m| mail.mailer.send(&m));
+            if let Err(e) = sent {
+                tracing::warn!(user_id, error = %e, "two-factor e-mail not sent");
+            }
+        });
     }
 
     /// The sign-in's second step: the code (or a recovery code), then a session.
@@ -349,7 +390,8 @@ impl People {
     pub async fn reset_two_factor(&self, actor: Actor, target: UserId) -> ServiceResult<()> {
         actor.require_admin()?;
         let now = self.rt.clock.now();
-        self.rt
+        let (user, admin) = self
+            .rt
             .db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -376,10 +418,16 @@ impl People {
                             user.email
                         ),
                         None,
-                    )
+                    )?;
+                    let admin = User::find(conn, actor.user_id.get())?
+                        .map(|a| a.display_name().to_owned())
+                        .unwrap_or_default();
+                    Ok((user, admin))
                 })
             })
-            .await
+            .await?;
+        self.tell_two_factor(&user, Some(admin), 0, now);
+        Ok(())
     }
 
     /// Which of the account's people have a second factor (the Users page).

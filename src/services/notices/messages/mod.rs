@@ -6,8 +6,10 @@ pub mod digest;
 pub mod invitation;
 pub mod leak;
 pub mod password;
+pub mod two_factor;
 
 pub use digest::{digest_message, render_digest, DigestItem, DigestMail};
 pub use invitation::{invitation_message, render_invitation, InvitationMail};
 pub use leak::{leak_message, render_leak, LeakMail};
 pub use password::{changed_message, reset_message, ChangedMail, ResetMail};
+pub use two_factor::{two_factor_message, TwoFactorMail};

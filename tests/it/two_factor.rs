@@ -307,11 +307,20 @@ async fn the_second_step_needs_the_first_and_expires() {
 
 #[tokio::test]
 async fn the_enrolment_the_codes_and_the_second_step_pass_axe_in_a_real_browser() {
-    use crate::browser::{axe_source, check_page, click_and_load, sign_in, start_browser};
+    let Some(axe) = crate::browser::axe_source() else {
+        return;
+    };
+    for (theme, extra) in [("light", &[][..]), ("dark", &["--force-dark-mode"][..])] {
+        enrol_sign_in_and_confirm(theme, extra, &axe).await;
+    }
+}
+
+/// The whole second-factor journey in one theme, axe-checked at 1280 and 390 px.
+async fn enrol_sign_in_and_confirm(theme: &str, extra: &[&str], axe: &str) {
+    use crate::browser::{check_page, click_and_load, sign_in, start_browser_with};
     use fantoccini::Locator;
-    let Some(axe) = axe_source() else { return };
     let Acme { app, .. } = Acme::start().await;
-    let Some(browser) = start_browser().await else {
+    let Some(browser) = start_browser_with(extra).await else {
         return;
     };
     let client = &browser.client;
@@ -322,7 +331,13 @@ async fn the_enrolment_the_codes_and_the_second_step_pass_axe_in_a_real_browser(
         .await
         .unwrap();
     click_and_load(client, "#start-two-factor").await;
-    check_page(client, &axe, "two-factor-enrol", &mut problems).await;
+    check_page(
+        client,
+        axe,
+        &format!("{theme}-two-factor-enrol"),
+        &mut problems,
+    )
+    .await;
     let secret = client
         .find(Locator::Id("totp-secret"))
         .await
@@ -345,9 +360,21 @@ async fn the_enrolment_the_codes_and_the_second_step_pass_axe_in_a_real_browser(
         .find(Locator::Css("dialog#recovery-dialog #recovery-codes"))
         .await
         .is_ok());
-    check_page(client, &axe, "two-factor-recovery-codes", &mut problems).await;
+    check_page(
+        client,
+        axe,
+        &format!("{theme}-two-factor-recovery-codes"),
+        &mut problems,
+    )
+    .await;
     click_and_load(client, "#codes-saved").await;
-    check_page(client, &axe, "two-factor-on", &mut problems).await;
+    check_page(
+        client,
+        axe,
+        &format!("{theme}-two-factor-on"),
+        &mut problems,
+    )
+    .await;
     // Sign out and in again: the password, then the code's own step.
     click_and_load(client, "#sign-out").await;
     client
@@ -369,7 +396,13 @@ async fn the_enrolment_the_codes_and_the_second_step_pass_axe_in_a_real_browser(
         client.current_url().await.unwrap().path(),
         "/login/two-factor"
     );
-    check_page(client, &axe, "two-factor-step", &mut problems).await;
+    check_page(
+        client,
+        axe,
+        &format!("{theme}-two-factor-step"),
+        &mut problems,
+    )
+    .await;
     app.clock().advance(time::Duration::seconds(30));
     let code = pyotp(&secret, app.clock().now().unix_timestamp()).unwrap();
     client
@@ -407,7 +440,7 @@ async fn the_enrolment_the_codes_and_the_second_step_pass_axe_in_a_real_browser(
         .unwrap();
     click_and_load(client, "#create-submit").await;
     assert!(client.find(Locator::Id("sudo-form")).await.is_ok());
-    check_page(client, &axe, "sudo", &mut problems).await;
+    check_page(client, axe, &format!("{theme}-sudo"), &mut problems).await;
     client
         .find(Locator::Id("sudo_password"))
         .await
@@ -424,7 +457,13 @@ async fn the_enrolment_the_codes_and_the_second_step_pass_axe_in_a_real_browser(
         .await
         .unwrap();
     click_and_load(client, "#sudo-confirm").await;
-    check_page(client, &axe, "sudo-confirmed", &mut problems).await;
+    check_page(
+        client,
+        axe,
+        &format!("{theme}-sudo-confirmed"),
+        &mut problems,
+    )
+    .await;
     click_and_load(client, "#sudo-go-on").await;
     let revealed = client
         .find(Locator::Id("token-dialog"))

@@ -32,8 +32,10 @@ pub(crate) async fn outbox(dir: &Path, n: usize) -> Vec<String> {
             })
             .collect()
     };
+    // A file can be seen before the mail is written into it: wait for whole ones.
     for _ in 0..200 {
-        if read().len() >= n {
+        let mails = read();
+        if mails.len() >= n && mails.iter().all(|m| m.contains("Content-Type")) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -240,22 +240,25 @@ impl LoginLimiter {
         })
     }
 
-    /// Counts a second-factor attempt for `login` before its code is checked: `Err(wait)` once
-    /// the person has had `CODES_PER_PERSON` wrong codes in the window, from any address.
+    /// Counts a second-factor attempt for `login` before its code is checked: `Err((wait,
+    /// first))` once the person has had `CODES_PER_PERSON` wrong codes in the window, from any
+    /// address; `first` for the one attempt (on any instance) that tipped it over, so the
+    /// person is told once.
     pub fn reserve_code(
         &self,
         conn: &mut DbConn,
         login: &str,
         now: OffsetDateTime,
-    ) -> ServiceResult<Result<(), Duration>> {
+    ) -> ServiceResult<Result<(), (Duration, bool)>> {
         let key = self.code_key(login);
         let (count, since) =
             LoginFailures::count_attempt(conn, &key, to_naive(now), to_naive(now - self.window))?;
         if count > CODES_PER_PERSON {
             let left = from_naive(since) + self.window - now;
-            return Ok(Err(Duration::try_from(left)
+            let wait = Duration::try_from(left)
                 .unwrap_or(Duration::from_secs(1))
-                .max(Duration::from_secs(1))));
+                .max(Duration::from_secs(1));
+            return Ok(Err((wait, count == CODES_PER_PERSON + 1)));
         }
         Ok(Ok(()))
     }

@@ -8,6 +8,7 @@ pub mod jwt_pairs;
 pub mod limiter;
 pub mod members;
 pub mod passwords;
+pub mod reauth;
 pub mod scim;
 pub mod sign_in;
 pub mod two_factor;

@@ -90,7 +90,7 @@ fn check(
     }
 }
 
-fn record(
+pub(super) fn record(
     conn: &mut DbConn,
     user: &User,
     kind: EventKind,
@@ -229,13 +229,17 @@ impl People {
                     .ok_or(ServiceError::NotFound)?;
                 let keys = limiter.keys(&user.email, &address);
                 if let Some(wait) = limiter.locked_here(&keys, now) {
-                    return Ok(Err(SignInError::TooManyAttempts(wait)));
+                    return Ok(Err((SignInError::TooManyAttempts(wait), None)));
                 }
                 if let Err(wait) = limiter.reserve(conn, &keys, now)? {
-                    return Ok(Err(SignInError::TooManyAttempts(wait)));
+                    return Ok(Err((SignInError::TooManyAttempts(wait), None)));
                 }
-                if let Err(wait) = limiter.reserve_code(conn, &user.email, now)? {
-                    return Ok(Err(SignInError::TooManyAttempts(wait)));
+                if let Err((wait, first)) = limiter.reserve_code(conn, &user.email, now)? {
+                    // Someone is guessing this person's codes: they have the password.
+                    return Ok(Err((
+                        SignInError::TooManyAttempts(wait),
+                        first.then(|| Box::new(user)),
+                    )));
                 }
                 match check(conn, &key, &user, &input, now)? {
                     Some(recovery) => {
@@ -249,16 +253,26 @@ impl People {
                         };
                         Ok(Ok((recovery, left.map(|n| (user, n)))))
                     }
-                    None => Ok(Err(SignInError::WrongSecondFactor)),
+                    None => Ok(Err((SignInError::WrongSecondFactor, None))),
                 }
             })
             .await
-            .unwrap_or_else(|e| Err(SignInError::Service(e)))
+            .unwrap_or_else(|e| Err((SignInError::Service(e), None)))
             .map(|(recovery, low)| {
                 if let Some((user, left)) = low {
-                    self.tell_two_factor(&user, None, left, now);
+                    self.tell_two_factor(&user, None, left, now, false);
                 }
                 recovery
+            })
+            .map_err(|(e, guessed)| {
+                if let Some(user) = guessed {
+                    tracing::warn!(
+                        user_id = user.id,
+                        "second-factor codes locked: someone is guessing them"
+                    );
+                    self.tell_two_factor(&user, None, 0, now, true);
+                }
+                e
             })
     }
 
@@ -269,6 +283,7 @@ impl People {
         reset_by: Option<String>,
         left: i64,
         at: OffsetDateTime,
+        locked: bool,
     ) {
         let mail = self.notices.mail().clone();
         let facts = TwoFactorMail {
@@ -278,6 +293,7 @@ impl People {
             },
             reset_by,
             left,
+            locked,
             when: crate::domain::text::utc_minute(at),
         };
         let user_id = user.id;
@@ -426,7 +442,7 @@ impl People {
                 })
             })
             .await?;
-        self.tell_two_factor(&user, Some(admin), 0, now);
+        self.tell_two_factor(&user, Some(admin), 0, now, false);
         Ok(())
     }
 
@@ -441,47 +457,5 @@ impl People {
                     .collect())
             })
             .await
-    }
-
-    /// "Sudo mode": the signed-in person gives their password (and second factor) again,
-    /// under the sign-in limiter.
-    pub async fn reauthenticate(
-        &self,
-        actor: Actor,
-        email: &str,
-        password: &str,
-        code: Option<&str>,
-        address: &str,
-    ) -> Result<(), SignInError> {
-        let me = actor.user_id.get();
-        let (user, second) = self
-            .limited(email, password, address, move |conn, user| {
-                let second = TotpRow::confirmed(conn, user.id)?;
-                Ok((user, second))
-            })
-            .await?;
-        if user.id != me {
-            return Err(SignInError::WrongCredentials);
-        }
-        if second {
-            let code = code.ok_or(SignInError::SecondFactorRequired)?;
-            self.check_second_factor(actor.user_id, code, address)
-                .await?;
-        }
-        let now = self.rt.clock.now();
-        self.rt
-            .db
-            .run(move |conn| {
-                let user = User::find(conn, me)?.ok_or(ServiceError::NotFound)?;
-                record(
-                    conn,
-                    &user,
-                    EventKind::UserReauthenticated,
-                    "confirmed their password for a powerful act",
-                    now,
-                )
-            })
-            .await
-            .map_err(SignInError::Service)
     }
 }

@@ -10,6 +10,8 @@ pub struct TwoFactorMail {
     /// The Administrator who reset it; `None`: a recovery code was used and few are left.
     pub reset_by: Option<String>,
     pub left: i64,
+    /// Too many wrong codes: someone who has the password is guessing them.
+    pub locked: bool,
     /// When, as the portal writes times.
     pub when: String,
 }
@@ -19,8 +21,10 @@ pub struct TwoFactorParts {
     email: String,
     reset_by: Option<String>,
     left: i64,
+    locked: bool,
     when: String,
     security: String,
+    forgot: String,
 }
 
 crate::template_set!(
@@ -36,8 +40,10 @@ pub fn render_two_factor(mail: &TwoFactorMail, base_url: &str) -> Result<Rendere
         email: mail.recipient.email.clone(),
         reset_by: mail.reset_by.clone(),
         left: mail.left,
+        locked: mail.locked,
         when: mail.when.clone(),
         security: format!("{base_url}/profile/security"),
+        forgot: format!("{base_url}/forgot-password"),
     })
 }
 
@@ -64,6 +70,7 @@ mod tests {
                 recipient: recipient.clone(),
                 reset_by: Some("Bob".into()),
                 left: 0,
+                locked: false,
                 when: "2026-12-03 09:00 UTC".into(),
             },
             "https://t.example",
@@ -80,6 +87,7 @@ mod tests {
                 recipient,
                 reset_by: None,
                 left: 2,
+                locked: false,
                 when: "2026-12-03 09:00 UTC".into(),
             },
             "https://t.example",
@@ -87,5 +95,22 @@ mod tests {
         .unwrap();
         assert_eq!(low.subject, "2 apitokens recovery codes left");
         assert!(low.text.contains("2 of your ten are left"), "{}", low.text);
+        let locked = render_two_factor(
+            &TwoFactorMail {
+                recipient: super::super::digest::tests_support::recipient(),
+                reset_by: None,
+                left: 0,
+                locked: true,
+                when: "2026-12-03 09:00 UTC".into(),
+            },
+            "https://t.example",
+        )
+        .unwrap();
+        assert!(
+            locked.text.contains("knows your password"),
+            "{}",
+            locked.text
+        );
+        assert!(locked.html.contains("https://t.example/forgot-password"));
     }
 }

@@ -75,7 +75,8 @@ pub fn see_other(location: &str) -> HttpResponse {
 /// A refused form's error summary, as GOV.UK and GitHub show one: at the top of the form,
 /// taking focus when the page loads (app.js; `autofocus` without it), so the person sees why
 /// without scrolling, with a link to each field that needs them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Template)]
+#[template(path = "error_summary.html")]
 pub struct ErrorSummary {
     /// The summary's own id (unique on the page): `error-summary-<form>`.
     pub id: &'static str,
@@ -115,45 +116,10 @@ impl ErrorSummary {
             .map(|(_, m)| m.as_str())
     }
 
-    /// The markup (escaped here: the messages may repeat what was typed).
+    /// The markup (the template escapes: the messages may repeat what was typed).
     pub fn html(&self) -> String {
-        if self.items.is_empty() {
-            return String::new();
-        }
-        let mut out = format!(
-            "<div class=\"error-summary\" id=\"{}\" role=\"alert\" tabindex=\"-1\" autofocus \
-             data-error-summary aria-labelledby=\"{0}-title\"><h2 id=\"{0}-title\">There is a problem</h2><ul>",
-            self.id
-        );
-        for (field, message) in &self.items {
-            if field.is_empty() {
-                out.push_str(&format!("<li>{}</li>", escape(message)));
-            } else {
-                out.push_str(&format!(
-                    "<li><a href=\"#{field}\">{}</a></li>",
-                    escape(message)
-                ));
-            }
-        }
-        out.push_str("</ul></div>");
-        out
+        askama::Template::render(self).unwrap_or_default()
     }
-}
-
-/// HTML-escapes text for an element's content or a quoted attribute.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -168,10 +134,10 @@ mod summary_tests {
         let html = s.html();
         assert!(html.contains("href=\"#name\""), "{html}");
         assert!(
-            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            html.contains("&#60;script&#62;") && !html.contains("<script>"),
             "{html}"
         );
-        assert!(html.contains("Try again &amp; again"), "{html}");
+        assert!(html.contains("Try again &#38; again"), "{html}");
         assert!(html.contains("data-error-summary") && html.contains("tabindex=\"-1\""));
         assert_eq!(s.about("name"), Some("<script>x</script> is not a name"));
         assert_eq!(ErrorSummary::new("x").html(), "");

@@ -87,14 +87,11 @@ pub async fn show(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRespon
     .await
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct NoCode {}
-
 #[post("/profile/security/totp")]
 pub async fn start(
     state: web::Data<AppState>,
     me: SignedIn,
-    _form: CsrfForm<NoCode>,
+    _form: CsrfForm<super::login::NoFields>,
 ) -> Result<HttpResponse, WebError> {
     match state.people.start_two_factor(me.actor()).await {
         Ok(()) => Ok(see_other("/profile/security#confirm")),
@@ -129,20 +126,16 @@ pub async fn confirm(
 ) -> Result<HttpResponse, WebError> {
     let code: String = form.code.chars().take(64).collect();
     match state.people.confirm_two_factor(me.actor(), code).await {
+        // Shown once: `render` marks every page no-store.
         Ok(codes) => {
-            let mut response = page(
+            page(
                 &state,
                 &me,
                 codes,
                 ErrorSummary::new("error-summary-security"),
                 StatusCode::OK,
             )
-            .await?;
-            response.headers_mut().insert(
-                actix_web::http::header::CACHE_CONTROL,
-                actix_web::http::header::HeaderValue::from_static("no-store"),
-            );
-            Ok(response)
+            .await
         }
         Err(ServiceError::Invalid(mut f)) => {
             let m = f.remove(0).1;

@@ -126,6 +126,15 @@ impl Filters {
         })
     }
 
+    /// Deleted tokens are left out unless asked for: by status, by id, or as what a delete
+    /// ended (`created_with`).
+    pub fn hides_deleted(&self) -> bool {
+        self.status.is_none()
+            && !self.all_statuses
+            && self.token.is_none()
+            && self.created_with.is_none()
+    }
+
     pub fn is_filtered(&self) -> bool {
         self.issued_by.is_some()
             || self.role.is_some()

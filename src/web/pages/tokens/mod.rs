@@ -55,12 +55,7 @@ async fn render_section(
         after,
         token_id: filters.token,
         created_with: filters.created_with,
-        // Deleted tokens only when asked for (by status, by id, or as what a delete ended).
-        deleted: (filters.status.is_none()
-            && !filters.all_statuses
-            && filters.token.is_none()
-            && filters.created_with.is_none())
-        .then_some(false),
+        deleted: filters.hides_deleted().then_some(false),
         expiring_soon: filters.expiring,
         ..Default::default()
     };
@@ -133,10 +128,7 @@ async fn render_section(
         .collect(),
         filtered: filters.is_filtered(),
         all_statuses: filters.all_statuses,
-        deleted_hidden: filters.status.is_none()
-            && !filters.all_statuses
-            && filters.token.is_none()
-            && filters.created_with.is_none(),
+        deleted_hidden: filters.hides_deleted(),
         active_count: data.active_count,
         limit: MAX_ACTIVE_TOKENS_PER_ACCOUNT,
         at_limit: data.active_count >= MAX_ACTIVE_TOKENS_PER_ACCOUNT,

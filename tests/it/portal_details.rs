@@ -228,3 +228,52 @@ async fn the_inbox_is_called_the_inbox_and_points_to_its_settings() {
         .attrs("main a", "href")
         .contains(&"/profile/notifications".to_string()));
 }
+
+#[tokio::test]
+async fn what_a_delete_would_end_is_shown_only_to_who_may_see_the_token() {
+    let Acme { app, admin } = Acme::start().await;
+    let parent = crate::helpers::token_id(&app.token_for(&admin, Role::Administrators).await);
+    app.acme_member("eng", Role::Engineers).await;
+    let eng = app.signed_in("eng@acme.test").await;
+    // Another person's token: its lineage is not the engineer's to list, or to confirm.
+    let page = eng
+        .get(&format!("/profile/api-tokens?created_with={parent}"))
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    let dialog = eng
+        .get(&format!("/profile/api-tokens?confirm_delete={parent}"))
+        .await;
+    assert!(!dialog.has("#delete-dialog"));
+}
+
+#[tokio::test]
+async fn a_removed_person_gets_no_reset_link() {
+    let Acme { app, .. } = Acme::start().await;
+    let gone = app.acme_member("gone", Role::Engineers).await;
+    let admin = app.signed_in(ACME_ADMIN).await;
+    let removed = admin
+        .post_from("/users", &format!("/users/{}/remove", gone.id), &[])
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    let asked = app
+        .client()
+        .post_from(
+            "/forgot-password",
+            "/forgot-password",
+            &[("email", "gone@acme.test")],
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK);
+    // The same page as anyone's; and nothing in the outbox, even after the mail would have left.
+    let told = app
+        .client()
+        .post_from(
+            "/forgot-password",
+            "/forgot-password",
+            &[("email", ACME_ADMIN)],
+        )
+        .await;
+    assert_eq!(told.status, StatusCode::OK);
+    let mails = crate::passwords::outbox(app.dir.path(), 1).await;
+    assert!(mails[0].contains("admin@acme.test") && !mails[0].contains("gone@acme.test"));
+}

@@ -1,12 +1,15 @@
 -- wrk script for scripts/abuse: anonymous floods of the expensive endpoints.
--- ATTACK = set-password | login | jwt-login | made-up-tokens | leak-reports | otp-guess; COOKIE
--- and CSRF come from one GET /login; VICTIM and PASSWORD are the person whose password the
--- otp-guess attackers have (phished), with two-factor authentication on.
+-- ATTACK = set-password | login | jwt-login | made-up-tokens | leak-reports | otp-guess |
+-- passkey; COOKIE and CSRF come from one GET /login; VICTIM and PASSWORD are the person whose
+-- password the otp-guess attackers have (phished), with two-factor authentication on;
+-- PASSKEY_COOKIE carries a passkey sign-in begun (a live ceremony), which the passkey
+-- attackers answer with made-up credentials.
 local attack = os.getenv("ATTACK")
 local cookie = os.getenv("COOKIE") or ""
 local csrf = os.getenv("CSRF") or ""
 local victim = os.getenv("VICTIM") or ""
 local password = os.getenv("PASSWORD") or ""
+local passkey_cookie = os.getenv("PASSKEY_COOKIE") or ""
 local counter = 0
 local threads = {}
 
@@ -77,6 +80,22 @@ function request()
       string.format("%06d", math.random(0, 999999)) .. '"}'
     return wrk.format("POST", "/iam/auth/jwt/login",
       { ["Content-Type"] = "application/json", ["X-Forwarded-For"] = botnet() }, body)
+  elseif attack == "passkey" then
+    -- Half start a passkey sign-in (anonymous, nothing written), half answer a live ceremony
+    -- with a made-up credential (a random id: one indexed read, then refused).
+    if counter % 2 == 0 then
+      return wrk.format("POST", "/login/passkey/options",
+        { ["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = cookie, ["X-Forwarded-For"] = botnet() },
+        "csrf_token=" .. csrf)
+    end
+    local b = function(n) return (base64(hex(n)):gsub("=", ""):gsub("%+", "-"):gsub("/", "_")) end
+    local credential = '{"id":"' .. b(32) .. '","rawId":"' .. b(32) .. '","type":"public-key","response":' ..
+      '{"authenticatorData":"' .. b(37) .. '","clientDataJSON":"' .. b(120) .. '","signature":"' .. b(70) ..
+      '","userHandle":"' .. b(16) .. '"},"extensions":{}}'
+    local encoded = credential:gsub("[^%w%-_%.]", function(c) return string.format("%%%02X", string.byte(c)) end)
+    return wrk.format("POST", "/login/passkey",
+      { ["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = passkey_cookie, ["X-Forwarded-For"] = botnet() },
+      "csrf_token=" .. csrf .. "&next=%2F&credential=" .. encoded)
   elseif attack == "leak-reports" then
     -- Reports signed by "the" key id with signatures that parse but don't verify.
     local body = '[{"token":"' .. math.random(1, 2^40) .. "_" .. hex(64) .. '","type":"apitokens","url":"https://x","source":"content"}]'

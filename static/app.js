@@ -67,4 +67,105 @@
     radios.forEach(function (r) { r.addEventListener("change", sync); });
     sync();
   }
+  // Passkeys (WebAuthn). A form marked data-passkey="create" or "get" first asks its
+  // data-options URL for what the browser needs (the server keeps the challenge), lets the
+  // browser talk to the authenticator, then sends the browser's answer in its "credential"
+  // field. The forms stay hidden where the browser has no WebAuthn (or no script runs).
+  var b64 = {
+    toBytes: function (text) {
+      var s = text.replace(/-/g, "+").replace(/_/g, "/");
+      while (s.length % 4) { s += "="; }
+      var raw = atob(s), out = new Uint8Array(raw.length);
+      for (var i = 0; i < raw.length; i++) { out[i] = raw.charCodeAt(i); }
+      return out.buffer;
+    },
+    fromBytes: function (buffer) {
+      var bytes = new Uint8Array(buffer), raw = "";
+      for (var i = 0; i < bytes.length; i++) { raw += String.fromCharCode(bytes[i]); }
+      return btoa(raw).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    }
+  };
+  var creationOptions = function (o) {
+    var pk = o.publicKey;
+    pk.challenge = b64.toBytes(pk.challenge);
+    pk.user.id = b64.toBytes(pk.user.id);
+    (pk.excludeCredentials || []).forEach(function (c) { c.id = b64.toBytes(c.id); });
+    return pk;
+  };
+  var requestOptions = function (o) {
+    var pk = o.publicKey;
+    pk.challenge = b64.toBytes(pk.challenge);
+    (pk.allowCredentials || []).forEach(function (c) { c.id = b64.toBytes(c.id); });
+    return pk;
+  };
+  var answer = function (cred) {
+    var r = cred.response, out = {
+      id: cred.id,
+      rawId: b64.fromBytes(cred.rawId),
+      type: cred.type,
+      extensions: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+      response: { clientDataJSON: b64.fromBytes(r.clientDataJSON) }
+    };
+    if (r.attestationObject) {
+      out.response.attestationObject = b64.fromBytes(r.attestationObject);
+      if (r.getTransports) { out.response.transports = r.getTransports(); }
+    } else {
+      out.response.authenticatorData = b64.fromBytes(r.authenticatorData);
+      out.response.signature = b64.fromBytes(r.signature);
+      out.response.userHandle = r.userHandle ? b64.fromBytes(r.userHandle) : null;
+    }
+    return JSON.stringify(out);
+  };
+  if (window.PublicKeyCredential && navigator.credentials) {
+    document.querySelectorAll("form[data-passkey]").forEach(function (form) {
+      form.hidden = false;
+      var status = form.querySelector("[data-passkey-status]");
+      var credential = form.querySelector("input[name=credential]");
+      var say = function (text) { if (status) { status.textContent = text; } };
+      form.addEventListener("submit", function (event) {
+        if (credential.value) { return; }
+        event.preventDefault();
+        var creating = form.getAttribute("data-passkey") === "create";
+        var name = form.querySelector("input[name=name]");
+        if (creating && name && !name.value.trim()) {
+          say("Name the passkey first.");
+          name.setAttribute("aria-invalid", "true");
+          name.focus();
+          return;
+        }
+        say("Follow your browser: it asks for your fingerprint, face, PIN or security key.");
+        var body = new URLSearchParams();
+        body.set("csrf_token", form.querySelector("input[name=csrf_token]").value);
+        fetch(form.getAttribute("data-options"), { method: "POST", body: body, credentials: "same-origin" })
+          .then(function (res) {
+            return res.json().then(function (json) { return { res: res, json: json }; });
+          })
+          .then(function (got) {
+            if (got.res.status === 401 && creating) {
+              // Confirm it's you first: the form goes through that page and comes back.
+              credential.value = "";
+              HTMLFormElement.prototype.submit.call(form);
+              return null;
+            }
+            if (!got.res.ok) { throw new Error(got.json.message || "The server refused."); }
+            return creating
+              ? navigator.credentials.create({ publicKey: creationOptions(got.json) })
+              : navigator.credentials.get({ publicKey: requestOptions(got.json) });
+          })
+          .then(function (cred) {
+            if (!cred) { return; }
+            credential.value = answer(cred);
+            say("Checking…");
+            HTMLFormElement.prototype.submit.call(form);
+          })
+          .catch(function (e) {
+            say(e && e.name === "NotAllowedError"
+              ? "The passkey wasn't used: it was cancelled or took too long. Try again."
+              : e && e.name === "InvalidStateError"
+                ? "This device already holds one of your passkeys."
+                : (e && e.message) || "That didn't work. Try again.");
+          });
+      });
+    });
+  }
 })();

@@ -140,7 +140,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     account_events,
     login_failures,
     user_totp,
-    recovery_codes
+    recovery_codes,
+    passkeys
 );
 
 diesel::table! {
@@ -196,3 +197,24 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(tokens, token_addresses, token_usage);
+
+diesel::table! {
+    passkeys (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        credential_id -> Text,
+        name -> Text,
+        passkey -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(passkeys -> users (user_id));
+
+diesel::table! {
+    webauthn_used_challenges (challenge_hash) {
+        challenge_hash -> Text,
+        expires_at -> Timestamp,
+    }
+}

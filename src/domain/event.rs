@@ -36,6 +36,8 @@ pub enum EventKind {
     /// An Administrator removed someone's second factor.
     UserTwoFactorReset,
     AccountTwoFactorPolicy,
+    UserPasskeyAdded,
+    UserPasskeyRemoved,
     /// Gave the password again before a powerful act ("sudo mode").
     UserReauthenticated,
     AccountLeakResponse,
@@ -44,7 +46,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 30] = [
+    pub const ALL: [EventKind; 32] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -71,6 +73,8 @@ impl EventKind {
         EventKind::UserRecoveryCodeUsed,
         EventKind::UserTwoFactorReset,
         EventKind::AccountTwoFactorPolicy,
+        EventKind::UserPasskeyAdded,
+        EventKind::UserPasskeyRemoved,
         EventKind::UserReauthenticated,
         EventKind::AccountLeakResponse,
         EventKind::AccountTokenPolicy,
@@ -106,6 +110,8 @@ impl EventKind {
             EventKind::UserRecoveryCodeUsed => "user.recovery_code_used",
             EventKind::UserTwoFactorReset => "user.two_factor_reset",
             EventKind::AccountTwoFactorPolicy => "account.two_factor_policy",
+            EventKind::UserPasskeyAdded => "user.passkey_added",
+            EventKind::UserPasskeyRemoved => "user.passkey_removed",
             EventKind::UserReauthenticated => "user.reauthenticated",
             EventKind::AccountLeakResponse => "account.leak_response",
             EventKind::AccountTokenPolicy => "account.token_policy",

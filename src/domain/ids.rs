@@ -73,6 +73,12 @@ id_type!(
     "notification"
 );
 
+id_type!(
+    /// A passkey's id (`passkeys.id`).
+    PasskeyId,
+    "passkey"
+);
+
 /// Text that isn't an id of that kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidId(pub &'static str);

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod input;
 pub mod leak_response;
 pub mod notice;
+pub mod passkeys;
 pub mod policy;
 pub mod role;
 pub mod scim;
@@ -22,7 +23,7 @@ pub mod user;
 
 pub use clock::Clock;
 pub use event::EventKind;
-pub use ids::{AccountId, NoticeId, TokenId, UserId};
+pub use ids::{AccountId, NoticeId, PasskeyId, TokenId, UserId};
 
 /// `1 token`, `3 tokens`: a count with its noun in the right number.
 pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {

@@ -7,6 +7,7 @@ pub mod login_failures;
 pub mod setups;
 
 pub mod notices;
+pub mod passkeys;
 pub mod refresh;
 pub mod sessions;
 pub mod token_auth;

@@ -137,3 +137,26 @@ impl RecoveryCodes {
             .get_result(conn)
     }
 }
+
+/// Which second factors a person has.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Factors {
+    /// A confirmed authenticator app.
+    pub totp: bool,
+    /// One passkey or more.
+    pub passkeys: bool,
+}
+
+impl Factors {
+    pub fn any(self) -> bool {
+        self.totp || self.passkeys
+    }
+}
+
+/// Which second factors the person has.
+pub fn factors(conn: &mut DbConn, user_id: i64) -> QueryResult<Factors> {
+    Ok(Factors {
+        totp: TotpRow::confirmed(conn, user_id)?,
+        passkeys: super::passkeys::PasskeyRow::count_of_user(conn, user_id)? > 0,
+    })
+}

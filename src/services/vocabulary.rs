@@ -141,6 +141,10 @@ pub enum SignInError {
     /// up in the portal first.
     #[error("the account requires a second factor")]
     SecondFactorNotSetUp,
+    /// The password was right; the person's second factor is a passkey, which only a browser
+    /// can answer (the JWT login, or a password-and-code confirmation, can't take it).
+    #[error("the second factor is a passkey")]
+    UsePasskey,
     /// The second factor was wrong, or a code already used.
     #[error("wrong second factor")]
     WrongSecondFactor,

@@ -9,7 +9,7 @@ use std::future::{ready, Ready};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 
-use crate::domain::{AccountId, TokenId, UserId};
+use crate::domain::{AccountId, PasskeyId, TokenId, UserId};
 
 /// An id type and the route segment it comes from.
 pub trait PathId: std::str::FromStr + Copy + 'static {
@@ -22,6 +22,10 @@ impl PathId for TokenId {
 
 impl PathId for UserId {
     const SEGMENT: &'static str = "userId";
+}
+
+impl PathId for PasskeyId {
+    const SEGMENT: &'static str = "passkeyId";
 }
 
 impl PathId for AccountId {

@@ -20,6 +20,8 @@ const FLASH: &str = "flash";
 const PENDING: &str = "second";
 /// When the password (and second factor) was last given in this browser (unix time).
 const VERIFIED: &str = "verified";
+/// A WebAuthn ceremony under way (its state: the challenge), by purpose.
+const CEREMONY: &str = "webauthn.";
 
 impl TypedSession {
     pub fn session_id(&self) -> Option<String> {
@@ -63,6 +65,19 @@ impl TypedSession {
 
     pub fn mark_verified(&self, at: i64) -> Result<(), WebError> {
         self.insert(VERIFIED, &at.to_string())
+    }
+
+    /// Keeps a WebAuthn ceremony's state until the browser answers (`purpose`: "register",
+    /// "sign_in", "sudo": one of each at a time, so a detour through one doesn't end another).
+    pub fn keep_ceremony(&self, purpose: &'static str, state: &str) -> Result<(), WebError> {
+        self.insert(&format!("{CEREMONY}{purpose}"), state)
+    }
+
+    /// The ceremony kept for `purpose`, which ends here (each is answered once).
+    pub fn take_ceremony(&self, purpose: &'static str) -> Option<String> {
+        self.0
+            .remove_as::<String>(&format!("{CEREMONY}{purpose}"))
+            .and_then(Result::ok)
     }
 
     pub fn sign_out(&self) {

@@ -15,6 +15,7 @@ mod members;
 mod notify;
 mod operate;
 mod outage;
+mod passkeys;
 mod passwords;
 mod portal;
 mod portal_details;

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod jwt_pairs;
 pub mod limiter;
 pub mod members;
+pub mod passkeys;
 pub mod passwords;
 pub mod reauth;
 pub mod scim;
@@ -65,6 +66,9 @@ pub struct People {
     passwords: Arc<PasswordWork>,
     /// Seals and opens TOTP seeds (derived from the installation's secret key).
     seal: crate::domain::second_factor::SealKey,
+    /// The WebAuthn relying party (or why passkeys are off) and the user handles' key.
+    passkey_rp: crate::domain::passkeys::SharedRelyingParty,
+    passkey_handles: crate::domain::passkeys::HandleKey,
 }
 
 impl People {
@@ -79,6 +83,12 @@ impl People {
             )),
             passwords: Arc::new(PasswordWork::sized_to_machine()),
             seal: crate::domain::second_factor::SealKey::derive(settings.secret_key.bytes()),
+            passkey_rp: Arc::new(crate::domain::passkeys::RelyingParty::from_base_url(
+                &settings.base_url,
+            )),
+            passkey_handles: crate::domain::passkeys::HandleKey::derive(
+                settings.secret_key.bytes(),
+            ),
         }
     }
 
@@ -166,7 +176,7 @@ impl People {
     ) -> Result<SignInStep, SignInError> {
         let now = self.rt.clock.now();
         self.limited(email, password, address, move |conn, user| {
-            if crate::repo::two_factor::TotpRow::confirmed(conn, user.id)? {
+            if crate::repo::two_factor::factors(conn, user.id)?.any() {
                 return Ok(SignInStep::SecondFactor(UserId::new(user.id)));
             }
             start_session(conn, user, now)
@@ -186,8 +196,8 @@ impl People {
     ) -> Result<TokenPair, SignInError> {
         let (user, second) = self
             .limited(email, password, address, move |conn, user| {
-                let second = crate::repo::two_factor::TotpRow::confirmed(conn, user.id)?;
-                if !second
+                let second = crate::repo::two_factor::factors(conn, user.id)?;
+                if !second.any()
                     && user.auth_type != crate::domain::AuthType::Sso
                     && Account::find(conn, user.account_id)?.is_some_and(|a| a.mfa_required)
                 {
@@ -196,7 +206,11 @@ impl People {
                 Ok((user, second))
             })
             .await?;
-        if second {
+        if second.passkeys && !second.totp {
+            // A passkey answers a browser, not a script: such a person's scripts use tokens.
+            return Err(SignInError::UsePasskey);
+        }
+        if second.totp {
             let code = one_time_password
                 .filter(|c| !c.trim().is_empty())
                 .ok_or(SignInError::SecondFactorRequired)?;

@@ -5,7 +5,6 @@ use super::two_factor::record;
 use super::People;
 use crate::domain::EventKind;
 use crate::error::ServiceError;
-use crate::repo::two_factor::TotpRow;
 use crate::repo::User;
 use crate::services::vocabulary::{Actor, SignInError};
 
@@ -23,14 +22,17 @@ impl People {
         let me = actor.user_id.get();
         let (user, second) = self
             .limited(email, password, address, move |conn, user| {
-                let second = TotpRow::confirmed(conn, user.id)?;
+                let second = crate::repo::two_factor::factors(conn, user.id)?;
                 Ok((user, second))
             })
             .await?;
         if user.id != me {
             return Err(SignInError::WrongCredentials);
         }
-        if second {
+        if second.passkeys && !second.totp {
+            return Err(SignInError::UsePasskey);
+        }
+        if second.totp {
             let code = code.ok_or(SignInError::SecondFactorRequired)?;
             self.check_second_factor(actor.user_id, code, address)
                 .await?;

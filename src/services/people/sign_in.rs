@@ -85,7 +85,7 @@ pub fn session_user(
     let account = Account::find(conn, user.account_id)?.ok_or(ServiceError::NotFound)?;
     let must_enrol = account.mfa_required
         && user.auth_type != crate::domain::AuthType::Sso
-        && !crate::repo::two_factor::TotpRow::confirmed(conn, user.id)?;
+        && !crate::repo::two_factor::factors(conn, user.id)?.any();
     Ok(Some(PortalUser {
         user: Person::from(user),
         role,

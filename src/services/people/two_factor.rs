@@ -13,6 +13,7 @@ use crate::domain::second_factor::{normal_recovery_code, recovery_codes, SealKey
 use crate::domain::token::to_naive;
 use crate::domain::{sha256_hex, AuthType, EventKind, UserId};
 use crate::error::{ServiceError, ServiceResult};
+use crate::repo::two_factor::{factors, Factors};
 use crate::repo::two_factor::{RecoveryCodes, TotpRow};
 use crate::repo::User;
 use crate::services::audit::{self, By, Entry};
@@ -135,6 +136,14 @@ impl People {
                     sso: user.auth_type == AuthType::Sso,
                 })
             })
+            .await
+    }
+
+    /// Which second factors the person has (the sign-in's second step offers those).
+    pub async fn second_factors(&self, user_id: UserId) -> ServiceResult<Factors> {
+        self.rt
+            .db
+            .run(move |conn| Ok(factors(conn, user_id.get())?))
             .await
     }
 
@@ -365,7 +374,7 @@ impl People {
             .run(move |conn| {
                 conn.transaction(|conn| {
                     // As GitHub asks of an organisation's owners: your own first.
-                    if !TotpRow::confirmed(conn, actor.user_id.get())? {
+                    if !factors(conn, actor.user_id.get())?.any() {
                         return Err(ServiceError::invalid(
                             "mfa_required",
                             "Set up your own second factor first: then you can require one of everyone.",
@@ -416,13 +425,14 @@ impl People {
                             u.account_id == actor.account_id.get() && u.removed_at.is_none()
                         })
                         .ok_or(ServiceError::NotFound)?;
-                    if !TotpRow::confirmed(conn, user.id)? {
+                    if !factors(conn, user.id)?.any() {
                         return Err(ServiceError::invalid(
                             "user",
                             "This person has no second factor to reset.",
                         ));
                     }
                     TotpRow::remove(conn, user.id)?;
+                    crate::repo::passkeys::PasskeyRow::remove_all(conn, user.id)?;
                     audit::record(
                         conn,
                         &actor,
@@ -451,10 +461,14 @@ impl People {
         self.rt
             .db
             .run(move |conn| {
-                Ok(TotpRow::confirmed_in_account(conn, actor.account_id.get())?
-                    .into_iter()
-                    .map(UserId::new)
-                    .collect())
+                let mut ids = TotpRow::confirmed_in_account(conn, actor.account_id.get())?;
+                ids.extend(crate::repo::passkeys::PasskeyRow::holders_in_account(
+                    conn,
+                    actor.account_id.get(),
+                )?);
+                ids.sort_unstable();
+                ids.dedup();
+                Ok(ids.into_iter().map(UserId::new).collect())
             })
             .await
     }

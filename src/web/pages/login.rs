@@ -18,6 +18,10 @@ struct LoginPage {
     next: String,
     error: Option<String>,
     notice: Option<String>,
+    /// Passkeys work on this installation: the page offers "Sign in with a passkey".
+    passkeys: bool,
+    /// Why the last passkey sign-in didn't work (or the second step ran out of time).
+    passkey_error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -34,13 +38,18 @@ pub async fn home() -> HttpResponse {
 
 #[get("/login")]
 pub async fn login_page(
+    state: web::Data<AppState>,
     session: TypedSession,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, WebError> {
+    // A refused passkey (or a second step that took too long) comes back here with why.
+    let passkey_error = session.take_flash();
     let page = LoginPage {
         csrf_token: session.csrf_token(),
         email: String::new(),
         next: safe_next(query.next.as_deref()),
+        passkeys: state.people.passkeys_off().is_none(),
+        passkey_error,
         error: None,
         notice: if query.password_set.is_some() {
             Some("Your password is set. Sign in with it.".to_string())
@@ -81,6 +90,8 @@ pub async fn login_submit(
             next: next.clone(),
             error: Some(error),
             notice: None,
+            passkeys: state.people.passkeys_off().is_none(),
+            passkey_error: None,
         };
         render(status, &page)
     };
@@ -132,6 +143,7 @@ pub async fn login_submit(
         Err(
             SignInError::SecondFactorRequired
             | SignInError::WrongSecondFactor
+            | SignInError::UsePasskey
             | SignInError::SecondFactorNotSetUp,
         ) => {
             again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into())

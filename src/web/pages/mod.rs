@@ -5,6 +5,7 @@ pub mod forgot;
 pub mod health;
 pub mod login;
 pub mod notifications;
+pub mod passkeys;
 pub mod profile;
 pub mod security;
 pub mod setup;
@@ -28,6 +29,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(security::confirm)
         .service(security::disable)
         .service(security::set_policy)
+        .service(passkeys::registration_options)
+        .service(passkeys::add)
+        .service(passkeys::remove)
+        .service(passkeys::sign_in_options)
+        .service(passkeys::sign_in)
+        .service(passkeys::sudo_options)
         .service(sudo::confirm)
         .service(security::second_step)
         .service(security::second_step_submit)

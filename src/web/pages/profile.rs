@@ -151,6 +151,7 @@ pub async fn change_password(
         Err(
             SignInError::SecondFactorRequired
             | SignInError::WrongSecondFactor
+            | SignInError::UsePasskey
             | SignInError::SecondFactorNotSetUp,
         ) => refuse(
             "current_password",

@@ -32,6 +32,18 @@ struct SecurityPage {
     account_required: bool,
     must_enrol: bool,
     is_admin: bool,
+    passkeys: Vec<PasskeyLine>,
+    /// Why passkeys can't be used here (the base URL), if they can't.
+    passkeys_off: Option<String>,
+    /// The new passkey's name as typed (kept when it is refused).
+    passkey_name: String,
+}
+
+struct PasskeyLine {
+    id: crate::domain::PasskeyId,
+    name: String,
+    added: String,
+    last_used: String,
 }
 
 fn qr_svg(text: &str) -> Option<String> {
@@ -51,7 +63,44 @@ async fn page(
     summary: ErrorSummary,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
+    full_page(state, me, new_codes, summary, String::new(), status).await
+}
+
+/// The page with a refusal about passkeys, keeping the name typed.
+pub async fn page_with(
+    state: &AppState,
+    me: &SignedIn,
+    summary: ErrorSummary,
+    passkey_name: String,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    full_page(state, me, vec![], summary, passkey_name, status).await
+}
+
+async fn full_page(
+    state: &AppState,
+    me: &SignedIn,
+    new_codes: Vec<String>,
+    summary: ErrorSummary,
+    passkey_name: String,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
     let view = state.people.security(me.user.user.id).await?;
+    let passkeys = state
+        .people
+        .passkeys(me.user.user.id)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyLine {
+            id: p.id,
+            name: p.name,
+            added: crate::web::views::date(p.created_at),
+            last_used: p
+                .last_used_at
+                .map(crate::web::views::datetime)
+                .unwrap_or_else(|| "Never".into()),
+        })
+        .collect();
     let (qr, uri, base32) = match view.pending {
         Some(e) => (qr_svg(&e.uri), e.uri, e.base32),
         None => (None, String::new(), String::new()),
@@ -71,6 +120,9 @@ async fn page(
             account_required: me.user.account.mfa_required,
             must_enrol: me.user.must_enrol,
             is_admin: me.user.role.is_admin(),
+            passkeys,
+            passkeys_off: state.people.passkeys_off(),
+            passkey_name,
         },
     )
 }
@@ -193,6 +245,9 @@ struct SecondStepPage {
     csrf_token: String,
     next: String,
     summary: ErrorSummary,
+    /// Which factors the person has: the code's form, the passkey's button, or both.
+    totp: bool,
+    passkey: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,7 +256,7 @@ pub struct NextQuery {
 }
 
 /// How long the password step stays good for the code to be entered.
-const SECOND_STEP_SECS: i64 = 300;
+pub const SECOND_STEP_SECS: i64 = 300;
 
 #[get("/login/two-factor")]
 pub async fn second_step(
@@ -210,18 +265,29 @@ pub async fn second_step(
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, WebError> {
     let now = state.clock().now().unix_timestamp();
-    if session
-        .pending_second_factor(now, SECOND_STEP_SECS)
-        .is_none()
-    {
+    let Some(user_id) = session.pending_second_factor(now, SECOND_STEP_SECS) else {
         return Ok(see_other("/login"));
-    }
+    };
+    let factors = state.people.second_factors(user_id).await?;
+    // A refused passkey comes back here with why.
+    let (summary, status) = match session.take_flash() {
+        Some(m) => (
+            ErrorSummary::one("error-summary-two-factor", "passkey", m),
+            StatusCode::UNAUTHORIZED,
+        ),
+        None => (
+            ErrorSummary::new("error-summary-two-factor"),
+            StatusCode::OK,
+        ),
+    };
     render(
-        StatusCode::OK,
+        status,
         &SecondStepPage {
             csrf_token: session.csrf_token(),
             next: safe_next(query.next.as_deref()),
-            summary: ErrorSummary::new("error-summary-two-factor"),
+            summary,
+            totp: factors.totp,
+            passkey: factors.passkeys && state.people.passkeys_off().is_none(),
         },
     )
 }
@@ -240,6 +306,7 @@ pub async fn second_step_submit(
     };
     let next = safe_next(Some(&form.next));
     let address = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
+    let factors = state.people.second_factors(user_id).await?;
     let again = |m: String, status: StatusCode| {
         render(
             status,
@@ -247,6 +314,8 @@ pub async fn second_step_submit(
                 csrf_token: session.csrf_token(),
                 next: next.clone(),
                 summary: ErrorSummary::one("error-summary-two-factor", "code", m),
+                totp: factors.totp,
+                passkey: factors.passkeys && state.people.passkeys_off().is_none(),
             },
         )
     };
@@ -261,7 +330,7 @@ pub async fn second_step_submit(
             session.sign_in(&session_id, now)?;
             Ok(see_other(&next))
         }
-        Err(SignInError::WrongSecondFactor | SignInError::WrongCredentials) => again(
+        Err(SignInError::WrongSecondFactor | SignInError::WrongCredentials | SignInError::UsePasskey) => again(
             "That code is wrong or was used already. Enter the code your app shows now, or a recovery code.".into(),
             StatusCode::UNAUTHORIZED,
         ),

@@ -22,10 +22,17 @@ fn is_sudo_action(action: &str) -> bool {
         "/profile/api-tokens",
         "/profile/api-tokens/policy",
         "/profile/security/policy",
+        "/profile/security/passkeys",
         "/users/scim-token",
     ];
     if exact.contains(&action) {
         return true;
+    }
+    if let Some(id) = action
+        .strip_prefix("/profile/security/passkeys/")
+        .and_then(|rest| rest.strip_suffix("/remove"))
+    {
+        return !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
     }
     let Some(rest) = action.strip_prefix("/users/") else {
         return false;
@@ -43,8 +50,10 @@ struct SudoPage {
     action: String,
     /// The fields of the form that asked, carried as they were typed.
     fields: Vec<(String, String)>,
-    /// The person has a second factor: ask for its code too.
+    /// The person has an authenticator app: ask for its code too.
     two_factor: bool,
+    /// The person has a passkey (and passkeys work here): offer it, which alone will do.
+    passkey: bool,
     /// Confirmed: the form goes on with one click.
     confirmed: bool,
     summary: ErrorSummary,
@@ -61,6 +70,15 @@ pub fn fields_of(form: &impl Serialize) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether the person confirmed who they are recently enough.
+pub fn is_recent(state: &AppState, me: &SignedIn) -> bool {
+    let now = state.clock().now().unix_timestamp();
+    let window = state.settings.sudo_window.as_secs() as i64;
+    me.session
+        .verified_at()
+        .is_some_and(|at| at <= now && now - at < window)
+}
+
 /// `None` when the person confirmed who they are recently enough; else the page that asks,
 /// carrying `fields` on to `action`.
 pub async fn unless_recent(
@@ -69,13 +87,7 @@ pub async fn unless_recent(
     action: &str,
     fields: Vec<(String, String)>,
 ) -> Result<Option<HttpResponse>, WebError> {
-    let now = state.clock().now().unix_timestamp();
-    let window = state.settings.sudo_window.as_secs() as i64;
-    if me
-        .session
-        .verified_at()
-        .is_some_and(|at| at <= now && now - at < window)
-    {
+    if is_recent(state, me) {
         return Ok(None);
     }
     ask(
@@ -99,6 +111,8 @@ async fn ask(
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
     let view = state.people.security(me.user.user.id).await?;
+    let passkey = state.people.passkeys_off().is_none()
+        && state.people.second_factors(me.user.user.id).await?.passkeys;
     render(
         status,
         &SudoPage {
@@ -106,6 +120,7 @@ async fn ask(
             action: action.to_owned(),
             fields,
             two_factor: view.enabled,
+            passkey,
             confirmed: false,
             summary,
         },
@@ -132,24 +147,38 @@ pub async fn confirm(
         .take(50)
         .collect();
     let (password, code) = (value("password"), value("code"));
+    let credential = value("credential");
     let address = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
     let refuse = |field: &'static str, m: &str| ErrorSummary::one("error-summary-sudo", field, m);
-    if password.is_empty() || password.len() > 1024 {
-        let s = refuse("sudo_password", "Enter your password.");
-        return ask(&state, &me, &action, carried, s, StatusCode::BAD_REQUEST).await;
-    }
-    let email = me.user.user.email.clone();
-    match state
-        .people
-        .reauthenticate(
-            me.actor(),
-            &email,
-            &password,
-            Some(code.as_str()).filter(|c| !c.is_empty()),
-            &address,
-        )
-        .await
-    {
+    let confirmed = if !credential.is_empty() {
+        // A passkey (with user verification) alone: something held and something known or been.
+        match me.session.take_ceremony("sudo") {
+            Some(ceremony) => {
+                state
+                    .people
+                    .reauthenticate_with_passkey(me.actor(), &ceremony, &credential)
+                    .await
+            }
+            None => Err(SignInError::WrongSecondFactor),
+        }
+    } else {
+        if password.is_empty() || password.len() > 1024 {
+            let s = refuse("sudo_password", "Enter your password.");
+            return ask(&state, &me, &action, carried, s, StatusCode::BAD_REQUEST).await;
+        }
+        let email = me.user.user.email.clone();
+        state
+            .people
+            .reauthenticate(
+                me.actor(),
+                &email,
+                &password,
+                Some(code.as_str()).filter(|c| !c.is_empty()),
+                &address,
+            )
+            .await
+    };
+    match confirmed {
         Ok(()) => {
             me.session
                 .mark_verified(state.clock().now().unix_timestamp())?;
@@ -161,6 +190,7 @@ pub async fn confirm(
                     action,
                     fields: carried,
                     two_factor: view.enabled,
+                    passkey: false,
                     confirmed: true,
                     summary: ErrorSummary::new("error-summary-sudo"),
                 },
@@ -182,10 +212,24 @@ pub async fn confirm(
             )
             .await
         }
+        Err(SignInError::WrongSecondFactor) if !credential.is_empty() => {
+            let s = refuse(
+                "sudo_passkey",
+                "That passkey didn't confirm it's you: use one you added to apitokens, and try again.",
+            );
+            ask(&state, &me, &action, carried, s, StatusCode::UNAUTHORIZED).await
+        }
         Err(SignInError::SecondFactorRequired | SignInError::WrongSecondFactor) => {
             let s = refuse(
                 "sudo_code",
                 "Enter the code your authenticator app shows now, or a recovery code.",
+            );
+            ask(&state, &me, &action, carried, s, StatusCode::UNAUTHORIZED).await
+        }
+        Err(SignInError::UsePasskey) => {
+            let s = refuse(
+                "sudo_passkey",
+                "Your second factor is a passkey: confirm with it (\"Confirm with a passkey\").",
             );
             ask(&state, &me, &action, carried, s, StatusCode::UNAUTHORIZED).await
         }
@@ -208,6 +252,8 @@ mod tests {
             "/users/12/role",
             "/users/3/remove",
             "/users/scim-token",
+            "/profile/security/passkeys",
+            "/profile/security/passkeys/7/remove",
         ] {
             assert!(is_sudo_action(ok), "{ok}");
         }
@@ -218,6 +264,8 @@ mod tests {
             "/users/1/role/x",
             "https://evil.example/profile/api-tokens",
             "/users//role",
+            "/profile/security/passkeys//remove",
+            "/profile/security/passkeys/7/x/remove",
         ] {
             assert!(!is_sudo_action(bad), "{bad}");
         }

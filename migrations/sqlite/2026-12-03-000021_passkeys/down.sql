@@ -1,0 +1,2 @@
+DROP TABLE webauthn_used_challenges;
+DROP TABLE passkeys;

@@ -46,6 +46,8 @@ pub struct Settings {
     /// How long a confirmed password (and second factor) lets powerful acts go without asking
     /// again ("sudo mode").
     pub sudo_window: Duration,
+    /// OpenID issuers allowed over plain `http` (`APITOKENS_INSECURE_ISSUERS`; tests).
+    pub insecure_issuers: Vec<String>,
 }
 
 /// `APITOKENS_TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges.

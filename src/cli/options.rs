@@ -135,6 +135,16 @@ pub struct Options {
         global = true
     )]
     pub sudo_secs: u64,
+
+    /// OpenID Connect issuers allowed over plain http (comma-separated URLs; for tests and
+    /// local providers). Every other issuer must be https.
+    #[arg(
+        long,
+        env = "APITOKENS_INSECURE_ISSUERS",
+        default_value = "",
+        global = true
+    )]
+    pub insecure_issuers: String,
     /// DKIM private key (PEM: RSA, or Ed25519 in PKCS#8); every e-mail is signed for the
     /// sender's domain. Needs --dkim-selector. `apitokens dkim-record` prints the DNS record.
     #[arg(long, env = "APITOKENS_DKIM_KEY", global = true)]
@@ -205,6 +215,12 @@ pub fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
         drain: Duration::from_secs(o.drain_secs.min(300)),
         shutdown_timeout: Duration::from_secs(o.shutdown_timeout_secs.min(600)),
         sudo_window: Duration::from_secs(o.sudo_secs.clamp(60, 86_400)),
+        insecure_issuers: o
+            .insecure_issuers
+            .split(',')
+            .map(|i| i.trim().to_owned())
+            .filter(|i| !i.is_empty())
+            .collect(),
     })
 }
 

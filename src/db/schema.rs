@@ -218,3 +218,16 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    sso_configs (account_id) {
+        account_id -> BigInt,
+        protocol -> Text,
+        issuer -> Text,
+        client_id -> Text,
+        client_secret_sealed -> Text,
+        required -> Bool,
+        jit_role -> Nullable<Integer>,
+        updated_at -> Timestamp,
+    }
+}

@@ -43,10 +43,16 @@ pub enum EventKind {
     AccountLeakResponse,
     AccountTokenPolicy,
     ScimTokenCreated,
+    /// Single sign-on set, changed or turned off.
+    SsoConfigured,
+    SsoSignIn,
+    SsoFailed,
+    /// An Administrator signed in with a password while SSO is required (break-glass).
+    SsoBreakGlass,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 32] = [
+    pub const ALL: [EventKind; 36] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -79,6 +85,10 @@ impl EventKind {
         EventKind::AccountLeakResponse,
         EventKind::AccountTokenPolicy,
         EventKind::ScimTokenCreated,
+        EventKind::SsoConfigured,
+        EventKind::SsoSignIn,
+        EventKind::SsoFailed,
+        EventKind::SsoBreakGlass,
     ];
 
     /// The stored, stable name.
@@ -116,6 +126,10 @@ impl EventKind {
             EventKind::AccountLeakResponse => "account.leak_response",
             EventKind::AccountTokenPolicy => "account.token_policy",
             EventKind::ScimTokenCreated => "scim.token_created",
+            EventKind::SsoConfigured => "sso.configured",
+            EventKind::SsoSignIn => "sso.sign_in",
+            EventKind::SsoFailed => "sso.failed",
+            EventKind::SsoBreakGlass => "sso.break_glass",
         }
     }
 
@@ -141,7 +155,7 @@ mod tests {
         for kind in EventKind::ALL {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
             let (family, _) = kind.as_str().split_once('.').unwrap();
-            assert!(["token", "tokens", "user", "account", "scim"].contains(&family));
+            assert!(["token", "tokens", "user", "account", "scim", "sso"].contains(&family));
         }
         names.sort();
         names.dedup();

@@ -67,26 +67,12 @@ impl Seed {
 
     /// The seed sealed under `key` (AES-256-GCM, a random nonce), as hex.
     pub fn seal(&self, key: &SealKey) -> String {
-        let mut nonce = [0u8; 12];
-        getrandom::fill(&mut nonce).expect("the OS random number generator is available");
-        let sealed = key
-            .cipher()
-            .encrypt(Nonce::from_slice(&nonce), self.0.as_slice())
-            .expect("AES-GCM seals any seed");
-        hex::encode([nonce.as_slice(), sealed.as_slice()].concat())
+        key.seal(&self.0)
     }
 
     /// The seed back from `seal`; `None` if it was sealed under another key or altered.
     pub fn unseal(sealed: &str, key: &SealKey) -> Option<Seed> {
-        let bytes = hex::decode(sealed).ok()?;
-        if bytes.len() < 12 + 16 {
-            return None;
-        }
-        let (nonce, ciphertext) = bytes.split_at(12);
-        key.cipher()
-            .decrypt(Nonce::from_slice(nonce), ciphertext)
-            .ok()
-            .map(Seed)
+        key.open(sealed).map(Seed)
     }
 }
 
@@ -105,6 +91,30 @@ impl SealKey {
 
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new_from_slice(&self.0).expect("a 256-bit key")
+    }
+
+    /// A secret that must be read back (a TOTP seed, an SSO client secret) sealed under this
+    /// key: AES-256-GCM with a random nonce, as hex.
+    pub fn seal(&self, plain: &[u8]) -> String {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).expect("the OS random number generator is available");
+        let sealed = self
+            .cipher()
+            .encrypt(Nonce::from_slice(&nonce), plain)
+            .expect("AES-GCM seals anything this size");
+        hex::encode([nonce.as_slice(), sealed.as_slice()].concat())
+    }
+
+    /// What `seal` sealed; `None` if it was sealed under another key or altered.
+    pub fn open(&self, sealed: &str) -> Option<Vec<u8>> {
+        let bytes = hex::decode(sealed).ok()?;
+        if bytes.len() < 12 + 16 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        self.cipher()
+            .decrypt(Nonce::from_slice(nonce), ciphertext)
+            .ok()
     }
 }
 

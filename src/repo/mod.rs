@@ -10,6 +10,7 @@ pub mod notices;
 pub mod passkeys;
 pub mod refresh;
 pub mod sessions;
+pub mod sso;
 pub mod token_auth;
 pub mod tokens;
 pub mod two_factor;

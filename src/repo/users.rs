@@ -107,6 +107,22 @@ impl User {
             .load(conn)
     }
 
+    /// The person of `account_id` whose SCIM `userName` is `name` (when it differs from the
+    /// e-mail; see `scim::write`), ignoring case.
+    pub fn find_by_user_name(
+        conn: &mut DbConn,
+        account_id: i64,
+        name: &str,
+    ) -> QueryResult<Option<User>> {
+        diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+        users::table
+            .filter(users::account_id.eq(account_id))
+            .filter(lower(users::user_name).eq(name.to_lowercase()))
+            .select(users::all_columns)
+            .first(conn)
+            .optional()
+    }
+
     pub fn insert(conn: &mut DbConn, new: &NewUser) -> QueryResult<User> {
         diesel::insert_into(users::table)
             .values(new)

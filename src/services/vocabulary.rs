@@ -141,6 +141,10 @@ pub enum SignInError {
     /// up in the portal first.
     #[error("the account requires a second factor")]
     SecondFactorNotSetUp,
+    /// The password was right, but the account signs its people in through single sign-on
+    /// only (Administrators excepted: their break-glass sign-in is audited).
+    #[error("this account signs in with single sign-on")]
+    SsoRequired,
     /// The password was right; the person's second factor is a passkey, which only a browser
     /// can answer (the JWT login, or a password-and-code confirmation, can't take it).
     #[error("the second factor is a passkey")]

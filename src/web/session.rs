@@ -20,8 +20,9 @@ const FLASH: &str = "flash";
 const PENDING: &str = "second";
 /// When the password (and second factor) was last given in this browser (unix time).
 const VERIFIED: &str = "verified";
-/// A WebAuthn ceremony under way (its state: the challenge), by purpose.
-const CEREMONY: &str = "webauthn.";
+/// A ceremony under way, by purpose: a WebAuthn challenge, or a single sign-on begun (its
+/// state, nonce and PKCE verifier), so only this browser can finish it.
+const CEREMONY: &str = "ceremony.";
 
 impl TypedSession {
     pub fn session_id(&self) -> Option<String> {
@@ -67,8 +68,9 @@ impl TypedSession {
         self.insert(VERIFIED, &at.to_string())
     }
 
-    /// Keeps a WebAuthn ceremony's state until the browser answers (`purpose`: "register",
-    /// "sign_in", "sudo": one of each at a time, so a detour through one doesn't end another).
+    /// Keeps a ceremony's state until the browser answers (`purpose`: "register", "sign_in",
+    /// "sudo" for passkeys, "sso": one of each at a time, so a detour through one doesn't end
+    /// another).
     pub fn keep_ceremony(&self, purpose: &'static str, state: &str) -> Result<(), WebError> {
         self.insert(&format!("{CEREMONY}{purpose}"), state)
     }

@@ -27,6 +27,9 @@ pub struct TestApp {
     pg_schema: Option<(String, String)>,
     /// Where `/metrics` is served, when the settings asked for it.
     pub metrics_port: Option<u16>,
+    /// One HTTP client for every `api()` of this app: building one loads the TLS roots (its
+    /// reqwest has TLS, for single sign-on's providers), too slow to do per request.
+    http: reqwest::Client,
 }
 
 /// Everything the app logs during the tests, so tests can check that no secret is logged.
@@ -136,6 +139,7 @@ impl TestApp {
             drain: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(5),
             sudo_window: Duration::from_secs(900),
+            insecure_issuers: vec![],
         };
         let mut settings = settings;
         change(&mut settings);
@@ -153,6 +157,7 @@ impl TestApp {
             dir,
             pg_schema,
             metrics_port,
+            http: reqwest::Client::new(),
         }
     }
 
@@ -500,6 +505,7 @@ impl TestApp {
             dir,
             pg_schema: None,
             metrics_port,
+            http: reqwest::Client::new(),
         }
     }
 
@@ -585,7 +591,7 @@ impl TestApp {
     /// A JSON client sending `Authorization: <auth>` (e.g. `APIKey 1_ab...` or `Bearer ...`).
     pub fn api(&self, auth: &str) -> Api {
         Api {
-            http: reqwest::Client::new(),
+            http: self.http.clone(),
             base: self.base.clone(),
             auth: auth.to_string(),
         }
@@ -655,6 +661,10 @@ impl Api {
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
         self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
     }
 
     pub async fn delete(&self, path: &str) -> Reply {

@@ -23,6 +23,7 @@ mod review;
 mod scim;
 mod sign_in;
 mod smtp;
+mod sso;
 mod sudo;
 mod tokens_service;
 mod tokens_web;

@@ -12,6 +12,8 @@ pub mod passwords;
 pub mod reauth;
 pub mod scim;
 pub mod sign_in;
+pub mod sso;
+pub mod sso_flow;
 pub mod two_factor;
 
 use std::sync::Arc;
@@ -69,6 +71,13 @@ pub struct People {
     /// The WebAuthn relying party (or why passkeys are off) and the user handles' key.
     passkey_rp: crate::domain::passkeys::SharedRelyingParty,
     passkey_handles: crate::domain::passkeys::HandleKey,
+    /// Bounds passkey answers, whose credential id costs a database read before its
+    /// signature can be checked (5 a second per address after 20; 200 a second in all).
+    passkey_gate: Arc<crate::services::runtime::flood_gate::FloodGate>,
+    /// The OpenID providers' documents and the client that fetches them.
+    sso: sso::SharedProviders,
+    /// The portal's public address (SSO's redirect URI, the sign-in links).
+    base_url: String,
 }
 
 impl People {
@@ -89,6 +98,11 @@ impl People {
             passkey_handles: crate::domain::passkeys::HandleKey::derive(
                 settings.secret_key.bytes(),
             ),
+            passkey_gate: Arc::new(crate::services::runtime::flood_gate::FloodGate::new(
+                5, 20, 200, 400,
+            )),
+            sso: Arc::new(sso::Providers::new(settings.insecure_issuers.clone())),
+            base_url: settings.base_url.trim_end_matches('/').to_owned(),
         }
     }
 
@@ -176,6 +190,7 @@ impl People {
     ) -> Result<SignInStep, SignInError> {
         let now = self.rt.clock.now();
         self.limited(email, password, address, move |conn, user| {
+            sign_in::sso_allows_password(conn, &user, now)?;
             if crate::repo::two_factor::factors(conn, user.id)?.any() {
                 return Ok(SignInStep::SecondFactor(UserId::new(user.id)));
             }
@@ -194,8 +209,10 @@ impl People {
         address: &str,
         one_time_password: Option<&str>,
     ) -> Result<TokenPair, SignInError> {
+        let now = self.rt.clock.now();
         let (user, second) = self
             .limited(email, password, address, move |conn, user| {
+                sign_in::sso_allows_password(conn, &user, now)?;
                 let second = crate::repo::two_factor::factors(conn, user.id)?;
                 if !second.any()
                     && user.auth_type != crate::domain::AuthType::Sso

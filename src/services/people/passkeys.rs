@@ -346,6 +346,7 @@ impl People {
         ceremony: &str,
         credential: &str,
         expected: Option<UserId>,
+        from: Option<std::net::IpAddr>,
     ) -> Result<User, SignInError> {
         let rp = self.relying_party().map_err(SignInError::Service)?.clone();
         let now = self.rt.clock.now();
@@ -356,6 +357,13 @@ impl People {
         }
         let answer: PublicKeyCredential =
             serde_json::from_str(credential).map_err(|_| rejected())?;
+        if let Err(wait) = self.passkey_gate.admit(from) {
+            tracing::info!(
+                wait_ms = wait.as_millis() as u64,
+                "passkey answers over the limit"
+            );
+            return Err(rejected());
+        }
         let key = credential_key(answer.raw_id.as_ref());
         let Some(row) = self
             .rt
@@ -419,8 +427,11 @@ impl People {
         ceremony: &str,
         credential: &str,
         pending: Option<UserId>,
+        from: Option<std::net::IpAddr>,
     ) -> Result<(Person, String), SignInError> {
-        let user = self.passkey_answer(ceremony, credential, pending).await?;
+        let user = self
+            .passkey_answer(ceremony, credential, pending, from)
+            .await?;
         let now = self.rt.clock.now();
         self.rt
             .db
@@ -435,9 +446,10 @@ impl People {
         actor: Actor,
         ceremony: &str,
         credential: &str,
+        from: Option<std::net::IpAddr>,
     ) -> Result<(), SignInError> {
         let user = self
-            .passkey_answer(ceremony, credential, Some(actor.user_id))
+            .passkey_answer(ceremony, credential, Some(actor.user_id), from)
             .await?;
         let now = self.rt.clock.now();
         self.rt

@@ -115,3 +115,38 @@ pub struct NavCounts {
     /// Tokens the user can see that are active and expire soon (the badge).
     pub expiring_soon: i64,
 }
+
+/// A right password opens the portal (or a JWT) unless the person's account requires single
+/// sign-on; an Administrator's password still does (break-glass), and that is audited.
+pub fn sso_allows_password(
+    conn: &mut crate::db::DbConn,
+    user: &User,
+    now: OffsetDateTime,
+) -> Result<(), crate::services::vocabulary::SignInError> {
+    let Some(config) = crate::repo::sso::SsoConfig::find(conn, user.account_id)? else {
+        return Ok(());
+    };
+    if !config.required {
+        return Ok(());
+    }
+    if !user.role.is_admin() {
+        return Err(crate::services::vocabulary::SignInError::SsoRequired);
+    }
+    let summary = format!(
+        "{} <{}> signed in with a password while single sign-on is required (break-glass)",
+        user.display_name(),
+        user.email
+    );
+    crate::services::audit::write(
+        conn,
+        &[crate::services::audit::Entry {
+            account_id: user.account_id,
+            by: crate::services::audit::By::Person(user.id),
+            at: now,
+            kind: crate::domain::EventKind::SsoBreakGlass,
+            summary: &summary,
+            token_id: None,
+        }],
+    )?;
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! queue in front of leak-report signature checks. Every room runs on a `Runtime`.
 
 pub mod database;
+pub mod flood_gate;
 pub mod password_work;
 pub mod passwords;
 pub mod report_gate;

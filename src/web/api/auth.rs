@@ -151,6 +151,10 @@ pub async fn login(
             "one_time_password",
             "This account requires two-factor authentication: set it up under Profile → Security in the portal, then log in with one_time_password.",
         )),
+        Err(SignInError::SsoRequired) => Err(ApiError::field(
+            "password",
+            "This account signs its people in with single sign-on only: a password can't log in here. Use an API token (Authorization: APIKey <token>) for scripts.",
+        )),
         Err(SignInError::UsePasskey) => Err(ApiError::field(
             "one_time_password",
             "This user's second factor is a passkey, which only a browser can answer: sign in to the portal with it, and give scripts an API token (Authorization: APIKey <token>).",

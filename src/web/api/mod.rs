@@ -7,6 +7,7 @@ pub mod leaks;
 pub mod lifecycle;
 pub mod model;
 pub mod security;
+pub mod sso;
 pub mod tokens;
 pub mod users;
 
@@ -23,7 +24,7 @@ use error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody, sso::ApiSso, sso::SsoBody)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -135,7 +136,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(lifecycle::put_policy)
         .service(lifecycle::events)
         .service(security::get_security)
-        .service(security::put_security);
+        .service(security::put_security)
+        .service(sso::get_sso)
+        .service(sso::put_sso)
+        .service(sso::delete_sso);
     for prefix in ["/iam/clients", "/iam/v2/clients"] {
         cfg.service(
             scope(prefix)

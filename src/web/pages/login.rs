@@ -124,6 +124,10 @@ pub async fn login_submit(
             tracing::info!(user_id = %user.id, "signed in");
             Ok(see_other(&next))
         }
+        Err(SignInError::SsoRequired) => again(
+            StatusCode::FORBIDDEN,
+            "Your account signs you in with single sign-on: choose \"Sign in with SSO\" below.".into(),
+        ),
         Err(SignInError::WrongCredentials) => {
             again(StatusCode::UNAUTHORIZED, "Wrong e-mail or password.".into())
         }

@@ -9,6 +9,7 @@ pub mod passkeys;
 pub mod profile;
 pub mod security;
 pub mod setup;
+pub mod sso;
 pub mod sudo;
 pub mod tokens;
 pub mod unsubscribe;
@@ -35,6 +36,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(passkeys::sign_in_options)
         .service(passkeys::sign_in)
         .service(passkeys::sudo_options)
+        .service(sso::ask_email)
+        .service(sso::begin)
+        .service(sso::callback)
+        .service(sso::settings)
+        .service(sso::save)
+        .service(sso::turn_off)
         .service(sudo::confirm)
         .service(security::second_step)
         .service(security::second_step_submit)

@@ -178,6 +178,7 @@ pub struct SignInForm {
 
 #[post("/login/passkey")]
 pub async fn sign_in(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
     form: CsrfForm<SignInForm>,
@@ -190,7 +191,12 @@ pub async fn sign_in(
         Some(c) => {
             state
                 .people
-                .sign_in_with_passkey(&c, &form.credential, pending)
+                .sign_in_with_passkey(
+                    &c,
+                    &form.credential,
+                    pending,
+                    crate::web::client::client_ip(&req, &state.settings.trusted_proxies),
+                )
                 .await
         }
         None => Err(SignInError::WrongSecondFactor),

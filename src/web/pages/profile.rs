@@ -152,6 +152,7 @@ pub async fn change_password(
             SignInError::SecondFactorRequired
             | SignInError::WrongSecondFactor
             | SignInError::UsePasskey
+            | SignInError::SsoRequired
             | SignInError::SecondFactorNotSetUp,
         ) => refuse(
             "current_password",

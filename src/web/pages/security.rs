@@ -330,7 +330,7 @@ pub async fn second_step_submit(
             session.sign_in(&session_id, now)?;
             Ok(see_other(&next))
         }
-        Err(SignInError::WrongSecondFactor | SignInError::WrongCredentials | SignInError::UsePasskey) => again(
+        Err(SignInError::WrongSecondFactor | SignInError::WrongCredentials | SignInError::UsePasskey | SignInError::SsoRequired) => again(
             "That code is wrong or was used already. Enter the code your app shows now, or a recovery code.".into(),
             StatusCode::UNAUTHORIZED,
         ),

@@ -23,6 +23,8 @@ fn is_sudo_action(action: &str) -> bool {
         "/profile/api-tokens/policy",
         "/profile/security/policy",
         "/profile/security/passkeys",
+        "/single-sign-on",
+        "/single-sign-on/delete",
         "/users/scim-token",
     ];
     if exact.contains(&action) {
@@ -156,7 +158,12 @@ pub async fn confirm(
             Some(ceremony) => {
                 state
                     .people
-                    .reauthenticate_with_passkey(me.actor(), &ceremony, &credential)
+                    .reauthenticate_with_passkey(
+                        me.actor(),
+                        &ceremony,
+                        &credential,
+                        crate::web::client::client_ip(&req, &state.settings.trusted_proxies),
+                    )
                     .await
             }
             None => Err(SignInError::WrongSecondFactor),

@@ -1,0 +1,369 @@
+//! Single sign-on in the portal: "Sign in with SSO" (an e-mail, or an account's own link) to
+//! the identity provider and back (`/sso/oidc/callback`), the clear page when it fails, and
+//! the Administrators' "Single sign-on" page.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use askama::Template;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccountId, Role};
+use crate::error::ServiceError;
+use crate::services::people::sso::{SsoFailure, SsoStart};
+use crate::services::people::sso_flow::SsoChange;
+use crate::web::auth::{safe_next, SignedIn};
+use crate::web::csrf::CsrfForm;
+use crate::web::pages::login::NoFields;
+use crate::web::session::TypedSession;
+use crate::web::views::{render, see_other, ErrorSummary, Layout};
+use crate::web::{AppState, WebError};
+
+#[derive(Template)]
+#[template(path = "sso_start.html")]
+struct StartPage {
+    email: String,
+    next: String,
+    summary: ErrorSummary,
+    failed: bool,
+    error: String,
+}
+
+fn failed(failure: &SsoFailure) -> Result<HttpResponse, WebError> {
+    let status = match failure {
+        SsoFailure::NotAPerson(_) | SsoFailure::ApiOnly | SsoFailure::Refused(_) => {
+            StatusCode::FORBIDDEN
+        }
+        _ => StatusCode::BAD_REQUEST,
+    };
+    render(
+        status,
+        &StartPage {
+            email: String::new(),
+            next: "/".into(),
+            summary: ErrorSummary::new("error-summary-sso"),
+            failed: true,
+            error: failure.describe(),
+        },
+    )
+}
+
+/// The e-mail form's page: its form leads (through `/sso/start`'s redirect) to the identity
+/// provider, and browsers hold a redirect after a form to the page's `form-action`, so this
+/// page allows any https origin there (and the http issuers the operator listed), and
+/// nothing else beyond the usual policy.
+fn start_page(
+    state: &AppState,
+    status: StatusCode,
+    page: &StartPage,
+) -> Result<HttpResponse, WebError> {
+    let mut response = render(status, page)?;
+    let extra: String = state
+        .settings
+        .insecure_issuers
+        .iter()
+        .filter_map(|i| openidconnect::url::Url::parse(i).ok())
+        .map(|u| format!(" {}", u.origin().ascii_serialization()))
+        .collect();
+    let csp = crate::web::CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' https:{extra}"),
+    );
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, value);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StartQuery {
+    email: Option<String>,
+    account: Option<String>,
+    next: Option<String>,
+}
+
+/// "Sign in with SSO": asks for the e-mail.
+#[get("/sso")]
+pub async fn ask_email(
+    state: web::Data<AppState>,
+    query: web::Query<StartQuery>,
+) -> Result<HttpResponse, WebError> {
+    start_page(
+        &state,
+        StatusCode::OK,
+        &StartPage {
+            email: String::new(),
+            next: safe_next(query.next.as_deref()),
+            summary: ErrorSummary::new("error-summary-sso"),
+            failed: false,
+            error: String::new(),
+        },
+    )
+}
+
+/// Begins a sign-in through the SSO of the person with `email`, or of `account` (the
+/// account's own link): to the identity provider with state, nonce and PKCE, kept in this
+/// browser's sealed cookie.
+#[get("/sso/start")]
+pub async fn begin(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    query: web::Query<StartQuery>,
+) -> Result<HttpResponse, WebError> {
+    let next = safe_next(query.next.as_deref());
+    let email = query
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && e.len() <= 254);
+    let account = query
+        .account
+        .as_deref()
+        .and_then(|a| a.parse::<AccountId>().ok());
+    if email.is_none() && account.is_none() {
+        return start_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            &StartPage {
+                email: query
+                    .email
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(254)
+                    .collect(),
+                next,
+                summary: ErrorSummary::one("error-summary-sso", "email", "Enter your work e-mail."),
+                failed: false,
+                error: String::new(),
+            },
+        );
+    }
+    match state.people.begin_sso(email, account, next.clone()).await {
+        Ok((url, start)) => {
+            let kept = serde_json::to_string(&start)
+                .map_err(|e| WebError::Internal(anyhow::anyhow!("sso state: {e}")))?;
+            session.keep_ceremony("sso", &kept)?;
+            Ok(HttpResponse::SeeOther()
+                .insert_header((actix_web::http::header::LOCATION, url))
+                .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+                .finish())
+        }
+        Err(SsoFailure::NotSetUp) if email.is_some() => start_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            &StartPage {
+                email: email.unwrap_or_default().to_owned(),
+                next,
+                summary: ErrorSummary::one(
+                    "error-summary-sso",
+                    "email",
+                    "We can't find single sign-on for that address: check it, use your account's sign-in link, or sign in with your password.",
+                ),
+                failed: false,
+                error: String::new(),
+            },
+        ),
+        Err(f) => {
+            tracing::info!(reason = %f.describe(), "sso start failed");
+            failed(&f)
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackQuery {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// The identity provider's answer: checked, then a portal session (the cookie renewed).
+#[get("/sso/oidc/callback")]
+pub async fn callback(
+    state: web::Data<AppState>,
+    session: TypedSession,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, WebError> {
+    let query = query.into_inner();
+    let begun: Option<SsoStart> = session
+        .take_ceremony("sso")
+        .and_then(|s| serde_json::from_str(&s).ok());
+    let provider_error = query.error.map(|e| match query.error_description {
+        Some(d) => format!("{e}: {d}"),
+        None => e,
+    });
+    match state
+        .people
+        .finish_sso(begun, &query.state, query.code, provider_error)
+        .await
+    {
+        Ok((user, session_id, next)) => {
+            if let Some(previous) = session.session_id() {
+                state.people.sign_out(previous).await?;
+            }
+            session.sign_in(&session_id, state.clock().now().unix_timestamp())?;
+            tracing::info!(user_id = %user.id, "signed in with single sign-on");
+            Ok(see_other(&safe_next(Some(&next))))
+        }
+        Err(f) => {
+            tracing::info!(reason = %f.describe(), "sso sign-in failed");
+            failed(&f)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sso_settings.html")]
+struct SettingsPage {
+    layout: Layout,
+    enabled: bool,
+    issuer: String,
+    client_id: String,
+    required: bool,
+    jit_role: String,
+    roles: Vec<(String, String)>,
+    redirect_uri: String,
+    sign_in_url: String,
+    summary: ErrorSummary,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    required: Option<String>,
+    #[serde(default)]
+    jit_role: String,
+}
+
+async fn settings_page(
+    state: &AppState,
+    me: &SignedIn,
+    typed: Option<&SettingsForm>,
+    summary: ErrorSummary,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
+    let view = state.people.sso_config(me.actor()).await?;
+    let roles = me
+        .user
+        .role
+        .at_most()
+        .into_iter()
+        .filter(|r| r.may_use_portal())
+        .map(|r| (r.name().to_owned(), r.name().to_owned()))
+        .collect();
+    render(
+        status,
+        &SettingsPage {
+            layout: me.layout("sso"),
+            enabled: view.enabled,
+            issuer: typed.map_or(view.issuer, |t| t.issuer.clone()),
+            client_id: typed.map_or(view.client_id, |t| t.client_id.clone()),
+            required: typed.map_or(view.required, |t| t.required.is_some()),
+            jit_role: typed.map_or(
+                view.jit_role
+                    .map(|r| r.name().to_owned())
+                    .unwrap_or_default(),
+                |t| t.jit_role.clone(),
+            ),
+            roles,
+            redirect_uri: view.redirect_uri,
+            sign_in_url: view.sign_in_url,
+            summary,
+        },
+    )
+}
+
+#[get("/single-sign-on")]
+pub async fn settings(state: web::Data<AppState>, me: SignedIn) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    settings_page(
+        &state,
+        &me,
+        None,
+        ErrorSummary::new("error-summary-sso"),
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[post("/single-sign-on")]
+pub async fn save(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    form: CsrfForm<SettingsForm>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let mut fields = super::sudo::fields_of(&*form);
+    // The secret isn't carried through the confirmation page's hidden fields.
+    fields.retain(|(k, _)| k != "client_secret");
+    if let Some(ask) = super::sudo::unless_recent(&state, &me, "/single-sign-on", fields).await? {
+        return Ok(ask);
+    }
+    let jit_role = match form.jit_role.trim() {
+        "" => None,
+        r => match Role::from_name(r) {
+            Some(role) => Some(role),
+            None => {
+                let s = ErrorSummary::one(
+                    "error-summary-sso",
+                    "jit_role",
+                    "Choose a role from the list.",
+                );
+                return settings_page(&state, &me, Some(&form), s, StatusCode::BAD_REQUEST).await;
+            }
+        },
+    };
+    let change = SsoChange {
+        issuer: form.issuer.clone(),
+        client_id: form.client_id.clone(),
+        client_secret: Some(form.client_secret.clone()).filter(|s| !s.is_empty()),
+        required: form.required.is_some(),
+        jit_role,
+    };
+    match state.people.set_sso(me.actor(), change).await {
+        Ok(_) => {
+            me.session
+                .set_flash("Single sign-on saved: its sign-in link works now.");
+            Ok(see_other("/single-sign-on"))
+        }
+        Err(ServiceError::Invalid(problems)) => {
+            let mut s = ErrorSummary::new("error-summary-sso");
+            for (field, m) in problems {
+                s.add(field, m);
+            }
+            settings_page(&state, &me, Some(&form), s, StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[post("/single-sign-on/delete")]
+pub async fn turn_off(
+    state: web::Data<AppState>,
+    me: SignedIn,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    if let Some(ask) =
+        super::sudo::unless_recent(&state, &me, "/single-sign-on/delete", vec![]).await?
+    {
+        return Ok(ask);
+    }
+    state.people.delete_sso(me.actor()).await?;
+    me.session
+        .set_flash("Single sign-on is off: people sign in with their passwords.");
+    Ok(see_other("/single-sign-on"))
+}

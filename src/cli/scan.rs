@@ -86,7 +86,7 @@ pub fn run(options: &Options, args: Scan) -> anyhow::Result<()> {
                 let mut conn = pool.get()?;
                 let where_found = format!("{}:{}", f.path.display(), f.line);
                 if revoke {
-                    match revoke_found(&mut conn, &f.token, &where_found, now)? {
+                    match revoke_found(&mut conn, &f.token, &where_found, now, false)? {
                         (FoundToken::Revoked, _) => {
                             // Dead now, but still in the file: the hook still stops the commit.
                             alarm = true;

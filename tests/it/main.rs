@@ -20,6 +20,7 @@ mod passwords;
 mod portal;
 mod portal_details;
 mod review;
+mod revoke;
 mod scim;
 mod sign_in;
 mod smtp;

@@ -162,6 +162,7 @@ async fn a_child_cannot_outlive_its_parent_by_rotating() {
                 &presented,
                 "a pastebin",
                 apitokens::domain::Clock::default().now(),
+                false,
             )
             .unwrap()
         })

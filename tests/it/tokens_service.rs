@@ -679,7 +679,7 @@ async fn a_found_token_is_revoked_once_with_what_it_created_and_recorded() {
     // A wrong secret for a real id: unknown, nothing changes.
     let wrong = PresentedToken::parse(&format!("{id}_{}", "ab".repeat(32))).unwrap();
     let (outcome, ids) = app
-        .db(move |c| revoke_found(c, &wrong, "x", now))
+        .db(move |c| revoke_found(c, &wrong, "x", now, false))
         .await
         .unwrap();
     assert_eq!((outcome, ids), (FoundToken::Unknown, vec![]));
@@ -687,8 +687,8 @@ async fn a_found_token_is_revoked_once_with_what_it_created_and_recorded() {
     // Two at once (a scan and a leak report): one revokes, the other finds it dead.
     let (a, b) = (presented.clone(), presented.clone());
     let (ra, rb) = tokio::join!(
-        app.db(move |c| revoke_found(c, &a, "https://example.com/leak.txt", now)),
-        app.db(move |c| revoke_found(c, &b, "src/main.rs:3", now)),
+        app.db(move |c| revoke_found(c, &a, "https://example.com/leak.txt", now, false)),
+        app.db(move |c| revoke_found(c, &b, "src/main.rs:3", now, false)),
     );
     let mut outcomes = [ra.unwrap(), rb.unwrap()];
     outcomes.sort_by_key(|(o, _)| *o == FoundToken::Revoked);

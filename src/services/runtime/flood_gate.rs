@@ -36,18 +36,35 @@ impl FloodGate {
 
     /// Lets one more piece of work from `from` through, or says how long to wait.
     pub fn admit(&self, from: Option<IpAddr>) -> Result<(), Duration> {
+        self.admit_n(from, 1)
+    }
+
+    /// Lets `n` pieces of work from `from` through at once, or says how long to wait (a
+    /// batch larger than a burst never goes through: one second, and the caller sends less).
+    pub fn admit_n(&self, from: Option<IpAddr>, n: usize) -> Result<(), Duration> {
+        let Some(n) = NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)) else {
+            return Ok(());
+        };
         let wait = |not_until: governor::NotUntil<_>| {
             not_until
                 .wait_time_from(self.clock.now())
                 .max(Duration::from_secs(1))
         };
         if let Some(ip) = from {
-            self.per_address.check_key(&ip).map_err(wait)?;
+            match self.per_address.check_key_n(&ip, n) {
+                Ok(Ok(())) => {}
+                Ok(Err(not_until)) => return Err(wait(not_until)),
+                Err(_) => return Err(Duration::from_secs(1)),
+            }
             if self.per_address.len() > 100_000 {
                 self.per_address.retain_recent();
             }
         }
-        self.global.check().map_err(wait)
+        match self.global.check_n(n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(wait(not_until)),
+            Err(_) => Err(Duration::from_secs(1)),
+        }
     }
 }
 
@@ -70,6 +87,19 @@ mod tests {
         assert!(
             gate.admit(Some(b)).is_err(),
             "the instance's burst of 5 is spent"
+        );
+    }
+
+    #[test]
+    fn a_batch_counts_as_its_size_and_nothing_costs_nothing() {
+        let gate = FloodGate::new(100, 1000, 2000, 5000);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(gate.admit_n(Some(a), 0), Ok(()));
+        assert_eq!(gate.admit_n(Some(a), 1000), Ok(()), "one full batch");
+        assert!(gate.admit_n(Some(a), 1000).is_err(), "the next waits");
+        assert!(
+            gate.admit_n(Some(a), 5000).is_err(),
+            "more than a burst never passes"
         );
     }
 }

@@ -168,6 +168,7 @@ pub fn revoke_found(
     presented: &crate::domain::token::PresentedToken,
     where_found: &str,
     now: OffsetDateTime,
+    always_revoke: bool,
 ) -> ServiceResult<(FoundToken, Vec<i64>)> {
     // Which account, read first: the transaction then starts with the account's lock (on
     // SQLite a read that turns into a write inside one transaction can't wait, it fails).
@@ -183,8 +184,11 @@ pub fn revoke_found(
         if status != TokenStatus::Active {
             return Ok((FoundToken::AlreadyDead(status), vec![]));
         }
-        let revoke = Account::find(conn, token.account_id)?
-            .is_none_or(|a| a.leak_response == LeakResponse::Revoke);
+        // A public report revokes whatever the account chose for scanners' reports: the
+        // secret itself is the proof, and whoever sent it could use it.
+        let revoke = always_revoke
+            || Account::find(conn, token.account_id)?
+                .is_none_or(|a| a.leak_response == LeakResponse::Revoke);
         let (outcome, ids, kind, verb) = if revoke {
             let ids = retire(conn, token.id, None, to_naive(now))?;
             audit::record_retired(

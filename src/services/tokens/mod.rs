@@ -7,6 +7,7 @@ pub mod edit;
 pub mod leaks;
 pub mod page;
 pub mod policy;
+pub mod public_revoke;
 pub mod read;
 pub mod retire;
 pub mod rotation;
@@ -59,6 +60,8 @@ pub struct Tokens {
     /// Leak-report signature checks: one at a time, in a bounded queue with per-address
     /// limits (`runtime::report_gate`).
     report_gate: Arc<ReportGate>,
+    /// Public revocation's bound on candidates (`public_revoke`).
+    revocation_gate: Arc<crate::services::runtime::flood_gate::FloodGate>,
 }
 
 impl Tokens {
@@ -74,6 +77,7 @@ impl Tokens {
             notices,
             scanning_keys: scanning_keys.map(Arc::new),
             report_gate: Arc::default(),
+            revocation_gate: Arc::new(public_revoke::gate()),
         }
     }
 
@@ -366,7 +370,7 @@ impl Tokens {
                     let found = match PresentedToken::parse(&report.token) {
                         Some(presented) => {
                             let place = where_found(report);
-                            let (found, ids) = revoke_found(conn, &presented, &place, now)?;
+                            let (found, ids) = revoke_found(conn, &presented, &place, now, false)?;
                             revoked.extend(ids);
                             alerted |= matches!(found, FoundToken::Revoked | FoundToken::Reported);
                             found
@@ -394,6 +398,34 @@ impl Tokens {
         }
         Ok((labels, n))
     }
+    /// Public revocation (`public_revoke`): revokes every live token among `credentials`
+    /// from `from`; how many were revoked (for the log, never the answer), or how long to wait
+    /// when past the limits. Junk never reaches the database.
+    pub async fn revoke_public(
+        &self,
+        credentials: Vec<String>,
+        from: Option<std::net::IpAddr>,
+    ) -> ServiceResult<Result<usize, std::time::Duration>> {
+        let found = public_revoke::candidates(&credentials);
+        if found.is_empty() {
+            return Ok(Ok(0));
+        }
+        if let Err(wait) = self.revocation_gate.admit_n(from, found.len()) {
+            return Ok(Err(wait));
+        }
+        let now = self.rt.clock.now();
+        let (revoked, alerted) = self
+            .rt
+            .db
+            .run(move |conn| public_revoke::revoke_candidates(conn, &found, now))
+            .await?;
+        self.gateway.forget_tokens(&revoked);
+        if alerted {
+            self.notices.sweep_soon("public revocation");
+        }
+        Ok(Ok(revoked.len()))
+    }
+
     /// A token's usage (see `of_token`).
     pub async fn token_usage(&self, actor: Actor, id: TokenId) -> ServiceResult<Usage> {
         let now = self.rt.clock.now();

@@ -6,6 +6,7 @@ pub mod error;
 pub mod leaks;
 pub mod lifecycle;
 pub mod model;
+pub mod revoke;
 pub mod security;
 pub mod sso;
 pub mod tokens;
@@ -24,7 +25,7 @@ use error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody, sso::ApiSso, sso::SsoBody)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody, sso::ApiSso, sso::SsoBody, revoke::RevokeBody, revoke::RevokeAccepted)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -132,6 +133,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(users::get_role)
         .service(users::set_role)
         .service(leaks::report)
+        .service(revoke::revoke)
         .service(lifecycle::get_policy)
         .service(lifecycle::put_policy)
         .service(lifecycle::events)

@@ -22,6 +22,7 @@ mod portal_details;
 mod review;
 mod revoke;
 mod scim;
+mod self_token;
 mod sign_in;
 mod smtp;
 mod sso;

@@ -44,7 +44,7 @@ pub use page::token_page;
 pub use policy::{policy, set_policy};
 pub use read::{active_count, get, list};
 pub use retire::{delete, retire};
-pub use rotation::{cap_expiry, end_graces, may_rotate, rotate};
+pub use rotation::{cap_expiry, end_graces, may_rotate, rotate, rotate_self};
 use usage::of_token;
 pub use view::*;
 
@@ -183,6 +183,24 @@ impl Tokens {
             .await?;
         self.gateway.forget_tokens(&[id.get()]);
         tracing::info!(token_id = %id, "token rotated");
+        Ok(rotated)
+    }
+
+    /// The calling token rotates itself with the secret it presented (only the current one).
+    pub async fn rotate_self(
+        &self,
+        actor: Actor,
+        presented: TokenSecret,
+        rotation: Rotation,
+    ) -> ServiceResult<(TokenView, TokenSecret)> {
+        let now = self.rt.clock.now();
+        let rotated = self
+            .rt
+            .db
+            .run(move |conn| rotate_self(conn, &actor, &presented, &rotation, now))
+            .await?;
+        self.gateway.forget_tokens(&[rotated.0.id.get()]);
+        tracing::info!(token_id = %rotated.0.id, "token rotated itself");
         Ok(rotated)
     }
 

@@ -32,11 +32,50 @@ pub fn rotate(
     rotation: &Rotation,
     now: OffsetDateTime,
 ) -> ServiceResult<(TokenView, TokenSecret)> {
+    rotate_checked(conn, actor, id, rotation, now, None)
+}
+
+/// A token rotating itself (`POST /iam/tokens/self/rotate`) with the secret it presented:
+/// only its current secret may; the previous one, still in its grace, is refused (GitLab once
+/// revoked the new token in that case, which locks the rightful holder out).
+pub fn rotate_self(
+    conn: &mut DbConn,
+    actor: &Actor,
+    presented: &TokenSecret,
+    rotation: &Rotation,
+    now: OffsetDateTime,
+) -> ServiceResult<(TokenView, TokenSecret)> {
+    let id = acting_token(actor).ok_or(ServiceError::NotFound)?;
+    rotate_checked(
+        conn,
+        actor,
+        TokenId::new(id),
+        rotation,
+        now,
+        Some(presented),
+    )
+}
+
+fn rotate_checked(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: TokenId,
+    rotation: &Rotation,
+    now: OffsetDateTime,
+    presented: Option<&TokenSecret>,
+) -> ServiceResult<(TokenView, TokenSecret)> {
     let id = id.get();
     let secret = token_format::generate_secret(id);
     conn.transaction(|conn| {
         let token = lock_visible(conn, actor, id)?;
         may_rotate(actor, &token)?;
+        // Under the token's lock: of two rotations racing with one secret, the second finds
+        // it replaced.
+        if presented.is_some_and(|p| !p.hash().matches(&token.secret_hash)) {
+            return Err(ServiceError::Conflict(
+                "This secret was replaced by a rotation and only works until its grace ends: rotate with the new secret.".into(),
+            ));
+        }
         if TokenStatus::of(token.deleted_at, token.expires_at, now) != TokenStatus::Active {
             return Err(ServiceError::invalid(
                 "token",

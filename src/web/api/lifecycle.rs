@@ -43,7 +43,7 @@ pub struct ApiTokenRotated<'a> {
     pub old_secret_valid_until: Option<String>,
 }
 
-fn parse_rotation(body: RotateBody, now: OffsetDateTime) -> Result<Rotation, ApiError> {
+pub(super) fn parse_rotation(body: RotateBody, now: OffsetDateTime) -> Result<Rotation, ApiError> {
     let mut errors = BodyErrors::default();
     let grace = match body.grace_seconds {
         Field::Absent | Field::Null => Some(time::Duration::ZERO),

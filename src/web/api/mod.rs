@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod revoke;
 pub mod security;
+pub mod self_token;
 pub mod sso;
 pub mod tokens;
 pub mod users;
@@ -134,6 +135,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(users::set_role)
         .service(leaks::report)
         .service(revoke::revoke)
+        .service(self_token::get_self)
+        .service(self_token::rotate_self)
         .service(lifecycle::get_policy)
         .service(lifecycle::put_policy)
         .service(lifecycle::events)

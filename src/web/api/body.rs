@@ -163,6 +163,29 @@ impl BodyErrors {
     }
 }
 
+/// A raw body of at most `max` bytes, read as it arrives: past `max`, 413 with `too_large`
+/// before another byte is read (for the endpoints that take more than the JSON limit).
+pub async fn read_limited(
+    payload: &mut web::Payload,
+    max: usize,
+    too_large: &str,
+) -> Result<web::BytesMut, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::Validation(
+                serde_json::json!({ "body": [format!("The body could not be read: {e}.")] }),
+            )
+        })?;
+        if body.len() + chunk.len() > max {
+            return Err(ApiError::TooLarge(too_large.to_owned()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,6 @@
 //! Gcore's). See `services::leaks` for the format and what a report does.
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 
 use super::error::ApiError;
 use crate::services::runtime::report_gate::Refusal;
@@ -64,20 +63,12 @@ pub async fn report(
             "A report must be signed: send the key id in {KEY_ID} and the signature in {SIGNATURE}."
         )));
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::Validation(
-                serde_json::json!({ "body": [format!("The body could not be read: {e}.")] }),
-            )
-        })?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::TooLarge(
-                "A report may be at most 1 MB: send fewer tokens per request.".into(),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = super::body::read_limited(
+        &mut payload,
+        MAX_BODY,
+        "A report may be at most 1 MB: send fewer tokens per request.",
+    )
+    .await?;
     // An unknown key id is refused before a signature check is queued.
     if !keys.knows(&key_id) {
         return Err(refused(BadSignature::UnknownKey, &key_id));

@@ -2,7 +2,6 @@
 //! an apitokens token can revoke it, no sign-in needed. See `services::tokens::public_revoke`.
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -40,20 +39,12 @@ pub async fn revoke(
     state: web::Data<AppState>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::Validation(
-                serde_json::json!({ "body": [format!("The body could not be read: {e}.")] }),
-            )
-        })?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::TooLarge(
-                "The body may be at most 256 KB: send at most 1,000 tokens per request.".into(),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = super::body::read_limited(
+        &mut payload,
+        MAX_BODY,
+        "The body may be at most 256 KB: send at most 1,000 tokens per request.",
+    )
+    .await?;
     let parsed: RevokeBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::Validation(serde_json::json!({
             "credentials": [format!("Send {{\"credentials\": [\"<token>\", …]}}: {e}.")]

@@ -178,6 +178,26 @@ async fn a_passkey_registers_signs_in_alone_and_after_the_password_and_only_wher
             .len(),
         1
     );
+    // Under "two factors required", the last second factor can't be removed: the page says
+    // why and the passkey stays.
+    let account = admin.account_id;
+    app.db(move |c| apitokens::repo::Account::set_mfa_required(c, account, true).unwrap())
+        .await;
+    click_and_load(wd, "#passkeys-table button.danger-button").await;
+    let why = wd
+        .find(Locator::Id("error-summary-security"))
+        .await
+        .expect("the page says why")
+        .text()
+        .await
+        .unwrap();
+    assert!(why.contains("last one"), "{why}");
+    assert!(
+        wd.find(Locator::Id("passkeys-table")).await.is_ok(),
+        "still listed"
+    );
+    app.db(move |c| apitokens::repo::Account::set_mfa_required(c, account, false).unwrap())
+        .await;
 
     // Sign out; sign in with the passkey alone.
     click_and_load(wd, "#sign-out").await;

@@ -126,23 +126,16 @@ pub struct UsedChallenge;
 
 impl UsedChallenge {
     /// Records a finished ceremony's challenge (its hash); `false` if it finished before, here
-    /// or on another instance (the unique key decides). Run it outside a transaction: on
-    /// PostgreSQL a unique violation would end the transaction around it.
+    /// or on another instance (`first_time`).
     pub fn take(conn: &mut DbConn, hash: &str, expires_at: PrimitiveDateTime) -> QueryResult<bool> {
-        let inserted = diesel::insert_into(webauthn_used_challenges::table)
-            .values((
-                webauthn_used_challenges::challenge_hash.eq(hash),
-                webauthn_used_challenges::expires_at.eq(expires_at),
-            ))
-            .execute(conn);
-        match inserted {
-            Ok(_) => Ok(true),
-            Err(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            )) => Ok(false),
-            Err(e) => Err(e),
-        }
+        super::refresh::first_time(
+            diesel::insert_into(webauthn_used_challenges::table)
+                .values((
+                    webauthn_used_challenges::challenge_hash.eq(hash),
+                    webauthn_used_challenges::expires_at.eq(expires_at),
+                ))
+                .execute(conn),
+        )
     }
 
     /// Forgets challenges that could no longer be answered anyway.

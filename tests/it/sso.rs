@@ -347,6 +347,47 @@ async fn an_sso_person_signs_in_through_the_provider_and_what_attackers_try_fail
         (Role::Engineers, apitokens::domain::AuthType::Sso)
     );
     assert_eq!(nina.account_id, admin.account_id);
+
+    // A removed person, still vouched for by the provider: refused, no session.
+    let sam_id = app
+        .db(|c| {
+            apitokens::repo::User::find_by_email(c, "sam@acme.test")
+                .unwrap()
+                .unwrap()
+                .id
+        })
+        .await;
+    let removed = app
+        .api_jwt(ACME_ADMIN)
+        .await
+        .delete(&format!(
+            "/iam/clients/{}/client-users/{sam_id}",
+            admin.account_id
+        ))
+        .await;
+    assert!(removed.status.is_success(), "{}", removed.json);
+    let gone = app.client();
+    // By e-mail the server no longer finds them; through the account's link, the provider's
+    // answer is refused.
+    assert_eq!(
+        gone.get("/sso/start?email=sam%40acme.test").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let back = through_provider(
+        &gone,
+        &format!("/sso/start?account={}", admin.account_id),
+        "sam@acme.test",
+    )
+    .await;
+    let before = sessions(&app).await;
+    let refused = gone.get(&local(&back)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(
+        sessions(&app).await,
+        before,
+        "a removed person gets no session"
+    );
+    assert_eq!(gone.get("/profile").await.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
@@ -419,6 +460,21 @@ async fn required_sso_refuses_passwords_but_an_administrators_break_glass_and_ba
             .await
             .len(),
         1
+    );
+    // A flood of starts from one address: 20 go to the provider, then 429 (each start reads
+    // the e-mail's account, so starts are bounded per address and per instance).
+    let flood = app.client();
+    let mut statuses = vec![];
+    for _ in 0..30 {
+        statuses.push(flood.get("/sso/start?email=eve%40acme.test").await.status);
+    }
+    assert!(
+        statuses[..20].iter().all(|s| *s == StatusCode::SEE_OTHER),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[20..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
     );
     // Off again: passwords work.
     assert_eq!(admin_api.delete(&path).await.status, StatusCode::NO_CONTENT);

@@ -74,6 +74,9 @@ pub struct People {
     /// Bounds passkey answers, whose credential id costs a database read before its
     /// signature can be checked (5 a second per address after 20; 200 a second in all).
     passkey_gate: Arc<crate::services::runtime::flood_gate::FloodGate>,
+    /// Bounds SSO starts, each a read (the e-mail's account) anyone can ask for: 5 a second
+    /// per address after 20, 200 a second in all.
+    sso_gate: Arc<crate::services::runtime::flood_gate::FloodGate>,
     /// The OpenID providers' documents and the client that fetches them.
     sso: sso::SharedProviders,
     /// The portal's public address (SSO's redirect URI, the sign-in links).
@@ -99,6 +102,9 @@ impl People {
                 settings.secret_key.bytes(),
             ),
             passkey_gate: Arc::new(crate::services::runtime::flood_gate::FloodGate::new(
+                5, 20, 200, 400,
+            )),
+            sso_gate: Arc::new(crate::services::runtime::flood_gate::FloodGate::new(
                 5, 20, 200, 400,
             )),
             sso: Arc::new(sso::Providers::new(settings.insecure_issuers.clone())),

@@ -77,6 +77,16 @@ pub struct PasskeyView {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
+/// The refusal past `MAX_PER_PERSON` (asked when the browser starts, and again at the end).
+fn too_many() -> ServiceError {
+    ServiceError::invalid(
+        "passkey_name",
+        format!(
+            "You have {MAX_PER_PERSON} passkeys, the most one person may have: remove one first."
+        ),
+    )
+}
+
 fn rejected() -> SignInError {
     SignInError::WrongSecondFactor
 }
@@ -160,10 +170,7 @@ impl People {
             })
             .await?;
         if existing.len() as i64 >= MAX_PER_PERSON {
-            return Err(ServiceError::invalid(
-                "passkey_name",
-                format!("You have {MAX_PER_PERSON} passkeys, the most one person may have: remove one first."),
-            ));
+            return Err(too_many());
         }
         let exclude = existing
             .iter()
@@ -253,10 +260,7 @@ impl People {
                         .filter(|u| u.removed_at.is_none())
                         .ok_or(ServiceError::NotFound)?;
                     if PasskeyRow::count_of_user(conn, user_id)? >= MAX_PER_PERSON {
-                        return Err(ServiceError::invalid(
-                            "passkey_name",
-                            format!("You have {MAX_PER_PERSON} passkeys, the most one person may have: remove one first."),
-                        ));
+                        return Err(too_many());
                     }
                     let added = PasskeyRow::insert(
                         conn,

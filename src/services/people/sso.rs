@@ -56,6 +56,8 @@ pub enum SsoFailure {
     NotAPerson(String),
     /// The person may not use the portal (an API-only role).
     ApiOnly,
+    /// Too many sign-ins started from this address (or everywhere) just now.
+    TooMany,
 }
 
 impl SsoFailure {
@@ -69,6 +71,7 @@ impl SsoFailure {
             SsoFailure::Invalid(d) => format!("The identity provider's answer didn't pass our checks ({d})."),
             SsoFailure::NotAPerson(who) => format!("The identity provider signed in {who}, who isn't a person of this account here. An Administrator can add them, or let new people in at first sign-in."),
             SsoFailure::ApiOnly => "Your role works through the API only: it can't sign in to the portal.".into(),
+            SsoFailure::TooMany => "Too many single sign-ons were started from here just now. Wait a few seconds and try again.".into(),
         }
     }
 }

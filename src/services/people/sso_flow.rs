@@ -200,7 +200,9 @@ impl People {
         email: Option<&str>,
         account: Option<AccountId>,
         next: String,
+        from: Option<std::net::IpAddr>,
     ) -> Result<(String, SsoStart), SsoFailure> {
+        self.sso_gate.admit(from).map_err(|_| SsoFailure::TooMany)?;
         let login = email.map(Email::normal_form);
         let config = self
             .rt

@@ -44,7 +44,7 @@ pub use page::token_page;
 pub use policy::{policy, set_policy};
 pub use read::{active_count, get, list};
 pub use retire::{delete, retire};
-pub use rotation::{cap_expiry, end_graces, may_rotate, rotate, rotate_self};
+pub use rotation::{cap_expiry, end_graces, may_rotate, rotate};
 use usage::of_token;
 pub use view::*;
 
@@ -166,41 +166,25 @@ impl Tokens {
             .await
     }
 
-    /// Rotates a token (see `rotate`); this instance's cache forgets it at once, the others
-    /// reload it within their second.
-    #[tracing::instrument(skip(self, rotation), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
+    /// Rotates a token (see `rotate`; `presented`: the secret a token rotating itself came
+    /// with); this instance's cache forgets it at once, the others reload it within their
+    /// second.
+    #[tracing::instrument(skip(self, rotation, presented), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
     pub async fn rotate_token(
         &self,
         actor: Actor,
         id: TokenId,
         rotation: Rotation,
+        presented: Option<TokenSecret>,
     ) -> ServiceResult<(TokenView, TokenSecret)> {
         let now = self.rt.clock.now();
         let rotated = self
             .rt
             .db
-            .run(move |conn| rotate(conn, &actor, id, &rotation, now))
+            .run(move |conn| rotate(conn, &actor, id, &rotation, now, presented.as_ref()))
             .await?;
         self.gateway.forget_tokens(&[id.get()]);
         tracing::info!(token_id = %id, "token rotated");
-        Ok(rotated)
-    }
-
-    /// The calling token rotates itself with the secret it presented (only the current one).
-    pub async fn rotate_self(
-        &self,
-        actor: Actor,
-        presented: TokenSecret,
-        rotation: Rotation,
-    ) -> ServiceResult<(TokenView, TokenSecret)> {
-        let now = self.rt.clock.now();
-        let rotated = self
-            .rt
-            .db
-            .run(move |conn| rotate_self(conn, &actor, &presented, &rotation, now))
-            .await?;
-        self.gateway.forget_tokens(&[rotated.0.id.get()]);
-        tracing::info!(token_id = %rotated.0.id, "token rotated itself");
         Ok(rotated)
     }
 

@@ -25,38 +25,11 @@ use crate::services::vocabulary::{Actor, Via};
 /// Rotation stays inside the lineage rules (`rotation_rules`): only the token's issuer
 /// rotates it, a token credential only itself, and the new expiry is capped like a new
 /// token's (at the parent's, and at the calling token's own).
+///
+/// A token rotating itself (`POST /iam/tokens/self/rotate`) passes the secret it presented:
+/// only its current secret may rotate; the previous one, still in its grace, is refused
+/// (GitLab once revoked the new token in that case, which locks the rightful holder out).
 pub fn rotate(
-    conn: &mut DbConn,
-    actor: &Actor,
-    id: TokenId,
-    rotation: &Rotation,
-    now: OffsetDateTime,
-) -> ServiceResult<(TokenView, TokenSecret)> {
-    rotate_checked(conn, actor, id, rotation, now, None)
-}
-
-/// A token rotating itself (`POST /iam/tokens/self/rotate`) with the secret it presented:
-/// only its current secret may; the previous one, still in its grace, is refused (GitLab once
-/// revoked the new token in that case, which locks the rightful holder out).
-pub fn rotate_self(
-    conn: &mut DbConn,
-    actor: &Actor,
-    presented: &TokenSecret,
-    rotation: &Rotation,
-    now: OffsetDateTime,
-) -> ServiceResult<(TokenView, TokenSecret)> {
-    let id = acting_token(actor).ok_or(ServiceError::NotFound)?;
-    rotate_checked(
-        conn,
-        actor,
-        TokenId::new(id),
-        rotation,
-        now,
-        Some(presented),
-    )
-}
-
-fn rotate_checked(
     conn: &mut DbConn,
     actor: &Actor,
     id: TokenId,

@@ -85,7 +85,7 @@ pub async fn rotate(
     let rotation = parse_rotation(body.into_inner(), now)?;
     let (token, secret) = state
         .tokens
-        .rotate_token(caller.0.actor, id.get(), rotation)
+        .rotate_token(caller.0.actor, id.get(), rotation, None)
         .await
         .map_err(|e| ApiError::from_service(e, &[("expiry", &["exp_date"])]))?;
     let body = ApiTokenRotated {

@@ -77,7 +77,12 @@ pub async fn rotate_self(
     let rotation = parse_rotation(body.into_inner(), now)?;
     let (token, secret) = state
         .tokens
-        .rotate_self(caller.0.actor, me.secret, rotation)
+        .rotate_token(
+            caller.0.actor,
+            crate::domain::TokenId::new(me.id),
+            rotation,
+            Some(me.secret),
+        )
         .await
         .map_err(|e| ApiError::from_service(e, &[("expiry", &["exp_date"])]))?;
     let body = ApiTokenRotated {

@@ -33,6 +33,7 @@ fn failed(failure: &SsoFailure) -> Result<HttpResponse, WebError> {
         SsoFailure::NotAPerson(_) | SsoFailure::ApiOnly | SsoFailure::Refused(_) => {
             StatusCode::FORBIDDEN
         }
+        SsoFailure::TooMany => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::BAD_REQUEST,
     };
     render(
@@ -107,6 +108,7 @@ pub async fn ask_email(
 /// browser's sealed cookie.
 #[get("/sso/start")]
 pub async fn begin(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
     query: web::Query<StartQuery>,
@@ -140,7 +142,8 @@ pub async fn begin(
             },
         );
     }
-    match state.people.begin_sso(email, account, next.clone()).await {
+    let from = crate::web::client::client_ip(&req, &state.settings.trusted_proxies);
+    match state.people.begin_sso(email, account, next.clone(), from).await {
         Ok((url, start)) => {
             let kept = serde_json::to_string(&start)
                 .map_err(|e| WebError::Internal(anyhow::anyhow!("sso state: {e}")))?;

@@ -347,7 +347,7 @@ pub async fn rotate_token(
     };
     match state
         .tokens
-        .rotate_token(me.actor(), id, Rotation { grace, expiry })
+        .rotate_token(me.actor(), id, Rotation { grace, expiry }, None)
         .await
     {
         Ok((token, secret)) => {

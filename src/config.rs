@@ -48,6 +48,9 @@ pub struct Settings {
     pub sudo_window: Duration,
     /// OpenID issuers allowed over plain `http` (`APITOKENS_INSECURE_ISSUERS`; tests).
     pub insecure_issuers: Vec<String>,
+    /// Webhook hosts allowed over plain `http` and on private addresses
+    /// (`APITOKENS_WEBHOOK_ALLOW_HOSTS`; tests, internal receivers).
+    pub webhook_allow_hosts: Vec<String>,
 }
 
 /// `APITOKENS_TRUSTED_PROXIES`: comma-separated addresses or CIDR ranges.

@@ -148,6 +148,7 @@ impl Application {
         let sweeper = tokio::spawn(sweep_periodically(state.clone(), stop_sweeps.clone()));
         let flusher = tokio::spawn(flush_uses_periodically(state.clone()));
         let refresher = tokio::spawn(refresh_tokens_periodically(state.clone()));
+        let webhooks = tokio::spawn(deliver_webhooks(state.clone()));
         let metrics = self.metrics.map(|(_, server)| {
             let handle = server.handle();
             (handle, tokio::spawn(server))
@@ -177,6 +178,9 @@ impl Application {
         }
         flusher.abort();
         refresher.abort();
+        // A delivery cut short keeps its claim, which expires: the message is sent again
+        // (at least once) by whichever instance comes next.
+        webhooks.abort();
         if let Err(e) = self.state.gateway.flush_uses().await {
             tracing::warn!(error = %e, "token uses not written at shutdown");
         }
@@ -280,6 +284,50 @@ async fn sweep_periodically(state: AppState, stop: Arc<Notify>) {
             Err(e) => {
                 failures += 1;
                 log_retry("expiry notice sweep", &e, failures);
+            }
+        }
+    }
+}
+
+/// How often the webhook worker looks for messages when nothing woke it.
+pub const WEBHOOK_POLL: Duration = Duration::from_secs(1);
+
+/// Delivers webhook messages: at once when this instance queued some (the outbox rings), and
+/// at least every second for what other instances queued and for retries that came due.
+async fn deliver_webhooks(state: AppState) {
+    let mut failures = 0;
+    loop {
+        let queued = crate::services::webhooks::outbox::QUEUED.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
+        let pause = if failures == 0 {
+            WEBHOOK_POLL
+        } else {
+            backoff(failures, MAX_BACKOFF)
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = &mut queued => {
+                // Rung inside the writer's transaction: give it a moment to commit.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if state.is_stopping() {
+            return;
+        }
+        loop {
+            match state.webhooks.deliver_due().await {
+                Ok(done) => {
+                    failures = 0;
+                    if done.sent + done.failed == 0 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    log_retry("webhook delivery", &e, failures);
+                    break;
+                }
             }
         }
     }

@@ -145,6 +145,16 @@ pub struct Options {
         global = true
     )]
     pub insecure_issuers: String,
+    /// Webhook hosts allowed over plain http and on private or loopback addresses
+    /// (comma-separated host names or addresses, no ports; for tests and internal receivers).
+    /// Every other endpoint must be https on a public address.
+    #[arg(
+        long,
+        env = "APITOKENS_WEBHOOK_ALLOW_HOSTS",
+        default_value = "",
+        global = true
+    )]
+    pub webhook_allow_hosts: String,
     /// DKIM private key (PEM: RSA, or Ed25519 in PKCS#8); every e-mail is signed for the
     /// sender's domain. Needs --dkim-selector. `apitokens dkim-record` prints the DNS record.
     #[arg(long, env = "APITOKENS_DKIM_KEY", global = true)]
@@ -220,6 +230,12 @@ pub fn settings(o: &Options, create_demo: bool) -> anyhow::Result<Settings> {
             .split(',')
             .map(|i| i.trim().to_owned())
             .filter(|i| !i.is_empty())
+            .collect(),
+        webhook_allow_hosts: o
+            .webhook_allow_hosts
+            .split(',')
+            .map(|h| h.trim().trim_start_matches('[').trim_end_matches(']').to_owned())
+            .filter(|h| !h.is_empty())
             .collect(),
     })
 }

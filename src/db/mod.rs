@@ -19,6 +19,47 @@ pub enum DbConn {
     Sqlite(SqliteConnection),
 }
 
+impl DbConn {
+    /// A transaction that will write after it reads: on SQLite it takes the write lock at
+    /// its start (`BEGIN IMMEDIATE`), so it waits for other writers (the busy timeout)
+    /// instead of failing with "database is locked" when its first write comes after
+    /// another connection's commit. PostgreSQL: an ordinary transaction. Inside a
+    /// transaction already, it is a savepoint, as `transaction` is.
+    pub fn write_transaction<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<diesel::result::Error>,
+    {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        let outermost = match self {
+            DbConn::Sqlite(c) => AnsiTransactionManager::transaction_manager_status_mut(c)
+                .transaction_depth()
+                .map_err(E::from)?
+                .is_none(),
+            DbConn::Postgres(_) => false,
+        };
+        if !outermost {
+            return self.transaction(f);
+        }
+        if let DbConn::Sqlite(c) = self {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(E::from)?;
+        }
+        match f(self) {
+            Ok(value) => {
+                <Self as Connection>::TransactionManager::commit_transaction(self)
+                    .map_err(E::from)?;
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = <Self as Connection>::TransactionManager::rollback_transaction(self);
+                Err(e)
+            }
+        }
+    }
+}
+
 pub type DbPool = r2d2::Pool<ConnManager>;
 pub type PooledConn = r2d2::PooledConnection<ConnManager>;
 

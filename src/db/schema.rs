@@ -231,3 +231,47 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        url -> Text,
+        description -> Text,
+        events -> Text,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        secret_sealed -> Text,
+        previous_secret_sealed -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_messages (id) {
+        id -> BigInt,
+        endpoint_id -> BigInt,
+        account_id -> BigInt,
+        msg_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        dedupe_key -> Nullable<Text>,
+        state -> Text,
+        attempts -> Integer,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        claim_id -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        last_attempt_at -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_latency_ms -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(webhook_messages -> webhook_endpoints (endpoint_id));
+diesel::allow_tables_to_appear_in_same_query!(webhook_endpoints, webhook_messages, tokens);

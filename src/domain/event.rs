@@ -49,10 +49,14 @@ pub enum EventKind {
     SsoFailed,
     /// An Administrator signed in with a password while SSO is required (break-glass).
     SsoBreakGlass,
+    /// A webhook endpoint added, changed, its secret rotated, or removed.
+    WebhookConfigured,
+    /// A webhook endpoint turned off after 3 days of failed deliveries.
+    WebhookDisabled,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 36] = [
+    pub const ALL: [EventKind; 38] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -89,6 +93,8 @@ impl EventKind {
         EventKind::SsoSignIn,
         EventKind::SsoFailed,
         EventKind::SsoBreakGlass,
+        EventKind::WebhookConfigured,
+        EventKind::WebhookDisabled,
     ];
 
     /// The stored, stable name.
@@ -130,6 +136,8 @@ impl EventKind {
             EventKind::SsoSignIn => "sso.sign_in",
             EventKind::SsoFailed => "sso.failed",
             EventKind::SsoBreakGlass => "sso.break_glass",
+            EventKind::WebhookConfigured => "webhook.configured",
+            EventKind::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -155,7 +163,9 @@ mod tests {
         for kind in EventKind::ALL {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
             let (family, _) = kind.as_str().split_once('.').unwrap();
-            assert!(["token", "tokens", "user", "account", "scim", "sso"].contains(&family));
+            assert!(
+                ["token", "tokens", "user", "account", "scim", "sso", "webhook"].contains(&family)
+            );
         }
         names.sort();
         names.dedup();

@@ -52,6 +52,16 @@ macro_rules! id_type {
 }
 
 id_type!(
+    /// A webhook endpoint's id (`webhook_endpoints.id`).
+    WebhookId,
+    "webhook"
+);
+id_type!(
+    /// A webhook message's id in an endpoint's delivery log (`webhook_messages.id`).
+    DeliveryId,
+    "delivery"
+);
+id_type!(
     /// A token's id (`tokens.id`), the part before `_` or `$` in its wire form.
     TokenId,
     "token"

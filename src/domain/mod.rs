@@ -20,10 +20,11 @@ pub mod token;
 pub mod token_format;
 pub mod unsubscribe;
 pub mod user;
+pub mod webhook;
 
 pub use clock::Clock;
 pub use event::EventKind;
-pub use ids::{AccountId, NoticeId, PasskeyId, TokenId, UserId};
+pub use ids::{AccountId, DeliveryId, NoticeId, PasskeyId, TokenId, UserId, WebhookId};
 
 /// `1 token`, `3 tokens`: a count with its noun in the right number.
 pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {

@@ -17,6 +17,7 @@ pub mod two_factor;
 mod types;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 pub use accounts::Account;
 pub use refresh::UsedRefreshToken;

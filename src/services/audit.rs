@@ -12,6 +12,7 @@ use crate::repo::events::{AccountEvent, NewEvent};
 use crate::repo::Token;
 use crate::services::runtime::Runtime;
 use crate::services::vocabulary::{Actor, Via};
+use crate::services::webhooks::outbox::{enqueue_events, Happened};
 
 /// Who an event is by: a person acting (their client address is kept), a person known only
 /// by id (a one-click link carries no session), or nobody (a sweep, a leak report, the
@@ -33,10 +34,13 @@ pub struct Entry<'a> {
     pub summary: &'a str,
     /// The token it is about, if any.
     pub token_id: Option<i64>,
+    /// Why a token was deleted or revoked, for webhooks (`Retired::code`).
+    pub reason: Option<&'a str>,
 }
 
 /// The one way events are written: in the caller's transaction, with the acting person's
-/// client address, as few statements as the batch needs.
+/// client address, as few statements as the batch needs; the webhook messages they send are
+/// queued in the same transaction (`webhooks::outbox`).
 pub fn write(conn: &mut DbConn, entries: &[Entry]) -> ServiceResult<()> {
     let rows: Vec<NewEvent> = entries
         .iter()
@@ -57,7 +61,28 @@ pub fn write(conn: &mut DbConn, entries: &[Entry]) -> ServiceResult<()> {
             },
         })
         .collect();
-    Ok(AccountEvent::insert_many(conn, &rows)?)
+    AccountEvent::insert_many(conn, &rows)?;
+    let happened: Vec<Happened> = entries
+        .iter()
+        .map(|e| Happened {
+            account_id: e.account_id,
+            kind: e.kind,
+            at: e.at,
+            actor_id: match e.by {
+                By::Actor(actor) => Some(actor.user_id.get()),
+                By::Person(id) => Some(id),
+                By::System => None,
+            },
+            token_id: e.token_id,
+            summary: e.summary,
+            reason: e.reason.or(match e.kind {
+                EventKind::TokenDeleted => Some("person"),
+                _ => None,
+            }),
+        })
+        .collect();
+    enqueue_events(conn, &happened)?;
+    Ok(())
 }
 
 /// Records what `actor` did (`token_id`: the token it is about).
@@ -78,6 +103,7 @@ pub fn record(
             kind,
             summary,
             token_id,
+            reason: None,
         }],
     )
 }
@@ -100,6 +126,7 @@ pub fn record_system(
             kind,
             summary,
             token_id,
+            reason: None,
         }],
     )
 }
@@ -135,6 +162,21 @@ pub enum Retired<'a> {
 }
 
 impl Retired<'_> {
+    /// The reason a webhook names.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Retired::ByPerson => "person",
+            Retired::RoleLowered => "role_lowered",
+            Retired::IssuerRemoved => "issuer_removed",
+            Retired::AllOfIssuer => "all_of_issuer",
+            Retired::Deprovisioned => "deprovisioning",
+            Retired::Found(place) if *place == crate::services::webhooks::outbox::PUBLIC_REPORT => {
+                "public_report"
+            }
+            Retired::Found(_) => "leak_report",
+        }
+    }
+
     fn why(&self) -> String {
         match self {
             Retired::ByPerson => String::new(),
@@ -161,21 +203,24 @@ pub fn record_retired(
     why: Retired,
     root_event: bool,
 ) -> ServiceResult<()> {
+    let code = why.code();
     let why = why.why();
     let account_id = root.account_id;
-    let record_one = |conn: &mut DbConn, id: i64, summary: String| -> ServiceResult<()> {
-        match by {
-            Some(actor) => record(conn, actor, at, EventKind::TokenDeleted, &summary, Some(id)),
-            None => record_system(
+    let record_one =
+        |conn: &mut DbConn, id: i64, summary: String, reason: &str| -> ServiceResult<()> {
+            write(
                 conn,
-                account_id,
-                at,
-                EventKind::TokenDeleted,
-                &summary,
-                Some(id),
-            ),
-        }
-    };
+                &[Entry {
+                    account_id,
+                    by: by.map_or(By::System, By::Actor),
+                    at,
+                    kind: EventKind::TokenDeleted,
+                    summary: &summary,
+                    token_id: Some(id),
+                    reason: Some(reason),
+                }],
+            )
+        };
     if root_event && retired.contains(&root.id) {
         let via = match by {
             Some(actor) => via_words(conn, actor)?,
@@ -185,6 +230,7 @@ pub fn record_retired(
             conn,
             root.id,
             format!("Deleted token \"{}\"{via}{why}", root.name),
+            code,
         )?;
     }
     for &id in retired.iter().filter(|id| **id != root.id) {
@@ -196,6 +242,7 @@ pub fn record_retired(
                 "Deleted token \"{name}\" with token \"{}\", which created it{why}",
                 root.name
             ),
+            "lineage",
         )?;
     }
     Ok(())

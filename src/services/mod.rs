@@ -6,12 +6,13 @@
 //! - `tokens`: the lifecycle, rotation and lineage, the policy, leaks and usage;
 //! - `notices`: what is due to whom, delivered as digests, in the portal and by e-mail;
 //! - `audit`: the account's trail, one `EventKind` per event;
+//! - `webhooks`: events out, an outbox `audit` writes into and a worker delivers;
 //! - `vocabulary`: the words they share (a leaf); `runtime`: machinery that isn't a rule.
 //!
 //! Each rule is a synchronous function over a connection that owns its transaction (tests
 //! call these); each room's struct holds the async entry points the web layer calls, which run
 //! that work on the blocking pool and keep the in-memory state in step with it. Rooms depend
-//! on each other in one direction: people → tokens → notices → audit, each of them → gateway
+//! on each other in one direction: people → tokens → notices → audit → webhooks' outbox, each of them → gateway
 //! and runtime. Nothing here knows about HTTP.
 
 pub mod audit;
@@ -21,6 +22,7 @@ pub mod people;
 pub mod runtime;
 pub mod tokens;
 pub mod vocabulary;
+pub mod webhooks;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ pub use people::People;
 pub use runtime::{Database, Pools, Runtime};
 pub use tokens::Tokens;
 pub use vocabulary::{Actor, Origin, Via, ADMINS_ONLY};
+pub use webhooks::Webhooks;
 
 /// The longest a readiness check takes.
 pub const READY_DEADLINE: std::time::Duration = std::time::Duration::from_millis(900);
@@ -54,6 +57,7 @@ pub struct Services {
     pub tokens: Tokens,
     pub notices: Notices,
     pub audit: Audit,
+    pub webhooks: Webhooks,
     rt: Runtime,
 }
 
@@ -82,6 +86,7 @@ impl Services {
         Ok(Services {
             scim: Provisioning::new(rt.clone(), gateway.clone(), notices.clone()),
             audit: Audit::new(rt.clone()),
+            webhooks: Webhooks::new(rt.clone(), settings)?,
             gateway,
             people,
             tokens,
@@ -121,6 +126,7 @@ impl Services {
     pub async fn sweep(&self, now: OffsetDateTime) -> ServiceResult<(usize, notices::Delivery)> {
         self.people.purge_attempts(now).await?;
         self.tokens.housekeeping(now).await?;
+        self.webhooks.sweep(now).await?;
         self.notices.sweep(now).await
     }
 

@@ -9,7 +9,7 @@ use std::future::{ready, Ready};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 
-use crate::domain::{AccountId, PasskeyId, TokenId, UserId};
+use crate::domain::{AccountId, DeliveryId, PasskeyId, TokenId, UserId, WebhookId};
 
 /// An id type and the route segment it comes from.
 pub trait PathId: std::str::FromStr + Copy + 'static {
@@ -26,6 +26,14 @@ impl PathId for UserId {
 
 impl PathId for PasskeyId {
     const SEGMENT: &'static str = "passkeyId";
+}
+
+impl PathId for WebhookId {
+    const SEGMENT: &'static str = "webhookId";
+}
+
+impl PathId for DeliveryId {
+    const SEGMENT: &'static str = "deliveryId";
 }
 
 impl PathId for AccountId {

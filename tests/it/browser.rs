@@ -924,6 +924,7 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
             ("forgot-password", "/forgot-password"),
             ("security", "/profile/security"),
             ("scim-confirm", "/users?confirm=scim-token"),
+            ("webhooks", "/webhooks"),
         ] {
             client.goto(&format!("{}{path}", app.base)).await.unwrap();
             check_page(client, &axe, &format!("{theme}-{page}"), &mut problems).await;

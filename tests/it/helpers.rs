@@ -140,6 +140,7 @@ impl TestApp {
             shutdown_timeout: Duration::from_secs(5),
             sudo_window: Duration::from_secs(900),
             insecure_issuers: vec![],
+            webhook_allow_hosts: vec!["127.0.0.1".into()],
         };
         let mut settings = settings;
         change(&mut settings);

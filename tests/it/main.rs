@@ -30,4 +30,5 @@ mod sudo;
 mod tokens_service;
 mod tokens_web;
 mod two_factor;
+mod webhooks;
 mod wire;

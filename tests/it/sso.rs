@@ -16,7 +16,7 @@ use apitokens::domain::Role;
 use crate::helpers::{Acme, Client, TestApp, ACME_ADMIN, PASSWORD};
 
 /// The OpenID provider, killed (with its process group) when dropped.
-struct Provider {
+pub(crate) struct Provider {
     child: Child,
     issuer: String,
 }
@@ -40,7 +40,7 @@ fn free_port() -> u16 {
 
 /// Starts oidc-provider-mock (nonce required); `None` (skipped, with the reason printed) on a
 /// developer's machine without it; in CI its absence fails the test.
-async fn provider() -> Option<Provider> {
+pub(crate) async fn provider() -> Option<Provider> {
     let command = match std::env::var("OIDC_PROVIDER") {
         Ok(c) => c,
         Err(_) if std::env::var_os("CI").is_some() => {
@@ -76,7 +76,7 @@ async fn provider() -> Option<Provider> {
 
 /// Acme on an app whose base URL has its port (the redirect URI must reach it), allowing the
 /// provider over plain http.
-async fn acme_with(provider: &Provider) -> (Acme, u16) {
+pub(crate) async fn acme_with(provider: &Provider) -> (Acme, u16) {
     let port = free_port();
     let issuer = provider.issuer.clone();
     let app = TestApp::spawn_with(move |s| {
@@ -89,7 +89,7 @@ async fn acme_with(provider: &Provider) -> (Acme, u16) {
 }
 
 /// Turns SSO on for Acme through the API, as an Administrator's script would.
-async fn configure(
+pub(crate) async fn configure(
     app: &TestApp,
     provider: &Provider,
     extra: serde_json::Value,
@@ -134,7 +134,7 @@ async fn sso_person(app: &TestApp, email: &str, role: Role) {
 
 /// `/sso/start` for `email` from `client`, then the provider's form answered as `sub`: the
 /// callback URL the provider sends the browser to (not followed yet).
-async fn through_provider(client: &Client, start: &str, sub: &str) -> String {
+pub(crate) async fn through_provider(client: &Client, start: &str, sub: &str) -> String {
     let started = client.get(start).await;
     assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
     let authorize = started.location().to_owned();
@@ -166,7 +166,7 @@ async fn callback_for(authorize: &str, sub: &str) -> String {
 }
 
 /// The path and query of a URL of the app.
-fn local(url: &str) -> String {
+pub(crate) fn local(url: &str) -> String {
     let u = url::Url::parse(url).unwrap();
     format!("{}?{}", u.path(), u.query().unwrap_or(""))
 }

@@ -97,6 +97,7 @@ pub fn record(
                 kind: EventKind::TokenNewAddress,
                 summary,
                 token_id: Some(*id),
+                reason: None,
             })
             .collect();
         audit::write(conn, &events)?;

@@ -338,6 +338,7 @@ pub fn deliver(
             kind: EventKind::TokenNoticeSent,
             summary,
             token_id: Some(*token),
+            reason: None,
         })
         .collect();
     audit::write(conn, &events)?;

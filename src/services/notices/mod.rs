@@ -138,6 +138,7 @@ impl Notices {
                                 kind: EventKind::UserExpiryEmailsOff,
                                 summary: &summary,
                                 token_id: None,
+                                reason: None,
                             }],
                         )?;
                     }

@@ -1,6 +1,5 @@
 //! Accounts and their users: adding them, passwords, the demo account.
 
-use diesel::Connection;
 use time::OffsetDateTime;
 
 use crate::db::DbConn;
@@ -32,7 +31,8 @@ pub fn add_user(conn: &mut DbConn, input: &AddUser, now: OffsetDateTime) -> Serv
         ));
     }
     let hash = hash_password(input.password.expose())?;
-    conn.transaction(|conn| {
+    // Reads, then writes: the write lock first on SQLite, so a busy server makes it wait.
+    conn.write_transaction(|conn| {
         if User::find_by_email(conn, input.email.as_str())?.is_some() {
             return Err(email_taken());
         }

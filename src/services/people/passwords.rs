@@ -96,6 +96,7 @@ pub fn replace_password(
                 kind: how.kind(),
                 summary: &summary,
                 token_id: None,
+                reason: None,
             }],
         )
     })

@@ -146,6 +146,7 @@ pub fn sso_allows_password(
             kind: crate::domain::EventKind::SsoBreakGlass,
             summary: &summary,
             token_id: None,
+            reason: None,
         }],
     )?;
     Ok(())

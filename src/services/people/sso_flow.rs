@@ -293,6 +293,7 @@ impl People {
                         kind,
                         summary: &summary_owned,
                         token_id: None,
+                        reason: None,
                     }],
                 )
             })

@@ -108,6 +108,7 @@ pub(super) fn record(
             kind,
             summary: &summary,
             token_id: None,
+            reason: None,
         }],
     )
 }

@@ -215,7 +215,23 @@ pub fn revoke_found(
             token.name,
             clip(where_found, 500)
         );
-        audit::record_system(conn, token.account_id, now, kind, &summary, Some(token.id))?;
+        let reason = if where_found == crate::services::webhooks::outbox::PUBLIC_REPORT {
+            "public_report"
+        } else {
+            "leak_report"
+        };
+        audit::write(
+            conn,
+            &[audit::Entry {
+                account_id: token.account_id,
+                by: audit::By::System,
+                at: now,
+                kind,
+                summary: &summary,
+                token_id: Some(token.id),
+                reason: Some(reason),
+            }],
+        )?;
         // The issuer and the Administrators are told, in the portal and by e-mail (a leak
         // alert each, sent by the next delivery, whatever their expiry-e-mail preference).
         let users = User::list_in_account(conn, token.account_id)?;

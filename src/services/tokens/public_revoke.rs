@@ -22,7 +22,7 @@ use crate::services::runtime::flood_gate::FloodGate;
 /// Most credentials one request may carry.
 pub const MAX_CREDENTIALS: usize = 1000;
 /// Where a revoked token's notice and audit entry say it was found.
-pub const WHERE: &str = "a public report (POST /iam/credentials/revoke)";
+pub const WHERE: &str = crate::services::webhooks::outbox::PUBLIC_REPORT;
 
 /// Candidates per address: 100 a second after a burst of one full batch; per instance: 2,000
 /// a second after 5,000.

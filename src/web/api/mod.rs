@@ -12,6 +12,7 @@ pub mod self_token;
 pub mod sso;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -26,7 +27,7 @@ use error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody, sso::ApiSso, sso::SsoBody, revoke::RevokeBody, revoke::RevokeAccepted)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody, sso::ApiSso, sso::SsoBody, revoke::RevokeBody, revoke::RevokeAccepted, webhooks::ApiWebhook, webhooks::ApiWebhookWithSecret, webhooks::ApiDelivery, webhooks::WebhookBody, webhooks::ApiQueued)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -144,7 +145,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(security::put_security)
         .service(sso::get_sso)
         .service(sso::put_sso)
-        .service(sso::delete_sso);
+        .service(sso::delete_sso)
+        .service(webhooks::list)
+        .service(webhooks::create)
+        .service(webhooks::one)
+        .service(webhooks::update)
+        .service(webhooks::remove)
+        .service(webhooks::rotate_secret)
+        .service(webhooks::test)
+        .service(webhooks::deliveries)
+        .service(webhooks::redeliver);
     for prefix in ["/iam/clients", "/iam/v2/clients"] {
         cfg.service(
             scope(prefix)

@@ -15,12 +15,14 @@ use crate::web::{AppState, WebError};
 const PAGE: i64 = 50;
 
 /// The kinds of event one can filter on: (prefix, label).
-const KINDS: [(&str, &str); 5] = [
+const KINDS: [(&str, &str); 7] = [
     ("token.", "Tokens"),
     ("user.", "Users"),
     ("account.", "Account settings"),
     ("scim.", "SCIM"),
     ("tokens.", "Tokens deleted with a user"),
+    ("sso.", "Single sign-on"),
+    ("webhook.", "Webhooks"),
 ];
 
 pub struct KindChoice {

@@ -14,6 +14,7 @@ pub mod sudo;
 pub mod tokens;
 pub mod unsubscribe;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -42,6 +43,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(sso::settings)
         .service(sso::save)
         .service(sso::turn_off)
+        .service(webhooks::list)
+        .service(webhooks::add)
+        .service(webhooks::show)
+        .service(webhooks::test)
+        .service(webhooks::set_enabled)
+        .service(webhooks::rotate_secret)
+        .service(webhooks::remove)
+        .service(webhooks::redeliver)
         .service(sudo::confirm)
         .service(security::second_step)
         .service(security::second_step_submit)

@@ -65,6 +65,7 @@ pub fn issue_token(
                 kind: EventKind::ScimTokenCreated,
                 summary: &summary,
                 token_id: None,
+                reason: None,
             }],
         )?;
         Ok(())

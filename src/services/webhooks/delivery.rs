@@ -1,0 +1,347 @@
+//! Delivering the outbox: any instance's worker claims endpoints whose oldest pending
+//! message is due, sends their run of messages in order (one worker per endpoint at a time;
+//! the claim outlives the 10-second timeout), and records each attempt. A failure is retried
+//! with exponential back-off and jitter for 24 hours, with the same `webhook-id` and body,
+//! then the message is marked failed; an endpoint failing for 3 days is turned off and the
+//! event recorded. A worker that dies leaves claims that expire.
+//!
+//! The request is made safe to point anywhere: `https` only (or a host the operator
+//! lists), every address a name resolves to checked on every new connection (so DNS
+//! rebinding finds the same wall), no redirects followed, 10 seconds at most, and no more
+//! than 64 KB of the answer read.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use diesel::Connection;
+use futures_util::future::join_all;
+use time::{Duration, OffsetDateTime};
+
+use crate::domain::second_factor::SealKey;
+use crate::domain::token::{from_naive, to_naive};
+use crate::domain::webhook::{
+    forbidden_address, host_allowed, jitter, literal_address, retry_delay, secret_key, shown_url,
+    signature, DISABLE_AFTER, RETRY_FOR,
+};
+use crate::domain::EventKind;
+use crate::error::ServiceResult;
+use crate::repo::webhooks::{Attempt, Endpoint, Message};
+use crate::services::audit;
+use crate::services::runtime::Runtime;
+
+/// How long a worker holds what it claimed.
+const CLAIM_TTL: Duration = Duration::seconds(60);
+/// Endpoints served at once by one worker.
+const ENDPOINTS_AT_ONCE: i64 = 16;
+/// Messages of one endpoint claimed together (sent one after the other).
+const RUN: i64 = 25;
+/// The longest a request to an endpoint may take.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The most of an answer read.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// The resolver every webhook connection goes through: a name whose addresses are all
+/// private, loopback, link-local or metadata is refused, unless the operator lists it.
+struct GuardedResolver {
+    allow_hosts: Arc<Vec<String>>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_hosts.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if host_allowed(&host, &allow) {
+                return Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs);
+            }
+            let public: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| !forbidden_address(a.ip()))
+                .collect();
+            if public.is_empty() {
+                let shown: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
+                return Err(format!(
+                    "refused: {host} resolves only to private, loopback, link-local or metadata addresses ({})",
+                    shown.join(", ")
+                )
+                .into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The HTTP client for webhooks (one per instance: its connections are reused).
+pub fn client(allow_hosts: Arc<Vec<String>>) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver { allow_hosts }))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .user_agent(concat!("apitokens-webhooks/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(4)
+        .build()?)
+}
+
+/// What one pass of the worker did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub sent: usize,
+    pub failed: usize,
+}
+
+/// The worker's parts.
+#[derive(Clone)]
+pub struct Deliverer {
+    pub rt: Runtime,
+    pub client: reqwest::Client,
+    pub allow_hosts: Arc<Vec<String>>,
+    pub seal: SealKey,
+}
+
+/// How an attempt went.
+struct Outcome {
+    status: Option<i32>,
+    error: Option<String>,
+    latency_ms: i32,
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        self.error.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+impl Deliverer {
+    /// Delivers what is due now, across endpoints at once; returns what it did.
+    pub async fn deliver_due(&self) -> ServiceResult<Delivered> {
+        let now = self.rt.clock.now();
+        let heads = self
+            .rt
+            .db
+            .run(move |conn| Ok(Message::due_heads(conn, to_naive(now), ENDPOINTS_AT_ONCE)?))
+            .await?;
+        let runs = join_all(heads.into_iter().map(|(e, head)| self.deliver_run(e, head))).await;
+        let mut total = Delivered::default();
+        for run in runs {
+            let run = run?;
+            total.sent += run.sent;
+            total.failed += run.failed;
+        }
+        Ok(total)
+    }
+
+    async fn deliver_run(&self, endpoint_id: i64, head: i64) -> ServiceResult<Delivered> {
+        let now = self.rt.clock.now();
+        let claim = crate::domain::webhook::new_message_id();
+        let claim_id = claim.clone();
+        let (endpoint, run) = self
+            .rt
+            .db
+            .run(move |conn| {
+                let endpoint = Endpoint::by_id(conn, endpoint_id)?;
+                if !endpoint.as_ref().is_some_and(|e| e.enabled) {
+                    return Ok((None, vec![]));
+                }
+                let run = Message::claim_run(
+                    conn,
+                    endpoint_id,
+                    head,
+                    to_naive(now),
+                    &claim_id,
+                    to_naive(now + CLAIM_TTL),
+                    RUN,
+                )?;
+                Ok((endpoint, run))
+            })
+            .await?;
+        let mut done = Delivered::default();
+        let Some(endpoint) = endpoint else {
+            return Ok(done);
+        };
+        for message in run {
+            let outcome = self.attempt(&endpoint, &message).await;
+            let at = self.rt.clock.now();
+            let ok = outcome.ok();
+            // 24 hours of retries from when the message was queued (a redelivery is one
+            // more attempt).
+            let retry_at = (!ok)
+                .then(|| at + retry_delay(message.attempts + 1, jitter()))
+                .filter(|next| *next < from_naive(message.created_at) + RETRY_FOR);
+            let claim_id = claim.clone();
+            let id = message.id;
+            let (account_id, shown) = (endpoint.account_id, shown_url(&endpoint.url));
+            self.rt
+                .db
+                .run(move |conn| {
+                    conn.transaction(|conn| {
+                        Message::record_attempt(
+                            conn,
+                            id,
+                            &claim_id,
+                            &Attempt {
+                                at: to_naive(at),
+                                status: outcome.status,
+                                latency_ms: outcome.latency_ms,
+                                error: outcome.error.as_deref(),
+                            },
+                            ok,
+                            retry_at.map(to_naive),
+                        )?;
+                        if ok {
+                            Endpoint::succeeded(conn, endpoint_id)?;
+                        } else if let Some(since) = Endpoint::failed(conn, endpoint_id, to_naive(at))?
+                        {
+                            if at - from_naive(since) >= DISABLE_AFTER {
+                                let reason = format!(
+                                    "Turned off: every delivery failed for 3 days (since {}).",
+                                    from_naive(since).date()
+                                );
+                                if Endpoint::disable(conn, endpoint_id, &reason)? {
+                                    audit::record_system(
+                                        conn,
+                                        account_id,
+                                        at,
+                                        EventKind::WebhookDisabled,
+                                        &format!(
+                                            "Webhook endpoint {} ({}) turned off: every delivery failed for 3 days",
+                                            endpoint_id,
+                                            shown
+                                        ),
+                                        None,
+                                    )?;
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+            if ok {
+                done.sent += 1;
+            } else {
+                done.failed += 1;
+                // The rest wait behind it, in order: give them back.
+                let claim_id = claim.clone();
+                self.rt
+                    .db
+                    .run(move |conn| Ok(Message::unclaim(conn, &claim_id)?))
+                    .await?;
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// One attempt: the signed POST, its status and how long it took.
+    async fn attempt(&self, endpoint: &Endpoint, message: &Message) -> Outcome {
+        let started = Instant::now();
+        let finish = |status: Option<i32>, error: Option<String>| Outcome {
+            status,
+            error,
+            latency_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
+        };
+        let url = match url::Url::parse(&endpoint.url) {
+            Ok(u) => u,
+            Err(_) => return finish(None, Some("the URL doesn't parse".into())),
+        };
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let listed = host_allowed(&host, &self.allow_hosts);
+        if url.scheme() != "https" && !listed {
+            return finish(
+                None,
+                Some("refused: plain http to a host not in APITOKENS_WEBHOOK_ALLOW_HOSTS".into()),
+            );
+        }
+        if let Some(ip) = literal_address(&url) {
+            if !listed && forbidden_address(ip) {
+                return finish(
+                    None,
+                    Some(format!(
+                        "refused: {ip} is a private, loopback, link-local or metadata address"
+                    )),
+                );
+            }
+        }
+        let now = self.rt.clock.now();
+        let mut keys = vec![];
+        if let Some(key) = self.seal.open(&endpoint.secret_sealed) {
+            keys.push(key);
+        }
+        if let (Some(old), Some(until)) = (
+            &endpoint.previous_secret_sealed,
+            endpoint.previous_secret_until,
+        ) {
+            if from_naive(until) > now {
+                keys.extend(self.seal.open(old));
+            }
+        }
+        let keys: Vec<Vec<u8>> = keys
+            .iter()
+            .filter_map(|k| secret_key(std::str::from_utf8(k).ok()?))
+            .collect();
+        if keys.is_empty() {
+            return finish(None, Some("the signing secret can't be read".into()));
+        }
+        // The receiver compares this with its own clock: the wall clock, whatever the
+        // service's clock says.
+        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+        let sent = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &message.msg_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                signature(&keys, &message.msg_id, timestamp, &message.payload),
+            )
+            .body(message.payload.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(mut response) => {
+                let status = i32::from(response.status().as_u16());
+                // Read (and drop) at most 64 KB, so the connection can be reused.
+                let mut read = 0usize;
+                while read < MAX_ANSWER {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => read += chunk.len(),
+                        _ => break,
+                    }
+                }
+                let error = (!(200..300).contains(&status)).then(|| {
+                    if (300..400).contains(&status) {
+                        format!("answered {status}: redirects are not followed")
+                    } else {
+                        format!("answered {status}")
+                    }
+                });
+                finish(Some(status), error)
+            }
+            Err(e) => finish(None, Some(error_chain(&e))),
+        }
+    }
+}
+
+/// An error with its causes, one line (the resolver's refusal is a cause).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cause = c.source();
+    }
+    if e.to_string().contains("timed out") || text.contains("operation timed out") {
+        return "timed out after 10 s".into();
+    }
+    text.chars().take(500).collect()
+}

@@ -145,6 +145,16 @@ impl Endpoint {
             .map(Option::flatten)
     }
 
+    /// The account's endpoints the service turned off (its at most 20 rows, by account).
+    pub fn turned_off_count(conn: &mut DbConn, account_id: i64) -> QueryResult<i64> {
+        webhook_endpoints::table
+            .filter(webhook_endpoints::account_id.eq(account_id))
+            .filter(webhook_endpoints::enabled.eq(false))
+            .filter(webhook_endpoints::disabled_reason.is_not_null())
+            .count()
+            .get_result(conn)
+    }
+
     /// Turns the endpoint off (`reason` shown on its page); whether it was on.
     pub fn disable(conn: &mut DbConn, id: i64, reason: &str) -> QueryResult<bool> {
         diesel::update(

@@ -86,7 +86,7 @@ impl Services {
         Ok(Services {
             scim: Provisioning::new(rt.clone(), gateway.clone(), notices.clone()),
             audit: Audit::new(rt.clone()),
-            webhooks: Webhooks::new(rt.clone(), settings)?,
+            webhooks: Webhooks::new(rt.clone(), settings, notices.mail().clone())?,
             gateway,
             people,
             tokens,

@@ -37,6 +37,7 @@ impl SignedIn {
             flash: self.session.take_flash(),
             unread: self.counts.unread,
             expiring_soon: self.counts.expiring_soon,
+            webhooks_off: self.counts.webhooks_off,
         }
     }
 

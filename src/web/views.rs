@@ -22,6 +22,8 @@ pub struct Layout {
     pub unread: i64,
     /// Tokens the user can see that expire within 7 days (the badge on "API tokens").
     pub expiring_soon: i64,
+    /// Webhook endpoints the service turned off (Administrators; the badge on "Webhooks").
+    pub webhooks_off: i64,
 }
 
 impl Layout {

@@ -835,6 +835,32 @@ async fn an_endpoint_failing_for_three_days_is_turned_off() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(app.events_of(account, "webhook.disabled").await.len(), 1);
+    // The Administrators are told: by e-mail (an Engineer isn't), and by the badge on
+    // "Webhooks" in the portal.
+    let eng = app.acme_member("eng", Role::Engineers).await;
+    let _ = eng;
+    let mails: Vec<String> = std::fs::read_dir(app.dir.path().join("outbox"))
+        .map(|d| {
+            d.map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+                .filter(|m| m.contains("webhook endpoint"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(mails.len(), 1, "one Administrator, one e-mail");
+    assert!(mails[0].contains(ACME_ADMIN));
+    assert!(mails[0].contains("turned off"));
+    assert!(
+        !mails[0].contains("/hooks/apitokens"),
+        "the URL's path stays out of the mail"
+    );
+    let web = app.signed_in(ACME_ADMIN).await;
+    assert!(web.get("/profile").await.has("#webhooks-badge"));
+    assert!(!app
+        .signed_in("eng@acme.test")
+        .await
+        .get("/profile")
+        .await
+        .has("#webhooks-badge"));
     // Turned on again by an Administrator: its streak starts over.
     let on = api
         .send(reqwest::Method::PATCH, &one, Some(json!({"enabled": true})))
@@ -842,6 +868,7 @@ async fn an_endpoint_failing_for_three_days_is_turned_off() {
     assert_eq!(on.json["enabled"], true);
     assert!(on.json["failing_since"].is_null());
     assert!(on.json["disabled_reason"].is_null());
+    assert!(!web.get("/profile").await.has("#webhooks-badge"));
 }
 
 #[tokio::test]

@@ -281,6 +281,14 @@ impl People {
                 let counts = NavCounts {
                     unread: Notice::unread_count(conn, user.user.id.get())?,
                     expiring_soon: expiring_soon_count(conn, &user.actor(), now)?,
+                    webhooks_off: if user.role.is_admin() {
+                        crate::repo::webhooks::Endpoint::turned_off_count(
+                            conn,
+                            user.account.id.get(),
+                        )?
+                    } else {
+                        0
+                    },
                 };
                 Ok(Some((user, counts)))
             })

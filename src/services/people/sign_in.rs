@@ -114,6 +114,9 @@ pub struct NavCounts {
     pub unread: i64,
     /// Tokens the user can see that are active and expire soon (the badge).
     pub expiring_soon: i64,
+    /// Webhook endpoints turned off after failing for 3 days (Administrators only; 0 for
+    /// others, and not read for them).
+    pub webhooks_off: i64,
 }
 
 /// A right password opens the portal (or a JWT) unless the person's account requires single

@@ -28,6 +28,7 @@ use crate::domain::EventKind;
 use crate::error::ServiceResult;
 use crate::repo::webhooks::{Attempt, Endpoint, Message};
 use crate::services::audit;
+use crate::services::notices::messages::{webhook_disabled_message, WebhookDisabledMail};
 use crate::services::runtime::Runtime;
 
 /// How long a worker holds what it claimed.
@@ -98,6 +99,8 @@ pub struct Delivered {
 #[derive(Clone)]
 pub struct Deliverer {
     pub rt: Runtime,
+    /// Tells the Administrators when an endpoint is turned off.
+    pub mail: Arc<crate::services::notices::Mail>,
     pub client: reqwest::Client,
     pub allow_hosts: Arc<Vec<String>>,
     pub seal: SealKey,
@@ -175,7 +178,8 @@ impl Deliverer {
             let claim_id = claim.clone();
             let id = message.id;
             let (account_id, shown) = (endpoint.account_id, shown_url(&endpoint.url));
-            self.rt
+            let turned_off = self
+                .rt
                 .db
                 .run(move |conn| {
                     conn.transaction(|conn| {
@@ -192,6 +196,7 @@ impl Deliverer {
                             ok,
                             retry_at.map(to_naive),
                         )?;
+                        let mut turned_off = None;
                         if ok {
                             Endpoint::succeeded(conn, endpoint_id)?;
                         } else if let Some(since) = Endpoint::failed(conn, endpoint_id, to_naive(at))?
@@ -214,13 +219,18 @@ impl Deliverer {
                                         ),
                                         None,
                                     )?;
+                                    turned_off = Some(from_naive(since));
                                 }
                             }
                         }
-                        Ok(())
+                        Ok(turned_off)
                     })
                 })
                 .await?;
+            if let Some(since) = turned_off {
+                self.tell_turned_off(account_id, endpoint_id, shown_url(&endpoint.url), since, at)
+                    .await;
+            }
             if ok {
                 done.sent += 1;
             } else {
@@ -235,6 +245,65 @@ impl Deliverer {
             }
         }
         Ok(done)
+    }
+
+    /// Tells each Administrator of the account, by e-mail, that the endpoint was turned off
+    /// (the portal shows it on the Webhooks page and badge; a failure to send is logged).
+    async fn tell_turned_off(
+        &self,
+        account_id: i64,
+        endpoint_id: i64,
+        url: String,
+        since: OffsetDateTime,
+        at: OffsetDateTime,
+    ) {
+        let found = self
+            .rt
+            .db
+            .run(move |conn| {
+                let account = crate::repo::Account::find(conn, account_id)?
+                    .map(|a| a.name)
+                    .unwrap_or_default();
+                let admins: Vec<crate::repo::User> =
+                    crate::repo::User::list_in_account(conn, account_id)?
+                        .into_iter()
+                        .filter(|u| u.role.is_admin())
+                        .collect();
+                Ok((account, admins))
+            })
+            .await;
+        let Ok((account, admins)) = found else {
+            tracing::warn!(
+                endpoint_id,
+                "the Administrators weren't told of a webhook endpoint turned off"
+            );
+            return;
+        };
+        let mail = self.mail.clone();
+        let mails: Vec<WebhookDisabledMail> = admins
+            .iter()
+            .map(|u| WebhookDisabledMail {
+                recipient: crate::email::Recipient {
+                    name: u.display_name().to_owned(),
+                    email: u.email.clone(),
+                },
+                account: account.clone(),
+                url: url.clone(),
+                since: crate::domain::text::utc_minute(since),
+                when: crate::domain::text::utc_minute(at),
+                endpoint_id,
+            })
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            for facts in &mails {
+                let sent = webhook_disabled_message(&mail.from, facts, &mail.base_url)
+                    .and_then(|m| mail.mailer.send(&m));
+                if let Err(e) = sent {
+                    tracing::warn!(endpoint_id, error = %e, "webhook turned-off e-mail not sent");
+                }
+            }
+        })
+        .await;
     }
 
     /// One attempt: the signed POST, its status and how long it took.

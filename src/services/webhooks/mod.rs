@@ -35,12 +35,17 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    pub fn new(rt: Runtime, settings: &Settings) -> anyhow::Result<Webhooks> {
+    pub fn new(
+        rt: Runtime,
+        settings: &Settings,
+        mail: Arc<crate::services::notices::Mail>,
+    ) -> anyhow::Result<Webhooks> {
         let seal = SealKey::derive(settings.secret_key.bytes());
         let allow_hosts = Arc::new(settings.webhook_allow_hosts.clone());
         Ok(Webhooks {
             deliverer: delivery::Deliverer {
                 rt: rt.clone(),
+                mail,
                 client: delivery::client(allow_hosts.clone())?,
                 allow_hosts: allow_hosts.clone(),
                 seal: seal.clone(),

@@ -247,6 +247,8 @@ diesel::table! {
         failing_since -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        due_at -> Nullable<Timestamp>,
+        queued_seq -> BigInt,
     }
 }
 

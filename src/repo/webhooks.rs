@@ -1,7 +1,6 @@
 //! An account's webhook endpoints and the outbox of messages to them (`webhook_messages`):
 //! written with the event they tell, claimed by one worker at a time, in order per endpoint.
 
-use diesel::dsl::min;
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
@@ -25,6 +24,11 @@ pub struct Endpoint {
     pub failing_since: Option<PrimitiveDateTime>,
     pub created_at: PrimitiveDateTime,
     pub updated_at: PrimitiveDateTime,
+    /// When its oldest pending message is due; the worker's to keep (never saved from here).
+    #[diesel(skip_update)]
+    pub due_at: Option<PrimitiveDateTime>,
+    #[diesel(skip_update)]
+    pub queued_seq: i64,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -145,6 +149,62 @@ impl Endpoint {
             .map(Option::flatten)
     }
 
+    /// Enabled endpoints with a message due at `now`, soonest first: (id, queued_seq as seen).
+    pub fn due(
+        conn: &mut DbConn,
+        now: PrimitiveDateTime,
+        limit: i64,
+    ) -> QueryResult<Vec<(i64, i64)>> {
+        webhook_endpoints::table
+            .filter(webhook_endpoints::due_at.le(now))
+            .filter(webhook_endpoints::enabled.eq(true))
+            .order(webhook_endpoints::due_at.asc())
+            .limit(limit)
+            .select((webhook_endpoints::id, webhook_endpoints::queued_seq))
+            .load(conn)
+    }
+
+    /// Something was queued for these endpoints at `now` (in the queueing transaction): they
+    /// are due now, unless due sooner already; and the queueing is counted.
+    pub fn queued(conn: &mut DbConn, ids: &[i64], now: PrimitiveDateTime) -> QueryResult<()> {
+        diesel::update(webhook_endpoints::table.filter(webhook_endpoints::id.eq_any(ids)))
+            .set(webhook_endpoints::queued_seq.eq(webhook_endpoints::queued_seq + 1))
+            .execute(conn)?;
+        diesel::update(
+            webhook_endpoints::table
+                .filter(webhook_endpoints::id.eq_any(ids))
+                .filter(
+                    webhook_endpoints::due_at
+                        .is_null()
+                        .or(webhook_endpoints::due_at.gt(now)),
+                ),
+        )
+        .set(webhook_endpoints::due_at.eq(now))
+        .execute(conn)
+        .map(|_| ())
+    }
+
+    /// After a worker's pass over the endpoint: due when its oldest pending message is (or
+    /// never, if none is pending), unless something was queued since the worker looked
+    /// (`seen`, its queueing count then), which keeps it due now.
+    pub fn reschedule(conn: &mut DbConn, id: i64, seen: i64) -> QueryResult<()> {
+        let head: Option<PrimitiveDateTime> = webhook_messages::table
+            .filter(webhook_messages::endpoint_id.eq(id))
+            .filter(webhook_messages::state.eq(PENDING))
+            .order(webhook_messages::id.asc())
+            .select(webhook_messages::next_attempt_at)
+            .first(conn)
+            .optional()?;
+        diesel::update(
+            webhook_endpoints::table
+                .find(id)
+                .filter(webhook_endpoints::queued_seq.eq(seen)),
+        )
+        .set(webhook_endpoints::due_at.eq(head))
+        .execute(conn)
+        .map(|_| ())
+    }
+
     /// The account's endpoints the service turned off (its at most 20 rows, by account).
     pub fn turned_off_count(conn: &mut DbConn, account_id: i64) -> QueryResult<i64> {
         webhook_endpoints::table
@@ -222,9 +282,16 @@ pub struct Attempt<'a> {
 }
 
 impl Message {
-    /// Queues messages; one whose (endpoint, dedupe key) is already queued is left out.
-    /// Returns how many were new.
-    pub fn enqueue(conn: &mut DbConn, new: &[NewMessage]) -> QueryResult<usize> {
+    /// Queues messages (one whose (endpoint, dedupe key) is already queued is left out) and
+    /// makes their endpoints due at `now`. Returns how many were new.
+    pub fn enqueue(
+        conn: &mut DbConn,
+        new: &[NewMessage],
+        now: PrimitiveDateTime,
+    ) -> QueryResult<usize> {
+        let mut endpoints: Vec<i64> = new.iter().map(|m| m.endpoint_id).collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
         let mut inserted = 0;
         for chunk in new.chunks(500) {
             inserted += match conn {
@@ -237,82 +304,44 @@ impl Message {
                     .execute(c)?,
             };
         }
+        if inserted > 0 {
+            Endpoint::queued(conn, &endpoints, now)?;
+        }
         Ok(inserted)
     }
 
-    /// Endpoints whose oldest pending message is due and not held by a live claim, at most
-    /// `limit`: (endpoint, that message's id).
-    pub fn due_heads(
-        conn: &mut DbConn,
-        now: PrimitiveDateTime,
-        limit: i64,
-    ) -> QueryResult<Vec<(i64, i64)>> {
-        let due: Vec<(i64, i64)> = webhook_messages::table
-            .filter(webhook_messages::state.eq(PENDING))
-            .filter(webhook_messages::next_attempt_at.le(now))
-            .filter(
-                webhook_messages::claimed_until
-                    .is_null()
-                    .or(webhook_messages::claimed_until.lt(now)),
-            )
-            .order(webhook_messages::id.asc())
-            .limit(limit * 4)
-            .select((webhook_messages::endpoint_id, webhook_messages::id))
-            .load(conn)?;
-        let mut endpoints: Vec<i64> = due.iter().map(|(e, _)| *e).collect();
-        endpoints.sort_unstable();
-        endpoints.dedup();
-        endpoints.truncate(limit as usize);
-        if endpoints.is_empty() {
-            return Ok(vec![]);
-        }
-        // The head of each: an older pending message (in back-off, or claimed by another
-        // worker) holds the ones after it back, so an endpoint gets its messages in order.
-        let heads: Vec<(i64, Option<i64>)> = webhook_messages::table
-            .filter(webhook_messages::state.eq(PENDING))
-            .filter(webhook_messages::endpoint_id.eq_any(&endpoints))
-            .group_by(webhook_messages::endpoint_id)
-            .select((webhook_messages::endpoint_id, min(webhook_messages::id)))
-            .load(conn)?;
-        Ok(heads
-            .into_iter()
-            .filter_map(|(e, head)| {
-                let head = head?;
-                due.iter()
-                    .any(|(de, id)| *de == e && *id == head)
-                    .then_some((e, head))
-            })
-            .collect())
-    }
-
-    /// Claims up to `max` of the endpoint's pending messages from `head` on, in order, while
-    /// each is due; rows another worker claimed meanwhile don't match. Returns what this
-    /// claim holds, oldest first.
+    /// Claims up to `max` of the endpoint's pending messages from its oldest on, in order,
+    /// while each is due; nothing when the oldest isn't due or another worker holds it. Rows
+    /// another worker claimed meanwhile don't match. Returns what this claim holds, oldest
+    /// first.
     pub fn claim_run(
         conn: &mut DbConn,
         endpoint_id: i64,
-        head: i64,
         now: PrimitiveDateTime,
         claim_id: &str,
         until: PrimitiveDateTime,
         max: i64,
     ) -> QueryResult<Vec<Message>> {
-        let run: Vec<(i64, PrimitiveDateTime)> = webhook_messages::table
+        let run: Vec<(i64, PrimitiveDateTime, Option<PrimitiveDateTime>)> = webhook_messages::table
             .filter(webhook_messages::endpoint_id.eq(endpoint_id))
             .filter(webhook_messages::state.eq(PENDING))
-            .filter(webhook_messages::id.ge(head))
             .order(webhook_messages::id.asc())
             .limit(max)
-            .select((webhook_messages::id, webhook_messages::next_attempt_at))
+            .select((
+                webhook_messages::id,
+                webhook_messages::next_attempt_at,
+                webhook_messages::claimed_until,
+            ))
             .load(conn)?;
+        let free = |held: &Option<PrimitiveDateTime>| held.is_none_or(|u| u < now);
         let ids: Vec<i64> = run
             .iter()
-            .take_while(|(_, at)| *at <= now)
-            .map(|(id, _)| *id)
+            .take_while(|(_, at, held)| *at <= now && free(held))
+            .map(|(id, _, _)| *id)
             .collect();
-        if ids.first() != Some(&head) {
+        let Some(&head) = ids.first() else {
             return Ok(vec![]);
-        }
+        };
         diesel::update(
             webhook_messages::table
                 .filter(webhook_messages::id.eq_any(&ids))
@@ -340,16 +369,30 @@ impl Message {
             Self::unclaim(conn, claim_id)?;
             return Ok(vec![]);
         }
-        let mut keep = 0;
-        for (i, m) in held.iter().enumerate() {
-            if ids.get(i) == Some(&m.id) {
-                keep = i + 1;
-            } else {
-                break;
-            }
-        }
+        let keep = held
+            .iter()
+            .zip(&ids)
+            .take_while(|(m, id)| m.id == **id)
+            .count();
         held.truncate(keep);
         Ok(held)
+    }
+
+    /// Whether the endpoint's oldest pending message is held by a live claim (another worker
+    /// is sending it).
+    pub fn head_claimed(
+        conn: &mut DbConn,
+        endpoint_id: i64,
+        now: PrimitiveDateTime,
+    ) -> QueryResult<bool> {
+        let held: Option<Option<PrimitiveDateTime>> = webhook_messages::table
+            .filter(webhook_messages::endpoint_id.eq(endpoint_id))
+            .filter(webhook_messages::state.eq(PENDING))
+            .order(webhook_messages::id.asc())
+            .select(webhook_messages::claimed_until)
+            .first(conn)
+            .optional()?;
+        Ok(held.flatten().is_some_and(|until| until >= now))
     }
 
     /// Gives back whatever `claim_id` still holds.
@@ -426,7 +469,7 @@ impl Message {
         id: i64,
         now: PrimitiveDateTime,
     ) -> QueryResult<bool> {
-        diesel::update(
+        let again = diesel::update(
             webhook_messages::table
                 .find(id)
                 .filter(webhook_messages::endpoint_id.eq(endpoint_id))
@@ -438,8 +481,12 @@ impl Message {
             webhook_messages::next_attempt_at.eq(now),
             webhook_messages::finished_at.eq(None::<PrimitiveDateTime>),
         ))
-        .execute(conn)
-        .map(|n| n == 1)
+        .execute(conn)?
+            == 1;
+        if again {
+            Endpoint::queued(conn, &[endpoint_id], now)?;
+        }
+        Ok(again)
     }
 
     /// Forgets finished messages older than `before`.

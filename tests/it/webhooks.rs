@@ -1072,3 +1072,37 @@ async fn the_webhooks_pages_pass_axe_in_a_real_browser() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     browser.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_backlog_behind_a_failing_endpoint_does_not_hold_up_the_others() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let down = Receiver::start(Answer::Fail(503, usize::MAX)).await;
+    let up = Receiver::start(Answer::Ok).await;
+    let api = app.api_as(&admin, Role::Administrators).await;
+    let (failing, _) = add_endpoint(&api, account, &down.url, json!(["ping"])).await;
+    let (working, secret) = add_endpoint(&api, account, &up.url, json!(["ping"])).await;
+    // More messages wait behind the failing endpoint's head than a worker looks at in a pass.
+    for _ in 0..120 {
+        let r = api
+            .post(
+                &format!("/iam/clients/{account}/webhooks/{failing}/test"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
+    down.wait_for("the failing head's first attempt", |g| !g.is_empty())
+        .await;
+    api.post(
+        &format!("/iam/clients/{account}/webhooks/{working}/test"),
+        json!({}),
+    )
+    .await;
+    let got = up
+        .wait_for("the working endpoint's event", |g| g.len() == 1)
+        .await;
+    assert_signed(&secret, &got);
+    // The failing one was tried once, its head only, and waits for its retry.
+    assert_eq!(down.got().len(), 1);
+}

@@ -123,12 +123,12 @@ impl Deliverer {
     /// Delivers what is due now, across endpoints at once; returns what it did.
     pub async fn deliver_due(&self) -> ServiceResult<Delivered> {
         let now = self.rt.clock.now();
-        let heads = self
+        let due = self
             .rt
             .db
-            .run(move |conn| Ok(Message::due_heads(conn, to_naive(now), ENDPOINTS_AT_ONCE)?))
+            .run(move |conn| Ok(Endpoint::due(conn, to_naive(now), ENDPOINTS_AT_ONCE)?))
             .await?;
-        let runs = join_all(heads.into_iter().map(|(e, head)| self.deliver_run(e, head))).await;
+        let runs = join_all(due.into_iter().map(|(e, seen)| self.deliver_run(e, seen))).await;
         let mut total = Delivered::default();
         for run in runs {
             let run = run?;
@@ -138,34 +138,57 @@ impl Deliverer {
         Ok(total)
     }
 
-    async fn deliver_run(&self, endpoint_id: i64, head: i64) -> ServiceResult<Delivered> {
+    /// Serves one due endpoint (`seen`: its queueing count when it was found due): its run
+    /// of due messages in order, then when it is next due.
+    async fn deliver_run(&self, endpoint_id: i64, seen: i64) -> ServiceResult<Delivered> {
         let now = self.rt.clock.now();
         let claim = crate::domain::webhook::new_message_id();
         let claim_id = claim.clone();
-        let (endpoint, run) = self
+        let (endpoint, run, held_elsewhere) = self
             .rt
             .db
             .run(move |conn| {
                 let endpoint = Endpoint::by_id(conn, endpoint_id)?;
                 if !endpoint.as_ref().is_some_and(|e| e.enabled) {
-                    return Ok((None, vec![]));
+                    return Ok((None, vec![], false));
                 }
                 let run = Message::claim_run(
                     conn,
                     endpoint_id,
-                    head,
                     to_naive(now),
                     &claim_id,
                     to_naive(now + CLAIM_TTL),
                     RUN,
                 )?;
-                Ok((endpoint, run))
+                // Nothing to take while another worker holds the head: that worker reschedules.
+                let held_elsewhere =
+                    run.is_empty() && Message::head_claimed(conn, endpoint_id, to_naive(now))?;
+                Ok((endpoint, run, held_elsewhere))
             })
             .await?;
-        let mut done = Delivered::default();
-        let Some(endpoint) = endpoint else {
-            return Ok(done);
+        let done = match endpoint {
+            Some(endpoint) => self.send_run(&endpoint, run, &claim).await?,
+            None => Delivered::default(),
         };
+        if !held_elsewhere {
+            self.rt
+                .db
+                .run(move |conn| Ok(Endpoint::reschedule(conn, endpoint_id, seen)?))
+                .await?;
+        }
+        Ok(done)
+    }
+
+    /// Sends a claimed run in order, recording each attempt; stops at the first failure and
+    /// gives the rest back.
+    async fn send_run(
+        &self,
+        endpoint: &Endpoint,
+        run: Vec<Message>,
+        claim: &str,
+    ) -> ServiceResult<Delivered> {
+        let endpoint_id = endpoint.id;
+        let mut done = Delivered::default();
         for message in run {
             let outcome = self.attempt(&endpoint, &message).await;
             let at = self.rt.clock.now();
@@ -175,7 +198,7 @@ impl Deliverer {
             let retry_at = (!ok)
                 .then(|| at + retry_delay(message.attempts + 1, jitter()))
                 .filter(|next| *next < from_naive(message.created_at) + RETRY_FOR);
-            let claim_id = claim.clone();
+            let claim_id = claim.to_owned();
             let id = message.id;
             let (account_id, shown) = (endpoint.account_id, shown_url(&endpoint.url));
             let turned_off = self
@@ -236,7 +259,7 @@ impl Deliverer {
             } else {
                 done.failed += 1;
                 // The rest wait behind it, in order: give them back.
-                let claim_id = claim.clone();
+                let claim_id = claim.to_owned();
                 self.rt
                     .db
                     .run(move |conn| Ok(Message::unclaim(conn, &claim_id)?))

@@ -100,10 +100,10 @@ pub fn enqueue_events(conn: &mut DbConn, events: &[Happened]) -> ServiceResult<u
 }
 
 fn queue(conn: &mut DbConn, new: &[NewMessage]) -> ServiceResult<usize> {
-    if new.is_empty() {
+    let Some(first) = new.first() else {
         return Ok(0);
-    }
-    let n = Message::enqueue(conn, new)?;
+    };
+    let n = Message::enqueue(conn, new, first.created_at)?;
     QUEUED.notify_waiters();
     Ok(n)
 }

@@ -190,7 +190,7 @@ impl Deliverer {
         let endpoint_id = endpoint.id;
         let mut done = Delivered::default();
         for message in run {
-            let outcome = self.attempt(&endpoint, &message).await;
+            let outcome = self.attempt(endpoint, &message).await;
             let at = self.rt.clock.now();
             let ok = outcome.ok();
             // 24 hours of retries from when the message was queued (a redelivery is one

@@ -48,6 +48,8 @@ pub enum Answer {
     Redirect(String),
     /// 200 after this long.
     Slow(Duration),
+    /// 200 with a body this many bytes long.
+    Huge(usize),
 }
 
 struct Shared {
@@ -101,6 +103,7 @@ async fn receive(
         Answer::Redirect(to) => HttpResponse::Found()
             .insert_header(("location", to))
             .finish(),
+        Answer::Huge(n) => HttpResponse::Ok().body(vec![b'x'; n]),
         Answer::Slow(pause) => {
             tokio::time::sleep(pause).await;
             HttpResponse::Ok().finish()
@@ -1105,4 +1108,62 @@ async fn a_backlog_behind_a_failing_endpoint_does_not_hold_up_the_others() {
     assert_signed(&secret, &got);
     // The failing one was tried once, its head only, and waits for its retry.
     assert_eq!(down.got().len(), 1);
+}
+
+#[tokio::test]
+async fn a_parallel_burst_keeps_the_cap_and_a_huge_answer_is_not_read() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let receiver = Receiver::start(Answer::Huge(8 * 1024 * 1024)).await;
+    let api = app.api_as(&admin, Role::Administrators).await;
+    // 30 at once: the account's lock keeps the cap of 20.
+    let burst = futures_util::future::join_all((0..30).map(|_| {
+        let api = api.clone();
+        let url = receiver.url.clone();
+        async move {
+            api.post(
+                &format!("/iam/clients/{account}/webhooks"),
+                json!({"url": url, "events": ["ping"]}),
+            )
+            .await
+        }
+    }))
+    .await;
+    let created = burst
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let refused: Vec<_> = burst
+        .iter()
+        .filter(|r| r.status == StatusCode::BAD_REQUEST)
+        .collect();
+    assert_eq!((created, refused.len()), (20, 10));
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.json.to_string().contains("at most 20")),
+        "{:?}",
+        refused.iter().map(|r| &r.json).collect::<Vec<_>>()
+    );
+    let list = api
+        .get(&format!("/iam/clients/{account}/webhooks"))
+        .await
+        .json;
+    assert_eq!(list.as_array().unwrap().len(), 20);
+    // An endpoint that answers 8 MB: delivered, and no more than 64 KB of it was read.
+    let endpoint = list[0]["id"].as_i64().unwrap();
+    api.post(
+        &format!("/iam/clients/{account}/webhooks/{endpoint}/test"),
+        json!({}),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = deliveries(&api, account, endpoint).await;
+        if log.first().is_some_and(|d| d["status"] == "delivered") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{log:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -194,8 +194,7 @@ pub async fn list(
 /// Add a webhook endpoint (ours; Administrators). The answer has its signing secret, once.
 #[utoipa::path(tag = "webhooks", params(("clientId" = i64, Path)), request_body = WebhookBody,
     responses((status = 201, body = ApiWebhookWithSecret), (status = 400), (status = 401, body = super::model::Message),
-              (status = 403, body = super::model::Message), (status = 404, body = super::model::Message),
-              (status = 409, body = super::model::Message)),
+              (status = 403, body = super::model::Message), (status = 404, body = super::model::Message)),
     security(("APIKey" = []), ("Bearer" = [])))]
 #[post("/iam/clients/{clientId}/webhooks")]
 pub async fn create(

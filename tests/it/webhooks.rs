@@ -258,6 +258,24 @@ async fn deliveries(api: &Api, account: i64, endpoint: i64) -> Vec<Value> {
     r.json.as_array().unwrap().clone()
 }
 
+/// Waits (up to 15 s) until the endpoint's newest delivery satisfies `done`; that delivery.
+async fn newest_delivery(
+    api: &Api,
+    account: i64,
+    endpoint: i64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = deliveries(api, account, endpoint).await;
+        if let Some(d) = log.first().filter(|d| done(d)) {
+            return d.clone();
+        }
+        assert!(Instant::now() < deadline, "waited 15 s: {log:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_event_type_arrives_once_signed_and_a_portal_delete_at_once() {
     let Acme { app, admin } = Acme::start().await;
@@ -686,18 +704,10 @@ async fn an_instance_that_does_not_list_the_host_refuses_at_the_attempt_and_redi
         json!({}),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let refused = loop {
-        let log = deliveries(&api, account, endpoint).await;
-        if log
-            .first()
-            .is_some_and(|d| d["attempts"].as_i64() >= Some(1))
-        {
-            break log[0].clone();
-        }
-        assert!(Instant::now() < deadline, "no attempt: {log:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let refused = newest_delivery(&api, account, endpoint, |d| {
+        d["attempts"].as_i64() >= Some(1)
+    })
+    .await;
     assert!(
         refused["error"].as_str().unwrap().contains("refused"),
         "{refused}"
@@ -722,18 +732,10 @@ async fn an_instance_that_does_not_list_the_host_refuses_at_the_attempt_and_redi
     )
     .await;
     receiver.wait_for("the attempt", |g| !g.is_empty()).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let attempt = loop {
-        let log = deliveries(&api, account, endpoint).await;
-        if log
-            .first()
-            .is_some_and(|d| d["attempts"].as_i64() >= Some(1))
-        {
-            break log[0].clone();
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let attempt = newest_delivery(&api, account, endpoint, |d| {
+        d["attempts"].as_i64() >= Some(1)
+    })
+    .await;
     assert_eq!(attempt["response_code"], 302);
     assert_eq!(attempt["status"], "pending", "retried later, not followed");
     assert!(
@@ -1157,13 +1159,5 @@ async fn a_parallel_burst_keeps_the_cap_and_a_huge_answer_is_not_read() {
         json!({}),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let log = deliveries(&api, account, endpoint).await;
-        if log.first().is_some_and(|d| d["status"] == "delivered") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{log:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    newest_delivery(&api, account, endpoint, |d| d["status"] == "delivered").await;
 }

@@ -167,21 +167,20 @@ impl Endpoint {
     /// Something was queued for these endpoints at `now` (in the queueing transaction): they
     /// are due now, unless due sooner already; and the queueing is counted.
     pub fn queued(conn: &mut DbConn, ids: &[i64], now: PrimitiveDateTime) -> QueryResult<()> {
+        use diesel::dsl::case_when;
+        use diesel::sql_types::{Nullable, Timestamp};
+        let due = webhook_endpoints::due_at;
         diesel::update(webhook_endpoints::table.filter(webhook_endpoints::id.eq_any(ids)))
-            .set(webhook_endpoints::queued_seq.eq(webhook_endpoints::queued_seq + 1))
-            .execute(conn)?;
-        diesel::update(
-            webhook_endpoints::table
-                .filter(webhook_endpoints::id.eq_any(ids))
-                .filter(
-                    webhook_endpoints::due_at
-                        .is_null()
-                        .or(webhook_endpoints::due_at.gt(now)),
-                ),
-        )
-        .set(webhook_endpoints::due_at.eq(now))
-        .execute(conn)
-        .map(|_| ())
+            .set((
+                webhook_endpoints::queued_seq.eq(webhook_endpoints::queued_seq + 1),
+                due.eq(case_when(
+                    due.is_null().or(due.gt(now)),
+                    now.into_sql::<Nullable<Timestamp>>(),
+                )
+                .otherwise(due)),
+            ))
+            .execute(conn)
+            .map(|_| ())
     }
 
     /// After a worker's pass over the endpoint: due when its oldest pending message is (or

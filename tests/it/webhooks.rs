@@ -258,6 +258,24 @@ async fn deliveries(api: &Api, account: i64, endpoint: i64) -> Vec<Value> {
     r.json.as_array().unwrap().clone()
 }
 
+/// Waits (up to 15 s) until a delivery of the endpoint satisfies `found`; that delivery.
+async fn wait_delivery(
+    api: &Api,
+    account: i64,
+    endpoint: i64,
+    found: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = deliveries(api, account, endpoint).await;
+        if let Some(d) = log.iter().find(|d| found(d)) {
+            return d.clone();
+        }
+        assert!(Instant::now() < deadline, "waited 15 s: {log:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits (up to 15 s) until the endpoint's newest delivery satisfies `done`; that delivery.
 async fn newest_delivery(
     api: &Api,
@@ -444,13 +462,20 @@ async fn every_event_type_arrives_once_signed_and_a_portal_delete_at_once() {
         assert!(!g.body.contains("secret_hash"), "{}", g.body);
     }
     // The delivery log has them, delivered, with the receiver's answer.
-    let log = deliveries(&api, account, endpoint).await;
-    assert!(log.len() >= expected.len());
-    assert!(
-        log.iter()
-            .all(|d| d["status"] == "delivered" && d["response_code"] == 200),
-        "{log:?}"
-    );
+    // (The last one's record may land a moment after the receiver has it.)
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = deliveries(&api, account, endpoint).await;
+        assert!(log.len() >= expected.len());
+        if log
+            .iter()
+            .all(|d| d["status"] == "delivered" && d["response_code"] == 200)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{log:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -480,15 +505,19 @@ async fn a_receiver_down_for_a_while_gets_the_same_message_again_in_order() {
         .wait_for("the first attempt", |g| !g.is_empty())
         .await;
     // The second waits behind the first: nothing else is tried while the first backs off.
-    let log = deliveries(&api, account, endpoint).await;
-    let head = log
-        .iter()
-        .find(|d| d["webhook_id"] == first.as_str())
-        .unwrap();
+    let head = wait_delivery(&api, account, endpoint, |d| {
+        d["webhook_id"] == first.as_str() && d["attempts"] == 1
+    })
+    .await;
     assert_eq!(head["status"], "pending");
     assert_eq!(head["response_code"], 503);
     assert!(head["next_attempt_at"].is_string());
-    for _ in 0..2 {
+    for attempts in 1..=2 {
+        // Its failure recorded (and its retry set) before the clock moves.
+        wait_delivery(&api, account, endpoint, |d| {
+            d["webhook_id"] == first.as_str() && d["attempts"] == attempts
+        })
+        .await;
         let seen = receiver.got().len();
         app.clock().advance(time::Duration::minutes(2));
         receiver.wait_for("a retry", |g| g.len() > seen).await;
@@ -805,19 +834,24 @@ async fn an_endpoint_failing_for_three_days_is_turned_off() {
     receiver
         .wait_for("the first attempt", |g| g.len() == 1)
         .await;
+    newest_delivery(&api, account, endpoint, |d| d["attempts"] == 1).await;
     assert!(api.get(&one).await.json["failing_since"].is_string());
     // A day of retries, then the message is failed for good.
     for _ in 0..14 {
-        app.clock().advance(time::Duration::hours(2));
+        // Each failure recorded (and its retry set) before the clock moves.
         let seen = receiver.got().len();
+        newest_delivery(&api, account, endpoint, |d| {
+            d["attempts"].as_u64() == Some(seen as u64)
+        })
+        .await;
+        app.clock().advance(time::Duration::hours(2));
         let _ = tokio::time::timeout(
             Duration::from_secs(3),
             receiver.wait_for("a retry", |g| g.len() > seen),
         )
         .await;
     }
-    let log = deliveries(&api, account, endpoint).await;
-    assert_eq!(log[0]["status"], "failed", "{log:?}");
+    newest_delivery(&api, account, endpoint, |d| d["status"] == "failed").await;
     assert_eq!(
         api.get(&one).await.json["enabled"],
         true,
@@ -1160,4 +1194,33 @@ async fn a_parallel_burst_keeps_the_cap_and_a_huge_answer_is_not_read() {
     )
     .await;
     newest_delivery(&api, account, endpoint, |d| d["status"] == "delivered").await;
+}
+
+#[tokio::test]
+async fn the_worker_and_the_sweep_read_by_index_whatever_the_backlog() {
+    let app = TestApp::spawn().await;
+    // The worker's scan: due endpoints only (never the messages).
+    let due = app
+        .plan(
+            "SELECT 1",
+            "id, queued_seq FROM webhook_endpoints WHERE due_at <= '2026-12-03 00:00:00' AND enabled = TRUE ORDER BY due_at LIMIT 16".into(),
+        )
+        .await;
+    assert!(due.contains("webhook_endpoints_due"), "{due}");
+    // An endpoint's head: its pending messages only.
+    let head = app
+        .plan(
+            "SELECT 1",
+            "id FROM webhook_messages WHERE endpoint_id = 7 AND state = 'pending' ORDER BY id LIMIT 25".into(),
+        )
+        .await;
+    assert!(head.contains("webhook_messages_pending"), "{head}");
+    // The sweep's expiring and expired tokens: by the live-expiry index, never by account.
+    let sweep = app
+        .plan(
+            "SELECT 1",
+            "id FROM tokens WHERE deleted_at IS NULL AND expires_at > '2026-12-01 00:00:00' AND expires_at <= '2026-12-10 00:00:00'".into(),
+        )
+        .await;
+    assert!(sweep.contains("tokens_expiring_live"), "{sweep}");
 }

@@ -33,6 +33,9 @@ use crate::services::runtime::Runtime;
 
 /// How long a worker holds what it claimed.
 const CLAIM_TTL: Duration = Duration::seconds(60);
+/// A run stops starting new attempts this long into its claim, so an attempt never outlives
+/// it (with the timeout, and time to record).
+const CLAIM_SAFE: std::time::Duration = std::time::Duration::from_secs(45);
 /// Endpoints served at once by one worker.
 const ENDPOINTS_AT_ONCE: i64 = 16;
 /// Messages of one endpoint claimed together (sent one after the other).
@@ -189,7 +192,15 @@ impl Deliverer {
     ) -> ServiceResult<Delivered> {
         let endpoint_id = endpoint.id;
         let mut done = Delivered::default();
+        // Sent one after the other, recorded together (one commit a run, not one a message):
+        // a worker that dies mid-run leaves its claim, and what it sent is sent again.
+        let mut attempts: Vec<(i64, Outcome, OffsetDateTime, Option<OffsetDateTime>)> = vec![];
+        let started = Instant::now();
         for message in run {
+            // Never past the claim: what is left goes back, for the next pass.
+            if started.elapsed() + TIMEOUT >= CLAIM_SAFE {
+                break;
+            }
             let outcome = self.attempt(endpoint, &message).await;
             let at = self.rt.clock.now();
             let ok = outcome.ok();
@@ -198,20 +209,31 @@ impl Deliverer {
             let retry_at = (!ok)
                 .then(|| at + retry_delay(message.attempts + 1, jitter()))
                 .filter(|next| *next < from_naive(message.created_at) + RETRY_FOR);
-            let claim_id = claim.to_owned();
-            let id = message.id;
-            let (account_id, shown) = (endpoint.account_id, shown_url(&endpoint.url));
-            let turned_off = self
-                .rt
-                .db
-                .run(move |conn| {
-                    conn.transaction(|conn| {
+            attempts.push((message.id, outcome, at, retry_at));
+            if ok {
+                done.sent += 1;
+            } else {
+                // The rest wait behind it, in order.
+                done.failed += 1;
+                break;
+            }
+        }
+        let claim_id = claim.to_owned();
+        let (account_id, shown) = (endpoint.account_id, shown_url(&endpoint.url));
+        let turned_off = self
+            .rt
+            .db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    let mut last = None;
+                    for (id, outcome, at, retry_at) in &attempts {
+                        let ok = outcome.ok();
                         Message::record_attempt(
                             conn,
-                            id,
+                            *id,
                             &claim_id,
                             &Attempt {
-                                at: to_naive(at),
+                                at: to_naive(*at),
                                 status: outcome.status,
                                 latency_ms: outcome.latency_ms,
                                 error: outcome.error.as_deref(),
@@ -219,53 +241,26 @@ impl Deliverer {
                             ok,
                             retry_at.map(to_naive),
                         )?;
-                        let mut turned_off = None;
-                        if ok {
+                        last = Some((ok, *at));
+                    }
+                    // What this claim still holds goes back.
+                    Message::unclaim(conn, &claim_id)?;
+                    match last {
+                        Some((true, _)) => {
                             Endpoint::succeeded(conn, endpoint_id)?;
-                        } else if let Some(since) = Endpoint::failed(conn, endpoint_id, to_naive(at))?
-                        {
-                            if at - from_naive(since) >= DISABLE_AFTER {
-                                let reason = format!(
-                                    "Turned off: every delivery failed for 3 days (since {}).",
-                                    from_naive(since).date()
-                                );
-                                if Endpoint::disable(conn, endpoint_id, &reason)? {
-                                    audit::record_system(
-                                        conn,
-                                        account_id,
-                                        at,
-                                        EventKind::WebhookDisabled,
-                                        &format!(
-                                            "Webhook endpoint {} ({}) turned off: every delivery failed for 3 days",
-                                            endpoint_id,
-                                            shown
-                                        ),
-                                        None,
-                                    )?;
-                                    turned_off = Some(from_naive(since));
-                                }
-                            }
+                            Ok(None)
                         }
-                        Ok(turned_off)
-                    })
+                        Some((false, at)) => {
+                            turn_off_if_failing(conn, endpoint_id, account_id, &shown, at)
+                        }
+                        None => Ok(None),
+                    }
                 })
-                .await?;
-            if let Some(since) = turned_off {
-                self.tell_turned_off(account_id, endpoint_id, shown_url(&endpoint.url), since, at)
-                    .await;
-            }
-            if ok {
-                done.sent += 1;
-            } else {
-                done.failed += 1;
-                // The rest wait behind it, in order: give them back.
-                let claim_id = claim.to_owned();
-                self.rt
-                    .db
-                    .run(move |conn| Ok(Message::unclaim(conn, &claim_id)?))
-                    .await?;
-                break;
-            }
+            })
+            .await?;
+        if let Some((since, at)) = turned_off {
+            self.tell_turned_off(account_id, endpoint_id, shown_url(&endpoint.url), since, at)
+                .await;
         }
         Ok(done)
     }
@@ -418,6 +413,41 @@ impl Deliverer {
             Err(e) => finish(None, Some(error_chain(&e))),
         }
     }
+}
+
+/// A failed attempt at `at`: the endpoint's failing streak starts (or goes on); 3 days of
+/// it turns the endpoint off, recorded. When it did: since when it failed, and `at`.
+fn turn_off_if_failing(
+    conn: &mut crate::db::DbConn,
+    endpoint_id: i64,
+    account_id: i64,
+    shown: &str,
+    at: OffsetDateTime,
+) -> ServiceResult<Option<(OffsetDateTime, OffsetDateTime)>> {
+    let Some(since) = Endpoint::failed(conn, endpoint_id, to_naive(at))?.map(from_naive) else {
+        return Ok(None);
+    };
+    if at - since < DISABLE_AFTER {
+        return Ok(None);
+    }
+    let reason = format!(
+        "Turned off: every delivery failed for 3 days (since {}).",
+        since.date()
+    );
+    if !Endpoint::disable(conn, endpoint_id, &reason)? {
+        return Ok(None);
+    }
+    audit::record_system(
+        conn,
+        account_id,
+        at,
+        EventKind::WebhookDisabled,
+        &format!(
+            "Webhook endpoint {endpoint_id} ({shown}) turned off: every delivery failed for 3 days"
+        ),
+        None,
+    )?;
+    Ok(Some((since, at)))
 }
 
 /// An error with its causes, one line (the resolver's refusal is a cause).

@@ -326,6 +326,17 @@ mod tests {
         assert!(check_url("ftp://hooks.example.com/", &none).is_err());
         assert!(check_url("", &none).is_err());
         assert!(check_url(&format!("https://a.example/{}", "x".repeat(3000)), &none).is_err());
+        // Addresses written the other ways a URL parser reads them: decimal, hex, short.
+        for sneaky in [
+            "https://2130706433/",
+            "https://0x7f.1/",
+            "https://127.1/",
+            "https://0/",
+            "https://[::ffff:7f00:1]/",
+            "https://[0:0:0:0:0:ffff:169.254.169.254]/",
+        ] {
+            assert!(check_url(sneaky, &none).is_err(), "{sneaky}");
+        }
         assert!(check_url("http://127.0.0.1:9/", &listed).is_ok());
         assert!(check_url("http://127.0.0.2:9/", &listed).is_err());
     }
@@ -356,6 +367,24 @@ mod tests {
         }
         for good in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
             assert!(!forbidden_address(good.parse().unwrap()), "{good}");
+        }
+    }
+
+    proptest::proptest! {
+        /// An IPv4 address hidden in IPv6 (mapped, or NAT64) is judged as itself.
+        #[test]
+        fn ipv4_in_ipv6_is_judged_as_itself(bits: u32) {
+            let v4 = Ipv4Addr::from(bits);
+            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+            let o = v4.octets();
+            let nat64 = IpAddr::V6(Ipv6Addr::new(
+                0x64, 0xff9b, 0, 0, 0, 0,
+                u16::from_be_bytes([o[0], o[1]]),
+                u16::from_be_bytes([o[2], o[3]]),
+            ));
+            let plain = forbidden_address(IpAddr::V4(v4));
+            proptest::prop_assert_eq!(forbidden_address(mapped), plain);
+            proptest::prop_assert_eq!(forbidden_address(nat64), plain);
         }
     }
 

@@ -57,3 +57,34 @@ pub fn webhook_disabled_message(
         render_webhook_disabled(mail, base_url)?,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mail_names_the_endpoint_by_host_the_account_and_links_its_page() {
+        let r = render_webhook_disabled(
+            &WebhookDisabledMail {
+                recipient: super::super::digest::tests_support::recipient(),
+                account: "Acme".into(),
+                url: "https://hooks.example.com/…".into(),
+                since: "2026-11-30 09:00 UTC".into(),
+                when: "2026-12-03 09:00 UTC".into(),
+                endpoint_id: 7,
+            },
+            "https://t.example",
+        )
+        .unwrap();
+        assert!(
+            r.subject.contains("Acme") && r.subject.contains("turned off"),
+            "{}",
+            r.subject
+        );
+        for part in [&r.text, &r.html] {
+            assert!(part.contains("https://hooks.example.com/…"), "{part}");
+            assert!(part.contains("2026-11-30 09:00 UTC"), "{part}");
+            assert!(part.contains("https://t.example/webhooks/7"), "{part}");
+        }
+    }
+}

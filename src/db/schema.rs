@@ -10,6 +10,7 @@ diesel::table! {
         max_lifetime_days -> Nullable<Integer>,
         expiry_required -> Bool,
         mfa_required -> Bool,
+        max_idle_days -> Nullable<Integer>,
     }
 }
 

@@ -12,6 +12,8 @@ pub enum EventKind {
     TokenAllowlistChanged,
     TokenDeleted,
     TokenRevoked,
+    /// Revoked by the sweep: unused for the account's `max_idle_days`.
+    TokenRevokedIdle,
     TokenLeaked,
     TokenNewAddress,
     TokenNoticeSent,
@@ -56,7 +58,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 38] = [
+    pub const ALL: [EventKind; 39] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -64,6 +66,7 @@ impl EventKind {
         EventKind::TokenAllowlistChanged,
         EventKind::TokenDeleted,
         EventKind::TokenRevoked,
+        EventKind::TokenRevokedIdle,
         EventKind::TokenLeaked,
         EventKind::TokenNewAddress,
         EventKind::TokenNoticeSent,
@@ -107,6 +110,7 @@ impl EventKind {
             EventKind::TokenAllowlistChanged => "token.allowlist_changed",
             EventKind::TokenDeleted => "token.deleted",
             EventKind::TokenRevoked => "token.revoked",
+            EventKind::TokenRevokedIdle => "token.revoked_idle",
             EventKind::TokenLeaked => "token.leaked",
             EventKind::TokenNewAddress => "token.new_address",
             EventKind::TokenNoticeSent => "token.notice_sent",

@@ -16,6 +16,9 @@ pub enum NoticeKind {
     /// The token's issuer was deprovisioned by the identity provider (SCIM) and the token
     /// deleted with them: the Administrators are told, at once, like a leak alert.
     Deprovisioned,
+    /// The token is unused and the account's idle rule revokes it in 7 days (`detail`: the
+    /// date). An alert of its own, under the expiry-e-mail preference.
+    Idle,
 }
 
 impl NoticeKind {
@@ -26,6 +29,7 @@ impl NoticeKind {
             NoticeKind::OneDay => "1d",
             NoticeKind::Leaked => "leak",
             NoticeKind::Deprovisioned => "deprov",
+            NoticeKind::Idle => "idle",
         }
     }
 
@@ -35,6 +39,7 @@ impl NoticeKind {
             "1d" => Some(NoticeKind::OneDay),
             "leak" => Some(NoticeKind::Leaked),
             "deprov" => Some(NoticeKind::Deprovisioned),
+            "idle" => Some(NoticeKind::Idle),
             _ => None,
         }
     }
@@ -44,7 +49,7 @@ impl NoticeKind {
         match self {
             NoticeKind::SevenDays => EXPIRING_SOON,
             NoticeKind::OneDay => Duration::days(1),
-            NoticeKind::Leaked | NoticeKind::Deprovisioned => Duration::ZERO,
+            NoticeKind::Leaked | NoticeKind::Deprovisioned | NoticeKind::Idle => Duration::ZERO,
         }
     }
 
@@ -53,7 +58,7 @@ impl NoticeKind {
         match self {
             NoticeKind::SevenDays => "in 7 days",
             NoticeKind::OneDay => "tomorrow",
-            NoticeKind::Leaked | NoticeKind::Deprovisioned => "now",
+            NoticeKind::Leaked | NoticeKind::Deprovisioned | NoticeKind::Idle => "now",
         }
     }
 }

@@ -4,6 +4,10 @@ use time::{Duration, OffsetDateTime};
 
 /// The longest `max_lifetime_days` may be (ten years).
 pub const MAX_LIFETIME_DAYS: i32 = 3650;
+/// The shortest `max_idle_days`: the notice goes 7 days before, so a week more than that.
+pub const MIN_IDLE_DAYS: i32 = 14;
+/// How long before its idle revocation a token's issuer and Administrators are told.
+pub const IDLE_NOTICE_LEAD: Duration = Duration::days(7);
 /// The longest grace a rotation may give the old secret.
 pub const MAX_GRACE: Duration = Duration::days(7);
 
@@ -15,6 +19,10 @@ pub struct TokenPolicy {
     pub max_lifetime_days: Option<i32>,
     /// Every new token must have an expiry date.
     pub expiry_required: bool,
+    /// Tokens nobody used for this many days (never-used ones: since creation) are revoked by
+    /// the sweep, their issuer and the Administrators told 7 days before. Applies to every
+    /// live token, existing ones too.
+    pub max_idle_days: Option<i32>,
 }
 
 impl TokenPolicy {
@@ -35,10 +43,31 @@ impl TokenPolicy {
         Ok(TokenPolicy {
             max_lifetime_days,
             expiry_required,
+            max_idle_days: None,
         })
     }
 
-    /// Whether a policy is in force at all.
+    /// The same policy retiring tokens idle for `days` (14 to 3650), or none.
+    pub fn with_idle_days(self, days: Option<i64>) -> Result<TokenPolicy, String> {
+        let max_idle_days = match days {
+            None => None,
+            Some(d) if (MIN_IDLE_DAYS as i64..=MAX_LIFETIME_DAYS as i64).contains(&d) => {
+                Some(d as i32)
+            }
+            Some(_) => {
+                return Err(format!(
+                    "Idle tokens are revoked after {MIN_IDLE_DAYS} to {MAX_LIFETIME_DAYS} days unused, or never."
+                ))
+            }
+        };
+        Ok(TokenPolicy {
+            max_idle_days,
+            ..self
+        })
+    }
+
+    /// Whether a policy for new tokens is in force (the idle rule is apart: it touches
+    /// existing tokens, not creation).
     pub fn is_set(&self) -> bool {
         self.max_lifetime_days.is_some() || self.expiry_required
     }

@@ -79,7 +79,7 @@ impl WebhookType {
             EventKind::TokenCreated => WebhookType::TokenCreated,
             EventKind::TokenRotated => WebhookType::TokenRotated,
             EventKind::TokenDeleted => WebhookType::TokenDeleted,
-            EventKind::TokenRevoked => WebhookType::TokenRevoked,
+            EventKind::TokenRevoked | EventKind::TokenRevokedIdle => WebhookType::TokenRevoked,
             EventKind::TokenLeaked => WebhookType::TokenLeaked,
             EventKind::UserAdded => WebhookType::UserAdded,
             EventKind::UserRemoved => WebhookType::UserRemoved,

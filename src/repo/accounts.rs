@@ -20,6 +20,8 @@ pub struct Account {
     pub expiry_required: bool,
     /// Everyone who signs in with a password must have a second factor.
     pub mfa_required: bool,
+    /// The token policy: tokens unused this many days are revoked (`None`: never).
+    pub max_idle_days: Option<i32>,
 }
 
 impl Account {
@@ -44,13 +46,13 @@ impl Account {
     pub fn set_token_policy(
         conn: &mut DbConn,
         id: i64,
-        max_lifetime_days: Option<i32>,
-        expiry_required: bool,
+        policy: &crate::domain::policy::TokenPolicy,
     ) -> QueryResult<bool> {
         diesel::update(accounts::table.find(id))
             .set((
-                accounts::max_lifetime_days.eq(max_lifetime_days),
-                accounts::expiry_required.eq(expiry_required),
+                accounts::max_lifetime_days.eq(policy.max_lifetime_days),
+                accounts::expiry_required.eq(policy.expiry_required),
+                accounts::max_idle_days.eq(policy.max_idle_days),
             ))
             .execute(conn)
             .map(|n| n == 1)
@@ -60,7 +62,20 @@ impl Account {
         crate::domain::policy::TokenPolicy {
             max_lifetime_days: self.max_lifetime_days,
             expiry_required: self.expiry_required,
+            max_idle_days: self.max_idle_days,
         }
+    }
+
+    /// Accounts that retire idle tokens: (id, days).
+    pub fn with_idle_policy(conn: &mut DbConn) -> QueryResult<Vec<(i64, i32)>> {
+        let rows: Vec<(i64, Option<i32>)> = accounts::table
+            .filter(accounts::max_idle_days.is_not_null())
+            .select((accounts::id, accounts::max_idle_days))
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, d)| Some((id, d?)))
+            .collect())
     }
 
     pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<Account>> {

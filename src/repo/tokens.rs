@@ -366,6 +366,19 @@ impl Token {
             .load(conn)
     }
 
+    /// The account's active tokens (at most 50: the cap), for the idle rule.
+    pub fn active_of_account(
+        conn: &mut DbConn,
+        account_id: i64,
+        now: PrimitiveDateTime,
+    ) -> QueryResult<Vec<Token>> {
+        tokens::table
+            .filter(tokens::account_id.eq(account_id))
+            .filter(status_is(TokenStatus::Active, now))
+            .select(Token::as_select())
+            .load(conn)
+    }
+
     /// `by`: the person who deleted it; `None` when no person did (a leaked token revoked by
     /// `apitokens scan --revoke` or a leak report).
     pub fn mark_deleted(

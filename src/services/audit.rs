@@ -159,6 +159,8 @@ pub enum Retired<'a> {
     Deprovisioned,
     /// Found where it shouldn't be (the root's own event says where).
     Found(&'a str),
+    /// Unused for the account's idle limit (the root's own event says how long).
+    Idle,
 }
 
 impl Retired<'_> {
@@ -174,6 +176,7 @@ impl Retired<'_> {
                 "public_report"
             }
             Retired::Found(_) => "leak_report",
+            Retired::Idle => "idle",
         }
     }
 
@@ -187,6 +190,7 @@ impl Retired<'_> {
                 " (its issuer was deprovisioned by the identity provider)".into()
             }
             Retired::Found(place) => format!(" (found in {place})"),
+            Retired::Idle => " (unused for the account's idle limit)".into(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod digest;
 mod gcore;
 mod helpers;
+mod idle;
 mod layers;
 mod leaks;
 mod lifecycle;

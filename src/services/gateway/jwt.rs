@@ -250,6 +250,7 @@ mod tests {
             max_lifetime_days: None,
             expiry_required: false,
             mfa_required: false,
+            max_idle_days: None,
         }
     }
 

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use time::{Duration, OffsetDateTime};
 
 use super::messages::{
-    digest_message, leak_message, render_digest, DigestItem, DigestMail, LeakMail,
+    digest_message, idle_message, leak_message, render_digest, DigestItem, DigestMail, IdleMail,
+    LeakMail,
 };
 use super::plan::record;
 use crate::config::Settings;
@@ -212,6 +213,51 @@ pub fn deliver(
                 recipient.email.clone(),
             ),
         );
+        if notice.kind == NoticeKind::Idle {
+            // Its own e-mail (the digest's words are about expiry), under the expiry-e-mail
+            // preference; not sent for a token gone meanwhile or to a removed person.
+            let status = if token.deleted_at.is_some() || recipient.removed_at.is_some() {
+                Some(EmailStatus::Cancelled)
+            } else if !recipient.token_expiry_email {
+                Some(EmailStatus::Skipped)
+            } else {
+                None
+            };
+            if let Some(status) = status {
+                Notice::finish(conn, notice.id, &claim_id, status, naive_now)?;
+                match status {
+                    EmailStatus::Skipped => report.skipped += 1,
+                    _ => report.cancelled += 1,
+                }
+                continue;
+            }
+            let account = crate::repo::Account::find(conn, token.account_id)?;
+            let key = format!("{}-{}", notice.kind.code(), notice.id);
+            let facts = IdleMail {
+                recipient: Recipient {
+                    name: crate::domain::user::display_name(&recipient.name, &recipient.email)
+                        .to_owned(),
+                    email: recipient.email.clone(),
+                },
+                account: account.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+                token_id: token.id,
+                token_name: token.name.clone(),
+                since: token.last_used_at.map_or_else(
+                    || {
+                        format!(
+                            "since its creation on {}",
+                            from_naive(token.created_at).date()
+                        )
+                    },
+                    |at| format!("since {}", from_naive(at).date()),
+                ),
+                days: account.and_then(|a| a.max_idle_days).unwrap_or_default(),
+                revoke_on: notice.detail.clone().unwrap_or_default(),
+            };
+            let message = idle_message(&mail.from, &facts, &mail.base_url, &key);
+            outgoing.push((vec![notice.id], key, notice.attempts, message));
+            continue;
+        }
         if matches!(notice.kind, NoticeKind::Leaked | NoticeKind::Deprovisioned) {
             // A leak alert goes out on its own, whether or not its token is deleted by now (it
             // is about that token; its words follow which), and whatever the expiry-e-mail
@@ -306,6 +352,7 @@ pub fn deliver(
                         let what = match kind {
                             NoticeKind::Leaked => "Security alert (leak)".to_owned(),
                             NoticeKind::Deprovisioned => "Deprovisioning alert".to_owned(),
+                            NoticeKind::Idle => "Idle notice (revoked in 7 days)".to_owned(),
                             k => format!("Expiry notice (expires {})", k.when()),
                         };
                         mailed.push((

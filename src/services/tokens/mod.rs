@@ -4,6 +4,7 @@
 
 pub mod create;
 pub mod edit;
+pub mod idle;
 pub mod leaks;
 pub mod page;
 pub mod policy;
@@ -82,16 +83,20 @@ impl Tokens {
     }
 
     /// The sweep's housekeeping for tokens: forget old secrets whose grace ended (recording
-    /// each once) and usage counts past their days.
+    /// each once), usage counts past their days, and idle tokens told, then revoked (this
+    /// instance's cache forgets them at once, the others' within its second).
     pub async fn housekeeping(&self, now: time::OffsetDateTime) -> ServiceResult<()> {
-        self.rt
+        let idle = self
+            .rt
             .db
             .run(move |conn| {
                 end_graces(conn, now, 1000)?;
                 usage::prune(conn, now)?;
-                Ok(())
+                idle::retire_idle(conn, now)
             })
-            .await
+            .await?;
+        self.gateway.forget_tokens(&idle.revoked);
+        Ok(())
     }
 
     /// The keys leak reports are checked with, if any are configured.

@@ -33,12 +33,7 @@ pub fn set_policy(
         }
         let before = policy(conn, actor.account_id.get())?;
         if before != wanted {
-            Account::set_token_policy(
-                conn,
-                actor.account_id.get(),
-                wanted.max_lifetime_days,
-                wanted.expiry_required,
-            )?;
+            Account::set_token_policy(conn, actor.account_id.get(), &wanted)?;
             let lifetime = wanted
                 .max_lifetime_days
                 .map_or("no maximum lifetime".to_owned(), |d| {
@@ -49,12 +44,17 @@ pub fn set_policy(
             } else {
                 "no expiry date required"
             };
+            let idle = wanted
+                .max_idle_days
+                .map_or("idle tokens kept".to_owned(), |d| {
+                    format!("tokens unused for {d} days revoked")
+                });
             audit::record(
                 conn,
                 actor,
                 now,
                 EventKind::AccountTokenPolicy,
-                &format!("Set the token policy: {lifetime}, {required}"),
+                &format!("Set the token policy: {lifetime}, {required}, {idle}"),
                 None,
             )?;
         }

@@ -105,6 +105,9 @@ pub struct ApiTokenPolicy {
     pub max_lifetime_days: Option<i32>,
     /// Whether every new token must have an expiry date.
     pub expiry_required: bool,
+    /// Tokens unused this many days (14–3650; never-used ones count from creation) are
+    /// revoked, their issuer and the Administrators told 7 days before; `null`: never.
+    pub max_idle_days: Option<i32>,
 }
 
 impl From<TokenPolicy> for ApiTokenPolicy {
@@ -112,6 +115,7 @@ impl From<TokenPolicy> for ApiTokenPolicy {
         ApiTokenPolicy {
             max_lifetime_days: p.max_lifetime_days,
             expiry_required: p.expiry_required,
+            max_idle_days: p.max_idle_days,
         }
     }
 }
@@ -124,6 +128,10 @@ pub struct PolicyBody {
     #[serde(default)]
     #[schema(value_type = bool)]
     expiry_required: Field<bool>,
+    /// Absent or null: idle tokens are kept.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 14, maximum = 3650)]
+    max_idle_days: Field<i64>,
 }
 
 /// The account's token policy (ours; any user of the account may read it).
@@ -184,9 +192,27 @@ pub async fn put_policy(
             None
         }
     };
+    let idle = match body.max_idle_days {
+        Field::Null | Field::Absent => Some(None),
+        Field::Value(d) => Some(Some(d)),
+        Field::WrongType(_) => {
+            errors.set(
+                "max_idle_days",
+                "A whole number of days, 14 to 3650, or null.",
+            );
+            None
+        }
+    };
     let policy = match (days, required) {
         (Some(d), Some(r)) => TokenPolicy::new(d, r)
             .map_err(|m| errors.set("max_lifetime_days", m))
+            .ok(),
+        _ => None,
+    };
+    let policy = match (policy, idle) {
+        (Some(p), Some(i)) => p
+            .with_idle_days(i)
+            .map_err(|m| errors.set("max_idle_days", m))
             .ok(),
         _ => None,
     };

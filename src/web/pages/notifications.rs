@@ -44,6 +44,11 @@ pub async fn list(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRespon
                     n.token_name,
                     n.detail.as_deref().unwrap_or("an unnamed place")
                 ),
+                NoticeKind::Idle => format!(
+                    "API token \"{}\" hasn't been used for a long time: the account's policy revokes it on {} unless it is used before.",
+                    n.token_name,
+                    n.detail.as_deref().unwrap_or("a date soon")
+                ),
                 NoticeKind::Deprovisioned => format!(
                     "API token \"{}\" was deleted: {}.",
                     n.token_name,

@@ -4,6 +4,7 @@
 //! endpoint turned off.
 
 pub mod digest;
+pub mod idle;
 pub mod invitation;
 pub mod leak;
 pub mod password;
@@ -11,6 +12,7 @@ pub mod two_factor;
 pub mod webhook;
 
 pub use digest::{digest_message, render_digest, DigestItem, DigestMail};
+pub use idle::{idle_message, IdleMail};
 pub use invitation::{invitation_message, render_invitation, InvitationMail};
 pub use leak::{leak_message, render_leak, LeakMail};
 pub use password::{changed_message, reset_message, ChangedMail, ResetMail};

@@ -25,14 +25,16 @@ struct PolicyPage {
     layout: Layout,
     max_days: String,
     required: bool,
+    idle_days: String,
     summary: crate::web::views::ErrorSummary,
-    error: Option<String>,
+    /// The field at fault and why.
+    error: Option<(&'static str, String)>,
 }
 
 fn policy_page(
     me: &SignedIn,
     p: &TokenPolicy,
-    error: Option<String>,
+    error: Option<(&'static str, String)>,
     typed: Option<&PolicyForm>,
 ) -> PolicyPage {
     PolicyPage {
@@ -46,12 +48,14 @@ fn policy_page(
             |f| f.max_lifetime_days.chars().take(10).collect(),
         ),
         required: typed.map_or(p.expiry_required, |f| f.expiry_required.is_some()),
+        idle_days: typed.map_or_else(
+            || p.max_idle_days.map(|d| d.to_string()).unwrap_or_default(),
+            |f| f.max_idle_days.chars().take(10).collect(),
+        ),
         summary: match &error {
-            Some(m) => crate::web::views::ErrorSummary::one(
-                "error-summary-policy",
-                "max_lifetime_days",
-                m.clone(),
-            ),
+            Some((field, m)) => {
+                crate::web::views::ErrorSummary::one("error-summary-policy", field, m.clone())
+            }
             None => crate::web::views::ErrorSummary::new("error-summary-policy"),
         },
         error,
@@ -73,6 +77,8 @@ pub struct PolicyForm {
     #[serde(default)]
     max_lifetime_days: String,
     expiry_required: Option<String>,
+    #[serde(default)]
+    max_idle_days: String,
 }
 
 #[post("/profile/api-tokens/policy")]
@@ -97,12 +103,25 @@ pub async fn save_policy(
             "Enter a whole number of days, or leave it empty for no limit.".to_string()
         })
     }
-    .and_then(|d| TokenPolicy::new(d, form.expiry_required.is_some()));
+    .and_then(|d| TokenPolicy::new(d, form.expiry_required.is_some()))
+    .map_err(|m| ("max_lifetime_days", m));
+    let idle = form.max_idle_days.trim();
+    let parsed = parsed.and_then(|p| {
+        let idle = if idle.is_empty() {
+            Ok(None)
+        } else {
+            idle.parse::<i64>().map(Some).map_err(|_| {
+                "Enter a whole number of days, or leave it empty to keep idle tokens.".to_string()
+            })
+        };
+        idle.and_then(|d| p.with_idle_days(d))
+            .map_err(|m| ("max_idle_days", m))
+    });
     match parsed {
         Ok(p) => {
             state.tokens.set_token_policy(me.actor(), p).await?;
             me.session.set_flash(
-                "The token policy was saved. It applies to tokens created or rotated from now on.",
+                "The token policy was saved. Its limits apply to tokens created or rotated from now on; the idle rule to every token.",
             );
             Ok(see_other("/profile/api-tokens/policy"))
         }

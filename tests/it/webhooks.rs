@@ -876,8 +876,7 @@ async fn an_endpoint_failing_for_three_days_is_turned_off() {
     assert_eq!(app.events_of(account, "webhook.disabled").await.len(), 1);
     // The Administrators are told: by e-mail (an Engineer isn't), and by the badge on
     // "Webhooks" in the portal.
-    let eng = app.acme_member("eng", Role::Engineers).await;
-    let _ = eng;
+    app.acme_member("eng", Role::Engineers).await;
     let mails: Vec<String> = std::fs::read_dir(app.dir.path().join("outbox"))
         .map(|d| {
             d.map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
@@ -1026,8 +1025,7 @@ async fn the_webhooks_page_adds_an_endpoint_shows_its_secret_once_and_its_log() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // People who aren't Administrators don't see the page.
-    let eng = app.acme_member("eng", Role::Engineers).await;
-    let _ = eng;
+    app.acme_member("eng", Role::Engineers).await;
     let other = app.signed_in("eng@acme.test").await;
     assert_eq!(other.get("/webhooks").await.status, StatusCode::FORBIDDEN);
     assert_eq!(

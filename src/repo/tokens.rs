@@ -366,14 +366,14 @@ impl Token {
             .load(conn)
     }
 
-    /// The account's active tokens (at most 50: the cap), for the idle rule.
-    pub fn active_of_account(
+    /// The active tokens of these accounts (at most 50 each: the cap), for the idle rule.
+    pub fn active_of_accounts(
         conn: &mut DbConn,
-        account_id: i64,
+        ids: &[i64],
         now: PrimitiveDateTime,
     ) -> QueryResult<Vec<Token>> {
         tokens::table
-            .filter(tokens::account_id.eq(account_id))
+            .filter(tokens::account_id.eq_any(ids))
             .filter(status_is(TokenStatus::Active, now))
             .select(Token::as_select())
             .load(conn)

@@ -131,6 +131,31 @@ pub fn record_system(
     )
 }
 
+/// Records the end of a token no person caused (a leak report, the idle rule), with the
+/// reason its webhook names.
+pub fn record_ended(
+    conn: &mut DbConn,
+    account_id: i64,
+    at: OffsetDateTime,
+    kind: EventKind,
+    summary: &str,
+    token_id: i64,
+    reason: &str,
+) -> ServiceResult<()> {
+    write(
+        conn,
+        &[Entry {
+            account_id,
+            by: By::System,
+            at,
+            kind,
+            summary,
+            token_id: Some(token_id),
+            reason: Some(reason),
+        }],
+    )
+}
+
 /// "in the portal", "through the API with token "deploy"", ...: how an action came.
 pub fn via_words(conn: &mut DbConn, actor: &Actor) -> ServiceResult<String> {
     Ok(match actor.origin.via {

@@ -4,6 +4,8 @@
 //! e-mail, once per token and person). Only active tokens (not expired) are looked at, at most
 //! 50 an account.
 
+use std::collections::{BTreeMap, HashMap};
+
 use diesel::Connection;
 use time::{Duration, OffsetDateTime};
 
@@ -31,21 +33,31 @@ fn idle_until(token: &Token, days: i32) -> OffsetDateTime {
     from_naive(token.last_used_at.unwrap_or(token.created_at)) + Duration::days(days as i64)
 }
 
-/// One pass over the accounts with an idle rule.
+/// One pass over the accounts with an idle rule: their active tokens in a statement per
+/// thousand accounts, then the people of only those accounts with a token due.
 pub fn retire_idle(conn: &mut DbConn, now: OffsetDateTime) -> ServiceResult<IdlePass> {
     let mut pass = IdlePass::default();
-    for (account_id, days) in Account::with_idle_policy(conn)? {
-        let tokens = Token::active_of_account(conn, account_id, to_naive(now))?;
-        let due: Vec<&Token> = tokens
-            .iter()
-            .filter(|t| idle_until(t, days) - IDLE_NOTICE_LEAD <= now)
-            .collect();
-        if due.is_empty() {
-            continue;
+    let limits: HashMap<i64, i32> = Account::with_idle_policy(conn)?.into_iter().collect();
+    if limits.is_empty() {
+        return Ok(pass);
+    }
+    let accounts: Vec<i64> = limits.keys().copied().collect();
+    let mut due_of: BTreeMap<i64, Vec<Token>> = BTreeMap::new();
+    let mut active = vec![];
+    for chunk in accounts.chunks(1000) {
+        active.extend(Token::active_of_accounts(conn, chunk, to_naive(now))?);
+    }
+    for token in active {
+        let days = limits[&token.account_id];
+        if idle_until(&token, days) - IDLE_NOTICE_LEAD <= now {
+            due_of.entry(token.account_id).or_default().push(token);
         }
+    }
+    for (account_id, due) in due_of {
+        let days = limits[&account_id];
         let users = User::list_in_account(conn, account_id)?;
         let mut notices = vec![];
-        for token in due {
+        for token in &due {
             let until = idle_until(token, days);
             if until <= now {
                 pass.revoked
@@ -89,23 +101,26 @@ fn revoke_idle(
         }
         let ids = retire(conn, token.id, None, to_naive(now))?;
         let since = token.last_used_at.map_or_else(
-            || format!("never used since its creation on {}", from_naive(token.created_at).date()),
+            || {
+                format!(
+                    "never used since its creation on {}",
+                    from_naive(token.created_at).date()
+                )
+            },
             |at| format!("last used on {}", from_naive(at).date()),
         );
-        audit::write(
+        let summary = format!(
+            "Revoked token \"{}\": unused for {days} days ({since}), the account's idle limit",
+            token.name
+        );
+        audit::record_ended(
             conn,
-            &[audit::Entry {
-                account_id: token.account_id,
-                by: audit::By::System,
-                at: now,
-                kind: EventKind::TokenRevokedIdle,
-                summary: &format!(
-                    "Revoked token \"{}\": unused for {days} days ({since}), the account's idle limit",
-                    token.name
-                ),
-                token_id: Some(token.id),
-                reason: Some("idle"),
-            }],
+            token.account_id,
+            now,
+            EventKind::TokenRevokedIdle,
+            &summary,
+            token.id,
+            "idle",
         )?;
         audit::record_retired(conn, None, now, &token, &ids, audit::Retired::Idle, false)?;
         Ok(ids)

@@ -201,7 +201,7 @@ pub fn shown_url(raw: &str) -> String {
 }
 
 /// The URL's host when it is an address, not a name.
-pub fn literal_address(url: &url::Url) -> Option<IpAddr> {
+fn literal_address(url: &url::Url) -> Option<IpAddr> {
     match url.host()? {
         url::Host::Ipv4(a) => Some(IpAddr::V4(a)),
         url::Host::Ipv6(a) => Some(IpAddr::V6(a)),

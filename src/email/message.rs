@@ -40,6 +40,14 @@ impl<'a> Envelope<'a> {
             unsubscribe: None,
         }
     }
+
+    /// The same, with its Message-ID from `key` (a retry is the same message).
+    pub fn keyed(self, key: &'a str) -> Envelope<'a> {
+        Envelope {
+            key: Some(key),
+            ..self
+        }
+    }
 }
 
 /// The message: automatic (`Auto-Submitted`), with its Message-ID and, if any, one-click

@@ -220,17 +220,14 @@ pub fn revoke_found(
         } else {
             "leak_report"
         };
-        audit::write(
+        audit::record_ended(
             conn,
-            &[audit::Entry {
-                account_id: token.account_id,
-                by: audit::By::System,
-                at: now,
-                kind,
-                summary: &summary,
-                token_id: Some(token.id),
-                reason: Some(reason),
-            }],
+            token.account_id,
+            now,
+            kind,
+            &summary,
+            token.id,
+            reason,
         )?;
         // The issuer and the Administrators are told, in the portal and by e-mail (a leak
         // alert each, sent by the next delivery, whatever their expiry-e-mail preference).

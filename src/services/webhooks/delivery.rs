@@ -21,7 +21,7 @@ use time::{Duration, OffsetDateTime};
 use crate::domain::second_factor::SealKey;
 use crate::domain::token::{from_naive, to_naive};
 use crate::domain::webhook::{
-    forbidden_address, host_allowed, jitter, literal_address, retry_delay, secret_key, shown_url,
+    check_url, forbidden_address, host_allowed, jitter, retry_delay, secret_key, shown_url,
     signature, DISABLE_AFTER, RETRY_FOR,
 };
 use crate::domain::EventKind;
@@ -332,28 +332,12 @@ impl Deliverer {
             error,
             latency_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
         };
-        let url = match url::Url::parse(&endpoint.url) {
+        // The same rules as when it was added (the operator's list may have changed since);
+        // what a name resolves to is the resolver's to check, at connection.
+        let url = match check_url(&endpoint.url, &self.allow_hosts) {
             Ok(u) => u,
-            Err(_) => return finish(None, Some("the URL doesn't parse".into())),
+            Err(why) => return finish(None, Some(format!("refused: {why}"))),
         };
-        let host = url.host_str().unwrap_or_default().to_owned();
-        let listed = host_allowed(&host, &self.allow_hosts);
-        if url.scheme() != "https" && !listed {
-            return finish(
-                None,
-                Some("refused: plain http to a host not in APITOKENS_WEBHOOK_ALLOW_HOSTS".into()),
-            );
-        }
-        if let Some(ip) = literal_address(&url) {
-            if !listed && forbidden_address(ip) {
-                return finish(
-                    None,
-                    Some(format!(
-                        "refused: {ip} is a private, loopback, link-local or metadata address"
-                    )),
-                );
-            }
-        }
         let now = self.rt.clock.now();
         let mut keys = vec![];
         if let Some(key) = self.seal.open(&endpoint.secret_sealed) {

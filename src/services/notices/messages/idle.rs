@@ -58,10 +58,7 @@ pub fn idle_message(
     base_url: &str,
     key: &str,
 ) -> Result<Message, String> {
-    let envelope = Envelope {
-        key: Some(key),
-        ..Envelope::new(from, &mail.recipient, base_url)
-    };
+    let envelope = Envelope::new(from, &mail.recipient, base_url).keyed(key);
     compose(&envelope, render_idle(mail, base_url)?)
 }
 

@@ -278,3 +278,47 @@ diesel::table! {
 
 diesel::joinable!(webhook_messages -> webhook_endpoints (endpoint_id));
 diesel::allow_tables_to_appear_in_same_query!(webhook_endpoints, webhook_messages, tokens);
+
+diesel::table! {
+    service_accounts (user_id) {
+        user_id -> BigInt,
+        account_id -> BigInt,
+        description -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    trust_policies (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        issuer -> Text,
+        audience -> Text,
+        conditions -> Text,
+        service_account_id -> BigInt,
+        role -> Integer,
+        lifetime_seconds -> Integer,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    token_exchanges (issuer, jti) {
+        issuer -> Text,
+        jti -> Text,
+        account_id -> BigInt,
+        token_id -> BigInt,
+        policy_id -> Nullable<BigInt>,
+        expires_at -> Timestamp,
+        keep_until -> Timestamp,
+        ended -> Bool,
+    }
+}
+
+diesel::joinable!(service_accounts -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(service_accounts, users);
+diesel::allow_tables_to_appear_in_same_query!(service_accounts, tokens);
+diesel::allow_tables_to_appear_in_same_query!(trust_policies, users);
+diesel::allow_tables_to_appear_in_same_query!(token_exchanges, tokens);

@@ -55,10 +55,16 @@ pub enum EventKind {
     WebhookConfigured,
     /// A webhook endpoint turned off after 3 days of failed deliveries.
     WebhookDisabled,
+    ServiceAccountCreated,
+    ServiceAccountRemoved,
+    /// A workload identity federation trust policy added or removed.
+    TrustPolicyConfigured,
+    /// A CI job's JWT exchanged for a short-lived token (RFC 8693).
+    TokenExchanged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 39] = [
+    pub const ALL: [EventKind; 43] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -98,6 +104,10 @@ impl EventKind {
         EventKind::SsoBreakGlass,
         EventKind::WebhookConfigured,
         EventKind::WebhookDisabled,
+        EventKind::ServiceAccountCreated,
+        EventKind::ServiceAccountRemoved,
+        EventKind::TrustPolicyConfigured,
+        EventKind::TokenExchanged,
     ];
 
     /// The stored, stable name.
@@ -142,6 +152,10 @@ impl EventKind {
             EventKind::SsoBreakGlass => "sso.break_glass",
             EventKind::WebhookConfigured => "webhook.configured",
             EventKind::WebhookDisabled => "webhook.disabled",
+            EventKind::ServiceAccountCreated => "service_account.created",
+            EventKind::ServiceAccountRemoved => "service_account.removed",
+            EventKind::TrustPolicyConfigured => "trust_policy.configured",
+            EventKind::TokenExchanged => "token.exchanged",
         }
     }
 
@@ -167,9 +181,18 @@ mod tests {
         for kind in EventKind::ALL {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
             let (family, _) = kind.as_str().split_once('.').unwrap();
-            assert!(
-                ["token", "tokens", "user", "account", "scim", "sso", "webhook"].contains(&family)
-            );
+            assert!([
+                "token",
+                "tokens",
+                "user",
+                "account",
+                "scim",
+                "sso",
+                "webhook",
+                "service_account",
+                "trust_policy"
+            ]
+            .contains(&family));
         }
         names.sort();
         names.dedup();

@@ -89,6 +89,18 @@ id_type!(
     "passkey"
 );
 
+id_type!(
+    /// A service account's id (its `users.id`: a service account is an issuer like a person).
+    ServiceAccountId,
+    "service account"
+);
+
+id_type!(
+    /// A workload identity federation trust policy's id (`trust_policies.id`).
+    TrustPolicyId,
+    "trust policy"
+);
+
 /// Text that isn't an id of that kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidId(pub &'static str);

@@ -5,7 +5,7 @@ use time::{Date, OffsetDateTime};
 
 use super::token::end_of_day;
 
-const NAME_MAX: usize = 100;
+pub const NAME_MAX: usize = 100;
 const DESCRIPTION_MAX: usize = 500;
 
 /// A token's name: 1–100 characters after trimming, no control characters.
@@ -148,7 +148,10 @@ impl Email {
             && !email
                 .chars()
                 .any(|c| c.is_whitespace() || c == '<' || c == '>');
-        if valid {
+        if valid && email.ends_with(".invalid") {
+            // RFC 2606 reserves it; service accounts' stand-in addresses use it.
+            Err("An address under .invalid can't receive mail: enter a real one.".into())
+        } else if valid {
             Ok(Email(email))
         } else {
             Err("Enter an e-mail address like name@example.com.".into())

@@ -5,6 +5,7 @@ pub mod address;
 pub mod allowlist;
 pub mod clock;
 pub mod event;
+pub mod federation;
 pub mod ids;
 pub mod input;
 pub mod leak_response;
@@ -24,7 +25,10 @@ pub mod webhook;
 
 pub use clock::Clock;
 pub use event::EventKind;
-pub use ids::{AccountId, DeliveryId, NoticeId, PasskeyId, TokenId, UserId, WebhookId};
+pub use ids::{
+    AccountId, DeliveryId, NoticeId, PasskeyId, ServiceAccountId, TokenId, TrustPolicyId, UserId,
+    WebhookId,
+};
 
 /// `1 token`, `3 tokens`: a count with its noun in the right number.
 pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {

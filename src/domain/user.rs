@@ -12,6 +12,15 @@ pub fn display_name<'a>(name: &'a str, email: &'a str) -> &'a str {
     }
 }
 
+/// The domain of a service account's stand-in address (`users.email` is required and unique):
+/// RFC 2606's `.invalid`, which no mail reaches and `Email::parse` refuses for anyone else.
+pub const SERVICE_ACCOUNT_DOMAIN: &str = "@service-account.invalid";
+
+/// Whether a stored address is a service account's stand-in.
+pub fn is_service_account_address(email: &str) -> bool {
+    email.ends_with(SERVICE_ACCOUNT_DOMAIN)
+}
+
 /// How a user signs in to the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
 #[diesel(sql_type = diesel::sql_types::Text)]
@@ -21,6 +30,9 @@ pub enum AuthType {
     /// SAML single sign-on: no password here; their tokens outlive an IdP revocation until
     /// an Administrator deletes them, which the tokens page warns about.
     Sso,
+    /// A service account (issue 29): a machine's identity that holds tokens. No e-mail it can
+    /// receive, no password, no sign-in; never listed as a person.
+    Service,
 }
 
 impl AuthType {
@@ -29,6 +41,7 @@ impl AuthType {
         match self {
             AuthType::Password => "password",
             AuthType::Sso => "sso",
+            AuthType::Service => "service",
         }
     }
 
@@ -36,6 +49,7 @@ impl AuthType {
         match code {
             "password" => Some(AuthType::Password),
             "sso" => Some(AuthType::Sso),
+            "service" => Some(AuthType::Service),
             _ => None,
         }
     }
@@ -49,6 +63,7 @@ impl AuthType {
         match self {
             AuthType::Password => "E-mail and password",
             AuthType::Sso => "Single sign-on (SAML SSO)",
+            AuthType::Service => "Service account (no sign-in)",
         }
     }
 }

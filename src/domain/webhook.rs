@@ -76,7 +76,7 @@ impl WebhookType {
     /// several, doesn't: each token's own `token.deleted` does).
     pub fn of_event(kind: EventKind) -> Option<WebhookType> {
         Some(match kind {
-            EventKind::TokenCreated => WebhookType::TokenCreated,
+            EventKind::TokenCreated | EventKind::TokenExchanged => WebhookType::TokenCreated,
             EventKind::TokenRotated => WebhookType::TokenRotated,
             EventKind::TokenDeleted => WebhookType::TokenDeleted,
             EventKind::TokenRevoked | EventKind::TokenRevokedIdle => WebhookType::TokenRevoked,

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod events;
 pub mod login_failures;
+pub mod machines;
 pub mod setups;
 
 pub mod notices;

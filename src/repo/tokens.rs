@@ -39,7 +39,7 @@ pub struct Token {
     pub last_used_user_agent: Option<String>,
 }
 
-#[derive(Debug, Insertable)]
+#[derive(Debug, Clone, Copy, Insertable)]
 #[diesel(table_name = tokens)]
 pub struct NewToken<'a> {
     pub account_id: i64,

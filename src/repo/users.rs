@@ -93,6 +93,7 @@ impl User {
 
     pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<User>> {
         users::table
+            .filter(users::auth_type.ne(AuthType::Service))
             .filter(users::email.eq(email))
             .select(User::as_select())
             .first(conn)
@@ -102,6 +103,7 @@ impl User {
     /// Every user's id, account and e-mail, by id (for `apitokens doctor`).
     pub fn all_emails(conn: &mut DbConn) -> QueryResult<Vec<(i64, i64, String)>> {
         users::table
+            .filter(users::auth_type.ne(AuthType::Service))
             .order(users::id.asc())
             .select((users::id, users::account_id, users::email))
             .load(conn)
@@ -116,6 +118,7 @@ impl User {
     ) -> QueryResult<Option<User>> {
         diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
         users::table
+            .filter(users::auth_type.ne(AuthType::Service))
             .filter(users::account_id.eq(account_id))
             .filter(lower(users::user_name).eq(name.to_lowercase()))
             .select(users::all_columns)
@@ -133,6 +136,7 @@ impl User {
     /// The account's users that are not removed, by name.
     pub fn list_in_account(conn: &mut DbConn, account_id: i64) -> QueryResult<Vec<User>> {
         users::table
+            .filter(users::auth_type.ne(AuthType::Service))
             .filter(users::account_id.eq(account_id))
             .filter(users::removed_at.is_null())
             .order((users::name.asc(), users::id.asc()))
@@ -199,6 +203,7 @@ impl User {
         offset: i64,
     ) -> QueryResult<Vec<User>> {
         users::table
+            .filter(users::auth_type.ne(AuthType::Service))
             .filter(users::account_id.eq(account_id))
             .filter(users::removed_at.is_null())
             .order((users::name.asc(), users::id.asc()))
@@ -210,6 +215,7 @@ impl User {
 
     pub fn count_in_account(conn: &mut DbConn, account_id: i64) -> QueryResult<i64> {
         users::table
+            .filter(users::auth_type.ne(AuthType::Service))
             .filter(users::account_id.eq(account_id))
             .filter(users::removed_at.is_null())
             .count()
@@ -219,6 +225,7 @@ impl User {
     /// Administrators of the account that are not removed.
     pub fn count_admins(conn: &mut DbConn, account_id: i64) -> QueryResult<i64> {
         users::table
+            .filter(users::auth_type.ne(AuthType::Service))
             .filter(users::account_id.eq(account_id))
             .filter(users::removed_at.is_null())
             .filter(users::role.eq(Role::Administrators))

@@ -7,6 +7,7 @@
 //! - `notices`: what is due to whom, delivered as digests, in the portal and by e-mail;
 //! - `audit`: the account's trail, one `EventKind` per event;
 //! - `webhooks`: events out, an outbox `audit` writes into and a worker delivers;
+//! - `federation`: trust policies and the RFC 8693 exchange of a CI job's JWT for a token;
 //! - `vocabulary`: the words they share (a leaf); `runtime`: machinery that isn't a rule.
 //!
 //! Each rule is a synchronous function over a connection that owns its transaction (tests
@@ -16,6 +17,7 @@
 //! and runtime. Nothing here knows about HTTP.
 
 pub mod audit;
+pub mod federation;
 pub mod gateway;
 pub mod notices;
 pub mod people;
@@ -58,6 +60,7 @@ pub struct Services {
     pub notices: Notices,
     pub audit: Audit,
     pub webhooks: Webhooks,
+    pub federation: federation::Federation,
     rt: Runtime,
 }
 
@@ -87,6 +90,7 @@ impl Services {
             scim: Provisioning::new(rt.clone(), gateway.clone(), notices.clone()),
             audit: Audit::new(rt.clone()),
             webhooks: Webhooks::new(rt.clone(), settings, notices.mail().clone())?,
+            federation: federation::Federation::new(rt.clone(), gateway.clone(), settings),
             gateway,
             people,
             tokens,
@@ -126,6 +130,7 @@ impl Services {
     pub async fn sweep(&self, now: OffsetDateTime) -> ServiceResult<(usize, notices::Delivery)> {
         self.people.purge_attempts(now).await?;
         self.tokens.housekeeping(now).await?;
+        self.federation.sweep(now).await?;
         self.webhooks.sweep(now).await?;
         self.notices.sweep(now).await
     }

@@ -9,7 +9,9 @@ use std::future::{ready, Ready};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError};
 
-use crate::domain::{AccountId, DeliveryId, PasskeyId, TokenId, UserId, WebhookId};
+use crate::domain::{
+    AccountId, DeliveryId, PasskeyId, ServiceAccountId, TokenId, TrustPolicyId, UserId, WebhookId,
+};
 
 /// An id type and the route segment it comes from.
 pub trait PathId: std::str::FromStr + Copy + 'static {
@@ -34,6 +36,14 @@ impl PathId for WebhookId {
 
 impl PathId for DeliveryId {
     const SEGMENT: &'static str = "deliveryId";
+}
+
+impl PathId for ServiceAccountId {
+    const SEGMENT: &'static str = "serviceAccountId";
+}
+
+impl PathId for TrustPolicyId {
+    const SEGMENT: &'static str = "policyId";
 }
 
 impl PathId for AccountId {

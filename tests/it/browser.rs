@@ -772,6 +772,17 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
     // A token that expires within 7 days, for the badge and the banner.
     let now = app.clock().now();
     let actor = apitokens::services::Actor::of_user(&admin);
+    // A service account, so its page shows its table and the trust policy form.
+    let bot = apitokens::services::people::service_accounts::NewServiceAccount {
+        name: apitokens::domain::input::PersonName::parse("deploy bot").unwrap(),
+        description: "ships main".into(),
+        role: Role::Engineers,
+    };
+    let sa_actor = actor.clone();
+    app.db(move |c| {
+        apitokens::services::people::service_accounts::create(c, &sa_actor, &bot, now).unwrap()
+    })
+    .await;
     app.db(move |c| {
         let req = apitokens::services::tokens::NewTokenRequest {
             name: apitokens::domain::input::TokenName::parse(
@@ -925,6 +936,7 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
             ("security", "/profile/security"),
             ("scim-confirm", "/users?confirm=scim-token"),
             ("webhooks", "/webhooks"),
+            ("service-accounts", "/service-accounts"),
         ] {
             client.goto(&format!("{}{path}", app.base)).await.unwrap();
             check_page(client, &axe, &format!("{theme}-{page}"), &mut problems).await;

@@ -6,6 +6,7 @@ mod attack;
 mod browser;
 mod cli;
 mod digest;
+mod federation;
 mod gcore;
 mod helpers;
 mod idle;

@@ -186,7 +186,7 @@ pub fn visible_user(
 ) -> ServiceResult<(User, Account)> {
     let id = id.get();
     let user = User::find(conn, id)?.ok_or(ServiceError::NotFound)?;
-    if user.account_id != actor.account_id.get() {
+    if user.account_id != actor.account_id.get() || user.auth_type == AuthType::Service {
         return Err(ServiceError::NotFound);
     }
     if user.id != actor.user_id.get() && !actor.role.is_admin() {

@@ -11,6 +11,7 @@ pub mod passkeys;
 pub mod passwords;
 pub mod reauth;
 pub mod scim;
+pub mod service_accounts;
 pub mod sign_in;
 pub mod sso;
 pub mod sso_flow;

@@ -25,7 +25,24 @@ pub fn create(
     request: &NewTokenRequest,
     now: OffsetDateTime,
 ) -> ServiceResult<CreateOutcome> {
+    create_as(conn, actor, None, request, now)
+}
+
+/// Creates a token issued to service account `service_account` (an Administrator acting),
+/// or, with `None`, to `actor` (`create`). A service account's token has no parent: it
+/// belongs to the service account, so it outlives the person and the token that made it.
+pub fn create_as(
+    conn: &mut DbConn,
+    actor: &Actor,
+    service_account: Option<crate::domain::ServiceAccountId>,
+    request: &NewTokenRequest,
+    now: OffsetDateTime,
+) -> ServiceResult<CreateOutcome> {
     let naive_now = to_naive(now);
+    let issuer_id = service_account.map_or(actor.user_id.get(), |s| s.get());
+    if service_account.is_some() {
+        actor.require_admin()?;
+    }
     let description = request.description.clone().into_inner();
     let row = conn.transaction(|conn| {
         // Serialises creates per account, so the count below can't go stale before the insert.
@@ -35,8 +52,11 @@ pub fn create(
         // The role ceiling, in one place: the acting role (a token's own), capped by the
         // issuer's role as it is now, read under the lock a role change also takes, so a
         // demotion racing this create can't leave a token above its issuer.
-        let issuer = User::find(conn, actor.user_id.get())?
+        let issuer = User::find(conn, issuer_id)?
             .filter(|u| u.removed_at.is_none() && u.account_id == actor.account_id.get())
+            .filter(|u| {
+                service_account.is_none() || u.auth_type == crate::domain::AuthType::Service
+            })
             .ok_or(ServiceError::NotFound)?;
         if !actor.role.capped_by(issuer.role).may_issue(request.role) {
             return Err(ServiceError::invalid(
@@ -45,22 +65,19 @@ pub fn create(
             ));
         }
         if let Some(form_id) = request.form_id.as_deref() {
-            if let Some(existing) = Token::find_by_form(conn, actor.user_id.get(), form_id)? {
+            if let Some(existing) = Token::find_by_form(conn, issuer_id, form_id)? {
                 return Ok(Err(existing.id));
             }
         }
-        if Token::count_active(conn, actor.account_id.get(), naive_now)?
-            >= MAX_ACTIVE_TOKENS_PER_ACCOUNT
-        {
-            return Err(limit_reached());
-        }
+        ensure_room(conn, actor.account_id.get(), naive_now)?;
         let account = Account::find(conn, actor.account_id.get())?.ok_or(ServiceError::NotFound)?;
         account
             .token_policy()
             .check(request.expiry.instant(), now)
             .map_err(|m| ServiceError::invalid("expiry", m))?;
         // A token made with a token lives no longer than it: "never" only if it never expires.
-        let parent_expiry = match request.parent.map(crate::domain::TokenId::get) {
+        let parent = request.parent.filter(|_| service_account.is_none());
+        let parent_expiry = match parent.map(crate::domain::TokenId::get) {
             Some(parent_id) => Some(
                 Token::find(conn, parent_id)?
                     .filter(|p| p.account_id == actor.account_id.get() && p.deleted_at.is_none())
@@ -71,24 +88,26 @@ pub fn create(
         };
         let expires_at = cap_expiry(request.expiry.instant().map(to_naive), [parent_expiry]);
         let allowed = crate::domain::allowlist::to_stored(&request.allowed_ips);
-        let new = NewToken {
-            account_id: actor.account_id.get(),
-            issuer_id: actor.user_id.get(),
-            name: request.name.as_str(),
-            description: description.as_deref(),
-            role: request.role,
-            // Replaced below: the secret's checksum covers the id the insert assigns.
-            secret_hash: PENDING_HASH,
-            created_at: naive_now,
-            expires_at,
-            form_id: request.form_id.as_deref(),
-            parent_id: request.parent.map(crate::domain::TokenId::get),
-            allowed_ips: allowed.as_deref(),
-        };
-        let id = Token::insert(conn, &new)?.id;
-        let secret = token_format::generate_secret(id);
-        Token::set_secret_hash(conn, id, &secret.hash().0)?;
-        let via = audit::via_words(conn, actor)?;
+        let (id, secret) = insert(
+            conn,
+            &NewToken {
+                account_id: actor.account_id.get(),
+                issuer_id,
+                name: request.name.as_str(),
+                description: description.as_deref(),
+                role: request.role,
+                secret_hash: PENDING_HASH,
+                created_at: naive_now,
+                expires_at,
+                form_id: request.form_id.as_deref(),
+                parent_id: parent.map(crate::domain::TokenId::get),
+                allowed_ips: allowed.as_deref(),
+            },
+        )?;
+        let mut via = audit::via_words(conn, actor)?;
+        if service_account.is_some() {
+            via = format!(" for service account {}{via}", issuer.name);
+        }
         let mut expiry = expires_at.map_or("never expires".to_owned(), |at| {
             format!("expires {}", from_naive(at).date())
         });
@@ -118,6 +137,35 @@ pub fn create(
             token: load_view(conn, id, now)?,
         }),
     }
+}
+
+/// Refuses a new token when the account has its 50 active already (under the account's lock).
+pub(crate) fn ensure_room(
+    conn: &mut DbConn,
+    account_id: i64,
+    now: time::PrimitiveDateTime,
+) -> ServiceResult<()> {
+    if Token::count_active(conn, account_id, now)? >= MAX_ACTIVE_TOKENS_PER_ACCOUNT {
+        return Err(limit_reached());
+    }
+    Ok(())
+}
+
+/// Inserts a token row and gives it its secret (the secret's checksum covers the id the insert
+/// assigns, so the hash is set right after, in the caller's transaction). `new.secret_hash` is
+/// ignored.
+pub(crate) fn insert(
+    conn: &mut DbConn,
+    new: &NewToken,
+) -> ServiceResult<(i64, crate::domain::secret::Secret)> {
+    let new = NewToken {
+        secret_hash: PENDING_HASH,
+        ..*new
+    };
+    let id = Token::insert(conn, &new)?.id;
+    let secret = token_format::generate_secret(id);
+    Token::set_secret_hash(conn, id, &secret.hash().0)?;
+    Ok((id, secret))
 }
 
 /// What a new row holds for the one statement between its insert and its real hash (in one

@@ -36,7 +36,7 @@ use crate::services::vocabulary::{Actor, Person};
 
 use crate::domain::sha256_hex;
 use crate::domain::token::PresentedToken;
-pub use create::{create, limit_reached};
+pub use create::{create, create_as, limit_reached};
 pub use edit::{rename, set_allowed_ips};
 use leaks::where_found;
 use leaks::Labelled;
@@ -333,6 +333,25 @@ impl Tokens {
             .await?;
         if let CreateOutcome::Created { token, .. } = &outcome {
             tracing::info!(token_id = %token.id, "token created");
+        }
+        Ok(outcome)
+    }
+
+    /// Creates a token issued to a service account of the actor's account (Administrators).
+    pub async fn create_service_account_token(
+        &self,
+        actor: Actor,
+        service_account: crate::domain::ServiceAccountId,
+        request: NewTokenRequest,
+    ) -> ServiceResult<CreateOutcome> {
+        let now = self.rt.clock.now();
+        let outcome = self
+            .rt
+            .db
+            .run(move |conn| create_as(conn, &actor, Some(service_account), &request, now))
+            .await?;
+        if let CreateOutcome::Created { token, .. } = &outcome {
+            tracing::info!(token_id = %token.id, service_account = %service_account, "service account token created");
         }
         Ok(outcome)
     }

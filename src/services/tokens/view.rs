@@ -78,9 +78,17 @@ impl TokenView {
             description: t.description,
             role: t.role,
             issuer_id: UserId::new(t.issuer_id),
-            issuer_name: crate::domain::user::display_name(&row.issuer_name, &row.issuer_email)
-                .to_owned(),
-            issuer_email: row.issuer_email,
+            issuer_name: if crate::domain::user::is_service_account_address(&row.issuer_email) {
+                format!("service account {}", row.issuer_name)
+            } else {
+                crate::domain::user::display_name(&row.issuer_name, &row.issuer_email).to_owned()
+            },
+            // A service account's stand-in address is nobody's to show.
+            issuer_email: if crate::domain::user::is_service_account_address(&row.issuer_email) {
+                String::new()
+            } else {
+                row.issuer_email
+            },
             created_at: from_naive(t.created_at),
             expires_at: t.expires_at.map(from_naive),
             last_used_at: t.last_used_at.map(from_naive),

@@ -3,12 +3,14 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod federation;
 pub mod leaks;
 pub mod lifecycle;
 pub mod model;
 pub mod revoke;
 pub mod security;
 pub mod self_token;
+pub mod service_accounts;
 pub mod sso;
 pub mod tokens;
 pub mod users;
@@ -27,7 +29,7 @@ use error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody, sso::ApiSso, sso::SsoBody, revoke::RevokeBody, revoke::RevokeAccepted, webhooks::ApiWebhook, webhooks::ApiWebhookWithSecret, webhooks::ApiDelivery, webhooks::WebhookBody, webhooks::ApiQueued)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody, sso::ApiSso, sso::SsoBody, revoke::RevokeBody, revoke::RevokeAccepted, webhooks::ApiWebhook, webhooks::ApiWebhookWithSecret, webhooks::ApiDelivery, webhooks::WebhookBody, webhooks::ApiQueued, service_accounts::ApiServiceAccount, service_accounts::ServiceAccountBody, service_accounts::RoleBody, federation::ApiTrustPolicy, federation::TrustPolicyBody, federation::ApiExchanged, federation::ApiOAuthError)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -154,7 +156,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(webhooks::rotate_secret)
         .service(webhooks::test)
         .service(webhooks::deliveries)
-        .service(webhooks::redeliver);
+        .service(webhooks::redeliver)
+        .service(service_accounts::list_service_accounts)
+        .service(service_accounts::create_service_account)
+        .service(service_accounts::get_service_account)
+        .service(service_accounts::remove_service_account)
+        .service(service_accounts::create_service_account_token)
+        .service(federation::list_policies)
+        .service(federation::create_policy)
+        .service(federation::get_policy)
+        .service(federation::delete_policy)
+        .service(federation::token_exchange);
     for prefix in ["/iam/clients", "/iam/v2/clients"] {
         cfg.service(
             scope(prefix)

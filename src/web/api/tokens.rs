@@ -124,7 +124,7 @@ pub struct ClientUserBody {
 }
 
 /// Where the token service's field errors go in this endpoint's 400 body.
-const CREATE_FIELDS: FieldPaths = &[
+pub const CREATE_FIELDS: FieldPaths = &[
     ("role", &["client_user", "role"]),
     ("expiry", &["exp_date"]),
 ];

@@ -219,16 +219,18 @@ impl TryFrom<UpdateUserBody> for UserUpdate {
         }
         match body.auth_types {
             Field::Absent => {}
-            Field::Value(types) if types.len() == 1 => match AuthType::parse(&types[0]) {
-                Some(t) => change.auth_type = Some(t),
-                None => errors.set(
-                    "auth_types",
-                    format!(
-                        "\"{}\" sign-in is not offered here: use [\"password\"] or [\"sso\"].",
-                        types[0]
+            Field::Value(types) if types.len() == 1 => {
+                match AuthType::parse(&types[0]).filter(|t| *t != AuthType::Service) {
+                    Some(t) => change.auth_type = Some(t),
+                    None => errors.set(
+                        "auth_types",
+                        format!(
+                            "\"{}\" sign-in is not offered here: use [\"password\"] or [\"sso\"].",
+                            types[0]
+                        ),
                     ),
-                ),
-            },
+                }
+            }
             _ => errors.set(
                 "auth_types",
                 "Give exactly one sign-in method: [\"password\"] or [\"sso\"].",

@@ -4,6 +4,7 @@ pub mod activity;
 pub mod forgot;
 pub mod health;
 pub mod login;
+pub mod machines;
 pub mod notifications;
 pub mod passkeys;
 pub mod profile;
@@ -43,6 +44,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(sso::settings)
         .service(sso::save)
         .service(sso::turn_off)
+        .service(machines::list)
+        .service(machines::add)
+        .service(machines::remove)
+        .service(machines::add_policy)
+        .service(machines::remove_policy)
         .service(webhooks::list)
         .service(webhooks::add)
         .service(webhooks::show)

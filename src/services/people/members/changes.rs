@@ -32,7 +32,13 @@ pub(crate) fn lock_live_member(
 /// A user of the actor's account (removed ones too); another account's is "not found".
 pub(crate) fn member(conn: &mut DbConn, actor: &Actor, user_id: i64) -> ServiceResult<User> {
     match User::find(conn, user_id)? {
-        Some(user) if user.account_id == actor.account_id.get() => Ok(user),
+        // A service account isn't a person: its own page and routes manage it.
+        Some(user)
+            if user.account_id == actor.account_id.get()
+                && user.auth_type != crate::domain::AuthType::Service =>
+        {
+            Ok(user)
+        }
         _ => Err(ServiceError::NotFound),
     }
 }

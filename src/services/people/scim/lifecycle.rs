@@ -50,7 +50,7 @@ pub(crate) fn deprovision(
     now: OffsetDateTime,
 ) -> ScimResult<Changed> {
     let user = User::find(conn, id)?
-        .filter(|u| u.account_id == account_id)
+        .filter(|u| u.account_id == account_id && u.auth_type != crate::domain::AuthType::Service)
         .ok_or_else(|| not_found(id))?;
     if user.removed_at.is_none()
         && user.role.is_admin()

@@ -16,6 +16,7 @@ diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql
 pub(crate) fn visible(account_id: i64) -> users::BoxedQuery<'static, crate::db::MultiBackend> {
     users::table
         .filter(users::account_id.eq(account_id))
+        .filter(users::auth_type.ne(crate::domain::AuthType::Service))
         .filter(users::removed_at.is_null().or(users::deactivated.eq(true)))
         .into_boxed()
 }

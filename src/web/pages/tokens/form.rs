@@ -29,6 +29,8 @@ pub struct NewTokenPage {
     policy_text: Option<String>,
     errors: FormErrors,
     at_limit: bool,
+    /// "Issued to" choices (Administrators with service accounts): the person, or one of them.
+    issued_to: Vec<Choice>,
 }
 
 #[derive(Default)]
@@ -163,6 +165,9 @@ pub struct CreateForm {
     expiration: String,
     #[serde(default)]
     exp_date: String,
+    /// Empty: the person; else a service account's id (Administrators).
+    #[serde(default)]
+    pub issued_to: String,
 }
 
 pub fn form_page(
@@ -172,6 +177,7 @@ pub fn form_page(
     errors: FormErrors,
     at_limit: bool,
     policy: &TokenPolicy,
+    service_accounts: &[crate::services::people::service_accounts::ServiceAccountView],
 ) -> NewTokenPage {
     let (expiries, custom_date) = expiry_choices(policy, form.expiration.trim(), today);
     let max_date = match policy.latest_expiry(today) {
@@ -203,6 +209,23 @@ pub fn form_page(
         policy_text: policy.is_set().then(|| super::policy::policy_words(policy)),
         errors,
         at_limit,
+        issued_to: if service_accounts.is_empty() {
+            vec![]
+        } else {
+            std::iter::once(choice(
+                "",
+                format!("Me ({})", me.user.user.display_name()),
+                form.issued_to.is_empty(),
+            ))
+            .chain(service_accounts.iter().map(|sa| {
+                choice(
+                    sa.id,
+                    format!("Service account {} (at most {})", sa.name, sa.role),
+                    form.issued_to == sa.id.to_string(),
+                )
+            }))
+            .collect()
+        },
     }
 }
 

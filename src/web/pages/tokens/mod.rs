@@ -170,6 +170,7 @@ pub async fn new_form(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRe
         FormErrors::default()
     };
     let policy = state.tokens.token_policy(me.actor()).await?;
+    let machines = service_accounts(&state, &me).await?;
     let page = form_page(
         &me,
         state.clock().now(),
@@ -177,8 +178,20 @@ pub async fn new_form(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRe
         errors,
         at_limit,
         &policy,
+        &machines,
     );
     render(StatusCode::OK, &page)
+}
+
+/// The service accounts an Administrator may issue to (nobody else sees the choice).
+async fn service_accounts(
+    state: &AppState,
+    me: &SignedIn,
+) -> Result<Vec<crate::services::people::service_accounts::ServiceAccountView>, WebError> {
+    if !me.user.role.is_admin() {
+        return Ok(vec![]);
+    }
+    Ok(state.people.service_accounts(me.actor()).await?)
 }
 
 fn limit_message() -> String {
@@ -200,7 +213,8 @@ pub async fn create(
         Err(errors) => {
             let policy = state.tokens.token_policy(me.actor()).await?;
             let errors = FormErrors::from_fields(errors);
-            let page = form_page(&me, now, &form, errors, false, &policy);
+            let machines = service_accounts(&state, &me).await?;
+            let page = form_page(&me, now, &form, errors, false, &policy, &machines);
             return render(StatusCode::BAD_REQUEST, &page);
         }
     };
@@ -216,7 +230,22 @@ pub async fn create(
             return Ok(ask);
         }
     }
-    match state.tokens.create_token(me.actor(), request).await {
+    let created = match form.issued_to.trim() {
+        "" => state.tokens.create_token(me.actor(), request).await,
+        id => match id.parse::<crate::domain::ServiceAccountId>() {
+            Ok(sa) => {
+                state
+                    .tokens
+                    .create_service_account_token(me.actor(), sa, request)
+                    .await
+            }
+            Err(_) => Err(ServiceError::invalid(
+                "issued_to",
+                "Choose who the token is issued to from the list.",
+            )),
+        },
+    };
+    match created {
         Ok(CreateOutcome::Created { token, secret }) => {
             let reveal = Reveal {
                 value: wire_form(token.id, Separator::Underscore, &secret),
@@ -242,7 +271,8 @@ pub async fn create(
             let at_limit = fields.iter().any(|(f, _)| *f == "limit");
             let policy = state.tokens.token_policy(me.actor()).await?;
             let errors = FormErrors::from_fields(fields);
-            let page = form_page(&me, now, &form, errors, at_limit, &policy);
+            let machines = service_accounts(&state, &me).await?;
+            let page = form_page(&me, now, &form, errors, at_limit, &policy, &machines);
             render(StatusCode::BAD_REQUEST, &page)
         }
         Err(e) => Err(e.into()),

@@ -1,0 +1,3 @@
+DROP TABLE token_exchanges;
+DROP TABLE trust_policies;
+DROP TABLE service_accounts;

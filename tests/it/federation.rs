@@ -936,3 +936,112 @@ async fn the_service_accounts_page_adds_issues_to_and_removes_them() {
     assert_eq!(gateway(&app, &token).await, StatusCode::UNAUTHORIZED);
     let _ = admin;
 }
+
+/// The exchange's latency (not a test: `scripts/exchange-bench` runs it in release and prints
+/// the figures): p50/p99 with the issuer's keys cached (warm) and fetched (cold: a new issuer
+/// each time), beside creating a token through the API in the same run (the baseline).
+#[tokio::test]
+#[ignore = "a benchmark: scripts/exchange-bench"]
+async fn bench_exchange() {
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(300);
+    let rsa = Key::rsa("rsa1.der", "k1");
+    let cold_issuers: Vec<Issuer> = (0..rounds / 3).map(|_| Issuer::start(&[&rsa])).collect();
+    let warm = Issuer::start(&[&rsa]);
+    let mut listed: Vec<String> = cold_issuers.iter().map(|i| i.url.clone()).collect();
+    listed.push(warm.url.clone());
+    let acme = Acme::on(TestApp::spawn_with(move |s| s.insecure_issuers = listed).await).await;
+    let app = &acme.app;
+    let account = acme.admin.account_id;
+    let admin = app.api_jwt(ACME_ADMIN).await;
+    let sa = admin
+        .post(
+            &format!("/iam/clients/{account}/service-accounts"),
+            json!({"name": "bench", "role": {"id": 5}}),
+        )
+        .await;
+    let sa = sa.json["id"].as_i64().unwrap();
+    for issuer in cold_issuers.iter().chain(std::iter::once(&warm)) {
+        let r = add_policy(
+            &admin,
+            account,
+            json!({"issuer": issuer.url, "audience": AUD, "service_account_id": sa,
+                   "conditions": {"repository_owner_id": "1234"}, "role": {"id": 5}, "lifetime_seconds": 60}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    }
+    // Minted tokens expire in a minute: the clock moves and the sweep clears them between
+    // batches, so the 50-token cap never interferes.
+    let clear = || async {
+        app.clock().advance(time::Duration::minutes(2));
+        app.state.sweep(app.clock().now()).await.unwrap();
+    };
+    let time = |start: std::time::Instant| start.elapsed().as_secs_f64() * 1000.0;
+    let (mut base, mut warm_ms, mut cold_ms) = (vec![], vec![], vec![]);
+    exchange(app, &rsa.sign(&github(&warm.url, "x"))).await; // the warm issuer's first fetch
+    for i in 0..rounds {
+        if i % 40 == 0 {
+            clear().await;
+            let ids: Vec<i64> = admin
+                .get(&format!("/iam/clients/{account}/tokens?status=active"))
+                .await
+                .json
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|t| t["id"].as_i64())
+                .collect();
+            for id in ids {
+                admin
+                    .delete(&format!("/iam/clients/{account}/tokens/{id}"))
+                    .await;
+            }
+        }
+        let start = std::time::Instant::now();
+        let r = admin
+            .post(
+                &format!("/iam/clients/{account}/tokens"),
+                json!({"name": "baseline", "client_user": {"role": 5}, "exp_date": null}),
+            )
+            .await;
+        base.push(time(start));
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        let jwt = rsa.sign(&github(&warm.url, "x"));
+        let start = std::time::Instant::now();
+        let r = exchange(app, &jwt).await;
+        warm_ms.push(time(start));
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        if let Some(cold) = cold_issuers.get(i / 3).filter(|_| i % 3 == 0) {
+            let jwt = rsa.sign(&github(&cold.url, "x"));
+            let start = std::time::Instant::now();
+            let r = exchange(app, &jwt).await;
+            cold_ms.push(time(start));
+            assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        }
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let backend = if crate::helpers::postgres_url().is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let (b50, b99) = (pct(&mut base, 0.5), pct(&mut base, 0.99));
+    let (w50, w99) = (pct(&mut warm_ms, 0.5), pct(&mut warm_ms, 0.99));
+    let (c50, c99) = (pct(&mut cold_ms, 0.5), pct(&mut cold_ms, 0.99));
+    println!(
+        "exchange bench on {backend}, {rounds} rounds ({} cold):",
+        cold_ms.len()
+    );
+    println!("  baseline: token create through the API  p50 {b50:.2} ms  p99 {b99:.2} ms");
+    println!("  exchange, warm keys                     p50 {w50:.2} ms  p99 {w99:.2} ms  ({:.2}x the baseline's p50)", w50 / b50);
+    println!(
+        "  exchange, cold keys (discovery + JWKS)  p50 {c50:.2} ms  p99 {c99:.2} ms  ({:.2}x)",
+        c50 / b50
+    );
+}

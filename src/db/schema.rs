@@ -11,6 +11,7 @@ diesel::table! {
         expiry_required -> Bool,
         mfa_required -> Bool,
         max_idle_days -> Nullable<Integer>,
+        routes_required -> Bool,
     }
 }
 
@@ -91,6 +92,7 @@ diesel::table! {
         allowed_ips -> Nullable<Text>,
         last_used_ip -> Nullable<Text>,
         last_used_user_agent -> Nullable<Text>,
+        allowed_routes -> Nullable<Text>,
     }
 }
 

@@ -61,10 +61,12 @@ pub enum EventKind {
     TrustPolicyConfigured,
     /// A CI job's JWT exchanged for a short-lived token (RFC 8693).
     TokenExchanged,
+    /// A token's allowed routes narrowed, widened or changed (issue 28).
+    TokenRoutesChanged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 43] = [
+    pub const ALL: [EventKind; 44] = [
         EventKind::TokenCreated,
         EventKind::TokenRenamed,
         EventKind::TokenRotated,
@@ -108,6 +110,7 @@ impl EventKind {
         EventKind::ServiceAccountRemoved,
         EventKind::TrustPolicyConfigured,
         EventKind::TokenExchanged,
+        EventKind::TokenRoutesChanged,
     ];
 
     /// The stored, stable name.
@@ -156,6 +159,7 @@ impl EventKind {
             EventKind::ServiceAccountRemoved => "service_account.removed",
             EventKind::TrustPolicyConfigured => "trust_policy.configured",
             EventKind::TokenExchanged => "token.exchanged",
+            EventKind::TokenRoutesChanged => "token.routes_changed",
         }
     }
 

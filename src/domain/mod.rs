@@ -13,6 +13,7 @@ pub mod notice;
 pub mod passkeys;
 pub mod policy;
 pub mod role;
+pub mod routes;
 pub mod scim;
 pub mod second_factor;
 pub mod secret;

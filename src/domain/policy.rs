@@ -23,6 +23,8 @@ pub struct TokenPolicy {
     /// the sweep, their issuer and the Administrators told 7 days before. Applies to every
     /// live token, existing ones too.
     pub max_idle_days: Option<i32>,
+    /// Every new token must be limited to allowed routes (issue 28).
+    pub routes_required: bool,
 }
 
 impl TokenPolicy {
@@ -44,6 +46,7 @@ impl TokenPolicy {
             max_lifetime_days,
             expiry_required,
             max_idle_days: None,
+            routes_required: false,
         })
     }
 
@@ -66,10 +69,18 @@ impl TokenPolicy {
         })
     }
 
+    /// The same policy requiring (or not) allowed routes on every new token.
+    pub fn with_routes_required(self, routes_required: bool) -> TokenPolicy {
+        TokenPolicy {
+            routes_required,
+            ..self
+        }
+    }
+
     /// Whether a policy for new tokens is in force (the idle rule is apart: it touches
     /// existing tokens, not creation).
     pub fn is_set(&self) -> bool {
-        self.max_lifetime_days.is_some() || self.expiry_required
+        self.max_lifetime_days.is_some() || self.expiry_required || self.routes_required
     }
 
     /// The latest expiry a token made at `now` may have: the end of the last allowed day

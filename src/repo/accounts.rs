@@ -22,6 +22,8 @@ pub struct Account {
     pub mfa_required: bool,
     /// The token policy: tokens unused this many days are revoked (`None`: never).
     pub max_idle_days: Option<i32>,
+    /// The token policy: every new token must be limited to allowed routes.
+    pub routes_required: bool,
 }
 
 impl Account {
@@ -53,6 +55,7 @@ impl Account {
                 accounts::max_lifetime_days.eq(policy.max_lifetime_days),
                 accounts::expiry_required.eq(policy.expiry_required),
                 accounts::max_idle_days.eq(policy.max_idle_days),
+                accounts::routes_required.eq(policy.routes_required),
             ))
             .execute(conn)
             .map(|n| n == 1)
@@ -63,6 +66,7 @@ impl Account {
             max_lifetime_days: self.max_lifetime_days,
             expiry_required: self.expiry_required,
             max_idle_days: self.max_idle_days,
+            routes_required: self.routes_required,
         }
     }
 

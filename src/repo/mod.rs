@@ -13,6 +13,7 @@ pub mod refresh;
 pub mod sessions;
 pub mod sso;
 pub mod token_auth;
+pub mod token_limits;
 pub mod tokens;
 pub mod two_factor;
 mod types;

@@ -25,6 +25,7 @@ pub struct TokenForAuth {
     pub old_secret_hash: Option<String>,
     pub old_secret_until: Option<PrimitiveDateTime>,
     pub allowed_ips: Option<String>,
+    pub allowed_routes: Option<String>,
 }
 
 impl TokenForAuth {
@@ -49,6 +50,7 @@ impl TokenForAuth {
                         tokens::old_secret_hash,
                         tokens::old_secret_until,
                         tokens::allowed_ips,
+                        tokens::allowed_routes,
                     ))
                     .load::<TokenForAuth>(conn)?,
             );

@@ -37,6 +37,8 @@ pub struct Token {
     /// The last use's client address and user agent.
     pub last_used_ip: Option<String>,
     pub last_used_user_agent: Option<String>,
+    /// The routes it is limited to, one `METHOD /pattern` a line (`domain::routes`); `None`: any.
+    pub allowed_routes: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Insertable)]
@@ -53,6 +55,7 @@ pub struct NewToken<'a> {
     pub form_id: Option<&'a str>,
     pub parent_id: Option<i64>,
     pub allowed_ips: Option<&'a str>,
+    pub allowed_routes: Option<&'a str>,
 }
 
 /// A token with the name and e-mail of the user who issued it, for tables and the API.
@@ -114,6 +117,7 @@ impl Token {
             allowed_ips: None,
             last_used_ip: None,
             last_used_user_agent: None,
+            allowed_routes: None,
         }
     }
 }
@@ -194,13 +198,6 @@ impl Token {
                 tokens::old_secret_until.eq(old.map(|(_, u)| u)),
                 tokens::expires_at.eq(expires_at),
             ))
-            .execute(conn)
-            .map(drop)
-    }
-
-    pub fn set_allowed_ips(conn: &mut DbConn, id: i64, stored: Option<&str>) -> QueryResult<()> {
-        diesel::update(tokens::table.find(id))
-            .set(tokens::allowed_ips.eq(stored))
             .execute(conn)
             .map(drop)
     }

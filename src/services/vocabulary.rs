@@ -93,6 +93,8 @@ pub struct Credential {
     pub stale: bool,
     /// The networks the permanent token may be used from (`None`: any address).
     pub allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
+    /// The routes the permanent token may call (`None`: whatever its role allows).
+    pub routes: Option<std::sync::Arc<[crate::domain::routes::Route]>>,
 }
 
 /// What the web layer can tell about the caller, asked for only when needed.

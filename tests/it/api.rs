@@ -113,12 +113,14 @@ async fn tokens_have_exactly_the_contract_shape() {
     let t = &created.json;
     let mut keys: Vec<&String> = t.as_object().unwrap().keys().collect();
     keys.sort();
-    // Gcore's fields, and ours (issue 13): allowed_ips, last_used_ip, last_used_user_agent.
+    // Gcore's fields, and ours (issue 13): allowed_ips, last_used_ip, last_used_user_agent;
+    // (issue 28) allowed_routes.
     assert_eq!(
         keys,
         [
             "active_created_tokens",
             "allowed_ips",
+            "allowed_routes",
             "client_user",
             "created",
             "deleted",

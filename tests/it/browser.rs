@@ -796,6 +796,7 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
             form_id: None,
             parent: None,
             allowed_ips: vec![],
+            allowed_routes: vec![],
         };
         apitokens::services::tokens::create(c, &actor, &req, now).unwrap();
     })

@@ -444,6 +444,7 @@ async fn one_sweep_sends_every_due_digest_past_a_batch() {
                     form_id: None,
                     parent_id: None,
                     allowed_ips: None,
+                    allowed_routes: None,
                 },
             )
             .unwrap();

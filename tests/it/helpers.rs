@@ -530,6 +530,7 @@ impl TestApp {
             form_id: None,
             parent: None,
             allowed_ips: vec![],
+            allowed_routes: vec![],
         };
         match self
             .db(move |c| create(c, &actor, &req, now))
@@ -573,6 +574,7 @@ impl TestApp {
             form_id: None,
             parent: None,
             allowed_ips: vec![],
+            allowed_routes: vec![],
         };
         let now = self.clock().now();
         match self

@@ -13,6 +13,7 @@ mod idle;
 mod layers;
 mod leaks;
 mod lifecycle;
+mod limits;
 mod members;
 mod notify;
 mod operate;

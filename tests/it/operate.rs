@@ -178,6 +178,7 @@ async fn expiring_tokens(app: &TestApp, admin: &apitokens::repo::User, n: usize)
             form_id: None,
             parent: None,
             allowed_ips: vec![],
+            allowed_routes: vec![],
         };
         let id = match app.db(move |c| create(c, &actor, &req, now)).await.unwrap() {
             CreateOutcome::Created { token, .. } => token.id.get(),

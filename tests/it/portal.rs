@@ -43,6 +43,7 @@ async fn make_token(
         form_id: None,
         parent: parent.map(TokenId::new),
         allowed_ips: vec![],
+        allowed_routes: vec![],
     };
     match app.db(move |c| create(c, &actor, &req, now)).await.unwrap() {
         CreateOutcome::Created { token, .. } => token.id.get(),

@@ -20,6 +20,7 @@ fn request(name: &str, role: Role, expiry: Expiry) -> NewTokenRequest {
         form_id: None,
         parent: None,
         allowed_ips: vec![],
+        allowed_routes: vec![],
     }
 }
 
@@ -533,6 +534,7 @@ async fn batched_use_writes_keep_the_latest_time_from_any_instance() {
                             form_id: None,
                             parent_id: None,
                             allowed_ips: None,
+                            allowed_routes: None,
                         },
                     )
                     .unwrap()
@@ -643,6 +645,7 @@ async fn a_token_made_before_the_checksum_still_authenticates() {
                     form_id: None,
                     parent_id: None,
                     allowed_ips: None,
+                    allowed_routes: None,
                 },
             )
         })

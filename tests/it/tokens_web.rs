@@ -400,6 +400,7 @@ fn req(name: &str) -> NewTokenRequest {
         form_id: None,
         parent: None,
         allowed_ips: vec![],
+        allowed_routes: vec![],
     }
 }
 

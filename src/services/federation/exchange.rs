@@ -415,6 +415,7 @@ pub(crate) fn mint(
                 form_id: None,
                 parent_id: None,
                 allowed_ips: None,
+                allowed_routes: None,
             },
         )?;
         TokenExchange::insert(

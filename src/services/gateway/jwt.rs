@@ -224,6 +224,7 @@ impl JwtKeys {
             token_id: None,
             stale: false,
             allowed: None,
+            routes: None,
         })
     }
 }
@@ -251,6 +252,7 @@ mod tests {
             expiry_required: false,
             mfa_required: false,
             max_idle_days: None,
+            routes_required: false,
         }
     }
 

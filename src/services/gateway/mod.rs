@@ -160,6 +160,7 @@ impl Gateway {
                     token_id: None,
                     stale,
                     allowed: None,
+                    routes: None,
                 })
             }
             _ => Err(AuthError::Unauthorized),

@@ -77,15 +77,22 @@ pub fn create_as(
             .map_err(|m| ServiceError::invalid("expiry", m))?;
         // A token made with a token lives no longer than it: "never" only if it never expires.
         let parent = request.parent.filter(|_| service_account.is_none());
-        let parent_expiry = match parent.map(crate::domain::TokenId::get) {
+        let parent_row = match parent.map(crate::domain::TokenId::get) {
             Some(parent_id) => Some(
                 Token::find(conn, parent_id)?
                     .filter(|p| p.account_id == actor.account_id.get() && p.deleted_at.is_none())
-                    .ok_or(ServiceError::NotFound)?
-                    .expires_at,
+                    .ok_or(ServiceError::NotFound)?,
             ),
             None => None,
         };
+        let parent_expiry = parent_row.as_ref().map(|p| p.expires_at);
+        let routes = allowed_routes(
+            request,
+            parent_row
+                .as_ref()
+                .and_then(|p| p.allowed_routes.as_deref()),
+            account.token_policy().routes_required,
+        )?;
         let expires_at = cap_expiry(request.expiry.instant().map(to_naive), [parent_expiry]);
         let allowed = crate::domain::allowlist::to_stored(&request.allowed_ips);
         let (id, secret) = insert(
@@ -102,6 +109,7 @@ pub fn create_as(
                 form_id: request.form_id.as_deref(),
                 parent_id: parent.map(crate::domain::TokenId::get),
                 allowed_ips: allowed.as_deref(),
+                allowed_routes: crate::domain::routes::to_stored(&routes).as_deref(),
             },
         )?;
         let mut via = audit::via_words(conn, actor)?;
@@ -113,6 +121,16 @@ pub fn create_as(
         });
         if let Some(list) = &allowed {
             expiry.push_str(&format!(", only from {}", list.replace(',', ", ")));
+        }
+        if !routes.is_empty() {
+            expiry.push_str(&format!(
+                ", only {}",
+                routes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         audit::record(
             conn,
@@ -137,6 +155,35 @@ pub fn create_as(
             token: load_view(conn, id, now)?,
         }),
     }
+}
+
+/// The routes a new token gets: those asked for, which must be within its parent's when the
+/// parent has some (none asked for: the parent's); required by the account's policy.
+fn allowed_routes(
+    request: &NewTokenRequest,
+    parent: Option<&str>,
+    required: bool,
+) -> ServiceResult<Vec<crate::domain::routes::Route>> {
+    use crate::domain::routes::{from_stored, within};
+    let parent = from_stored(parent);
+    let routes = if request.allowed_routes.is_empty() {
+        parent.clone()
+    } else {
+        request.allowed_routes.clone()
+    };
+    if !within(&routes, &parent) {
+        return Err(ServiceError::invalid(
+            "allowed_routes",
+            "A token made with a token can't reach further than it: every route must be within one of the token's own allowed routes.",
+        ));
+    }
+    if required && routes.is_empty() {
+        return Err(ServiceError::invalid(
+            "allowed_routes",
+            "The account's token policy requires every new token to be limited to allowed routes: add at least one, like GET /dns/**.",
+        ));
+    }
+    Ok(routes)
 }
 
 /// Refuses a new token when the account has its 50 active already (under the account's lock).

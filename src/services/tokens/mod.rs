@@ -6,6 +6,7 @@ pub mod create;
 pub mod edit;
 pub mod idle;
 pub mod leaks;
+pub mod limits;
 pub mod page;
 pub mod policy;
 pub mod public_revoke;

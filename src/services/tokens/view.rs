@@ -27,6 +27,9 @@ pub struct NewTokenRequest {
     pub parent: Option<TokenId>,
     /// The networks it may be used from (`domain::allowlist`); empty: any address.
     pub allowed_ips: Vec<IpNet>,
+    /// The routes it may call (`domain::routes`); empty: whatever its role allows (a token made
+    /// with a limited token gets its parent's).
+    pub allowed_routes: Vec<crate::domain::routes::Route>,
 }
 
 /// A token as the portal and the API show it.
@@ -55,6 +58,8 @@ pub struct TokenView {
     pub outside_policy: bool,
     /// The networks it may be used from; empty: any address.
     pub allowed_ips: Vec<IpNet>,
+    /// The routes it may call; empty: whatever its role allows.
+    pub allowed_routes: Vec<crate::domain::routes::Route>,
     /// The last use's client address and user agent (`None` until used).
     pub last_used_ip: Option<String>,
     pub last_used_user_agent: Option<String>,
@@ -100,6 +105,7 @@ impl TokenView {
                 .filter(|until| *until > now && t.deleted_at.is_none()),
             outside_policy: false,
             allowed_ips: crate::domain::allowlist::from_stored(t.allowed_ips.as_deref()),
+            allowed_routes: crate::domain::routes::from_stored(t.allowed_routes.as_deref()),
             last_used_ip: t.last_used_ip,
             last_used_user_agent: t.last_used_user_agent,
             ends_with_it: 0,

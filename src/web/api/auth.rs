@@ -87,6 +87,16 @@ impl FromRequest for ApiCaller {
                 .gateway
                 .api_caller(authorization(&req), || client_facts(&req, trusted))
                 .await?;
+            if let Some(routes) = &credential.routes {
+                let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                if !crate::domain::routes::admits(routes, req.method().as_str(), target) {
+                    return Err(ApiError::Forbidden(format!(
+                        "This token is limited to its allowed routes, and {} {} isn't one of them.",
+                        req.method(),
+                        req.uri().path()
+                    )));
+                }
+            }
             let client = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
             credential.actor = credential
                 .actor
@@ -273,6 +283,11 @@ async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpRespo
             )));
         }
     }
+    if let Some(routes) = &credential.routes {
+        if let Some(refusal) = route_refusal(req, routes) {
+            return Ok(refusal);
+        }
+    }
     let actor = &credential.actor;
     let mut response = HttpResponse::NoContent().finish();
     let headers = response.headers_mut();
@@ -287,6 +302,39 @@ async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpRespo
         headers.insert(X_AUTH_STALE, HeaderValue::from_static("1"));
     }
     Ok(response)
+}
+
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_AUTH_REASON: HeaderName = HeaderName::from_static("x-auth-reason");
+
+/// A token with allowed routes passes the gateway only for a request they admit, read from
+/// `X-Original-Method` and `X-Original-URI` (the nginx recipe sets them); without them it is
+/// refused (fail closed). `None`: admitted.
+fn route_refusal(
+    req: &HttpRequest,
+    routes: &[crate::domain::routes::Route],
+) -> Option<HttpResponse> {
+    let header = |name: &HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+    };
+    let message = match (header(&X_ORIGINAL_METHOD), header(&X_ORIGINAL_URI)) {
+        (Some(method), Some(uri)) if crate::domain::routes::admits(routes, method, uri) => {
+            return None
+        }
+        (Some(_), Some(_)) => "This token is limited to its allowed routes, and this request isn't one of them.",
+        _ => "This token is limited to allowed routes: the gateway must send X-Original-Method and X-Original-URI.",
+    };
+    Some(
+        HttpResponse::Forbidden()
+            .insert_header((X_AUTH_REASON, HeaderValue::from_static("route")))
+            .json(Message {
+                message: message.into(),
+            }),
+    )
 }
 
 /// An id as a header value, in one allocation (`HeaderValue::from(i64)` makes two: a buffer

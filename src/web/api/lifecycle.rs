@@ -108,6 +108,8 @@ pub struct ApiTokenPolicy {
     /// Tokens unused this many days (14–3650; never-used ones count from creation) are
     /// revoked, their issuer and the Administrators told 7 days before; `null`: never.
     pub max_idle_days: Option<i32>,
+    /// Whether every new token must be limited to allowed routes.
+    pub routes_required: bool,
 }
 
 impl From<TokenPolicy> for ApiTokenPolicy {
@@ -116,6 +118,7 @@ impl From<TokenPolicy> for ApiTokenPolicy {
             max_lifetime_days: p.max_lifetime_days,
             expiry_required: p.expiry_required,
             max_idle_days: p.max_idle_days,
+            routes_required: p.routes_required,
         }
     }
 }
@@ -132,6 +135,10 @@ pub struct PolicyBody {
     #[serde(default)]
     #[schema(value_type = Option<i64>, minimum = 14, maximum = 3650)]
     max_idle_days: Field<i64>,
+    /// Absent: false.
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    routes_required: Field<bool>,
 }
 
 /// The account's token policy (ours; any user of the account may read it).
@@ -216,7 +223,15 @@ pub async fn put_policy(
             .ok(),
         _ => None,
     };
-    let policy = errors.finish(policy)?;
+    let routes_required = match body.routes_required {
+        Field::Value(b) => b,
+        Field::Absent | Field::Null => false,
+        Field::WrongType(_) => {
+            errors.set("routes_required", "true or false.");
+            false
+        }
+    };
+    let policy = errors.finish(policy)?.with_routes_required(routes_required);
     let p = state
         .tokens
         .set_token_policy(caller.0.actor, policy)

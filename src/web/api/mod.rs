@@ -6,6 +6,7 @@ pub mod error;
 pub mod federation;
 pub mod leaks;
 pub mod lifecycle;
+pub mod limits;
 pub mod model;
 pub mod revoke;
 pub mod security;
@@ -29,7 +30,7 @@ use error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "apitokens IAM API", description = "Wire-compatible with Gcore's IAM API: permanent API tokens, JWT login, users."),
-    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody, sso::ApiSso, sso::SsoBody, revoke::RevokeBody, revoke::RevokeAccepted, webhooks::ApiWebhook, webhooks::ApiWebhookWithSecret, webhooks::ApiDelivery, webhooks::WebhookBody, webhooks::ApiQueued, service_accounts::ApiServiceAccount, service_accounts::ServiceAccountBody, service_accounts::RoleBody, federation::ApiTrustPolicy, federation::TrustPolicyBody, federation::ApiExchanged, federation::ApiOAuthError)),
+    components(schemas(model::ApiToken, model::ApiTokenCreated, model::ApiUser, model::ClientOverview, model::UsersPage, model::UsersList, model::UserRole, model::ClientAndRoles, model::JwtPair, model::Message, lifecycle::ApiTokenRotated, lifecycle::RotateBody, lifecycle::ApiTokenPolicy, lifecycle::PolicyBody, lifecycle::ApiEvent, lifecycle::ApiEvents, lifecycle::ApiUsage, lifecycle::ApiUsageDay, security::ApiSecurity, security::SecurityBody, sso::ApiSso, sso::SsoBody, revoke::RevokeBody, revoke::RevokeAccepted, webhooks::ApiWebhook, webhooks::ApiWebhookWithSecret, webhooks::ApiDelivery, webhooks::WebhookBody, webhooks::ApiQueued, service_accounts::ApiServiceAccount, service_accounts::ServiceAccountBody, service_accounts::RoleBody, federation::ApiTrustPolicy, federation::TrustPolicyBody, federation::ApiExchanged, federation::ApiOAuthError, limits::LimitsBody)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -72,6 +73,7 @@ const V2_SUMMARIES: &[(&str, Option<&str>)] = &[
     ),
     ("get_v1", None),
     ("delete_v1", None),
+    ("update_v1", None),
     (
         "rotate_v1",
         Some("Rotate a token (ours); answers `<id>_<secret>`."),
@@ -174,6 +176,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(tokens::create)
                 .service(tokens::get)
                 .service(tokens::delete)
+                .service(limits::update)
                 .service(lifecycle::usage)
                 .service(lifecycle::rotate)
                 .default_service(web::to(not_found)),

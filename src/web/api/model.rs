@@ -90,6 +90,10 @@ pub struct ApiToken<'a> {
     /// Ours, not Gcore's: the networks (CIDRs) the token may be used from; empty: any address.
     #[schema(value_type = Vec<String>)]
     pub allowed_ips: Networks<'a>,
+    /// Ours: the routes (`METHOD /pattern`) the token may call, at the gateway and here;
+    /// empty: whatever its role allows.
+    #[schema(value_type = Vec<String>)]
+    pub allowed_routes: Texts<'a, crate::domain::routes::Route>,
     /// Ours: the client address of the last use (`null` until used).
     pub last_used_ip: Option<&'a str>,
     /// Ours: the user agent of the last use (`null` until used).
@@ -109,6 +113,21 @@ impl Serialize for Networks<'_> {
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
         for net in self.0 {
             seq.serialize_element(&AsStr(net))?;
+        }
+        seq.end()
+    }
+}
+
+/// A list of `Display`s written as JSON strings.
+#[derive(Debug)]
+pub struct Texts<'a, T>(pub &'a [T]);
+
+impl<T: std::fmt::Display> Serialize for Texts<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for item in self.0 {
+            seq.serialize_element(&AsStr(item))?;
         }
         seq.end()
     }
@@ -144,6 +163,7 @@ impl<'a> ApiToken<'a> {
                 role: t.role.into(),
             },
             allowed_ips: Networks(&t.allowed_ips),
+            allowed_routes: Texts(&t.allowed_routes),
             last_used_ip: t.last_used_ip.as_deref(),
             last_used_user_agent: t.last_used_user_agent.as_deref(),
             active_created_tokens: t.ends_with_it,
@@ -341,6 +361,7 @@ mod tests {
             old_secret_until: None,
             outside_policy: false,
             allowed_ips: vec![],
+            allowed_routes: vec![],
             last_used_ip: None,
             last_used_user_agent: None,
             ends_with_it: 0,

@@ -115,6 +115,12 @@ pub struct CreateTokenBody {
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     allowed_ips: Field<Vec<String>>,
+    /// Ours: the routes the token may call, as `METHOD /pattern` lines (`*` one path segment,
+    /// `**` the rest), like `["GET /dns/**", "POST /cdn/resources/123/purge"]`; absent, `null`
+    /// or empty: whatever its role allows (a token made with a limited token: its parent's).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    allowed_routes: Field<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,21 +239,48 @@ impl CreateTokenBody {
                 None
             }
         };
-        let request = match (name, description, expiry, role, allowed_ips) {
-            (Some(name), Some(description), Some(expiry), Some(role), Some(allowed_ips)) => {
-                Some(NewTokenRequest {
-                    name,
-                    description,
-                    role,
-                    expiry,
-                    form_id: None,
-                    parent: None,
-                    allowed_ips,
-                })
-            }
+        let allowed_routes = routes_field(self.allowed_routes, &mut errors);
+        let request = match (name, description, expiry, role, allowed_ips, allowed_routes) {
+            (
+                Some(name),
+                Some(description),
+                Some(expiry),
+                Some(role),
+                Some(allowed_ips),
+                Some(allowed_routes),
+            ) => Some(NewTokenRequest {
+                name,
+                description,
+                role,
+                expiry,
+                form_id: None,
+                parent: None,
+                allowed_ips,
+                allowed_routes,
+            }),
             _ => None,
         };
         errors.finish(request)
+    }
+}
+
+/// An `allowed_routes` field: the routes, or its problem (naming the line) under its name.
+pub fn routes_field(
+    field: Field<Vec<String>>,
+    errors: &mut BodyErrors,
+) -> Option<Vec<crate::domain::routes::Route>> {
+    match field {
+        Field::Absent | Field::Null => Some(vec![]),
+        Field::Value(lines) => crate::domain::routes::parse_lines(lines.iter().map(String::as_str))
+            .map_err(|m| errors.set("allowed_routes", m))
+            .ok(),
+        Field::WrongType(_) => {
+            errors.set(
+                "allowed_routes",
+                "A list of routes, like [\"GET /dns/**\", \"POST /cdn/resources/123/purge\"].",
+            );
+            None
+        }
     }
 }
 

@@ -70,6 +70,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(tokens::edit_token)
         .service(tokens::rotate_token)
         .service(tokens::set_allowlist)
+        .service(tokens::routes::set_routes)
         .service(tokens::create)
         .service(tokens::delete)
         .service(notifications::list)

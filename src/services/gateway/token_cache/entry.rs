@@ -25,6 +25,8 @@ pub struct CachedToken {
     pub expires: Option<i64>,
     /// The address allowlist, parsed once (`None`: any address).
     pub allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
+    /// The routes it may call, parsed once (`None`: any).
+    pub routes: Option<std::sync::Arc<[crate::domain::routes::Route]>>,
     pub fetched: Instant,
     /// Set once a background reload of this entry has been asked for.
     pub refreshing: AtomicBool,
@@ -46,7 +48,13 @@ impl CachedToken {
             .map(|s| crate::domain::allowlist::from_stored(Some(s)))
             .filter(|nets| !nets.is_empty())
             .map(std::sync::Arc::from);
+        let routes = Some(crate::domain::routes::from_stored(
+            row.allowed_routes.as_deref(),
+        ))
+        .filter(|r| !r.is_empty())
+        .map(std::sync::Arc::from);
         CachedToken {
+            routes,
             digest: Digest32::from_stored(&row.secret_hash),
             old,
             expires: row.expires_at.map(unix_ceil),
@@ -88,6 +96,7 @@ impl CachedToken {
                 token_id: Some(TokenId::new(row.id)),
                 stale: false,
                 allowed: self.allowed.clone(),
+                routes: self.routes.clone(),
             })
         } else {
             Err(Unauthorized)

@@ -19,6 +19,7 @@ fn row(id: i64) -> TokenForAuth {
         old_secret_hash: None,
         old_secret_until: None,
         allowed_ips: None,
+        allowed_routes: None,
     }
 }
 

@@ -83,6 +83,9 @@ struct TokenPage {
     reveal: Option<Reveal>,
     allow_text: String,
     allow_error: Option<String>,
+    /// The allowed routes, one a line (the form's text), and what was wrong with them.
+    routes_text: String,
+    routes_error: Option<String>,
     /// The error summary of whichever form was refused (at most one).
     edit_summary: ErrorSummary,
     allow_summary: ErrorSummary,
@@ -102,7 +105,7 @@ struct TokenPage {
 
 /// What the forms on the page carry back when they come back with an error.
 #[derive(Default)]
-struct Typed {
+pub(super) struct Typed {
     name: Option<String>,
     description: Option<String>,
     edit_error: Option<String>,
@@ -111,13 +114,26 @@ struct Typed {
     rotate_error: Option<String>,
     allow_text: Option<String>,
     allow_error: Option<String>,
+    routes_text: Option<String>,
+    routes_error: Option<String>,
     /// (grace, date) of a rotation with no grace, to confirm.
     confirm_rotate: Option<(String, String)>,
     /// (the warning, the list typed) of an allowlist leaving out the last address used.
     confirm_allow: Option<(String, String)>,
 }
 
-async fn render_token(
+impl Typed {
+    /// The routes form, back with what was typed and what is wrong with it.
+    pub(super) fn routes(text: String, error: String) -> Typed {
+        Typed {
+            routes_text: Some(text),
+            routes_error: Some(error),
+            ..Typed::default()
+        }
+    }
+}
+
+pub(super) async fn render_token(
     state: &AppState,
     me: &SignedIn,
     id: TokenId,
@@ -165,6 +181,10 @@ async fn render_token(
         allow_text: typed
             .allow_text
             .unwrap_or_else(|| allowed.replace(", ", "\n")),
+        routes_text: typed.routes_text.unwrap_or_else(|| {
+            crate::domain::routes::to_stored(&token.allowed_routes).unwrap_or_default()
+        }),
+        routes_error: typed.routes_error,
         edit_summary,
         allow_summary,
         rotate_summary,

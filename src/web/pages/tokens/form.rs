@@ -31,7 +31,23 @@ pub struct NewTokenPage {
     at_limit: bool,
     /// "Issued to" choices (Administrators with service accounts): the person, or one of them.
     issued_to: Vec<Choice>,
+    /// The allowed routes as typed, one a line.
+    allowed_routes: String,
+    /// "Limit this token"'s presets: the route and what it is for.
+    presets: &'static [(&'static str, &'static str)],
+    /// The account's policy requires allowed routes.
+    routes_required: bool,
 }
+
+/// Common limits, ticked instead of typed.
+const ROUTE_PRESETS: &[(&str, &str)] = &[
+    ("GET /**", "Read only:"),
+    (
+        "POST /cdn/resources/*/purge",
+        "Purge any CDN resource's cache:",
+    ),
+    ("* /dns/**", "DNS only:"),
+];
 
 #[derive(Default)]
 pub struct FormErrors {
@@ -40,6 +56,7 @@ pub struct FormErrors {
     role: Option<String>,
     expiration: Option<String>,
     limit: Option<String>,
+    allowed_routes: Option<String>,
 }
 
 impl FormErrors {
@@ -52,6 +69,7 @@ impl FormErrors {
             ("description", &self.description),
             ("role", &self.role),
             ("exp_date", &self.expiration),
+            ("allowed_routes", &self.allowed_routes),
         ] {
             if let Some(m) = message {
                 summary.add(field, m.clone());
@@ -68,6 +86,7 @@ impl FormErrors {
                 "description" => &mut e.description,
                 "role" => &mut e.role,
                 "expiration" | "exp_date" | "expiry" => &mut e.expiration,
+                "allowed_routes" => &mut e.allowed_routes,
                 _ => &mut e.limit,
             };
             slot.get_or_insert(message);
@@ -168,6 +187,12 @@ pub struct CreateForm {
     /// Empty: the person; else a service account's id (Administrators).
     #[serde(default)]
     pub issued_to: String,
+    /// One route a line.
+    #[serde(default)]
+    pub allowed_routes: String,
+    /// Ticked presets (`preset:<n>` checkboxes), joined to the lines on submit.
+    #[serde(flatten)]
+    pub rest: std::collections::BTreeMap<String, String>,
 }
 
 pub fn form_page(
@@ -209,6 +234,9 @@ pub fn form_page(
         policy_text: policy.is_set().then(|| super::policy::policy_words(policy)),
         errors,
         at_limit,
+        allowed_routes: form.routes_text().chars().take(25_000).collect(),
+        presets: ROUTE_PRESETS,
+        routes_required: policy.routes_required,
         issued_to: if service_accounts.is_empty() {
             vec![]
         } else {
@@ -226,6 +254,25 @@ pub fn form_page(
             }))
             .collect()
         },
+    }
+}
+
+impl CreateForm {
+    /// The typed lines with the ticked presets (known ones only) after them.
+    pub fn routes_text(&self) -> String {
+        let mut lines: Vec<&str> = self.allowed_routes.lines().collect();
+        let ticked = self
+            .rest
+            .keys()
+            .filter_map(|k| k.strip_prefix("preset:")?.parse::<usize>().ok());
+        for n in ticked {
+            if let Some((route, _)) = ROUTE_PRESETS.get(n) {
+                if !lines.iter().any(|l| l.trim() == *route) {
+                    lines.push(route);
+                }
+            }
+        }
+        lines.join("\n")
     }
 }
 
@@ -252,13 +299,19 @@ pub fn parse_create(
     let expiry = Expiry::from_form(&form.expiration, Some(&form.exp_date), now)
         .map_err(|m| errors.push(("expiration", m)))
         .ok();
+    let text = form.routes_text();
+    let allowed_routes = crate::domain::routes::parse_lines(text.lines())
+        .map_err(|m| errors.push(("allowed_routes", m)))
+        .ok();
     let form_id = Some(form.form_id.trim())
         .filter(|id| {
             !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric())
         })
         .map(str::to_owned);
-    match (name, description, role, expiry) {
-        (Some(name), Some(description), Some(role), Some(expiry)) if errors.is_empty() => {
+    match (name, description, role, expiry, allowed_routes) {
+        (Some(name), Some(description), Some(role), Some(expiry), Some(allowed_routes))
+            if errors.is_empty() =>
+        {
             Ok(NewTokenRequest {
                 name,
                 description,
@@ -267,6 +320,7 @@ pub fn parse_create(
                 form_id,
                 parent: None,
                 allowed_ips: vec![],
+                allowed_routes,
             })
         }
         _ => Err(errors),

@@ -5,6 +5,7 @@ mod detail;
 mod filters;
 mod form;
 mod policy;
+pub mod routes;
 mod view;
 
 use actix_web::http::{header, StatusCode};

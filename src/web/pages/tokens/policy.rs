@@ -25,6 +25,7 @@ struct PolicyPage {
     layout: Layout,
     max_days: String,
     required: bool,
+    routes_required: bool,
     idle_days: String,
     summary: crate::web::views::ErrorSummary,
     /// The field at fault and why.
@@ -48,6 +49,7 @@ fn policy_page(
             |f| f.max_lifetime_days.chars().take(10).collect(),
         ),
         required: typed.map_or(p.expiry_required, |f| f.expiry_required.is_some()),
+        routes_required: typed.map_or(p.routes_required, |f| f.routes_required.is_some()),
         idle_days: typed.map_or_else(
             || p.max_idle_days.map(|d| d.to_string()).unwrap_or_default(),
             |f| f.max_idle_days.chars().take(10).collect(),
@@ -79,6 +81,7 @@ pub struct PolicyForm {
     expiry_required: Option<String>,
     #[serde(default)]
     max_idle_days: String,
+    routes_required: Option<String>,
 }
 
 #[post("/profile/api-tokens/policy")]
@@ -106,17 +109,20 @@ pub async fn save_policy(
     .and_then(|d| TokenPolicy::new(d, form.expiry_required.is_some()))
     .map_err(|m| ("max_lifetime_days", m));
     let idle = form.max_idle_days.trim();
-    let parsed = parsed.and_then(|p| {
-        let idle = if idle.is_empty() {
-            Ok(None)
-        } else {
-            idle.parse::<i64>().map(Some).map_err(|_| {
-                "Enter a whole number of days, or leave it empty to keep idle tokens.".to_string()
-            })
-        };
-        idle.and_then(|d| p.with_idle_days(d))
-            .map_err(|m| ("max_idle_days", m))
-    });
+    let parsed = parsed
+        .and_then(|p| {
+            let idle = if idle.is_empty() {
+                Ok(None)
+            } else {
+                idle.parse::<i64>().map(Some).map_err(|_| {
+                    "Enter a whole number of days, or leave it empty to keep idle tokens."
+                        .to_string()
+                })
+            };
+            idle.and_then(|d| p.with_idle_days(d))
+                .map_err(|m| ("max_idle_days", m))
+        })
+        .map(|p| p.with_routes_required(form.routes_required.is_some()));
     match parsed {
         Ok(p) => {
             state.tokens.set_token_policy(me.actor(), p).await?;

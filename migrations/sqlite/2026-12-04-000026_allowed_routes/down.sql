@@ -1,0 +1,2 @@
+ALTER TABLE tokens DROP COLUMN allowed_routes;
+ALTER TABLE accounts DROP COLUMN routes_required;

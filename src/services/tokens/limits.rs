@@ -1,0 +1,122 @@
+//! Least privilege (issue 28): changing the routes a token may call, audited as narrowed or
+//! widened. A token can't be made to reach further than the token it was created with, nor
+//! than the token that changes it.
+
+use diesel::Connection;
+use time::OffsetDateTime;
+
+use super::read::{load_view, lock_changeable};
+use super::view::TokenView;
+use super::Tokens;
+use crate::db::DbConn;
+use crate::domain::routes::{from_stored, to_stored, within, Route};
+use crate::domain::{EventKind, TokenId};
+use crate::error::{ServiceError, ServiceResult};
+use crate::repo::{Account, Token};
+use crate::services::audit;
+use crate::services::vocabulary::Actor;
+
+fn listed(routes: &[Route]) -> String {
+    if routes.is_empty() {
+        "any route".into()
+    } else {
+        routes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Sets the routes a token may call (empty: whatever its role allows). `caller_routes`: the
+/// routes of the token that asks, if it has some.
+pub fn set_allowed_routes(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: TokenId,
+    routes: &[Route],
+    caller_routes: Option<&[Route]>,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenView> {
+    let id = id.get();
+    conn.transaction(|conn| {
+        let token = lock_changeable(conn, actor, id, "allowed_routes")?;
+        let old = from_stored(token.allowed_routes.as_deref());
+        let parent = match token.parent_id {
+            Some(p) => Token::find(conn, p)?
+                .map(|p| from_stored(p.allowed_routes.as_deref()))
+                .unwrap_or_default(),
+            None => vec![],
+        };
+        if !within(routes, &parent) {
+            return Err(ServiceError::invalid(
+                "allowed_routes",
+                "This token was made with a token that is limited to routes: it can reach no further than that token.",
+            ));
+        }
+        if caller_routes.is_some_and(|mine| !within(routes, mine)) {
+            return Err(ServiceError::invalid(
+                "allowed_routes",
+                "A token limited to routes can't give another token routes beyond its own.",
+            ));
+        }
+        let required = Account::find(conn, token.account_id)?
+            .is_some_and(|a| a.token_policy().routes_required);
+        if required && routes.is_empty() {
+            return Err(ServiceError::invalid(
+                "allowed_routes",
+                "The account's token policy requires allowed routes on every token.",
+            ));
+        }
+        let stored = to_stored(routes);
+        if stored == token.allowed_routes {
+            return Ok(());
+        }
+        Token::set_allowed_routes(conn, id, stored.as_deref())?;
+        let how = if within(routes, &old) {
+            "Narrowed"
+        } else if within(&old, routes) {
+            "Widened"
+        } else {
+            "Changed"
+        };
+        audit::record(
+            conn,
+            actor,
+            now,
+            EventKind::TokenRoutesChanged,
+            &format!(
+                "{how} the routes of token \"{}\": from {} to {}",
+                token.name,
+                listed(&old),
+                listed(routes)
+            ),
+            Some(id),
+        )
+    })?;
+    load_view(conn, id, now)
+}
+
+impl Tokens {
+    /// Sets a token's allowed routes (see `set_allowed_routes`); this instance's cache forgets
+    /// it at once, the others within their second.
+    #[tracing::instrument(skip(self, routes, caller_routes), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
+    pub async fn set_token_routes(
+        &self,
+        actor: Actor,
+        id: TokenId,
+        routes: Vec<Route>,
+        caller_routes: Option<std::sync::Arc<[Route]>>,
+    ) -> ServiceResult<TokenView> {
+        let now = self.rt.clock.now();
+        let view = self
+            .rt
+            .db
+            .run(move |conn| {
+                set_allowed_routes(conn, &actor, id, &routes, caller_routes.as_deref(), now)
+            })
+            .await?;
+        self.gateway.forget_tokens(&[id.get()]);
+        Ok(view)
+    }
+}

@@ -1,0 +1,561 @@
+//! Issue 28's allowed routes: the gateway with and without `X-Original-*`, evasions refused,
+//! our own API honouring the list, a child never wider than its parent, `PATCH` narrowing and
+//! widening (audited), the account's policy requiring routes, and the portal's forms.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use apitokens::domain::Role;
+
+use crate::helpers::{Acme, Api, TestApp, ACME_ADMIN};
+
+async fn check(
+    app: &TestApp,
+    token: &str,
+    original: Option<(&str, &str)>,
+) -> crate::helpers::Reply {
+    let mut headers = vec![];
+    if let Some((method, uri)) = original {
+        headers.push(("x-original-method", method));
+        headers.push(("x-original-uri", uri));
+    }
+    app.api(&format!("APIKey {token}"))
+        .send_with(reqwest::Method::GET, "/iam/auth/check", None, &headers)
+        .await
+}
+
+async fn create(api: &Api, account: i64, routes: Value) -> crate::helpers::Reply {
+    api.post(
+        &format!("/iam/clients/{account}/tokens"),
+        json!({"name": "limited", "client_user": {"role": {"id": 5}}, "exp_date": null, "allowed_routes": routes}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_gateway_admits_only_a_tokens_routes_and_fails_closed() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let made = create(
+        &api,
+        account,
+        json!(["POST /cdn/resources/123/purge", "get /dns/**"]),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.json);
+    assert_eq!(
+        made.json["allowed_routes"],
+        json!(["POST /cdn/resources/123/purge", "GET /dns/**"])
+    );
+    let token = made.json["token"].as_str().unwrap().to_owned();
+    for (method, uri, passes) in [
+        ("POST", "/cdn/resources/123/purge", true),
+        ("POST", "/cdn/resources/123/purge?async=1", true),
+        ("GET", "/dns/zones/example.com", true),
+        ("GET", "/cdn/resources/123/purge", false),
+        ("POST", "/cdn/resources/124/purge", false),
+        ("POST", "/cdn/resources/123/../124/purge", false),
+        ("POST", "/cdn/resources/123/%2e%2e/124/purge", false),
+        ("POST", "/cdn/resources/123%2f..%2f124/purge", false),
+        ("GET", "/dns/../iam/users", false),
+        ("GET", "//dns//zones", true),
+        ("DELETE", "/dns/zones/example.com", false),
+    ] {
+        let r = check(&app, &token, Some((method, uri))).await;
+        if passes {
+            assert_eq!(
+                r.status,
+                StatusCode::NO_CONTENT,
+                "{method} {uri}: {}",
+                r.json
+            );
+        } else {
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {uri}");
+            assert_eq!(r.headers["x-auth-reason"], "route", "{method} {uri}");
+        }
+    }
+    // Without the headers a limited token is refused; an unlimited one passes as before.
+    let bare = check(&app, &token, None).await;
+    assert_eq!(bare.status, StatusCode::FORBIDDEN);
+    assert_eq!(bare.headers["x-auth-reason"], "route");
+    assert!(bare.json["message"]
+        .as_str()
+        .unwrap()
+        .contains("X-Original-URI"));
+    let plain = app.token_for(&admin, Role::Engineers).await;
+    assert_eq!(
+        check(&app, &plain, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        check(&app, &plain, Some(("DELETE", "/anything")))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+
+    // Our own API honours the list too: this token may call none of it.
+    let limited = app.api(&format!("APIKey {token}"));
+    let me = limited.get("/iam/users/me").await;
+    assert_eq!(me.status, StatusCode::FORBIDDEN, "{}", me.json);
+    assert!(
+        me.json.to_string().contains("allowed routes"),
+        "{}",
+        me.json
+    );
+
+    // Bad lines are named.
+    let bad = create(&api, account, json!(["GET /dns", "/cdn"])).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.json.to_string().contains("Line 2"), "{}", bad.json);
+    let wrong = create(&api, account, json!("GET /dns")).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_child_is_never_wider_and_patch_narrows_and_widens_on_the_record() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let parent = create(&api, account, json!(["* /iam/**", "GET /dns/**"])).await;
+    let parent_token = parent.json["token"].as_str().unwrap().to_owned();
+    let parent_id = parent.json["id"].as_i64().unwrap();
+    let as_parent = app.api(&format!("APIKey {parent_token}"));
+    // Narrower: fine. Wider: refused. None given: the parent's.
+    let narrow = create(&as_parent, account, json!(["GET /dns/zones/*"])).await;
+    assert_eq!(narrow.status, StatusCode::OK, "{}", narrow.json);
+    let wide = create(&as_parent, account, json!(["GET /cdn/**"])).await;
+    assert_eq!(wide.status, StatusCode::BAD_REQUEST, "{}", wide.json);
+    assert!(
+        wide.json.to_string().contains("can't reach further"),
+        "{}",
+        wide.json
+    );
+    let inherited = create(&as_parent, account, Value::Null).await;
+    assert_eq!(inherited.status, StatusCode::OK, "{}", inherited.json);
+    assert_eq!(
+        inherited.json["allowed_routes"],
+        json!(["* /iam/**", "GET /dns/**"])
+    );
+
+    // PATCH: the limited parent can't widen a token beyond its own routes...
+    let child_id = narrow.json["id"].as_i64().unwrap();
+    let beyond = as_parent
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/iam/clients/{account}/tokens/{child_id}"),
+            Some(json!({"allowed_routes": ["GET /cdn/**"]})),
+        )
+        .await;
+    assert_eq!(beyond.status, StatusCode::BAD_REQUEST, "{}", beyond.json);
+    // ...the person narrows and widens the parent, each on the record.
+    let patch = |routes: Value| {
+        let api = api.clone();
+        async move {
+            api.send(
+                reqwest::Method::PATCH,
+                &format!("/iam/clients/{account}/tokens/{parent_id}"),
+                Some(json!({"allowed_routes": routes})),
+            )
+            .await
+        }
+    };
+    let narrowed = patch(json!(["GET /dns/**"])).await;
+    assert_eq!(narrowed.status, StatusCode::OK, "{}", narrowed.json);
+    assert_eq!(narrowed.json["allowed_routes"], json!(["GET /dns/**"]));
+    // The instance forgets the old list at once: the parent can't call our API any more.
+    assert_eq!(
+        as_parent.get("/iam/users/me").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let widened = patch(Value::Null).await;
+    assert_eq!(widened.status, StatusCode::OK, "{}", widened.json);
+    assert_eq!(widened.json["allowed_routes"], json!([]));
+    let events = app.events_of(account, "token.routes_changed").await;
+    assert_eq!(events.len(), 2);
+    assert!(
+        events.iter().any(|e| e.summary.starts_with("Narrowed")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.summary.starts_with("Widened")),
+        "{events:?}"
+    );
+    // Another account's token: not found.
+    let other = app
+        .add_user("Globex", "boss@globex.test", Role::Administrators)
+        .await;
+    let globex = app.api_as(&other, Role::Administrators).await;
+    let theirs = globex
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/iam/clients/{}/tokens/{parent_id}", other.account_id),
+            Some(json!({"allowed_routes": []})),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_policy_can_require_routes_and_the_portal_sets_them() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let policy = api
+        .put(
+            &format!("/iam/clients/{account}/token-policy"),
+            json!({"max_lifetime_days": null, "expiry_required": false, "routes_required": true}),
+        )
+        .await;
+    assert_eq!(policy.status, StatusCode::OK, "{}", policy.json);
+    assert_eq!(policy.json["routes_required"], true);
+    let none = create(&api, account, Value::Null).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST, "{}", none.json);
+    assert!(none.json.to_string().contains("requires"), "{}", none.json);
+
+    // The create form: a preset ticked, a line typed; a bad line is named on the form.
+    let portal = app.signed_in(ACME_ADMIN).await;
+    let bad = portal
+        .create_token(&[
+            ("name", "ci"),
+            ("role", "5"),
+            ("expiration", "never"),
+            ("allowed_routes", "GET dns"),
+        ])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.has_text("Line 1"), "{}", bad.body);
+    let made = portal
+        .create_token(&[
+            ("name", "ci"),
+            ("role", "5"),
+            ("expiration", "never"),
+            ("allowed_routes", "POST /cdn/resources/7/purge"),
+            ("preset:2", "1"),
+        ])
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let token = made.text_of("new-token-value").unwrap();
+    assert_eq!(
+        check(&app, &token, Some(("PUT", "/dns/zones/x")))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        check(&app, &token, Some(("POST", "/cdn/resources/7/purge")))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        check(&app, &token, Some(("GET", "/iam/users")))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // The token page shows them and narrows them.
+    let id = crate::helpers::token_id(&token);
+    let page = portal.get(&format!("/profile/api-tokens/{id}")).await;
+    assert!(
+        page.text_of("token-routes").unwrap().contains("* /dns/**"),
+        "{}",
+        page.body
+    );
+    let saved = portal
+        .post_from(
+            &format!("/profile/api-tokens/{id}"),
+            &format!("/profile/api-tokens/{id}/routes"),
+            &[("allowed_routes", "GET /dns/**")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert_eq!(
+        check(&app, &token, Some(("PUT", "/dns/zones/x")))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // Emptying them is refused while the policy requires routes.
+    let emptied = portal
+        .post_from(
+            &format!("/profile/api-tokens/{id}"),
+            &format!("/profile/api-tokens/{id}/routes"),
+            &[("allowed_routes", "")],
+        )
+        .await;
+    assert_eq!(emptied.status, StatusCode::BAD_REQUEST);
+    assert!(emptied.has_text("requires"), "{}", emptied.body);
+}
+
+/// nginx from Debian in front of the app with the README's `auth_request` recipe: the backend
+/// is the app's own `/healthz` (every request rewritten to it), so what reaches it is exactly
+/// what the gateway check let through. `None` (said why) where nginx isn't installed; CI
+/// installs it and fails without it.
+struct Nginx {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn start(app: &TestApp) -> Option<Nginx> {
+        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(binary) = binary else {
+            if std::env::var_os("CI").is_some() {
+                panic!("CI must run the nginx recipe: apt-get install nginx");
+            }
+            eprintln!("SKIPPED nginx recipe: apt-get install nginx to run it");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let upstream = app.base.trim_start_matches("http://");
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for p in [dir.path().to_path_buf(), dir.path().join("tmp")] {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+            }
+        }
+        let conf = format!(
+            r#"worker_processes 1;
+error_log {d}/error.log warn;
+pid {d}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp;
+    uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            auth_request /_auth;
+            rewrite ^ /healthz break;
+            proxy_method GET;
+            proxy_pass http://{upstream};
+        }}
+        location = /_auth {{
+            internal;
+            proxy_pass http://{upstream}/iam/auth/check;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header Authorization $http_authorization;
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Original-URI    $request_uri;
+        }}
+    }}
+}}
+"#
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let mut child = std::process::Command::new(binary)
+            .args(["-p", &d.to_string(), "-c"])
+            .arg(&path)
+            .args(["-g", "daemon off;"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Nginx {
+                    port,
+                    child,
+                    _dir: dir,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "nginx didn't listen: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+    }
+
+    /// A raw request (the target exactly as written: no client normalises it), its status.
+    fn send(&self, method: &str, target: &str, token: Option<&str>) -> u16 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let auth = token.map_or(String::new(), |t| format!("Authorization: APIKey {t}\r\n"));
+        write!(
+            s,
+            "{method} {target} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn the_nginx_recipe_lets_through_only_a_tokens_routes() {
+    let Acme { app, admin } = Acme::start().await;
+    let Some(nginx) = Nginx::start(&app) else {
+        return;
+    };
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let made = create(
+        &api,
+        admin.account_id,
+        json!(["POST /cdn/resources/123/purge", "GET /dns/**"]),
+    )
+    .await;
+    let token = made.json["token"].as_str().unwrap().to_owned();
+    let plain = app.token_for(&admin, Role::Engineers).await;
+    let cases = [
+        (
+            "POST",
+            "/cdn/resources/123/purge",
+            Some(token.as_str()),
+            200,
+        ),
+        ("GET", "/dns/zones?page=2", Some(token.as_str()), 200),
+        (
+            "POST",
+            "/cdn/resources/124/purge",
+            Some(token.as_str()),
+            403,
+        ),
+        (
+            "POST",
+            "/cdn/resources/123/../124/purge",
+            Some(token.as_str()),
+            403,
+        ),
+        (
+            "POST",
+            "/cdn/resources/123/%2e%2e/124/purge",
+            Some(token.as_str()),
+            403,
+        ),
+        ("GET", "/dns/%2e%2e/iam/users", Some(token.as_str()), 403),
+        ("DELETE", "/dns/zones/x", Some(token.as_str()), 403),
+        ("DELETE", "/anything/at/all", Some(plain.as_str()), 200),
+        ("GET", "/dns/zones", None, 401),
+    ];
+    let results: Vec<u16> = tokio::task::spawn_blocking({
+        let cases: Vec<(String, String, Option<String>)> = cases
+            .iter()
+            .map(|(m, t, k, _)| (m.to_string(), t.to_string(), k.map(str::to_owned)))
+            .collect();
+        move || {
+            cases
+                .iter()
+                .map(|(m, t, k)| nginx.send(m, t, k.as_deref()))
+                .collect()
+        }
+    })
+    .await
+    .unwrap();
+    for ((method, target, _, expected), got) in cases.iter().zip(results) {
+        assert_eq!(got, *expected, "{method} {target}");
+    }
+}
+
+#[tokio::test]
+async fn a_limited_token_made_in_a_real_browser_is_refused_outside_its_routes() {
+    use fantoccini::Locator;
+    let Some(axe) = crate::browser::axe_source() else {
+        return;
+    };
+    let Acme { app, .. } = Acme::start().await;
+    let Some(browser) = crate::browser::start_browser().await else {
+        return;
+    };
+    let client = &browser.client;
+    crate::browser::sign_in(client, &app.base, ACME_ADMIN).await;
+    client
+        .goto(&format!("{}/profile/api-tokens/new", app.base))
+        .await
+        .unwrap();
+    let name = client.find(Locator::Id("name")).await.unwrap();
+    name.send_keys("purge bot").await.unwrap();
+    client
+        .find(Locator::Css("#limit-token summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let mut problems = vec![];
+    crate::browser::check_page(client, &axe, "create-limited", &mut problems).await;
+    client
+        .find(Locator::Id("allowed_routes"))
+        .await
+        .unwrap()
+        .send_keys("POST /cdn/resources/123/purge")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("preset-2"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    crate::browser::click_and_load(client, "#create-submit").await;
+    let token = client
+        .find(Locator::Id("new-token-value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // In its routes: through. Outside them: refused with the reason.
+    assert_eq!(
+        check(&app, &token, Some(("POST", "/cdn/resources/123/purge")))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        check(&app, &token, Some(("GET", "/dns/zones")))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let outside = check(&app, &token, Some(("POST", "/cdn/resources/9/purge"))).await;
+    assert_eq!(outside.status, StatusCode::FORBIDDEN);
+    assert_eq!(outside.headers["x-auth-reason"], "route");
+    // The token page lists them.
+    let id = crate::helpers::token_id(&token);
+    client
+        .goto(&format!("{}/profile/api-tokens/{id}", app.base))
+        .await
+        .unwrap();
+    let shown = client
+        .find(Locator::Id("token-routes"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        shown.contains("POST /cdn/resources/123/purge") && shown.contains("* /dns/**"),
+        "{shown}"
+    );
+}

@@ -93,6 +93,7 @@ diesel::table! {
         last_used_ip -> Nullable<Text>,
         last_used_user_agent -> Nullable<Text>,
         allowed_routes -> Nullable<Text>,
+        rate_limit -> Nullable<Text>,
     }
 }
 
@@ -324,3 +325,11 @@ diesel::allow_tables_to_appear_in_same_query!(service_accounts, users);
 diesel::allow_tables_to_appear_in_same_query!(service_accounts, tokens);
 diesel::allow_tables_to_appear_in_same_query!(trust_policies, users);
 diesel::allow_tables_to_appear_in_same_query!(token_exchanges, tokens);
+
+diesel::table! {
+    rate_buckets (token_id) {
+        token_id -> BigInt,
+        level -> Double,
+        updated_ms -> BigInt,
+    }
+}

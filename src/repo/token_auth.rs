@@ -26,6 +26,7 @@ pub struct TokenForAuth {
     pub old_secret_until: Option<PrimitiveDateTime>,
     pub allowed_ips: Option<String>,
     pub allowed_routes: Option<String>,
+    pub rate_limit: Option<String>,
 }
 
 impl TokenForAuth {
@@ -51,6 +52,7 @@ impl TokenForAuth {
                         tokens::old_secret_until,
                         tokens::allowed_ips,
                         tokens::allowed_routes,
+                        tokens::rate_limit,
                     ))
                     .load::<TokenForAuth>(conn)?,
             );

@@ -39,6 +39,7 @@ pub struct Token {
     pub last_used_user_agent: Option<String>,
     /// The routes it is limited to, one `METHOD /pattern` a line (`domain::routes`); `None`: any.
     pub allowed_routes: Option<String>,
+    pub rate_limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Insertable)]
@@ -56,6 +57,8 @@ pub struct NewToken<'a> {
     pub parent_id: Option<i64>,
     pub allowed_ips: Option<&'a str>,
     pub allowed_routes: Option<&'a str>,
+    /// `domain::rate`'s stored form, "N/S".
+    pub rate_limit: Option<&'a str>,
 }
 
 /// A token with the name and e-mail of the user who issued it, for tables and the API.
@@ -118,6 +121,7 @@ impl Token {
             last_used_ip: None,
             last_used_user_agent: None,
             allowed_routes: None,
+            rate_limit: None,
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct Credential {
     pub allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
     /// The routes the permanent token may call (`None`: whatever its role allows).
     pub routes: Option<std::sync::Arc<[crate::domain::routes::Route]>>,
+    /// The permanent token's rate limit, if it has one.
+    pub rate: Option<crate::domain::rate::RateLimit>,
 }
 
 /// What the web layer can tell about the caller, asked for only when needed.

@@ -132,6 +132,7 @@ async fn tokens_have_exactly_the_contract_shape() {
             "last_used_ip",
             "last_used_user_agent",
             "name",
+            "rate_limit",
             "token"
         ]
     );

@@ -445,6 +445,7 @@ async fn one_sweep_sends_every_due_digest_past_a_batch() {
                     parent_id: None,
                     allowed_ips: None,
                     allowed_routes: None,
+                    rate_limit: None,
                 },
             )
             .unwrap();

@@ -531,6 +531,7 @@ impl TestApp {
             parent: None,
             allowed_ips: vec![],
             allowed_routes: vec![],
+            rate_limit: None,
         };
         match self
             .db(move |c| create(c, &actor, &req, now))
@@ -575,6 +576,7 @@ impl TestApp {
             parent: None,
             allowed_ips: vec![],
             allowed_routes: vec![],
+            rate_limit: None,
         };
         let now = self.clock().now();
         match self

@@ -346,9 +346,19 @@ http {{
         listen 127.0.0.1:{port};
         location / {{
             auth_request /_auth;
+            auth_request_set $auth_reason $upstream_http_x_auth_reason;
+            auth_request_set $auth_retry  $upstream_http_retry_after;
+            error_page 403 = @denied;
             rewrite ^ /healthz break;
             proxy_method GET;
             proxy_pass http://{upstream};
+        }}
+        location @denied {{
+            if ($auth_reason = rate-limited) {{
+                add_header Retry-After $auth_retry always;
+                return 429;
+            }}
+            return 403;
         }}
         location = /_auth {{
             internal;
@@ -392,6 +402,11 @@ http {{
 
     /// A raw request (the target exactly as written: no client normalises it), its status.
     fn send(&self, method: &str, target: &str, token: Option<&str>) -> u16 {
+        self.exchange(method, target, token).0
+    }
+
+    /// A raw request: its status and the answer's `Retry-After`, if any.
+    fn exchange(&self, method: &str, target: &str, token: Option<&str>) -> (u16, Option<String>) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let auth = token.map_or(String::new(), |t| format!("Authorization: APIKey {t}\r\n"));
@@ -402,11 +417,15 @@ http {{
         .unwrap();
         let mut answer = String::new();
         s.read_to_string(&mut answer).unwrap();
-        answer
+        let status = answer
             .split(' ')
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
+            .unwrap_or(0);
+        let retry = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("Retry-After: ").map(str::to_owned));
+        (status, retry)
     }
 }
 
@@ -558,4 +577,247 @@ async fn a_limited_token_made_in_a_real_browser_is_refused_outside_its_routes() 
         shown.contains("POST /cdn/resources/123/purge") && shown.contains("* /dns/**"),
         "{shown}"
     );
+}
+
+async fn create_rated(api: &Api, account: i64, rate: Value) -> crate::helpers::Reply {
+    api.post(
+        &format!("/iam/clients/{account}/tokens"),
+        json!({"name": "rated", "client_user": {"role": {"id": 5}}, "exp_date": null, "rate_limit": rate}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_rate_limit_passes_a_burst_then_refuses_with_when_to_retry() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let made = create_rated(&api, account, json!({"requests": 100, "per_seconds": 3600})).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.json);
+    assert_eq!(
+        made.json["rate_limit"],
+        json!({"requests": 100, "per_seconds": 3600})
+    );
+    let token = made.json["token"].as_str().unwrap().to_owned();
+    let leases = app.state.gateway.rate_leases();
+    for i in 0..100 {
+        assert_eq!(
+            check(&app, &token, None).await.status,
+            StatusCode::NO_CONTENT,
+            "request {i}"
+        );
+    }
+    // The database was asked ten times (a tenth of the burst each), not a hundred.
+    assert!(
+        app.state.gateway.rate_leases() - leases <= 11,
+        "{}",
+        app.state.gateway.rate_leases() - leases
+    );
+    let over = check(&app, &token, None).await;
+    assert_eq!(over.status, StatusCode::FORBIDDEN);
+    assert_eq!(over.headers["x-auth-reason"], "rate-limited");
+    assert_eq!(over.headers["ratelimit-policy"], "\"token\";q=100;w=3600");
+    let retry: u64 = over.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=36).contains(&retry), "{retry}");
+    assert!(over.headers["ratelimit"]
+        .to_str()
+        .unwrap()
+        .starts_with("\"token\";r=0;t="));
+    // A flood of refused requests costs no database work.
+    let leases = app.state.gateway.rate_leases();
+    for _ in 0..50 {
+        assert_eq!(
+            check(&app, &token, None).await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    assert_eq!(app.state.gateway.rate_leases(), leases);
+    // Our own API answers 429 directly.
+    let ours = create_rated(&api, account, json!({"requests": 1, "per_seconds": 3600})).await;
+    let one = app.api(&format!("APIKey {}", ours.json["token"].as_str().unwrap()));
+    assert_eq!(one.get("/iam/tokens/self").await.status, StatusCode::OK);
+    let refused = one.get("/iam/tokens/self").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers.contains_key("retry-after"));
+    // Bad limits are named.
+    for bad in [
+        json!({"requests": 0, "per_seconds": 1}),
+        json!({"requests": 5}),
+        json!(7),
+    ] {
+        let r = create_rated(&api, account, bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.json.to_string().contains("rate_limit"), "{}", r.json);
+    }
+}
+
+#[tokio::test]
+async fn a_child_is_never_faster_and_patch_changes_the_rate_on_the_record() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let parent = create_rated(&api, account, json!({"requests": 1000, "per_seconds": 60})).await;
+    let as_parent = app.api(&format!(
+        "APIKey {}",
+        parent.json["token"].as_str().unwrap()
+    ));
+    let faster = create_rated(
+        &as_parent,
+        account,
+        json!({"requests": 1000, "per_seconds": 30}),
+    )
+    .await;
+    assert_eq!(faster.status, StatusCode::BAD_REQUEST, "{}", faster.json);
+    let inherited = create_rated(&as_parent, account, Value::Null).await;
+    assert_eq!(
+        inherited.json["rate_limit"],
+        json!({"requests": 1000, "per_seconds": 60})
+    );
+    let id = inherited.json["id"].as_i64().unwrap();
+    let patch = |body: Value| {
+        let api = as_parent.clone();
+        async move {
+            api.send(
+                reqwest::Method::PATCH,
+                &format!("/iam/clients/{account}/tokens/{id}"),
+                Some(body),
+            )
+            .await
+        }
+    };
+    // Narrower: fine; beyond the parent's (or none): refused.
+    let narrowed = patch(json!({"rate_limit": {"requests": 10, "per_seconds": 60}})).await;
+    assert_eq!(narrowed.status, StatusCode::OK, "{}", narrowed.json);
+    assert_eq!(narrowed.json["rate_limit"]["requests"], 10);
+    assert_eq!(
+        patch(json!({"rate_limit": null})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        patch(json!({"rate_limit": {"requests": 2000, "per_seconds": 60}}))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let events = app.events_of(account, "token.routes_changed").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.summary.starts_with("Narrowed the rate limit")),
+        "{events:?}"
+    );
+}
+
+/// Two instances on one database, hammered at twice the rate for 10 s: what passes in every
+/// window stays within the bound N·(t/S + 1) plus 10 %, and the limiter isn't refusing what it
+/// should let through.
+#[tokio::test]
+async fn two_instances_share_one_rate_within_ten_percent() {
+    let Acme { app, admin } = Acme::start().await;
+    let sibling = app.spawn_sibling().await;
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let (n, s) = (20u64, 1u64);
+    let made = create_rated(
+        &api,
+        admin.account_id,
+        json!({"requests": n, "per_seconds": s}),
+    )
+    .await;
+    let token = made.json["token"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let run = |base: String| {
+        let token = token.clone();
+        let http = api.http.clone();
+        tokio::spawn(async move {
+            // Each instance gets the whole rate: together, twice it.
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(1000 / n));
+            let mut passed = vec![];
+            while started.elapsed() < std::time::Duration::from_secs(10) {
+                tick.tick().await;
+                let r = http
+                    .get(format!("{base}/iam/auth/check"))
+                    .header("authorization", format!("APIKey {token}"))
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status() == StatusCode::NO_CONTENT {
+                    passed.push(started.elapsed());
+                } else {
+                    assert_eq!(r.headers()["x-auth-reason"], "rate-limited");
+                }
+            }
+            passed
+        })
+    };
+    let (a, b) = (run(app.base.clone()), run(sibling.base.clone()));
+    let mut passed = a.await.unwrap();
+    passed.extend(b.await.unwrap());
+    passed.sort();
+    let in_window = |from: f64, len: f64| {
+        passed
+            .iter()
+            .filter(|t| (from..from + len).contains(&t.as_secs_f64()))
+            .count() as f64
+    };
+    let windows: Vec<f64> = (0..10).map(|w| in_window(w as f64, 1.0)).collect();
+    eprintln!(
+        "two instances, {n}/{s}s, passed per 1-s window: {windows:?}, total {}",
+        passed.len()
+    );
+    for len in [1.0, 2.0, 5.0, 10.0] {
+        let bound = n as f64 * (len / s as f64 + 1.0) * 1.10;
+        let mut from = 0.0;
+        while from + len <= 10.0 + 1e-9 {
+            let got = in_window(from, len);
+            assert!(
+                got <= bound,
+                "{got} passed in [{from}, {from}+{len}) s: over {bound}"
+            );
+            from += 0.25;
+        }
+    }
+    // And it lets the rate through (loosely: a slow machine sends less).
+    assert!(
+        passed.len() as f64 >= n as f64 * 10.0 * 0.5,
+        "{}",
+        passed.len()
+    );
+}
+
+#[tokio::test]
+async fn the_nginx_recipe_turns_a_rate_refusal_into_429_with_retry_after() {
+    let Acme { app, admin } = Acme::start().await;
+    let Some(nginx) = Nginx::start(&app) else {
+        return;
+    };
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let made = create_rated(
+        &api,
+        admin.account_id,
+        json!({"requests": 2, "per_seconds": 3600}),
+    )
+    .await;
+    let token = made.json["token"].as_str().unwrap().to_owned();
+    let answers = tokio::task::spawn_blocking(move || {
+        (0..3)
+            .map(|_| nginx.exchange("GET", "/dns/zones", Some(&token)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers[0].0, 200);
+    assert_eq!(answers[1].0, 200);
+    assert_eq!(answers[2].0, 429, "{answers:?}");
+    let retry: u64 = answers[2]
+        .1
+        .as_deref()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{answers:?}");
 }

@@ -44,6 +44,7 @@ async fn make_token(
         parent: parent.map(TokenId::new),
         allowed_ips: vec![],
         allowed_routes: vec![],
+        rate_limit: None,
     };
     match app.db(move |c| create(c, &actor, &req, now)).await.unwrap() {
         CreateOutcome::Created { token, .. } => token.id.get(),

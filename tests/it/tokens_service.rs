@@ -21,6 +21,7 @@ fn request(name: &str, role: Role, expiry: Expiry) -> NewTokenRequest {
         parent: None,
         allowed_ips: vec![],
         allowed_routes: vec![],
+        rate_limit: None,
     }
 }
 
@@ -535,6 +536,7 @@ async fn batched_use_writes_keep_the_latest_time_from_any_instance() {
                             parent_id: None,
                             allowed_ips: None,
                             allowed_routes: None,
+                            rate_limit: None,
                         },
                     )
                     .unwrap()
@@ -646,6 +648,7 @@ async fn a_token_made_before_the_checksum_still_authenticates() {
                     parent_id: None,
                     allowed_ips: None,
                     allowed_routes: None,
+                    rate_limit: None,
                 },
             )
         })

@@ -401,6 +401,7 @@ fn req(name: &str) -> NewTokenRequest {
         parent: None,
         allowed_ips: vec![],
         allowed_routes: vec![],
+        rate_limit: None,
     }
 }
 

@@ -416,6 +416,7 @@ pub(crate) fn mint(
                 parent_id: None,
                 allowed_ips: None,
                 allowed_routes: None,
+                rate_limit: None,
             },
         )?;
         TokenExchange::insert(

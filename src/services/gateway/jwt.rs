@@ -225,6 +225,7 @@ impl JwtKeys {
             stale: false,
             allowed: None,
             routes: None,
+            rate: None,
         })
     }
 }

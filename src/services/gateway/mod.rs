@@ -8,6 +8,7 @@ pub mod authorization;
 pub mod id_horizon;
 pub mod jwt;
 pub mod miss_batch;
+pub mod rate;
 pub mod token_cache;
 pub mod usage_flush;
 pub mod user_cache;
@@ -47,6 +48,7 @@ pub struct Gateway {
     misses: Arc<MissBatcher>,
     user_states: Arc<UserStates>,
     jwt: Arc<JwtKeys>,
+    rates: Arc<rate::RateLeases>,
 }
 
 impl Gateway {
@@ -58,6 +60,7 @@ impl Gateway {
             misses: Arc::default(),
             user_states: Arc::new(UserStates::new(settings.outage_grace)),
             jwt: Arc::new(JwtKeys::new(&settings.jwt_keys)?),
+            rates: Arc::default(),
         })
     }
 
@@ -83,6 +86,20 @@ impl Gateway {
     /// checked against the database from the next request.
     pub fn forget_user(&self, id: crate::domain::UserId) {
         self.user_states.forget(id.get());
+    }
+
+    /// One request of a rate-limited token (`rate`): `Ok`, or how long until one would pass.
+    pub async fn take_rate(
+        &self,
+        token: crate::domain::TokenId,
+        limit: crate::domain::rate::RateLimit,
+    ) -> Result<(), std::time::Duration> {
+        self.rates.take(&self.rt, token, limit).await
+    }
+
+    /// Leases of rate budgets this instance took from the database.
+    pub fn rate_leases(&self) -> u64 {
+        self.rates.leases()
     }
 
     /// Reads this instance made on the gateway's connections (token and user loads).
@@ -161,6 +178,7 @@ impl Gateway {
                     stale,
                     allowed: None,
                     routes: None,
+                    rate: None,
                 })
             }
             _ => Err(AuthError::Unauthorized),

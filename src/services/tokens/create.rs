@@ -93,6 +93,10 @@ pub fn create_as(
                 .and_then(|p| p.allowed_routes.as_deref()),
             account.token_policy().routes_required,
         )?;
+        let rate = rate_limit(
+            request,
+            parent_row.as_ref().and_then(|p| p.rate_limit.as_deref()),
+        )?;
         let expires_at = cap_expiry(request.expiry.instant().map(to_naive), [parent_expiry]);
         let allowed = crate::domain::allowlist::to_stored(&request.allowed_ips);
         let (id, secret) = insert(
@@ -110,6 +114,7 @@ pub fn create_as(
                 parent_id: parent.map(crate::domain::TokenId::get),
                 allowed_ips: allowed.as_deref(),
                 allowed_routes: crate::domain::routes::to_stored(&routes).as_deref(),
+                rate_limit: rate.map(|r| r.to_stored()).as_deref(),
             },
         )?;
         let mut via = audit::via_words(conn, actor)?;
@@ -121,6 +126,9 @@ pub fn create_as(
         });
         if let Some(list) = &allowed {
             expiry.push_str(&format!(", only from {}", list.replace(',', ", ")));
+        }
+        if let Some(r) = rate {
+            expiry.push_str(&format!(", at most {r}"));
         }
         if !routes.is_empty() {
             expiry.push_str(&format!(
@@ -184,6 +192,23 @@ fn allowed_routes(
         ));
     }
     Ok(routes)
+}
+
+/// The rate limit a new token gets: the one asked for, no larger than its parent's when the
+/// parent has one (none asked for: the parent's).
+fn rate_limit(
+    request: &NewTokenRequest,
+    parent: Option<&str>,
+) -> ServiceResult<Option<crate::domain::rate::RateLimit>> {
+    let parent = crate::domain::rate::RateLimit::from_stored(parent);
+    match (request.rate_limit, parent) {
+        (Some(mine), Some(p)) if !mine.within(p) => Err(ServiceError::invalid(
+            "rate_limit",
+            format!("A token made with a token can't be faster than it: at most {p}."),
+        )),
+        (Some(mine), _) => Ok(Some(mine)),
+        (None, p) => Ok(p),
+    }
 }
 
 /// Refuses a new token when the account has its 50 active already (under the account's lock).

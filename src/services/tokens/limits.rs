@@ -1,5 +1,5 @@
-//! Least privilege (issue 28): changing the routes a token may call, audited as narrowed or
-//! widened. A token can't be made to reach further than the token it was created with, nor
+//! Least privilege (issue 28): changing the routes a token may call and its rate limit,
+//! audited as narrowed or widened. A token can't be made to reach further than the token it was created with, nor
 //! than the token that changes it.
 
 use diesel::Connection;
@@ -9,6 +9,7 @@ use super::read::{load_view, lock_changeable};
 use super::view::TokenView;
 use super::Tokens;
 use crate::db::DbConn;
+use crate::domain::rate::RateLimit;
 use crate::domain::routes::{from_stored, to_stored, within, Route};
 use crate::domain::{EventKind, TokenId};
 use crate::error::{ServiceError, ServiceResult};
@@ -97,7 +98,87 @@ pub fn set_allowed_routes(
     load_view(conn, id, now)
 }
 
+/// Sets a token's rate limit (`None`: none): no larger than the token it was created with, nor
+/// than the calling token's own. Audited with the same kind as routes.
+pub fn set_rate_limit(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: TokenId,
+    rate: Option<RateLimit>,
+    caller_rate: Option<RateLimit>,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenView> {
+    let id = id.get();
+    conn.transaction(|conn| {
+        let token = lock_changeable(conn, actor, id, "rate_limit")?;
+        let parent = match token.parent_id {
+            Some(p) => {
+                Token::find(conn, p)?.and_then(|p| RateLimit::from_stored(p.rate_limit.as_deref()))
+            }
+            None => None,
+        };
+        for (ceiling, whose) in [
+            (parent, "the token it was made with"),
+            (caller_rate, "the token asking"),
+        ] {
+            if let Some(ceiling) = ceiling {
+                if !rate.is_some_and(|r| r.within(ceiling)) {
+                    return Err(ServiceError::invalid(
+                        "rate_limit",
+                        format!("The rate limit can be at most {ceiling}, that of {whose}."),
+                    ));
+                }
+            }
+        }
+        let old = RateLimit::from_stored(token.rate_limit.as_deref());
+        if old == rate {
+            return Ok(());
+        }
+        Token::set_rate_limit(conn, id, rate.map(RateLimit::to_stored).as_deref())?;
+        let words = |r: Option<RateLimit>| r.map_or("no limit".to_string(), |r| r.to_string());
+        let how = match (old, rate) {
+            (Some(o), Some(n)) if n.within(o) => "Narrowed",
+            (None, Some(_)) => "Narrowed",
+            (Some(o), Some(n)) if o.within(n) => "Widened",
+            (Some(_), None) => "Widened",
+            _ => "Changed",
+        };
+        audit::record(
+            conn,
+            actor,
+            now,
+            EventKind::TokenRoutesChanged,
+            &format!(
+                "{how} the rate limit of token \"{}\": from {} to {}",
+                token.name,
+                words(old),
+                words(rate)
+            ),
+            Some(id),
+        )
+    })?;
+    load_view(conn, id, now)
+}
+
 impl Tokens {
+    /// Sets a token's rate limit (see `set_rate_limit`); this instance's cache forgets it.
+    pub async fn set_token_rate(
+        &self,
+        actor: Actor,
+        id: TokenId,
+        rate: Option<RateLimit>,
+        caller_rate: Option<RateLimit>,
+    ) -> ServiceResult<TokenView> {
+        let now = self.rt.clock.now();
+        let view = self
+            .rt
+            .db
+            .run(move |conn| set_rate_limit(conn, &actor, id, rate, caller_rate, now))
+            .await?;
+        self.gateway.forget_tokens(&[id.get()]);
+        Ok(view)
+    }
+
     /// Sets a token's allowed routes (see `set_allowed_routes`); this instance's cache forgets
     /// it at once, the others within their second.
     #[tracing::instrument(skip(self, routes, caller_routes), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]

@@ -30,6 +30,9 @@ pub struct NewTokenRequest {
     /// The routes it may call (`domain::routes`); empty: whatever its role allows (a token made
     /// with a limited token gets its parent's).
     pub allowed_routes: Vec<crate::domain::routes::Route>,
+    /// A burst and a rate it may be called at (`None`: no limit; a token made with a limited
+    /// token gets its parent's).
+    pub rate_limit: Option<crate::domain::rate::RateLimit>,
 }
 
 /// A token as the portal and the API show it.
@@ -60,6 +63,7 @@ pub struct TokenView {
     pub allowed_ips: Vec<IpNet>,
     /// The routes it may call; empty: whatever its role allows.
     pub allowed_routes: Vec<crate::domain::routes::Route>,
+    pub rate_limit: Option<crate::domain::rate::RateLimit>,
     /// The last use's client address and user agent (`None` until used).
     pub last_used_ip: Option<String>,
     pub last_used_user_agent: Option<String>,
@@ -106,6 +110,7 @@ impl TokenView {
             outside_policy: false,
             allowed_ips: crate::domain::allowlist::from_stored(t.allowed_ips.as_deref()),
             allowed_routes: crate::domain::routes::from_stored(t.allowed_routes.as_deref()),
+            rate_limit: crate::domain::rate::RateLimit::from_stored(t.rate_limit.as_deref()),
             last_used_ip: t.last_used_ip,
             last_used_user_agent: t.last_used_user_agent,
             ends_with_it: 0,

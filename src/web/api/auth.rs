@@ -97,6 +97,11 @@ impl FromRequest for ApiCaller {
                     )));
                 }
             }
+            if let (Some(rate), Some(id)) = (credential.rate, credential.token_id) {
+                if let Err(wait) = state.gateway.take_rate(id, rate).await {
+                    return Err(ApiError::RateLimited(rate, wait));
+                }
+            }
             let client = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
             credential.actor = credential
                 .actor
@@ -286,6 +291,18 @@ async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpRespo
     if let Some(routes) = &credential.routes {
         if let Some(refusal) = route_refusal(req, routes) {
             return Ok(refusal);
+        }
+    }
+    if let (Some(rate), Some(id)) = (credential.rate, credential.token_id) {
+        if let Err(wait) = state.gateway.take_rate(id, rate).await {
+            // 403 for nginx's auth_request, which passes only 401 and 403 on; its recipe
+            // turns this one into a 429 for the client (`X-Auth-Reason`).
+            let mut refused = HttpResponse::Forbidden();
+            refused.insert_header((X_AUTH_REASON, HeaderValue::from_static("rate-limited")));
+            super::error::rate_headers(&mut refused, rate, wait);
+            return Ok(refused.json(Message {
+                message: super::error::rate_message(rate),
+            }));
         }
     }
     let actor = &credential.actor;

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 429, with how long to wait (`Retry-After`, whole seconds, at least 1).
     #[error("{0}")]
     TooManyRequests(String, std::time::Duration),
+    /// 429: a token over its rate limit, with `Retry-After` and the IETF `RateLimit` headers.
+    #[error("rate limited")]
+    RateLimited(crate::domain::rate::RateLimit, std::time::Duration),
     /// A signed request (a leak report) whose signature doesn't hold: 401 with why.
     #[error("{0}")]
     BadSignature(String),
@@ -107,7 +110,9 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
-            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(..) | ApiError::RateLimited(..) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
@@ -124,6 +129,7 @@ impl ResponseError for ApiError {
             | ApiError::TooLarge(m) => {
                 json!({ "message": m })
             }
+            ApiError::RateLimited(limit, _) => json!({ "message": rate_message(*limit) }),
             ApiError::NotFound => json!({ "message": "Not found." }),
             ApiError::Validation(errors) => json!({ "errors": errors }),
             ApiError::Busy => json!({ "message": BUSY_MESSAGE }),
@@ -143,10 +149,35 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unavailable(_) | ApiError::Busy) {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
         }
+        if let ApiError::RateLimited(limit, wait) = self {
+            rate_headers(&mut response, *limit, *wait);
+        }
         if let ApiError::TooManyRequests(_, wait) = self {
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         response.json(body)
     }
+}
+
+/// What a request over a token's rate limit is told.
+pub fn rate_message(limit: crate::domain::rate::RateLimit) -> String {
+    format!("This token is limited to {limit}: wait as Retry-After says.")
+}
+
+/// `Retry-After` (whole seconds, at least 1) and the IETF `RateLimit-Policy`/`RateLimit` fields
+/// (draft-ietf-httpapi-ratelimit-headers: quota `q` per window `w` seconds; `r` remaining, `t`
+/// seconds until there is room again) for a request over `limit`.
+pub fn rate_headers(
+    response: &mut actix_web::HttpResponseBuilder,
+    limit: crate::domain::rate::RateLimit,
+    wait: std::time::Duration,
+) {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    response.insert_header((header::RETRY_AFTER, secs.to_string()));
+    response.insert_header((
+        "RateLimit-Policy",
+        format!("\"token\";q={};w={}", limit.requests, limit.per_seconds),
+    ));
+    response.insert_header(("RateLimit", format!("\"token\";r=0;t={secs}")));
 }

@@ -22,9 +22,13 @@ pub struct LimitsBody {
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     allowed_routes: Field<Vec<String>>,
+    /// `{"requests": N, "per_seconds": S}`; `null`: no limit. Absent: unchanged.
+    #[serde(default)]
+    #[schema(value_type = Option<super::tokens::RateBody>)]
+    rate_limit: Field<super::tokens::RateBody>,
 }
 
-/// Change a token's allowed routes (ours): the issuer's own tokens, or any of the account's
+/// Change a token's allowed routes and rate limit (ours): the issuer's own tokens, or any of the account's
 /// for Administrators. Never beyond the token it was created with, nor beyond the calling
 /// token's own routes. Audited as narrowed or widened.
 #[utoipa::path(operation_id = "update_v1", tag = "tokens",
@@ -47,14 +51,26 @@ pub async fn update(
         Field::Absent => Some(None),
         given => routes_field(given, &mut errors).map(Some),
     };
-    let routes = errors.finish(routes)?;
-    let view = match routes {
-        Some(routes) => state
-            .tokens
-            .set_token_routes(caller.0.actor, id.get(), routes, caller.0.routes.clone())
-            .await
-            .map_err(|e| ApiError::from_service(e, &[]))?,
-        None => state.tokens.token(caller.0.actor, id.get()).await?,
+    let rate = match body.rate_limit {
+        Field::Absent => Some(None),
+        given => super::tokens::rate_field(given, &mut errors).map(Some),
     };
+    let (routes, rate) = errors.finish(routes.zip(rate))?;
+    let actor = caller.0.actor;
+    if let Some(routes) = routes {
+        state
+            .tokens
+            .set_token_routes(actor.clone(), id.get(), routes, caller.0.routes.clone())
+            .await
+            .map_err(|e| ApiError::from_service(e, &[]))?;
+    }
+    if let Some(rate) = rate {
+        state
+            .tokens
+            .set_token_rate(actor.clone(), id.get(), rate, caller.0.rate)
+            .await
+            .map_err(|e| ApiError::from_service(e, &[]))?;
+    }
+    let view = state.tokens.token(actor, id.get()).await?;
     Ok(HttpResponse::Ok().json(ApiToken::new(&view, state.clock().now())))
 }

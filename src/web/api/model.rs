@@ -94,6 +94,8 @@ pub struct ApiToken<'a> {
     /// empty: whatever its role allows.
     #[schema(value_type = Vec<String>)]
     pub allowed_routes: Texts<'a, crate::domain::routes::Route>,
+    /// Ours: `{"requests": N, "per_seconds": S}`, or `null` for no limit.
+    pub rate_limit: Option<ApiRate>,
     /// Ours: the client address of the last use (`null` until used).
     pub last_used_ip: Option<&'a str>,
     /// Ours: the user agent of the last use (`null` until used).
@@ -116,6 +118,13 @@ impl Serialize for Networks<'_> {
         }
         seq.end()
     }
+}
+
+/// A token's rate limit: a burst of `requests`, then `requests` per `per_seconds`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiRate {
+    pub requests: u32,
+    pub per_seconds: u32,
 }
 
 /// A list of `Display`s written as JSON strings.
@@ -164,6 +173,10 @@ impl<'a> ApiToken<'a> {
             },
             allowed_ips: Networks(&t.allowed_ips),
             allowed_routes: Texts(&t.allowed_routes),
+            rate_limit: t.rate_limit.map(|r| ApiRate {
+                requests: r.requests,
+                per_seconds: r.per_seconds,
+            }),
             last_used_ip: t.last_used_ip.as_deref(),
             last_used_user_agent: t.last_used_user_agent.as_deref(),
             active_created_tokens: t.ends_with_it,
@@ -362,6 +375,7 @@ mod tests {
             outside_policy: false,
             allowed_ips: vec![],
             allowed_routes: vec![],
+            rate_limit: None,
             last_used_ip: None,
             last_used_user_agent: None,
             ends_with_it: 0,

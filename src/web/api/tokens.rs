@@ -121,6 +121,44 @@ pub struct CreateTokenBody {
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     allowed_routes: Field<Vec<String>>,
+    /// Ours: `{"requests": N, "per_seconds": S}`, a burst of N then N per S seconds (over it:
+    /// 403 `X-Auth-Reason: rate-limited` at the gateway, 429 here); absent or `null`: no limit
+    /// (a token made with a limited token: its parent's).
+    #[serde(default)]
+    #[schema(value_type = Option<RateBody>)]
+    rate_limit: Field<RateBody>,
+}
+
+/// A rate limit as a body gives it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RateBody {
+    #[serde(default)]
+    requests: Option<i64>,
+    #[serde(default)]
+    per_seconds: Option<i64>,
+}
+
+/// A `rate_limit` field: `Some(None)` for no limit, or its problem under its name.
+pub fn rate_field(
+    field: Field<RateBody>,
+    errors: &mut BodyErrors,
+) -> Option<Option<crate::domain::rate::RateLimit>> {
+    let help =
+        "{\"requests\": N, \"per_seconds\": S}: a burst of N, then N per S seconds; or null.";
+    match field {
+        Field::Absent | Field::Null => Some(None),
+        Field::Value(RateBody {
+            requests: Some(n),
+            per_seconds: Some(s),
+        }) => crate::domain::rate::RateLimit::new(n, s)
+            .map(Some)
+            .map_err(|m| errors.set("rate_limit", m))
+            .ok(),
+        _ => {
+            errors.set("rate_limit", help);
+            None
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -240,7 +278,16 @@ impl CreateTokenBody {
             }
         };
         let allowed_routes = routes_field(self.allowed_routes, &mut errors);
-        let request = match (name, description, expiry, role, allowed_ips, allowed_routes) {
+        let rate_limit = rate_field(self.rate_limit, &mut errors);
+        let request = match (
+            name,
+            description,
+            expiry,
+            role,
+            allowed_ips,
+            allowed_routes,
+            rate_limit,
+        ) {
             (
                 Some(name),
                 Some(description),
@@ -248,6 +295,7 @@ impl CreateTokenBody {
                 Some(role),
                 Some(allowed_ips),
                 Some(allowed_routes),
+                Some(rate_limit),
             ) => Some(NewTokenRequest {
                 name,
                 description,
@@ -257,6 +305,7 @@ impl CreateTokenBody {
                 parent: None,
                 allowed_ips,
                 allowed_routes,
+                rate_limit,
             }),
             _ => None,
         };

@@ -27,6 +27,7 @@ pub struct CachedToken {
     pub allowed: Option<std::sync::Arc<[ipnet::IpNet]>>,
     /// The routes it may call, parsed once (`None`: any).
     pub routes: Option<std::sync::Arc<[crate::domain::routes::Route]>>,
+    pub rate: Option<crate::domain::rate::RateLimit>,
     pub fetched: Instant,
     /// Set once a background reload of this entry has been asked for.
     pub refreshing: AtomicBool,
@@ -54,6 +55,7 @@ impl CachedToken {
         .filter(|r| !r.is_empty())
         .map(std::sync::Arc::from);
         CachedToken {
+            rate: crate::domain::rate::RateLimit::from_stored(row.rate_limit.as_deref()),
             routes,
             digest: Digest32::from_stored(&row.secret_hash),
             old,
@@ -97,6 +99,7 @@ impl CachedToken {
                 stale: false,
                 allowed: self.allowed.clone(),
                 routes: self.routes.clone(),
+                rate: self.rate,
             })
         } else {
             Err(Unauthorized)

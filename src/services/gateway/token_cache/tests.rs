@@ -20,6 +20,7 @@ fn row(id: i64) -> TokenForAuth {
         old_secret_until: None,
         allowed_ips: None,
         allowed_routes: None,
+        rate_limit: None,
     }
 }
 

@@ -321,6 +321,7 @@ pub fn parse_create(
                 parent: None,
                 allowed_ips: vec![],
                 allowed_routes,
+                rate_limit: None,
             })
         }
         _ => Err(errors),

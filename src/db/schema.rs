@@ -304,6 +304,7 @@ diesel::table! {
         lifetime_seconds -> Integer,
         created_by -> Nullable<BigInt>,
         created_at -> Timestamp,
+        allowed_routes -> Nullable<Text>,
     }
 }
 

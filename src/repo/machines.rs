@@ -80,6 +80,8 @@ pub struct TrustPolicyRow {
     pub lifetime_seconds: i32,
     pub created_by: Option<i64>,
     pub created_at: PrimitiveDateTime,
+    /// The routes its tokens are limited to (`domain::routes`); `None`: the role's.
+    pub allowed_routes: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -94,6 +96,7 @@ pub struct NewTrustPolicy<'a> {
     pub lifetime_seconds: i32,
     pub created_by: Option<i64>,
     pub created_at: PrimitiveDateTime,
+    pub allowed_routes: Option<&'a str>,
 }
 
 /// The most policies one issuer's token is weighed against (an issuer like GitHub's is shared

@@ -310,7 +310,8 @@ async fn a_ci_jwt_becomes_a_short_lived_token_that_works_until_it_expires() {
         account,
         json!({"issuer": issuer.url, "audience": "gitlab-deploys", "service_account_id": sa,
                "conditions": {"project_path": "acme/app", "ref_protected": "true"},
-               "role": {"id": 3022}, "lifetime_seconds": 600}),
+               "role": {"id": 3022}, "lifetime_seconds": 600,
+               "allowed_routes": ["POST /cdn/resources/*/purge"]}),
     )
     .await;
     assert_eq!(gl.status, StatusCode::CREATED, "{}", gl.json);
@@ -318,7 +319,29 @@ async fn a_ci_jwt_becomes_a_short_lived_token_that_works_until_it_expires() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     assert_eq!(r.json["expires_in"], 600);
     let gl_token = r.json["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(gateway(&app, &gl_token).await, PASSES);
+    // Its policy limits it to purging: through for that, refused for anything else.
+    assert_eq!(
+        gl.json["allowed_routes"],
+        json!(["POST /cdn/resources/*/purge"])
+    );
+    let at = |method: &'static str, uri: &'static str| {
+        let api = app.api(&format!("APIKey {gl_token}"));
+        async move {
+            api.send_with(
+                reqwest::Method::GET,
+                "/iam/auth/check",
+                None,
+                &[("x-original-method", method), ("x-original-uri", uri)],
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(at("POST", "/cdn/resources/7/purge").await, PASSES);
+    assert_eq!(
+        at("DELETE", "/cdn/resources/7").await,
+        StatusCode::FORBIDDEN
+    );
 
     // Past its 15 minutes the token is refused, and the sweep deletes it.
     app.clock().advance(time::Duration::minutes(16));

@@ -415,7 +415,7 @@ pub(crate) fn mint(
                 form_id: None,
                 parent_id: None,
                 allowed_ips: None,
-                allowed_routes: None,
+                allowed_routes: policy.allowed_routes.as_deref(),
                 rate_limit: None,
             },
         )?;

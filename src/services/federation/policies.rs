@@ -29,6 +29,8 @@ pub struct PolicyInput {
     pub service_account: ServiceAccountId,
     pub role: Role,
     pub lifetime_seconds: i64,
+    /// The routes its tokens may call; empty: whatever the role allows.
+    pub allowed_routes: Vec<crate::domain::routes::Route>,
 }
 
 /// A trust policy as the page and the API show it.
@@ -43,6 +45,7 @@ pub struct PolicyView {
     pub role: Role,
     pub lifetime_seconds: i32,
     pub created_at: OffsetDateTime,
+    pub allowed_routes: Vec<crate::domain::routes::Route>,
 }
 
 fn view(conn: &mut DbConn, row: TrustPolicyRow) -> ServiceResult<PolicyView> {
@@ -59,6 +62,7 @@ fn view(conn: &mut DbConn, row: TrustPolicyRow) -> ServiceResult<PolicyView> {
         role: row.role,
         lifetime_seconds: row.lifetime_seconds,
         created_at: from_naive(row.created_at),
+        allowed_routes: crate::domain::routes::from_stored(row.allowed_routes.as_deref()),
     })
 }
 
@@ -154,6 +158,7 @@ pub fn create(
                 lifetime_seconds: lifetime,
                 created_by: Some(actor.user_id.get()),
                 created_at: to_naive(now),
+                allowed_routes: crate::domain::routes::to_stored(&input.allowed_routes).as_deref(),
             },
         )?;
         audit::record(

@@ -37,6 +37,9 @@ pub struct ApiTrustPolicy {
     pub role: RoleRef,
     pub lifetime_seconds: i32,
     pub created_at: String,
+    /// The routes the minted tokens may call (`METHOD /pattern`); empty: the role's.
+    #[schema(value_type = Vec<String>)]
+    pub allowed_routes: Vec<String>,
 }
 
 impl From<PolicyView> for ApiTrustPolicy {
@@ -51,6 +54,7 @@ impl From<PolicyView> for ApiTrustPolicy {
             role: v.role.into(),
             lifetime_seconds: v.lifetime_seconds,
             created_at: rfc3339(v.created_at),
+            allowed_routes: v.allowed_routes.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -78,6 +82,10 @@ pub struct TrustPolicyBody {
     #[serde(default)]
     #[schema(value_type = Option<i64>)]
     lifetime_seconds: Field<i64>,
+    /// Routes the minted tokens are limited to, like `["POST /cdn/resources/*/purge"]`.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    allowed_routes: Field<Vec<String>>,
 }
 
 impl TrustPolicyBody {
@@ -151,6 +159,7 @@ impl TrustPolicyBody {
                 None
             }
         };
+        let routes = super::tokens::routes_field(self.allowed_routes, &mut errors);
         let input = match (
             issuer,
             audience,
@@ -158,17 +167,25 @@ impl TrustPolicyBody {
             service_account,
             role,
             lifetime,
+            routes,
         ) {
-            (Some(issuer), Some(audience), Some(conditions), Some(sa), Some(role), Some(l)) => {
-                Some(PolicyInput {
-                    issuer,
-                    audience,
-                    conditions,
-                    service_account: sa,
-                    role,
-                    lifetime_seconds: l,
-                })
-            }
+            (
+                Some(issuer),
+                Some(audience),
+                Some(conditions),
+                Some(sa),
+                Some(role),
+                Some(l),
+                Some(allowed_routes),
+            ) => Some(PolicyInput {
+                issuer,
+                audience,
+                conditions,
+                service_account: sa,
+                role,
+                lifetime_seconds: l,
+                allowed_routes,
+            }),
             _ => None,
         };
         errors.finish(input)

@@ -324,6 +324,7 @@ pub async fn add_policy(
                         service_account,
                         role,
                         lifetime_seconds: minutes.saturating_mul(60),
+                        allowed_routes: vec![],
                     },
                 )
                 .await

@@ -1,0 +1,1 @@
+ALTER TABLE trust_policies DROP COLUMN allowed_routes;

@@ -282,6 +282,17 @@ pub struct ApiExchanged {
     pub expires_in: i64,
 }
 
+/// The exchange's form (RFC 8693 §2.1), sent `application/x-www-form-urlencoded`.
+#[derive(Debug, ToSchema)]
+pub struct ExchangeForm {
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`
+    pub grant_type: String,
+    /// The CI job's OIDC JWT.
+    pub subject_token: String,
+    /// `urn:ietf:params:oauth:token-type:jwt` (or `…:id_token`).
+    pub subject_token_type: String,
+}
+
 /// A refusal (RFC 6749 §5.2).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiOAuthError {
@@ -309,7 +320,7 @@ fn oauth_error(
 /// `subject_token_type=urn:ietf:params:oauth:token-type:jwt`. The JWT must be signed by a key
 /// its issuer publishes, be current, be used once (`jti`), and meet exactly one trust policy.
 #[utoipa::path(tag = "federation",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = ExchangeForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = ApiExchanged), (status = 400, body = ApiOAuthError),
               (status = 503, body = ApiOAuthError)))]
 #[post("/iam/auth/token-exchange")]

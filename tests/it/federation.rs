@@ -690,7 +690,12 @@ async fn service_accounts_hold_tokens_that_outlive_their_creator_and_end_with_th
             json!({"email": "x@service-account.invalid", "user_role": {"id": 2}, "name": "x", "client_id": account}),
         )
         .await;
-    assert_ne!(squat.status, StatusCode::OK);
+    assert_eq!(squat.status, StatusCode::BAD_REQUEST, "{}", squat.json);
+    assert!(
+        squat.json.to_string().contains(".invalid"),
+        "{}",
+        squat.json
+    );
 
     // The person who made it is deprovisioned: their own tokens end, the bot's doesn't.
     let gone = scim.delete(&format!("/scim/v2/Users/{ops_scim_id}")).await;

@@ -326,16 +326,7 @@ impl Tokens {
         actor: Actor,
         request: NewTokenRequest,
     ) -> ServiceResult<CreateOutcome> {
-        let now = self.rt.clock.now();
-        let outcome = self
-            .rt
-            .db
-            .run(move |conn| create(conn, &actor, &request, now))
-            .await?;
-        if let CreateOutcome::Created { token, .. } = &outcome {
-            tracing::info!(token_id = %token.id, "token created");
-        }
-        Ok(outcome)
+        self.create_for(actor, None, request).await
     }
 
     /// Creates a token issued to a service account of the actor's account (Administrators).
@@ -345,14 +336,24 @@ impl Tokens {
         service_account: crate::domain::ServiceAccountId,
         request: NewTokenRequest,
     ) -> ServiceResult<CreateOutcome> {
+        self.create_for(actor, Some(service_account), request).await
+    }
+
+    /// Both creates: the actor's own token, or (Administrators) a service account's.
+    async fn create_for(
+        &self,
+        actor: Actor,
+        service_account: Option<crate::domain::ServiceAccountId>,
+        request: NewTokenRequest,
+    ) -> ServiceResult<CreateOutcome> {
         let now = self.rt.clock.now();
         let outcome = self
             .rt
             .db
-            .run(move |conn| create_as(conn, &actor, Some(service_account), &request, now))
+            .run(move |conn| create_as(conn, &actor, service_account, &request, now))
             .await?;
         if let CreateOutcome::Created { token, .. } = &outcome {
-            tracing::info!(token_id = %token.id, service_account = %service_account, "service account token created");
+            tracing::info!(token_id = %token.id, service_account = ?service_account, "token created");
         }
         Ok(outcome)
     }

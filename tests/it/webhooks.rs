@@ -540,11 +540,12 @@ async fn a_receiver_down_for_a_while_gets_the_same_message_again_in_order() {
         "the same body each time"
     );
     assert_signed(&secret, &got);
-    let log = deliveries(&api, account, endpoint).await;
-    let head = log
-        .iter()
-        .find(|d| d["webhook_id"] == first.as_str())
-        .unwrap();
+    // The receiver answers before the worker records the outcome: wait (bounded) for the log
+    // to say so, rather than reading it once.
+    let head = wait_delivery(&api, account, endpoint, |d| {
+        d["webhook_id"] == first.as_str() && d["status"] == "delivered"
+    })
+    .await;
     assert_eq!(
         (head["status"].as_str(), head["attempts"].as_i64()),
         (Some("delivered"), Some(3))

@@ -181,7 +181,7 @@ impl Application {
         // A delivery cut short keeps its claim, which expires: the message is sent again
         // (at least once) by whichever instance comes next.
         webhooks.abort();
-        if let Err(e) = self.state.gateway.flush_uses().await {
+        if let Err(e) = self.state.gateway.flush_at_shutdown().await {
             tracing::warn!(error = %e, "token uses not written at shutdown");
         }
         if let Some((handle, task)) = metrics {

@@ -67,6 +67,27 @@
     radios.forEach(function (r) { r.addEventListener("change", sync); });
     sync();
   }
+  // "Limit this token": each route line checked as it is typed (the server checks again and
+  // names the line): a method or *, then a path of segments where * and ** stand alone.
+  document.querySelectorAll("textarea[name=allowed_routes]").forEach(function (area) {
+    var live = document.getElementById("routes-live");
+    var check = function () {
+      var problem = "";
+      area.value.split("\n").some(function (line, i) {
+        var l = line.trim();
+        if (!l) { return false; }
+        var parts = l.split(/\s+/);
+        var bad = parts.length !== 2 || !/^(\*|[A-Za-z]+)$/.test(parts[0]) || parts[1].charAt(0) !== "/" ||
+          parts[1].split("/").some(function (seg) { return seg.indexOf("*") >= 0 && seg !== "*" && seg !== "**"; });
+        if (bad) { problem = "Line " + (i + 1) + ": write a method (or *) and a path, like GET /dns/**; * and ** stand for whole segments."; }
+        return bad;
+      });
+      area.setCustomValidity(problem);
+      area.setAttribute("aria-invalid", problem ? "true" : "false");
+      if (live) { live.textContent = problem; }
+    };
+    area.addEventListener("input", check);
+  });
   // Passkeys (WebAuthn). A form marked data-passkey="create" or "get" first asks its
   // data-options URL for what the browser needs (the server keeps the challenge), lets the
   // browser talk to the authenticator, then sends the browser's answer in its "credential"

@@ -12,6 +12,7 @@ diesel::table! {
         mfa_required -> Bool,
         max_idle_days -> Nullable<Integer>,
         routes_required -> Bool,
+        max_rate_limit -> Nullable<Text>,
     }
 }
 
@@ -94,6 +95,7 @@ diesel::table! {
         last_used_user_agent -> Nullable<Text>,
         allowed_routes -> Nullable<Text>,
         rate_limit -> Nullable<Text>,
+        usage_limit -> Nullable<Text>,
     }
 }
 
@@ -197,6 +199,9 @@ diesel::table! {
         token_id -> BigInt,
         day -> Date,
         requests -> BigInt,
+        refused_route -> BigInt,
+        refused_rate -> BigInt,
+        refused_quota -> BigInt,
     }
 }
 
@@ -326,6 +331,15 @@ diesel::allow_tables_to_appear_in_same_query!(service_accounts, users);
 diesel::allow_tables_to_appear_in_same_query!(service_accounts, tokens);
 diesel::allow_tables_to_appear_in_same_query!(trust_policies, users);
 diesel::allow_tables_to_appear_in_same_query!(token_exchanges, tokens);
+
+diesel::table! {
+    quota_counters (token_id) {
+        token_id -> BigInt,
+        period -> Text,
+        used -> BigInt,
+        noticed_period -> Nullable<Text>,
+    }
+}
 
 diesel::table! {
     rate_buckets (token_id) {

@@ -12,6 +12,7 @@ pub mod leak_response;
 pub mod notice;
 pub mod passkeys;
 pub mod policy;
+pub mod quota;
 pub mod rate;
 pub mod role;
 pub mod routes;

@@ -19,6 +19,9 @@ pub enum NoticeKind {
     /// The token is unused and the account's idle rule revokes it in 7 days (`detail`: the
     /// date). An alert of its own, under the expiry-e-mail preference.
     Idle,
+    /// The token has used 80 % of its usage quota this period (`detail`: how much of what).
+    /// A portal notice only (no e-mail): the issuer sees it in the bell and the navigation.
+    Quota,
 }
 
 impl NoticeKind {
@@ -30,6 +33,7 @@ impl NoticeKind {
             NoticeKind::Leaked => "leak",
             NoticeKind::Deprovisioned => "deprov",
             NoticeKind::Idle => "idle",
+            NoticeKind::Quota => "quota",
         }
     }
 
@@ -40,6 +44,7 @@ impl NoticeKind {
             "leak" => Some(NoticeKind::Leaked),
             "deprov" => Some(NoticeKind::Deprovisioned),
             "idle" => Some(NoticeKind::Idle),
+            "quota" => Some(NoticeKind::Quota),
             _ => None,
         }
     }
@@ -49,7 +54,10 @@ impl NoticeKind {
         match self {
             NoticeKind::SevenDays => EXPIRING_SOON,
             NoticeKind::OneDay => Duration::days(1),
-            NoticeKind::Leaked | NoticeKind::Deprovisioned | NoticeKind::Idle => Duration::ZERO,
+            NoticeKind::Leaked
+            | NoticeKind::Deprovisioned
+            | NoticeKind::Idle
+            | NoticeKind::Quota => Duration::ZERO,
         }
     }
 
@@ -58,7 +66,10 @@ impl NoticeKind {
         match self {
             NoticeKind::SevenDays => "in 7 days",
             NoticeKind::OneDay => "tomorrow",
-            NoticeKind::Leaked | NoticeKind::Deprovisioned | NoticeKind::Idle => "now",
+            NoticeKind::Leaked
+            | NoticeKind::Deprovisioned
+            | NoticeKind::Idle
+            | NoticeKind::Quota => "now",
         }
     }
 }

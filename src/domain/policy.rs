@@ -25,6 +25,9 @@ pub struct TokenPolicy {
     pub max_idle_days: Option<i32>,
     /// Every new token must be limited to allowed routes (issue 28).
     pub routes_required: bool,
+    /// Every new token must have a rate limit no faster than this (one asked without gets
+    /// this one).
+    pub max_rate: Option<crate::domain::rate::RateLimit>,
 }
 
 impl TokenPolicy {
@@ -47,6 +50,7 @@ impl TokenPolicy {
             expiry_required,
             max_idle_days: None,
             routes_required: false,
+            max_rate: None,
         })
     }
 
@@ -67,6 +71,11 @@ impl TokenPolicy {
             max_idle_days,
             ..self
         })
+    }
+
+    /// The same policy capping new tokens' rate limits (or not).
+    pub fn with_max_rate(self, max_rate: Option<crate::domain::rate::RateLimit>) -> TokenPolicy {
+        TokenPolicy { max_rate, ..self }
     }
 
     /// The same policy requiring (or not) allowed routes on every new token.

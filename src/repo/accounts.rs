@@ -24,6 +24,8 @@ pub struct Account {
     pub max_idle_days: Option<i32>,
     /// The token policy: every new token must be limited to allowed routes.
     pub routes_required: bool,
+    /// The token policy: the fastest rate limit a new token may have ("N/S"; `None`: any).
+    pub max_rate_limit: Option<String>,
 }
 
 impl Account {
@@ -56,6 +58,7 @@ impl Account {
                 accounts::expiry_required.eq(policy.expiry_required),
                 accounts::max_idle_days.eq(policy.max_idle_days),
                 accounts::routes_required.eq(policy.routes_required),
+                accounts::max_rate_limit.eq(policy.max_rate.map(|r| r.to_stored())),
             ))
             .execute(conn)
             .map(|n| n == 1)
@@ -67,6 +70,7 @@ impl Account {
             expiry_required: self.expiry_required,
             max_idle_days: self.max_idle_days,
             routes_required: self.routes_required,
+            max_rate: crate::domain::rate::RateLimit::from_stored(self.max_rate_limit.as_deref()),
         }
     }
 

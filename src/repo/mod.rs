@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod events;
+pub mod lineage;
 pub mod login_failures;
 pub mod machines;
 pub mod setups;

@@ -152,6 +152,20 @@ impl Notice {
         .execute(conn)
     }
 
+    /// Forgets a token's notices of one kind (a quota's new period replaces the last).
+    pub fn delete_of_token(
+        conn: &mut DbConn,
+        token_id: i64,
+        kind: NoticeKind,
+    ) -> QueryResult<usize> {
+        diesel::delete(
+            notices::table
+                .filter(notices::token_id.eq(token_id))
+                .filter(notices::kind.eq(kind)),
+        )
+        .execute(conn)
+    }
+
     /// Records notices unless the same (token, kind, recipient) exists, many rows per
     /// statement; returns how many were new.
     pub fn insert_many(conn: &mut DbConn, new: &[NewNotice]) -> QueryResult<usize> {

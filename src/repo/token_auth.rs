@@ -27,6 +27,7 @@ pub struct TokenForAuth {
     pub allowed_ips: Option<String>,
     pub allowed_routes: Option<String>,
     pub rate_limit: Option<String>,
+    pub usage_limit: Option<String>,
 }
 
 impl TokenForAuth {
@@ -53,6 +54,7 @@ impl TokenForAuth {
                         tokens::allowed_ips,
                         tokens::allowed_routes,
                         tokens::rate_limit,
+                        tokens::usage_limit,
                     ))
                     .load::<TokenForAuth>(conn)?,
             );

@@ -40,6 +40,8 @@ pub struct Token {
     /// The routes it is limited to, one `METHOD /pattern` a line (`domain::routes`); `None`: any.
     pub allowed_routes: Option<String>,
     pub rate_limit: Option<String>,
+    /// `domain::quota`'s stored form: "N", "N/daily" or "N/monthly".
+    pub usage_limit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Insertable)]
@@ -59,6 +61,8 @@ pub struct NewToken<'a> {
     pub allowed_routes: Option<&'a str>,
     /// `domain::rate`'s stored form, "N/S".
     pub rate_limit: Option<&'a str>,
+    /// `domain::quota`'s stored form.
+    pub usage_limit: Option<&'a str>,
 }
 
 /// A token with the name and e-mail of the user who issued it, for tables and the API.
@@ -122,6 +126,7 @@ impl Token {
             last_used_user_agent: None,
             allowed_routes: None,
             rate_limit: None,
+            usage_limit: None,
         }
     }
 }
@@ -396,7 +401,7 @@ impl Token {
 }
 
 /// The WHERE clause of a filter.
-fn filtered<'a>(filter: &'a TokenFilter, now: PrimitiveDateTime) -> BoxedTokens<'a> {
+pub(crate) fn filtered<'a>(filter: &'a TokenFilter, now: PrimitiveDateTime) -> BoxedTokens<'a> {
     let mut q = tokens::table
         .filter(tokens::account_id.eq(filter.account_id))
         .into_boxed();
@@ -428,71 +433,5 @@ fn filtered<'a>(filter: &'a TokenFilter, now: PrimitiveDateTime) -> BoxedTokens<
     match filter.status {
         None => q,
         Some(status) => q.filter(status_is(status, now)),
-    }
-}
-
-impl Token {
-    /// Active tokens created with any of `parents`.
-    pub fn active_children(conn: &mut DbConn, parents: &[i64]) -> QueryResult<Vec<i64>> {
-        tokens::table
-            .filter(tokens::parent_id.eq_any(parents))
-            .filter(tokens::deleted_at.is_null())
-            .select(tokens::id)
-            .load(conn)
-    }
-
-    /// The account's active tokens that were created with another token, as (id, parent id):
-    /// at most the account's 50 active tokens, however long its history.
-    pub fn active_with_parent(
-        conn: &mut DbConn,
-        account_id: i64,
-        now: PrimitiveDateTime,
-    ) -> QueryResult<Vec<(i64, i64)>> {
-        filtered(
-            &TokenFilter {
-                account_id,
-                status: Some(TokenStatus::Active),
-                ..Default::default()
-            },
-            now,
-        )
-        .filter(tokens::parent_id.is_not_null())
-        .select((tokens::id, tokens::parent_id.assume_not_null()))
-        .load(conn)
-    }
-
-    /// Every token created with `id`, at any depth (a deleted one's children too when
-    /// `live_only` is false), in the order found. Bounded like `retire`.
-    pub fn descendants(conn: &mut DbConn, id: i64, live_only: bool) -> QueryResult<Vec<i64>> {
-        let mut found = vec![];
-        let mut frontier = vec![id];
-        while !frontier.is_empty() && found.len() <= 10_000 {
-            frontier = if live_only {
-                Token::active_children(conn, &frontier)?
-            } else {
-                tokens::table
-                    .filter(tokens::parent_id.eq_any(&frontier))
-                    .select(tokens::id)
-                    .load(conn)?
-            };
-            found.extend_from_slice(&frontier);
-        }
-        Ok(found)
-    }
-
-    /// How many of `ids` are active now.
-    pub fn count_active_among(
-        conn: &mut DbConn,
-        ids: &[i64],
-        now: PrimitiveDateTime,
-    ) -> QueryResult<i64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        tokens::table
-            .filter(tokens::id.eq_any(ids))
-            .filter(status_is(TokenStatus::Active, now))
-            .count()
-            .get_result(conn)
     }
 }

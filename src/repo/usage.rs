@@ -48,6 +48,64 @@ pub fn add_counts(conn: &mut DbConn, day: Date, counts: &[(i64, i64)]) -> QueryR
     Ok(())
 }
 
+/// Adds refusals (token id, [route, rate, quota]) to `day`'s, as `add_counts` adds.
+pub fn add_refusals(conn: &mut DbConn, day: Date, refusals: &[(i64, [i64; 3])]) -> QueryResult<()> {
+    use token_usage as u;
+    for chunk in refusals.chunks(CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(id, n)| {
+                (
+                    u::token_id.eq(*id),
+                    u::day.eq(day),
+                    u::requests.eq(0i64),
+                    u::refused_route.eq(n[0]),
+                    u::refused_rate.eq(n[1]),
+                    u::refused_quota.eq(n[2]),
+                )
+            })
+            .collect();
+        let add = (
+            u::refused_route.eq(u::refused_route + excluded(u::refused_route)),
+            u::refused_rate.eq(u::refused_rate + excluded(u::refused_rate)),
+            u::refused_quota.eq(u::refused_quota + excluded(u::refused_quota)),
+        );
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(u::table)
+                .values(&rows)
+                .on_conflict((u::token_id, u::day))
+                .do_update()
+                .set(add)
+                .execute(c)?,
+            DbConn::Postgres(c) => diesel::insert_into(u::table)
+                .values(&rows)
+                .on_conflict((u::token_id, u::day))
+                .do_update()
+                .set(add)
+                .execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// A token's daily refusals from `from` on: (day, [route, rate, quota]).
+pub fn refusal_days(
+    conn: &mut DbConn,
+    token_id: i64,
+    from: Date,
+) -> QueryResult<Vec<(Date, [i64; 3])>> {
+    use token_usage as u;
+    Ok(u::table
+        .filter(u::token_id.eq(token_id))
+        .filter(u::day.ge(from))
+        .filter((u::refused_route + u::refused_rate + u::refused_quota).gt(0i64))
+        .select((u::day, u::refused_route, u::refused_rate, u::refused_quota))
+        .load::<(Date, i64, i64, i64)>(conn)?
+        .into_iter()
+        .map(|(d, a, b, c)| (d, [a, b, c]))
+        .collect())
+}
+
 /// A token's daily totals from `from` on (days without requests have no row).
 pub fn days(conn: &mut DbConn, token_id: i64, from: Date) -> QueryResult<Vec<(Date, i64)>> {
     token_usage::table

@@ -97,6 +97,8 @@ pub struct Credential {
     pub routes: Option<std::sync::Arc<[crate::domain::routes::Route]>>,
     /// The permanent token's rate limit, if it has one.
     pub rate: Option<crate::domain::rate::RateLimit>,
+    /// The permanent token's usage quota, if it has one.
+    pub quota: Option<crate::domain::quota::UsageLimit>,
 }
 
 /// What the web layer can tell about the caller, asked for only when needed.

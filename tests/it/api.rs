@@ -114,7 +114,7 @@ async fn tokens_have_exactly_the_contract_shape() {
     let mut keys: Vec<&String> = t.as_object().unwrap().keys().collect();
     keys.sort();
     // Gcore's fields, and ours (issue 13): allowed_ips, last_used_ip, last_used_user_agent;
-    // (issue 28) allowed_routes.
+    // (issue 28) allowed_routes, rate_limit, usage_limit and remaining_uses.
     assert_eq!(
         keys,
         [
@@ -133,7 +133,9 @@ async fn tokens_have_exactly_the_contract_shape() {
             "last_used_user_agent",
             "name",
             "rate_limit",
-            "token"
+            "remaining_uses",
+            "token",
+            "usage_limit"
         ]
     );
     assert!(t["id"].is_i64());

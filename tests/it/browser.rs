@@ -798,6 +798,7 @@ async fn every_page_passes_axe_and_fits_a_phone_in_light_and_dark() {
             allowed_ips: vec![],
             allowed_routes: vec![],
             rate_limit: None,
+            usage_limit: None,
         };
         apitokens::services::tokens::create(c, &actor, &req, now).unwrap();
     })

@@ -446,6 +446,7 @@ async fn one_sweep_sends_every_due_digest_past_a_batch() {
                     allowed_ips: None,
                     allowed_routes: None,
                     rate_limit: None,
+                    usage_limit: None,
                 },
             )
             .unwrap();

@@ -532,6 +532,7 @@ impl TestApp {
             allowed_ips: vec![],
             allowed_routes: vec![],
             rate_limit: None,
+            usage_limit: None,
         };
         match self
             .db(move |c| create(c, &actor, &req, now))
@@ -577,6 +578,7 @@ impl TestApp {
             allowed_ips: vec![],
             allowed_routes: vec![],
             rate_limit: None,
+            usage_limit: None,
         };
         let now = self.clock().now();
         match self

@@ -224,7 +224,7 @@ async fn the_token_policy_holds_for_creates_and_rotations_through_the_form_and_t
     let policy = format!("/iam/clients/{account}/token-policy");
     assert_eq!(
         admin_api.get(&policy).await.json,
-        json!({"max_lifetime_days": null, "expiry_required": false, "max_idle_days": null, "routes_required": false})
+        json!({"max_lifetime_days": null, "expiry_required": false, "max_idle_days": null, "routes_required": false, "max_rate_limit": null})
     );
     // Only Administrators set it; bad values are refused field by field.
     let eng = app.acme_member("eng", Role::Engineers).await;
@@ -262,7 +262,7 @@ async fn the_token_policy_holds_for_creates_and_rotations_through_the_form_and_t
     .await;
     assert_eq!(
         set.json,
-        json!({"max_lifetime_days": 90, "expiry_required": true, "max_idle_days": null, "routes_required": false})
+        json!({"max_lifetime_days": 90, "expiry_required": true, "max_idle_days": null, "routes_required": false, "max_rate_limit": null})
     );
     assert_eq!(
         eng_api.get(&policy).await.json["max_lifetime_days"],
@@ -372,7 +372,7 @@ async fn the_token_policy_holds_for_creates_and_rotations_through_the_form_and_t
     assert_eq!(off.status, StatusCode::SEE_OTHER);
     assert_eq!(
         admin_api.get(&policy).await.json,
-        json!({"max_lifetime_days": null, "expiry_required": false, "max_idle_days": null, "routes_required": false})
+        json!({"max_lifetime_days": null, "expiry_required": false, "max_idle_days": null, "routes_required": false, "max_rate_limit": null})
     );
     assert_eq!(
         app.signed_in("eng@acme.test")

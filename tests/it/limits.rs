@@ -354,7 +354,7 @@ http {{
             proxy_pass http://{upstream};
         }}
         location @denied {{
-            if ($auth_reason = rate-limited) {{
+            if ($auth_reason ~ "^(rate-limited|quota)$") {{
                 add_header Retry-After $auth_retry always;
                 return 429;
             }}
@@ -820,4 +820,38 @@ async fn the_nginx_recipe_turns_a_rate_refusal_into_429_with_retry_after() {
         .parse()
         .unwrap();
     assert!(retry >= 1, "{answers:?}");
+}
+
+#[tokio::test]
+async fn the_nginx_recipe_turns_a_spent_quota_into_429_with_retry_after() {
+    let Acme { app, admin } = Acme::start().await;
+    let Some(nginx) = Nginx::start(&app) else {
+        return;
+    };
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let made = api
+        .post(
+            &format!("/iam/clients/{}/tokens", admin.account_id),
+            json!({"name": "quota'd", "client_user": {"role": {"id": 5}}, "exp_date": null,
+                   "usage_limit": {"requests": 2, "refill": "daily"}}),
+        )
+        .await;
+    let token = made.json["token"].as_str().unwrap().to_owned();
+    let answers = tokio::task::spawn_blocking(move || {
+        (0..3)
+            .map(|_| nginx.exchange("GET", "/dns/zones", Some(&token)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!((answers[0].0, answers[1].0), (200, 200), "{answers:?}");
+    assert_eq!(answers[2].0, 429, "{answers:?}");
+    let retry: u64 = answers[2]
+        .1
+        .as_deref()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry), "{answers:?}");
 }

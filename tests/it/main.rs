@@ -22,6 +22,7 @@ mod passkeys;
 mod passwords;
 mod portal;
 mod portal_details;
+mod quotas;
 mod review;
 mod revoke;
 mod scim;

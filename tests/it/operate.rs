@@ -180,6 +180,7 @@ async fn expiring_tokens(app: &TestApp, admin: &apitokens::repo::User, n: usize)
             allowed_ips: vec![],
             allowed_routes: vec![],
             rate_limit: None,
+            usage_limit: None,
         };
         let id = match app.db(move |c| create(c, &actor, &req, now)).await.unwrap() {
             CreateOutcome::Created { token, .. } => token.id.get(),

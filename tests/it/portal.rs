@@ -45,6 +45,7 @@ async fn make_token(
         allowed_ips: vec![],
         allowed_routes: vec![],
         rate_limit: None,
+        usage_limit: None,
     };
     match app.db(move |c| create(c, &actor, &req, now)).await.unwrap() {
         CreateOutcome::Created { token, .. } => token.id.get(),

@@ -22,6 +22,7 @@ fn request(name: &str, role: Role, expiry: Expiry) -> NewTokenRequest {
         allowed_ips: vec![],
         allowed_routes: vec![],
         rate_limit: None,
+        usage_limit: None,
     }
 }
 
@@ -537,6 +538,7 @@ async fn batched_use_writes_keep_the_latest_time_from_any_instance() {
                             allowed_ips: None,
                             allowed_routes: None,
                             rate_limit: None,
+                            usage_limit: None,
                         },
                     )
                     .unwrap()
@@ -649,6 +651,7 @@ async fn a_token_made_before_the_checksum_still_authenticates() {
                     allowed_ips: None,
                     allowed_routes: None,
                     rate_limit: None,
+                    usage_limit: None,
                 },
             )
         })

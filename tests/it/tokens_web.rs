@@ -402,6 +402,7 @@ fn req(name: &str) -> NewTokenRequest {
         allowed_ips: vec![],
         allowed_routes: vec![],
         rate_limit: None,
+        usage_limit: None,
     }
 }
 

@@ -417,6 +417,7 @@ pub(crate) fn mint(
                 allowed_ips: None,
                 allowed_routes: policy.allowed_routes.as_deref(),
                 rate_limit: None,
+                usage_limit: None,
             },
         )?;
         TokenExchange::insert(

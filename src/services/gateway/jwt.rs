@@ -226,6 +226,7 @@ impl JwtKeys {
             allowed: None,
             routes: None,
             rate: None,
+            quota: None,
         })
     }
 }
@@ -254,6 +255,7 @@ mod tests {
             mfa_required: false,
             max_idle_days: None,
             routes_required: false,
+            max_rate_limit: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod authorization;
 pub mod id_horizon;
 pub mod jwt;
 pub mod miss_batch;
+pub mod quota;
 pub mod rate;
 pub mod token_cache;
 pub mod usage_flush;
@@ -31,6 +32,7 @@ use authorization::{parse_authorization, Presented};
 use id_horizon::{IdHorizon, Sight};
 use jwt::JwtKeys;
 use miss_batch::MissBatcher;
+pub use token_cache::Refusal;
 use token_cache::{LoadedRow, TokenVerifier, UseFacts, Verdict};
 use user_cache::{UserState, UserStates};
 
@@ -49,6 +51,7 @@ pub struct Gateway {
     user_states: Arc<UserStates>,
     jwt: Arc<JwtKeys>,
     rates: Arc<rate::RateLeases>,
+    quotas: Arc<quota::QuotaLeases>,
 }
 
 impl Gateway {
@@ -61,6 +64,7 @@ impl Gateway {
             user_states: Arc::new(UserStates::new(settings.outage_grace)),
             jwt: Arc::new(JwtKeys::new(&settings.jwt_keys)?),
             rates: Arc::default(),
+            quotas: Arc::default(),
         })
     }
 
@@ -82,6 +86,11 @@ impl Gateway {
         }
     }
 
+    /// Forgets a token's quota lease on this instance (its quota was changed).
+    pub fn forget_quota(&self, id: i64) {
+        self.quotas.forget(id);
+    }
+
     /// Forgets a user's state (removed, role changed, signed out everywhere): their JWTs are
     /// checked against the database from the next request.
     pub fn forget_user(&self, id: crate::domain::UserId) {
@@ -95,6 +104,26 @@ impl Gateway {
         limit: crate::domain::rate::RateLimit,
     ) -> Result<(), std::time::Duration> {
         self.rates.take(&self.rt, token, limit).await
+    }
+
+    /// One request of a token with a usage quota: `Ok`, or why not.
+    pub async fn take_quota(
+        &self,
+        token: crate::domain::TokenId,
+        limit: crate::domain::quota::UsageLimit,
+    ) -> Result<(), quota::QuotaRefusal> {
+        self.quotas.take(&self.rt, token, limit).await
+    }
+
+    /// Leases of usage quotas this instance took from the database.
+    pub fn quota_leases(&self) -> u64 {
+        self.quotas.leases()
+    }
+
+    /// Counts a request the gateway refused after the token was good (the usage chart's
+    /// refusals), written with the next flush.
+    pub fn count_refusal(&self, token: crate::domain::TokenId, why: Refusal) {
+        self.verifier.uses.count_refusal(token.get(), why);
     }
 
     /// Leases of rate budgets this instance took from the database.
@@ -179,6 +208,7 @@ impl Gateway {
                     allowed: None,
                     routes: None,
                     rate: None,
+                    quota: None,
                 })
             }
             _ => Err(AuthError::Unauthorized),
@@ -326,21 +356,41 @@ impl Gateway {
     /// Writes the token uses noted since the last flush, in one transaction. On failure they
     /// stay queued for the next flush (merged with newer uses), so none is lost.
     pub async fn flush_uses(&self) -> ServiceResult<usize> {
+        self.quotas.give_back(&self.rt, false).await?;
+        self.flush_counts().await
+    }
+
+    /// `flush_uses` at shutdown: every quota lease's unspent part goes back too.
+    pub async fn flush_at_shutdown(&self) -> ServiceResult<usize> {
+        self.quotas.give_back(&self.rt, true).await?;
+        self.flush_counts().await
+    }
+
+    async fn flush_counts(&self) -> ServiceResult<usize> {
         let uses = self.verifier.uses.take_uses();
         let counts = self.verifier.uses.take_counts();
-        if uses.is_empty() && counts.is_empty() {
+        let refusals = self.verifier.uses.take_refusals();
+        if uses.is_empty() && counts.is_empty() && refusals.is_empty() {
             return Ok(0);
         }
         let facts = self.verifier.uses.take_facts();
         let count = uses.len();
         let (batch, facts_batch, counts_batch) = (uses.clone(), facts.clone(), counts.clone());
+        let refusals_batch = refusals.clone();
         let now = self.rt.clock.now();
         match self
             .rt
             .db
             .run_bookkeeping(move |conn| {
                 token_cache::Uses::record_uses(conn, &batch)?;
-                usage_flush::record(conn, &batch, &facts_batch, &counts_batch, now)
+                usage_flush::record(
+                    conn,
+                    &batch,
+                    &facts_batch,
+                    &counts_batch,
+                    &refusals_batch,
+                    now,
+                )
             })
             .await
         {
@@ -349,6 +399,7 @@ impl Gateway {
                 self.verifier.uses.requeue_uses(uses);
                 self.verifier.uses.requeue_facts(facts);
                 self.verifier.uses.requeue_counts(&counts);
+                self.verifier.uses.requeue_refusals(&refusals);
                 Err(e)
             }
         }

@@ -26,10 +26,12 @@ pub fn record(
     uses: &[(i64, OffsetDateTime)],
     facts: &HashMap<i64, UseFacts>,
     counts: &[(i64, i64)],
+    refusals: &[(i64, [i64; 3])],
     now: OffsetDateTime,
 ) -> ServiceResult<()> {
     conn.transaction(|conn| {
         usage::add_counts(conn, now.date(), counts)?;
+        usage::add_refusals(conn, now.date(), refusals)?;
         let with_facts: Vec<(i64, OffsetDateTime, &UseFacts)> = uses
             .iter()
             .filter_map(|(id, at)| facts.get(id).map(|f| (*id, *at, f)))

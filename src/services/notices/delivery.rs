@@ -213,6 +213,12 @@ pub fn deliver(
                 recipient.email.clone(),
             ),
         );
+        if notice.kind == NoticeKind::Quota {
+            // A portal notice only: no e-mail is owed (`NoticeKind::Quota`).
+            Notice::finish(conn, notice.id, &claim_id, EmailStatus::Skipped, naive_now)?;
+            report.skipped += 1;
+            continue;
+        }
         if notice.kind == NoticeKind::Idle {
             // Its own e-mail (the digest's words are about expiry), under the expiry-e-mail
             // preference; not sent for a token gone meanwhile or to a removed person.

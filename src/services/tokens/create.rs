@@ -96,6 +96,11 @@ pub fn create_as(
         let rate = rate_limit(
             request,
             parent_row.as_ref().and_then(|p| p.rate_limit.as_deref()),
+            account.token_policy().max_rate,
+        )?;
+        let quota = usage_limit(
+            request,
+            parent_row.as_ref().and_then(|p| p.usage_limit.as_deref()),
         )?;
         let expires_at = cap_expiry(request.expiry.instant().map(to_naive), [parent_expiry]);
         let allowed = crate::domain::allowlist::to_stored(&request.allowed_ips);
@@ -115,6 +120,7 @@ pub fn create_as(
                 allowed_ips: allowed.as_deref(),
                 allowed_routes: crate::domain::routes::to_stored(&routes).as_deref(),
                 rate_limit: rate.map(|r| r.to_stored()).as_deref(),
+                usage_limit: quota.map(|q| q.to_stored()).as_deref(),
             },
         )?;
         let mut via = audit::via_words(conn, actor)?;
@@ -129,6 +135,9 @@ pub fn create_as(
         }
         if let Some(r) = rate {
             expiry.push_str(&format!(", at most {r}"));
+        }
+        if let Some(q) = quota {
+            expiry.push_str(&format!(", quota {q}"));
         }
         if !routes.is_empty() {
             expiry.push_str(&format!(
@@ -195,16 +204,44 @@ fn allowed_routes(
 }
 
 /// The rate limit a new token gets: the one asked for, no larger than its parent's when the
-/// parent has one (none asked for: the parent's).
+/// parent has one (none asked for: the parent's), nor than the account policy's cap (none
+/// asked for and no parent's: the cap).
 fn rate_limit(
     request: &NewTokenRequest,
     parent: Option<&str>,
+    cap: Option<crate::domain::rate::RateLimit>,
 ) -> ServiceResult<Option<crate::domain::rate::RateLimit>> {
     let parent = crate::domain::rate::RateLimit::from_stored(parent);
-    match (request.rate_limit, parent) {
-        (Some(mine), Some(p)) if !mine.within(p) => Err(ServiceError::invalid(
+    let rate = match (request.rate_limit, parent) {
+        (Some(mine), Some(p)) if !mine.within(p) => {
+            return Err(ServiceError::invalid(
+                "rate_limit",
+                format!("A token made with a token can't be faster than it: at most {p}."),
+            ))
+        }
+        (Some(mine), _) => Some(mine),
+        (None, p) => p.or(cap),
+    };
+    match (rate, cap) {
+        (Some(r), Some(cap)) if !r.within(cap) => Err(ServiceError::invalid(
             "rate_limit",
-            format!("A token made with a token can't be faster than it: at most {p}."),
+            format!("The account's token policy allows at most {cap}."),
+        )),
+        _ => Ok(rate),
+    }
+}
+
+/// The usage quota a new token gets: the one asked for, no larger than its parent's when the
+/// parent has one (none asked for: the parent's).
+fn usage_limit(
+    request: &NewTokenRequest,
+    parent: Option<&str>,
+) -> ServiceResult<Option<crate::domain::quota::UsageLimit>> {
+    let parent = crate::domain::quota::UsageLimit::from_stored(parent);
+    match (request.usage_limit, parent) {
+        (Some(mine), Some(p)) if !mine.within(p) => Err(ServiceError::invalid(
+            "usage_limit",
+            format!("A token made with a token can't have a larger quota than it: at most {p}."),
         )),
         (Some(mine), _) => Ok(Some(mine)),
         (None, p) => Ok(p),

@@ -9,10 +9,12 @@ use super::read::{load_view, lock_changeable};
 use super::view::TokenView;
 use super::Tokens;
 use crate::db::DbConn;
+use crate::domain::quota::UsageLimit;
 use crate::domain::rate::RateLimit;
 use crate::domain::routes::{from_stored, to_stored, within, Route};
 use crate::domain::{EventKind, TokenId};
 use crate::error::{ServiceError, ServiceResult};
+use crate::repo::token_limits::QuotaCounter;
 use crate::repo::{Account, Token};
 use crate::services::audit;
 use crate::services::vocabulary::Actor;
@@ -134,6 +136,14 @@ pub fn set_rate_limit(
         if old == rate {
             return Ok(());
         }
+        // A change must meet the policy's cap (a token older than the cap keeps its own).
+        let cap = Account::find(conn, token.account_id)?.and_then(|a| a.token_policy().max_rate);
+        if let Some(cap) = cap.filter(|cap| !rate.is_some_and(|r| r.within(*cap))) {
+            return Err(ServiceError::invalid(
+                "rate_limit",
+                format!("The account's token policy allows rate limits of at most {cap}."),
+            ));
+        }
         Token::set_rate_limit(conn, id, rate.map(RateLimit::to_stored).as_deref())?;
         let words = |r: Option<RateLimit>| r.map_or("no limit".to_string(), |r| r.to_string());
         let how = match (old, rate) {
@@ -160,22 +170,125 @@ pub fn set_rate_limit(
     load_view(conn, id, now)
 }
 
+/// Sets a token's usage quota (`None`: none): no larger than the token it was created with,
+/// nor than the calling token's own. A changed quota starts its count afresh. Audited with
+/// the same kind as routes.
+pub fn set_usage_limit(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: TokenId,
+    quota: Option<UsageLimit>,
+    caller_quota: Option<UsageLimit>,
+    now: OffsetDateTime,
+) -> ServiceResult<TokenView> {
+    let id = id.get();
+    conn.transaction(|conn| {
+        let token = lock_changeable(conn, actor, id, "usage_limit")?;
+        let parent = match token.parent_id {
+            Some(p) => Token::find(conn, p)?
+                .and_then(|p| UsageLimit::from_stored(p.usage_limit.as_deref())),
+            None => None,
+        };
+        for (ceiling, whose) in [
+            (parent, "the token it was made with"),
+            (caller_quota, "the token asking"),
+        ] {
+            if let Some(ceiling) = ceiling {
+                if !quota.is_some_and(|q| q.within(ceiling)) {
+                    return Err(ServiceError::invalid(
+                        "usage_limit",
+                        format!("The usage quota can be at most {ceiling}, that of {whose}."),
+                    ));
+                }
+            }
+        }
+        let old = UsageLimit::from_stored(token.usage_limit.as_deref());
+        if old == quota {
+            return Ok(());
+        }
+        Token::set_usage_limit(conn, id, quota.map(UsageLimit::to_stored).as_deref())?;
+        QuotaCounter::reset(conn, id)?;
+        let words = |q: Option<UsageLimit>| q.map_or("no quota".to_string(), |q| q.to_string());
+        let how = match (old, quota) {
+            (Some(o), Some(n)) if n.within(o) => "Narrowed",
+            (None, Some(_)) => "Narrowed",
+            (Some(o), Some(n)) if o.within(n) => "Widened",
+            (Some(_), None) => "Widened",
+            _ => "Changed",
+        };
+        audit::record(
+            conn,
+            actor,
+            now,
+            EventKind::TokenRoutesChanged,
+            &format!(
+                "{how} the usage quota of token \"{}\": from {} to {}",
+                token.name,
+                words(old),
+                words(quota)
+            ),
+            Some(id),
+        )
+    })?;
+    load_view(conn, id, now)
+}
+
+/// What a `PATCH` changes of a token's limits (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct LimitsChange {
+    pub routes: Option<Vec<Route>>,
+    pub rate: Option<Option<RateLimit>>,
+    pub quota: Option<Option<UsageLimit>>,
+}
+
+/// The limits of the token that asks for a change (none for a person's JWT or the portal).
+#[derive(Debug, Clone, Default)]
+pub struct CallerLimits {
+    pub routes: Option<std::sync::Arc<[Route]>>,
+    pub rate: Option<RateLimit>,
+    pub quota: Option<UsageLimit>,
+}
+
 impl Tokens {
-    /// Sets a token's rate limit (see `set_rate_limit`); this instance's cache forgets it.
-    pub async fn set_token_rate(
+    /// Changes a token's routes, rate and quota together, all or nothing (one transaction);
+    /// this instance's cache and quota lease forget it at once, the others within their
+    /// second (quota leases: within a lease).
+    #[tracing::instrument(skip_all, fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
+    pub async fn set_token_limits(
         &self,
         actor: Actor,
         id: TokenId,
-        rate: Option<RateLimit>,
-        caller_rate: Option<RateLimit>,
+        change: LimitsChange,
+        caller: CallerLimits,
     ) -> ServiceResult<TokenView> {
         let now = self.rt.clock.now();
         let view = self
             .rt
             .db
-            .run(move |conn| set_rate_limit(conn, &actor, id, rate, caller_rate, now))
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    if let Some(routes) = &change.routes {
+                        set_allowed_routes(
+                            conn,
+                            &actor,
+                            id,
+                            routes,
+                            caller.routes.as_deref(),
+                            now,
+                        )?;
+                    }
+                    if let Some(rate) = change.rate {
+                        set_rate_limit(conn, &actor, id, rate, caller.rate, now)?;
+                    }
+                    if let Some(quota) = change.quota {
+                        set_usage_limit(conn, &actor, id, quota, caller.quota, now)?;
+                    }
+                    load_view(conn, id.get(), now)
+                })
+            })
             .await?;
         self.gateway.forget_tokens(&[id.get()]);
+        self.gateway.forget_quota(id.get());
         Ok(view)
     }
 

@@ -49,12 +49,19 @@ pub fn set_policy(
                 .map_or("idle tokens kept".to_owned(), |d| {
                     format!("tokens unused for {d} days revoked")
                 });
+            let mut limits = String::new();
+            if wanted.routes_required {
+                limits.push_str(", allowed routes required");
+            }
+            if let Some(r) = wanted.max_rate {
+                limits.push_str(&format!(", rate limits of at most {r}"));
+            }
             audit::record(
                 conn,
                 actor,
                 now,
                 EventKind::AccountTokenPolicy,
-                &format!("Set the token policy: {lifetime}, {required}, {idle}"),
+                &format!("Set the token policy: {lifetime}, {required}, {idle}{limits}"),
                 None,
             )?;
         }

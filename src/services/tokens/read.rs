@@ -21,7 +21,35 @@ pub(crate) fn load_view(
     let row = Token::find_with_issuer(conn, id)?.ok_or(ServiceError::NotFound)?;
     let mut view = TokenView::new(row, now);
     view.ends_with_it = ends_with(conn, id, now)?;
+    fill_remaining(conn, std::slice::from_mut(&mut view), now)?;
     Ok(view)
+}
+
+/// Fills `remaining_uses` for the tokens with a usage quota, from one read of their counters:
+/// what the period's quota has left (leases out on instances count as used).
+fn fill_remaining(
+    conn: &mut DbConn,
+    tokens: &mut [TokenView],
+    now: OffsetDateTime,
+) -> ServiceResult<()> {
+    let ids: Vec<i64> = tokens
+        .iter()
+        .filter(|t| t.usage_limit.is_some())
+        .map(|t| t.id.get())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let counters = crate::repo::token_limits::QuotaCounter::of(conn, &ids)?;
+    for t in tokens.iter_mut() {
+        let Some(limit) = t.usage_limit else { continue };
+        let used = counters
+            .iter()
+            .find(|(id, period, _)| *id == t.id.get() && *period == limit.period(now))
+            .map_or(0, |(_, _, used)| (*used).max(0) as u64);
+        t.remaining_uses = Some(limit.requests.saturating_sub(used));
+    }
+    Ok(())
 }
 
 /// How many active tokens deleting `id` would end with it: the walk `retire` takes.
@@ -118,6 +146,7 @@ pub fn list(
     let (rows, total) = Token::list(conn, &filter, to_naive(now))?;
     let mut tokens: Vec<TokenView> = rows.into_iter().map(|r| TokenView::new(r, now)).collect();
     fill_ends_with(conn, visibility.account_id, &mut tokens, now)?;
+    fill_remaining(conn, &mut tokens, now)?;
     let policy = policy(conn, actor.account_id.get())?;
     if policy.is_set() {
         for t in tokens
@@ -170,6 +199,7 @@ pub fn get(
     }
     let mut view = TokenView::new(row, now);
     view.ends_with_it = ends_with(conn, id, now)?;
+    fill_remaining(conn, std::slice::from_mut(&mut view), now)?;
     Ok(view)
 }
 

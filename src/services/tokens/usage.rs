@@ -41,13 +41,26 @@ pub fn of_token(
 /// `of_token` for a token whose visibility the caller has checked.
 pub fn of_visible_token(conn: &mut DbConn, id: i64, now: OffsetDateTime) -> ServiceResult<Usage> {
     let today = now.date();
-    let rows = usage::days(conn, id, today - Duration::days(DAYS - 1))?;
+    let from = today - Duration::days(DAYS - 1);
+    let rows = usage::days(conn, id, from)?;
+    let refusals = usage::refusal_days(conn, id, from)?;
     let addresses = usage::addresses(conn, id, ADDRESSES)?
         .into_iter()
         .map(|(a, at)| (a, crate::domain::token::from_naive(at)))
         .collect();
+    let days = fill_days(&rows, today);
+    let refused = days
+        .iter()
+        .map(|(d, _)| {
+            refusals
+                .iter()
+                .find(|(day, _)| day == d)
+                .map_or([0; 3], |(_, n)| *n)
+        })
+        .collect();
     Ok(Usage {
-        days: fill_days(&rows, today),
+        days,
+        refused,
         addresses,
     })
 }

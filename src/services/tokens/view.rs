@@ -33,6 +33,9 @@ pub struct NewTokenRequest {
     /// A burst and a rate it may be called at (`None`: no limit; a token made with a limited
     /// token gets its parent's).
     pub rate_limit: Option<crate::domain::rate::RateLimit>,
+    /// At most this many requests, for ever or per period (`None`: no quota; a token made
+    /// with a quota'd token gets its parent's).
+    pub usage_limit: Option<crate::domain::quota::UsageLimit>,
 }
 
 /// A token as the portal and the API show it.
@@ -64,6 +67,10 @@ pub struct TokenView {
     /// The routes it may call; empty: whatever its role allows.
     pub allowed_routes: Vec<crate::domain::routes::Route>,
     pub rate_limit: Option<crate::domain::rate::RateLimit>,
+    pub usage_limit: Option<crate::domain::quota::UsageLimit>,
+    /// What the usage quota has left this period (`None`: no quota); set by the reads that
+    /// know the counters.
+    pub remaining_uses: Option<u64>,
     /// The last use's client address and user agent (`None` until used).
     pub last_used_ip: Option<String>,
     pub last_used_user_agent: Option<String>,
@@ -111,6 +118,8 @@ impl TokenView {
             allowed_ips: crate::domain::allowlist::from_stored(t.allowed_ips.as_deref()),
             allowed_routes: crate::domain::routes::from_stored(t.allowed_routes.as_deref()),
             rate_limit: crate::domain::rate::RateLimit::from_stored(t.rate_limit.as_deref()),
+            usage_limit: crate::domain::quota::UsageLimit::from_stored(t.usage_limit.as_deref()),
+            remaining_uses: None,
             last_used_ip: t.last_used_ip,
             last_used_user_agent: t.last_used_user_agent,
             ends_with_it: 0,
@@ -215,6 +224,8 @@ pub struct TokenSection {
 /// A token's usage as its page and the API show it, if `actor` may see the token.
 pub struct Usage {
     pub days: Vec<(Date, i64)>,
+    /// Of each day's requests, refused by the token's limits: [route, rate, quota].
+    pub refused: Vec<[i64; 3]>,
     /// The last addresses, most recent first, with their last time.
     pub addresses: Vec<(String, OffsetDateTime)>,
 }

@@ -13,6 +13,8 @@ use super::model::{JwtPair, Message};
 use crate::domain::{AccountId, Role};
 use crate::metrics::CheckOutcome;
 use crate::services::gateway::jwt::TokenPair;
+use crate::services::gateway::quota::QuotaRefusal;
+use crate::services::gateway::Refusal;
 use crate::services::people::jwt_pairs::RefreshError;
 use crate::services::vocabulary::{AuthError, ClientFacts, Credential, SignInError};
 use crate::web::ids::Id;
@@ -87,9 +89,15 @@ impl FromRequest for ApiCaller {
                 .gateway
                 .api_caller(authorization(&req), || client_facts(&req, trusted))
                 .await?;
+            let refused = |why| {
+                if let Some(id) = credential.token_id {
+                    state.gateway.count_refusal(id, why);
+                }
+            };
             if let Some(routes) = &credential.routes {
                 let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
                 if !crate::domain::routes::admits(routes, req.method().as_str(), target) {
+                    refused(Refusal::Route);
                     return Err(ApiError::Forbidden(format!(
                         "This token is limited to its allowed routes, and {} {} isn't one of them.",
                         req.method(),
@@ -99,7 +107,22 @@ impl FromRequest for ApiCaller {
             }
             if let (Some(rate), Some(id)) = (credential.rate, credential.token_id) {
                 if let Err(wait) = state.gateway.take_rate(id, rate).await {
+                    refused(Refusal::Rate);
                     return Err(ApiError::RateLimited(rate, wait));
+                }
+            }
+            if let (Some(quota), Some(id)) = (credential.quota, credential.token_id) {
+                match state.gateway.take_quota(id, quota).await {
+                    Ok(()) => {}
+                    Err(QuotaRefusal::Spent(refill)) => {
+                        refused(Refusal::Quota);
+                        return Err(ApiError::QuotaSpent(
+                            refill.map(|at| until(at, state.clock().now())),
+                        ));
+                    }
+                    Err(QuotaRefusal::Unavailable) => {
+                        return Err(ApiError::Unavailable("quota lease".into()))
+                    }
                 }
             }
             let client = crate::web::client::client_address(&req, &state.settings.trusted_proxies);
@@ -290,11 +313,15 @@ async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpRespo
     }
     if let Some(routes) = &credential.routes {
         if let Some(refusal) = route_refusal(req, routes) {
+            if let Some(id) = credential.token_id {
+                state.gateway.count_refusal(id, Refusal::Route);
+            }
             return Ok(refusal);
         }
     }
     if let (Some(rate), Some(id)) = (credential.rate, credential.token_id) {
         if let Err(wait) = state.gateway.take_rate(id, rate).await {
+            state.gateway.count_refusal(id, Refusal::Rate);
             // 403 for nginx's auth_request, which passes only 401 and 403 on; its recipe
             // turns this one into a 429 for the client (`X-Auth-Reason`).
             let mut refused = HttpResponse::Forbidden();
@@ -303,6 +330,26 @@ async fn gateway_answer(req: &HttpRequest, state: &AppState) -> Result<HttpRespo
             return Ok(refused.json(Message {
                 message: super::error::rate_message(rate),
             }));
+        }
+    }
+    if let (Some(quota), Some(id)) = (credential.quota, credential.token_id) {
+        match state.gateway.take_quota(id, quota).await {
+            Ok(()) => {}
+            Err(QuotaRefusal::Spent(refill)) => {
+                state.gateway.count_refusal(id, Refusal::Quota);
+                let mut refused = HttpResponse::Forbidden();
+                refused.insert_header((X_AUTH_REASON, HeaderValue::from_static("quota")));
+                if let Some(at) = refill {
+                    let secs = until(at, state.clock().now()).as_secs().max(1);
+                    refused.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+                }
+                return Ok(refused.json(Message {
+                    message: super::error::quota_message(refill.is_some()),
+                }));
+            }
+            Err(QuotaRefusal::Unavailable) => {
+                return Err(ApiError::Unavailable("quota lease".into()))
+            }
         }
     }
     let actor = &credential.actor;
@@ -352,6 +399,11 @@ fn route_refusal(
                 message: message.into(),
             }),
     )
+}
+
+/// From `now` until `at` (zero if past).
+fn until(at: time::OffsetDateTime, now: time::OffsetDateTime) -> std::time::Duration {
+    std::time::Duration::try_from(at - now).unwrap_or_default()
 }
 
 /// An id as a header value, in one allocation (`HeaderValue::from(i64)` makes two: a buffer

@@ -30,6 +30,10 @@ pub enum ApiError {
     /// 429: a token over its rate limit, with `Retry-After` and the IETF `RateLimit` headers.
     #[error("rate limited")]
     RateLimited(crate::domain::rate::RateLimit, std::time::Duration),
+    /// 429: a token whose usage quota is spent, with `Retry-After` until the refill (none: it
+    /// never refills).
+    #[error("quota spent")]
+    QuotaSpent(Option<std::time::Duration>),
     /// A signed request (a leak report) whose signature doesn't hold: 401 with why.
     #[error("{0}")]
     BadSignature(String),
@@ -110,7 +114,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
-            ApiError::TooManyRequests(..) | ApiError::RateLimited(..) => {
+            ApiError::TooManyRequests(..) | ApiError::RateLimited(..) | ApiError::QuotaSpent(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
@@ -130,6 +134,7 @@ impl ResponseError for ApiError {
                 json!({ "message": m })
             }
             ApiError::RateLimited(limit, _) => json!({ "message": rate_message(*limit) }),
+            ApiError::QuotaSpent(wait) => json!({ "message": quota_message(wait.is_some()) }),
             ApiError::NotFound => json!({ "message": "Not found." }),
             ApiError::Validation(errors) => json!({ "errors": errors }),
             ApiError::Busy => json!({ "message": BUSY_MESSAGE }),
@@ -152,11 +157,24 @@ impl ResponseError for ApiError {
         if let ApiError::RateLimited(limit, wait) = self {
             rate_headers(&mut response, *limit, *wait);
         }
+        if let ApiError::QuotaSpent(Some(wait)) = self {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
         if let ApiError::TooManyRequests(_, wait) = self {
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         response.json(body)
+    }
+}
+
+/// What a request of a token whose usage quota is spent is told.
+pub fn quota_message(refills: bool) -> String {
+    if refills {
+        "This token's usage quota is spent: it is refilled as Retry-After says.".into()
+    } else {
+        "This token's usage quota is spent, and it doesn't refill: raise the quota or use another token.".into()
     }
 }
 

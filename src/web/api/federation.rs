@@ -159,7 +159,7 @@ impl TrustPolicyBody {
                 None
             }
         };
-        let routes = super::tokens::routes_field(self.allowed_routes, &mut errors);
+        let routes = super::limits::routes_field(self.allowed_routes, &mut errors);
         let input = match (
             issuer,
             audience,

@@ -110,6 +110,9 @@ pub struct ApiTokenPolicy {
     pub max_idle_days: Option<i32>,
     /// Whether every new token must be limited to allowed routes.
     pub routes_required: bool,
+    /// The fastest rate limit a new token may have (one created without a rate limit gets
+    /// this one); `null`: no cap.
+    pub max_rate_limit: Option<super::model::ApiRate>,
 }
 
 impl From<TokenPolicy> for ApiTokenPolicy {
@@ -119,6 +122,10 @@ impl From<TokenPolicy> for ApiTokenPolicy {
             expiry_required: p.expiry_required,
             max_idle_days: p.max_idle_days,
             routes_required: p.routes_required,
+            max_rate_limit: p.max_rate.map(|r| super::model::ApiRate {
+                requests: r.requests,
+                per_seconds: r.per_seconds,
+            }),
         }
     }
 }
@@ -139,6 +146,11 @@ pub struct PolicyBody {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     routes_required: Field<bool>,
+    /// `{"requests": N, "per_seconds": S}`: new tokens are no faster (and get it when they ask
+    /// for no rate limit). Absent or null: no cap.
+    #[serde(default)]
+    #[schema(value_type = Option<super::limits::RateBody>)]
+    max_rate_limit: Field<super::limits::RateBody>,
 }
 
 /// The account's token policy (ours; any user of the account may read it).
@@ -231,7 +243,11 @@ pub async fn put_policy(
             false
         }
     };
-    let policy = errors.finish(policy)?.with_routes_required(routes_required);
+    let max_rate =
+        super::limits::rate_field_named(body.max_rate_limit, "max_rate_limit", &mut errors);
+    let policy = errors
+        .finish(policy.zip(max_rate))
+        .map(|(p, rate)| p.with_routes_required(routes_required).with_max_rate(rate))?;
     let p = state
         .tokens
         .set_token_policy(caller.0.actor, policy)

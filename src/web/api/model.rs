@@ -96,6 +96,10 @@ pub struct ApiToken<'a> {
     pub allowed_routes: Texts<'a, crate::domain::routes::Route>,
     /// Ours: `{"requests": N, "per_seconds": S}`, or `null` for no limit.
     pub rate_limit: Option<ApiRate>,
+    /// Ours: `{"requests": N, "refill": null | "daily" | "monthly"}`, or `null` for no quota.
+    pub usage_limit: Option<ApiQuota>,
+    /// Ours: what the usage quota has left this period (`null`: no quota).
+    pub remaining_uses: Option<u64>,
     /// Ours: the client address of the last use (`null` until used).
     pub last_used_ip: Option<&'a str>,
     /// Ours: the user agent of the last use (`null` until used).
@@ -125,6 +129,14 @@ impl Serialize for Networks<'_> {
 pub struct ApiRate {
     pub requests: u32,
     pub per_seconds: u32,
+}
+
+/// A token's usage quota: at most `requests` allowed requests, refilled at each UTC day or
+/// calendar month (`null`: never).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiQuota {
+    pub requests: u64,
+    pub refill: Option<&'static str>,
 }
 
 /// A list of `Display`s written as JSON strings.
@@ -177,6 +189,11 @@ impl<'a> ApiToken<'a> {
                 requests: r.requests,
                 per_seconds: r.per_seconds,
             }),
+            usage_limit: t.usage_limit.map(|q| ApiQuota {
+                requests: q.requests,
+                refill: q.refill.as_str(),
+            }),
+            remaining_uses: t.remaining_uses,
             last_used_ip: t.last_used_ip.as_deref(),
             last_used_user_agent: t.last_used_user_agent.as_deref(),
             active_created_tokens: t.ends_with_it,
@@ -376,6 +393,8 @@ mod tests {
             allowed_ips: vec![],
             allowed_routes: vec![],
             rate_limit: None,
+            usage_limit: None,
+            remaining_uses: None,
             last_used_ip: None,
             last_used_user_agent: None,
             ends_with_it: 0,

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::auth::{url_pairs, ApiCaller};
 use super::body::{BodyErrors, Field, JsonBody, RoleBody};
 use super::error::{ApiError, FieldPaths};
+use super::limits::{quota_field, rate_field, routes_field, QuotaBody, RateBody};
 use super::model::{ApiToken, ApiTokenCreated, Message};
 use crate::domain::input::{Expiry, TokenDescription, TokenName};
 use crate::domain::token::{wire_form, Separator, TokenStatus};
@@ -127,38 +128,13 @@ pub struct CreateTokenBody {
     #[serde(default)]
     #[schema(value_type = Option<RateBody>)]
     rate_limit: Field<RateBody>,
-}
-
-/// A rate limit as a body gives it.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct RateBody {
+    /// Ours: `{"requests": N, "refill": null | "daily" | "monthly"}`: at most N allowed requests,
+    /// for ever or per UTC day or calendar month (over it: 403 `X-Auth-Reason: quota` at the
+    /// gateway, 429 here); absent or `null`: no quota (a token made with a quota'd token: its
+    /// parent's).
     #[serde(default)]
-    requests: Option<i64>,
-    #[serde(default)]
-    per_seconds: Option<i64>,
-}
-
-/// A `rate_limit` field: `Some(None)` for no limit, or its problem under its name.
-pub fn rate_field(
-    field: Field<RateBody>,
-    errors: &mut BodyErrors,
-) -> Option<Option<crate::domain::rate::RateLimit>> {
-    let help =
-        "{\"requests\": N, \"per_seconds\": S}: a burst of N, then N per S seconds; or null.";
-    match field {
-        Field::Absent | Field::Null => Some(None),
-        Field::Value(RateBody {
-            requests: Some(n),
-            per_seconds: Some(s),
-        }) => crate::domain::rate::RateLimit::new(n, s)
-            .map(Some)
-            .map_err(|m| errors.set("rate_limit", m))
-            .ok(),
-        _ => {
-            errors.set("rate_limit", help);
-            None
-        }
-    }
+    #[schema(value_type = Option<QuotaBody>)]
+    usage_limit: Field<QuotaBody>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -279,23 +255,14 @@ impl CreateTokenBody {
         };
         let allowed_routes = routes_field(self.allowed_routes, &mut errors);
         let rate_limit = rate_field(self.rate_limit, &mut errors);
+        let usage_limit = quota_field(self.usage_limit, &mut errors);
         let request = match (
-            name,
-            description,
-            expiry,
-            role,
-            allowed_ips,
-            allowed_routes,
-            rate_limit,
+            (name, description, expiry, role),
+            (allowed_ips, allowed_routes, rate_limit, usage_limit),
         ) {
             (
-                Some(name),
-                Some(description),
-                Some(expiry),
-                Some(role),
-                Some(allowed_ips),
-                Some(allowed_routes),
-                Some(rate_limit),
+                (Some(name), Some(description), Some(expiry), Some(role)),
+                (Some(allowed_ips), Some(allowed_routes), Some(rate_limit), Some(usage_limit)),
             ) => Some(NewTokenRequest {
                 name,
                 description,
@@ -306,30 +273,11 @@ impl CreateTokenBody {
                 allowed_ips,
                 allowed_routes,
                 rate_limit,
+                usage_limit,
             }),
             _ => None,
         };
         errors.finish(request)
-    }
-}
-
-/// An `allowed_routes` field: the routes, or its problem (naming the line) under its name.
-pub fn routes_field(
-    field: Field<Vec<String>>,
-    errors: &mut BodyErrors,
-) -> Option<Vec<crate::domain::routes::Route>> {
-    match field {
-        Field::Absent | Field::Null => Some(vec![]),
-        Field::Value(lines) => crate::domain::routes::parse_lines(lines.iter().map(String::as_str))
-            .map_err(|m| errors.set("allowed_routes", m))
-            .ok(),
-        Field::WrongType(_) => {
-            errors.set(
-                "allowed_routes",
-                "A list of routes, like [\"GET /dns/**\", \"POST /cdn/resources/123/purge\"].",
-            );
-            None
-        }
     }
 }
 

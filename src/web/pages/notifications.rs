@@ -49,6 +49,11 @@ pub async fn list(state: web::Data<AppState>, me: SignedIn) -> Result<HttpRespon
                     n.token_name,
                     n.detail.as_deref().unwrap_or("a date soon")
                 ),
+                NoticeKind::Quota => format!(
+                    "API token \"{}\" has used 80 % of its usage quota: {}. At 100 % it is refused until the refill.",
+                    n.token_name,
+                    n.detail.as_deref().unwrap_or("most of its quota")
+                ),
                 NoticeKind::Deprovisioned => format!(
                     "API token \"{}\" was deleted: {}.",
                     n.token_name,

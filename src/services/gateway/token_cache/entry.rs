@@ -28,6 +28,7 @@ pub struct CachedToken {
     /// The routes it may call, parsed once (`None`: any).
     pub routes: Option<std::sync::Arc<[crate::domain::routes::Route]>>,
     pub rate: Option<crate::domain::rate::RateLimit>,
+    pub quota: Option<crate::domain::quota::UsageLimit>,
     pub fetched: Instant,
     /// Set once a background reload of this entry has been asked for.
     pub refreshing: AtomicBool,
@@ -56,6 +57,7 @@ impl CachedToken {
         .map(std::sync::Arc::from);
         CachedToken {
             rate: crate::domain::rate::RateLimit::from_stored(row.rate_limit.as_deref()),
+            quota: crate::domain::quota::UsageLimit::from_stored(row.usage_limit.as_deref()),
             routes,
             digest: Digest32::from_stored(&row.secret_hash),
             old,
@@ -100,6 +102,7 @@ impl CachedToken {
                 allowed: self.allowed.clone(),
                 routes: self.routes.clone(),
                 rate: self.rate,
+                quota: self.quota,
             })
         } else {
             Err(Unauthorized)

@@ -14,7 +14,7 @@ mod entry;
 pub mod uses;
 
 use entry::CachedToken;
-pub use uses::{UseFacts, Uses, LAST_USED_GAP};
+pub use uses::{Refusal, UseFacts, Uses, LAST_USED_GAP};
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

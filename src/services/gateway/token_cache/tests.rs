@@ -21,6 +21,7 @@ fn row(id: i64) -> TokenForAuth {
         allowed_ips: None,
         allowed_routes: None,
         rate_limit: None,
+        usage_limit: None,
     }
 }
 

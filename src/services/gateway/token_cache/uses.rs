@@ -44,6 +44,14 @@ impl UseCounts {
     }
 }
 
+/// Why a good token's request was refused: its routes, its rate or its quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Route = 0,
+    Rate = 1,
+    Quota = 2,
+}
+
 /// Where a use came from: the client address (under the trusted proxies) and user agent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UseFacts {
@@ -61,6 +69,8 @@ pub struct Uses {
     pending_facts: Mutex<HashMap<i64, UseFacts>>,
     /// Requests served per token since the last flush (`take_counts`).
     pub counts: UseCounts,
+    /// Of those, refused by the token's limits, per `Refusal` (rare: a map behind one lock).
+    refusals: Mutex<HashMap<i64, [i64; 3]>>,
 }
 
 impl Uses {
@@ -77,6 +87,30 @@ impl Uses {
             .into_iter()
             .map(|(id, n)| (id, n as i64))
             .collect()
+    }
+
+    /// Counts a refusal (`Refusal`) of a token's request.
+    pub fn count_refusal(&self, id: i64, why: Refusal) {
+        let mut map = self.refusals.lock().expect("refusals lock");
+        map.entry(id).or_default()[why as usize] += 1;
+    }
+
+    /// The refusals counted since the last take: (token, [route, rate, quota]).
+    pub fn take_refusals(&self) -> Vec<(i64, [i64; 3])> {
+        std::mem::take(&mut *self.refusals.lock().expect("refusals lock"))
+            .into_iter()
+            .collect()
+    }
+
+    /// Puts back refusals a write could not store.
+    pub fn requeue_refusals(&self, refusals: &[(i64, [i64; 3])]) {
+        let mut map = self.refusals.lock().expect("refusals lock");
+        for (id, n) in refusals {
+            let counts = map.entry(*id).or_default();
+            for (c, add) in counts.iter_mut().zip(n) {
+                *c += add;
+            }
+        }
     }
 
     /// Puts back counts a write could not store.

@@ -6,6 +6,9 @@ pub struct Bar {
     pub x: u32,
     pub y: u32,
     pub height: u32,
+    /// The refused part, drawn on top of the allowed part (0: none).
+    pub refused_y: u32,
+    pub refused_height: u32,
     pub label: String,
 }
 
@@ -20,13 +23,38 @@ pub struct Chart {
 /// Chart area: 30 bars of 16 px with 4 px gaps, up to 100 px tall.
 const CHART_HEIGHT: u32 = 100;
 
-pub fn chart(days: &[(time::Date, i64)]) -> Chart {
+/// How a day's (or the month's) refusals read: "2 outside its routes, 1 over its rate".
+fn refusal_words(r: &[i64; 3]) -> String {
+    [
+        (r[0], "outside its routes"),
+        (r[1], "over its rate"),
+        (r[2], "over its quota"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, why)| format!("{n} {why}"))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// `days`' requests, and of them those refused by the token's limits (`refused`, the same
+/// days; shorter: none refused).
+pub fn chart(days: &[(time::Date, i64)], refused: &[[i64; 3]]) -> Chart {
     let max = days.iter().map(|(_, n)| *n).max().unwrap_or(0);
     let total: i64 = days.iter().map(|(_, n)| *n).sum();
+    let mut refused_total = [0i64; 3];
+    for r in refused {
+        for (t, n) in refused_total.iter_mut().zip(r) {
+            *t += n;
+        }
+    }
     let bars = days
         .iter()
         .enumerate()
         .map(|(i, (day, n))| {
+            let no = [0; 3];
+            let r = refused.get(i).unwrap_or(&no);
+            let refused_n: i64 = r.iter().sum::<i64>().min(*n);
             // A day with requests shows at least a sliver.
             let height = if max == 0 || *n == 0 {
                 0
@@ -35,11 +63,28 @@ pub fn chart(days: &[(time::Date, i64)]) -> Chart {
                     .ceil()
                     .max(2.0) as u32
             };
+            let refused_height = if refused_n == 0 {
+                0
+            } else {
+                ((refused_n as f64 / *n as f64) * height as f64)
+                    .ceil()
+                    .clamp(1.0, height as f64) as u32
+            };
+            let mut label = format!("{day}: {}", crate::domain::count(*n, "request", "requests"));
+            if refused_n > 0 {
+                label.push_str(&format!(
+                    " ({} allowed; refused: {})",
+                    n - refused_n,
+                    refusal_words(r)
+                ));
+            }
             Bar {
                 x: i as u32 * 20,
                 y: CHART_HEIGHT - height,
                 height,
-                label: format!("{day}: {}", crate::domain::count(*n, "request", "requests")),
+                refused_y: CHART_HEIGHT - height,
+                refused_height,
+                label,
             }
         })
         .collect();
@@ -53,6 +98,12 @@ pub fn chart(days: &[(time::Date, i64)]) -> Chart {
         first: days.first().map(|(d, _)| d.to_string()).unwrap_or_default(),
         last: days.last().map(|(d, _)| d.to_string()).unwrap_or_default(),
         summary: match busiest {
+            Some(day) if refused_total.iter().sum::<i64>() > 0 => format!(
+                "{} in the last 30 days; the most, {max}, on {day}. {} allowed; refused: {}.",
+                crate::domain::count(total, "request", "requests"),
+                total - refused_total.iter().sum::<i64>(),
+                refusal_words(&refused_total)
+            ),
             Some(day) => format!(
                 "{} in the last 30 days; the most, {max}, on {day}.",
                 crate::domain::count(total, "request", "requests")
@@ -74,7 +125,7 @@ mod tests {
             &[(today, 40), (date!(2026 - 11 - 20), 1)],
             today,
         );
-        let c = chart(&days);
+        let c = chart(&days, &[]);
         assert_eq!(c.bars.len(), 30);
         assert_eq!(
             (c.bars[29].height, c.bars[29].y, c.bars[29].x),
@@ -94,8 +145,24 @@ mod tests {
             (c.first.as_str(), c.last.as_str()),
             ("2026-10-30", "2026-11-28")
         );
-        let empty = chart(&crate::services::tokens::usage::fill_days(&[], today));
+        let empty = chart(&crate::services::tokens::usage::fill_days(&[], today), &[]);
         assert!(empty.bars.iter().all(|b| b.height == 0));
         assert_eq!(empty.summary, "No requests in the last 30 days.");
+        // Refusals: the top of a day's bar, in its label and the sentence.
+        let mut refused = vec![[0i64; 3]; 30];
+        refused[29] = [4, 6, 0];
+        let c = chart(&days, &refused);
+        assert_eq!((c.bars[29].refused_height, c.bars[29].refused_y), (25, 0));
+        assert_eq!(
+            c.bars[29].label,
+            "2026-11-28: 40 requests (30 allowed; refused: 4 outside its routes, 6 over its rate)"
+        );
+        assert_eq!(c.bars[21].refused_height, 0);
+        assert!(
+            c.summary
+                .ends_with("31 allowed; refused: 4 outside its routes, 6 over its rate."),
+            "{}",
+            c.summary
+        );
     }
 }

@@ -86,6 +86,10 @@ struct TokenPage {
     /// The allowed routes, one a line (the form's text), and what was wrong with them.
     routes_text: String,
     routes_error: Option<String>,
+    /// The rate and quota fields, and the limits in words (rate, quota with what is left).
+    limits: super::routes::LimitFields,
+    limits_words: (Option<String>, Option<String>),
+    rate_cap: Option<String>,
     /// The error summary of whichever form was refused (at most one).
     edit_summary: ErrorSummary,
     allow_summary: ErrorSummary,
@@ -116,6 +120,7 @@ pub(super) struct Typed {
     allow_error: Option<String>,
     routes_text: Option<String>,
     routes_error: Option<String>,
+    limits: Option<super::routes::LimitFields>,
     /// (grace, date) of a rotation with no grace, to confirm.
     confirm_rotate: Option<(String, String)>,
     /// (the warning, the list typed) of an allowlist leaving out the last address used.
@@ -124,8 +129,9 @@ pub(super) struct Typed {
 
 impl Typed {
     /// The routes form, back with what was typed and what is wrong with it.
-    pub(super) fn routes(text: String, error: String) -> Typed {
+    pub(super) fn routes(text: String, limits: super::routes::LimitFields, error: String) -> Typed {
         Typed {
+            limits: Some(limits),
             routes_text: Some(text),
             routes_error: Some(error),
             ..Typed::default()
@@ -178,6 +184,7 @@ pub(super) async fn render_token(
         rotate_error: typed.rotate_error,
         min_date: date(now),
         policy_text: policy_words(&policy),
+        rate_cap: policy.max_rate.map(|r| r.to_string()),
         allow_text: typed
             .allow_text
             .unwrap_or_else(|| allowed.replace(", ", "\n")),
@@ -185,6 +192,22 @@ pub(super) async fn render_token(
             crate::domain::routes::to_stored(&token.allowed_routes).unwrap_or_default()
         }),
         routes_error: typed.routes_error,
+        limits: typed
+            .limits
+            .unwrap_or_else(|| super::routes::LimitFields::of(token.rate_limit, token.usage_limit)),
+        limits_words: (
+            token.rate_limit.map(|r| format!("At most {r}")),
+            token.usage_limit.map(|q| {
+                let left = token.remaining_uses.unwrap_or(q.requests);
+                format!(
+                    "{q}: {left} left{}",
+                    match q.next_refill(now) {
+                        Some(at) => format!(" until {}", date(at)),
+                        None => String::new(),
+                    }
+                )
+            }),
+        ),
         edit_summary,
         allow_summary,
         rotate_summary,
@@ -200,7 +223,7 @@ pub(super) async fn render_token(
         confirm_rotate: typed.confirm_rotate,
         confirm_allow: typed.confirm_allow,
         allow_error: typed.allow_error,
-        chart: chart(&usage.days),
+        chart: chart(&usage.days, &usage.refused),
         addresses: usage
             .addresses
             .into_iter()

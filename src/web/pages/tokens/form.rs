@@ -37,6 +37,9 @@ pub struct NewTokenPage {
     presets: &'static [(&'static str, &'static str)],
     /// The account's policy requires allowed routes.
     routes_required: bool,
+    /// The rate and quota fields as typed, and the policy's rate cap in words.
+    limits: super::routes::LimitFields,
+    rate_cap: Option<String>,
 }
 
 /// Common limits, ticked instead of typed.
@@ -57,6 +60,8 @@ pub struct FormErrors {
     expiration: Option<String>,
     limit: Option<String>,
     allowed_routes: Option<String>,
+    limits: Option<String>,
+    quota: Option<String>,
 }
 
 impl FormErrors {
@@ -70,6 +75,8 @@ impl FormErrors {
             ("role", &self.role),
             ("exp_date", &self.expiration),
             ("allowed_routes", &self.allowed_routes),
+            ("rate_requests", &self.limits),
+            ("quota_requests", &self.quota),
         ] {
             if let Some(m) = message {
                 summary.add(field, m.clone());
@@ -87,6 +94,8 @@ impl FormErrors {
                 "role" => &mut e.role,
                 "expiration" | "exp_date" | "expiry" => &mut e.expiration,
                 "allowed_routes" => &mut e.allowed_routes,
+                "rate_limit" => &mut e.limits,
+                "usage_limit" => &mut e.quota,
                 _ => &mut e.limit,
             };
             slot.get_or_insert(message);
@@ -190,6 +199,14 @@ pub struct CreateForm {
     /// One route a line.
     #[serde(default)]
     pub allowed_routes: String,
+    #[serde(default)]
+    pub rate_requests: String,
+    #[serde(default)]
+    pub rate_seconds: String,
+    #[serde(default)]
+    pub quota_requests: String,
+    #[serde(default)]
+    pub quota_refill: String,
     /// Ticked presets (`preset:<n>` checkboxes), joined to the lines on submit.
     #[serde(flatten)]
     pub rest: std::collections::BTreeMap<String, String>,
@@ -237,6 +254,8 @@ pub fn form_page(
         allowed_routes: form.routes_text().chars().take(25_000).collect(),
         presets: ROUTE_PRESETS,
         routes_required: policy.routes_required,
+        limits: form.limit_fields().kept(),
+        rate_cap: policy.max_rate.map(|r| r.to_string()),
         issued_to: if service_accounts.is_empty() {
             vec![]
         } else {
@@ -258,6 +277,16 @@ pub fn form_page(
 }
 
 impl CreateForm {
+    /// The rate and quota fields.
+    pub fn limit_fields(&self) -> super::routes::LimitFields {
+        super::routes::LimitFields {
+            rate_requests: self.rate_requests.clone(),
+            rate_seconds: self.rate_seconds.clone(),
+            quota_requests: self.quota_requests.clone(),
+            quota_refill: self.quota_refill.clone(),
+        }
+    }
+
     /// The typed lines with the ticked presets (known ones only) after them.
     pub fn routes_text(&self) -> String {
         let mut lines: Vec<&str> = self.allowed_routes.lines().collect();
@@ -303,27 +332,36 @@ pub fn parse_create(
     let allowed_routes = crate::domain::routes::parse_lines(text.lines())
         .map_err(|m| errors.push(("allowed_routes", m)))
         .ok();
+    let limits = form
+        .limit_fields()
+        .parse()
+        .map_err(|e| errors.extend(e))
+        .ok();
     let form_id = Some(form.form_id.trim())
         .filter(|id| {
             !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric())
         })
         .map(str::to_owned);
-    match (name, description, role, expiry, allowed_routes) {
-        (Some(name), Some(description), Some(role), Some(expiry), Some(allowed_routes))
-            if errors.is_empty() =>
-        {
-            Ok(NewTokenRequest {
-                name,
-                description,
-                role,
-                expiry,
-                form_id,
-                parent: None,
-                allowed_ips: vec![],
-                allowed_routes,
-                rate_limit: None,
-            })
-        }
+    match (name, description, role, expiry, allowed_routes, limits) {
+        (
+            Some(name),
+            Some(description),
+            Some(role),
+            Some(expiry),
+            Some(allowed_routes),
+            Some((rate_limit, usage_limit)),
+        ) if errors.is_empty() => Ok(NewTokenRequest {
+            name,
+            description,
+            role,
+            expiry,
+            form_id,
+            parent: None,
+            allowed_ips: vec![],
+            allowed_routes,
+            rate_limit,
+            usage_limit,
+        }),
         _ => Err(errors),
     }
 }

@@ -27,6 +27,8 @@ struct PolicyPage {
     required: bool,
     routes_required: bool,
     idle_days: String,
+    rate_requests: String,
+    rate_seconds: String,
     summary: crate::web::views::ErrorSummary,
     /// The field at fault and why.
     error: Option<(&'static str, String)>,
@@ -53,6 +55,22 @@ fn policy_page(
         idle_days: typed.map_or_else(
             || p.max_idle_days.map(|d| d.to_string()).unwrap_or_default(),
             |f| f.max_idle_days.chars().take(10).collect(),
+        ),
+        rate_requests: typed.map_or_else(
+            || {
+                p.max_rate
+                    .map(|r| r.requests.to_string())
+                    .unwrap_or_default()
+            },
+            |f| f.rate_requests.chars().take(10).collect(),
+        ),
+        rate_seconds: typed.map_or_else(
+            || {
+                p.max_rate
+                    .map(|r| r.per_seconds.to_string())
+                    .unwrap_or_default()
+            },
+            |f| f.rate_seconds.chars().take(10).collect(),
         ),
         summary: match &error {
             Some((field, m)) => {
@@ -82,6 +100,10 @@ pub struct PolicyForm {
     #[serde(default)]
     max_idle_days: String,
     routes_required: Option<String>,
+    #[serde(default)]
+    rate_requests: String,
+    #[serde(default)]
+    rate_seconds: String,
 }
 
 #[post("/profile/api-tokens/policy")]
@@ -122,7 +144,18 @@ pub async fn save_policy(
             idle.and_then(|d| p.with_idle_days(d))
                 .map_err(|m| ("max_idle_days", m))
         })
-        .map(|p| p.with_routes_required(form.routes_required.is_some()));
+        .map(|p| p.with_routes_required(form.routes_required.is_some()))
+        .and_then(|p| {
+            let fields = super::routes::LimitFields {
+                rate_requests: form.rate_requests.clone(),
+                rate_seconds: form.rate_seconds.clone(),
+                ..Default::default()
+            };
+            fields
+                .parse()
+                .map(|(rate, _)| p.with_max_rate(rate))
+                .map_err(|mut e| ("rate_requests", e.remove(0).1))
+        });
     match parsed {
         Ok(p) => {
             state.tokens.set_token_policy(me.actor(), p).await?;

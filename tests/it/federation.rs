@@ -1090,3 +1090,63 @@ async fn bench_exchange() {
         c50 / b50
     );
 }
+
+/// An Administrator's trust policy can't make the server fetch keys from its own network: an
+/// issuer on a private address (written as an address, or a name resolving to one) that the
+/// operator didn't list is refused before any connection.
+#[tokio::test]
+async fn keys_are_never_fetched_from_a_private_address_the_operator_did_not_list() {
+    let rsa = Key::rsa("rsa1.der", "gh-1");
+    let listed = Issuer::start(&[&rsa]);
+    let (Acme { app, admin: person }, admin, sa) = acme_trusting(&listed.url).await;
+    let account = person.account_id;
+    // Something listening on loopback that would answer if asked.
+    let bait = TcpListener::bind("127.0.0.1:0").unwrap();
+    bait.set_nonblocking(true).unwrap();
+    let port = bait.local_addr().unwrap().port();
+    for issuer in [
+        format!("https://127.0.0.1:{port}"),
+        format!("https://localhost:{port}"),
+    ] {
+        let policy = add_policy(
+            &admin,
+            account,
+            json!({"issuer": issuer, "audience": AUD, "service_account_id": sa,
+                   "conditions": {"sub": "repo:acme/app:ref:refs/heads/*"},
+                   "role": {"name": "Engineers"}}),
+        )
+        .await;
+        assert_eq!(policy.status, StatusCode::CREATED, "{}", policy.json);
+        let before = token_count(&app).await;
+        let r = exchange(
+            &app,
+            &rsa.sign(&github(&issuer, "repo:acme/app:ref:refs/heads/main")),
+        )
+        .await;
+        assert!(
+            r.status.is_client_error() || r.status.is_server_error(),
+            "{issuer}: {}",
+            r.json
+        );
+        assert_ne!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.json);
+        assert_eq!(token_count(&app).await, before, "nothing minted");
+        assert!(
+            bait.accept().is_err(),
+            "{issuer}: the server connected to a private address"
+        );
+    }
+    // The listed issuer still works.
+    add_policy(
+        &admin,
+        account,
+        json!({"issuer": listed.url, "audience": AUD, "service_account_id": sa,
+               "conditions": {"sub": "repo:acme/app:ref:refs/heads/*"}, "role": {"name": "Engineers"}}),
+    )
+    .await;
+    let ok = exchange(
+        &app,
+        &rsa.sign(&github(&listed.url, "repo:acme/app:ref:refs/heads/main")),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+}

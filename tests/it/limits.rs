@@ -521,11 +521,38 @@ async fn a_limited_token_made_in_a_real_browser_is_refused_outside_its_routes() 
         .unwrap();
     let mut problems = vec![];
     crate::browser::check_page(client, &axe, "create-limited", &mut problems).await;
-    client
-        .find(Locator::Id("allowed_routes"))
+    // A bad line is named as it is typed, before any submit.
+    let routes = client.find(Locator::Id("allowed_routes")).await.unwrap();
+    routes.send_keys("GET dns").await.unwrap();
+    let live = client
+        .find(Locator::Id("routes-live"))
         .await
         .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(live.starts_with("Line 1"), "{live:?}");
+    routes.clear().await.unwrap();
+    routes
         .send_keys("POST /cdn/resources/123/purge")
+        .await
+        .unwrap();
+    // (Clearing sends no input event: one keystroke more re-checks the text.)
+    routes.send_keys(" ").await.unwrap();
+    let live = client
+        .find(Locator::Id("routes-live"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(live, "", "a good line clears the message");
+    // And a quota of three allowed requests.
+    client
+        .find(Locator::Id("quota_requests"))
+        .await
+        .unwrap()
+        .send_keys("3")
         .await
         .unwrap();
     client
@@ -560,6 +587,15 @@ async fn a_limited_token_made_in_a_real_browser_is_refused_outside_its_routes() 
     let outside = check(&app, &token, Some(("POST", "/cdn/resources/9/purge"))).await;
     assert_eq!(outside.status, StatusCode::FORBIDDEN);
     assert_eq!(outside.headers["x-auth-reason"], "route");
+    // A refusal for its route spent none of the quota: one more passes, then the quota stops it.
+    let purge = Some(("POST", "/cdn/resources/123/purge"));
+    assert_eq!(
+        check(&app, &token, purge).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let spent = check(&app, &token, purge).await;
+    assert_eq!(spent.status, StatusCode::FORBIDDEN);
+    assert_eq!(spent.headers["x-auth-reason"], "quota");
     // The token page lists them.
     let id = crate::helpers::token_id(&token);
     client

@@ -39,12 +39,26 @@ pub struct Keys {
     http: reqwest::Client,
     entries: Mutex<HashMap<String, Entry>>,
     insecure: Vec<String>,
+    /// The hosts of the insecure issuers: the only ones fetched from private addresses.
+    allow_hosts: std::sync::Arc<Vec<String>>,
     fetches: std::sync::atomic::AtomicU64,
 }
 
 impl Keys {
     pub fn new(insecure: Vec<String>) -> Keys {
+        // Issuers are chosen by Administrators, not operators: their keys are fetched from
+        // public addresses only, unless the operator lists the issuer as insecure (tests and
+        // in-house issuers on loopback or a private network).
+        let allow_hosts: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
+            insecure
+                .iter()
+                .filter_map(|i| url::Url::parse(i).ok()?.host_str().map(str::to_owned))
+                .collect(),
+        );
         let http = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(
+                crate::services::runtime::guarded_dns::GuardedResolver::new(allow_hosts.clone()),
+            ))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
@@ -54,6 +68,7 @@ impl Keys {
             http,
             entries: Mutex::default(),
             insecure,
+            allow_hosts,
             fetches: Default::default(),
         }
     }
@@ -129,6 +144,19 @@ impl Keys {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, KeyError> {
+        let parsed = url::Url::parse(url)
+            .map_err(|_| KeyError::Unreachable(format!("{url} isn't a URL")))?;
+        // A listed issuer's own origin (host and port) may be private; nothing else may.
+        let listed = self
+            .insecure
+            .iter()
+            .any(|i| url::Url::parse(i).is_ok_and(|i| i.origin() == parsed.origin()));
+        if let Some(why) = (!listed)
+            .then(|| crate::services::runtime::guarded_dns::refused_literal(&parsed, &[]))
+            .flatten()
+        {
+            return Err(KeyError::Unreachable(format!("{url}: refused, {why}")));
+        }
         let mut response = self
             .http
             .get(url)

@@ -4,6 +4,7 @@
 
 pub mod database;
 pub mod flood_gate;
+pub mod guarded_dns;
 pub mod password_work;
 pub mod passwords;
 pub mod report_gate;

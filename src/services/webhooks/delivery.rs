@@ -10,7 +10,6 @@
 //! rebinding finds the same wall), no redirects followed, 10 seconds at most, and no more
 //! than 64 KB of the answer read.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,14 +20,14 @@ use time::{Duration, OffsetDateTime};
 use crate::domain::second_factor::SealKey;
 use crate::domain::token::{from_naive, to_naive};
 use crate::domain::webhook::{
-    check_url, forbidden_address, host_allowed, jitter, retry_delay, secret_key, shown_url,
-    signature, DISABLE_AFTER, RETRY_FOR,
+    check_url, jitter, retry_delay, secret_key, shown_url, signature, DISABLE_AFTER, RETRY_FOR,
 };
 use crate::domain::EventKind;
 use crate::error::ServiceResult;
 use crate::repo::webhooks::{Attempt, Endpoint, Message};
 use crate::services::audit;
 use crate::services::notices::messages::{webhook_disabled_message, WebhookDisabledMail};
+use crate::services::runtime::guarded_dns::GuardedResolver;
 use crate::services::runtime::Runtime;
 
 /// How long a worker holds what it claimed.
@@ -45,44 +44,10 @@ pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The most of an answer read.
 const MAX_ANSWER: usize = 64 * 1024;
 
-/// The resolver every webhook connection goes through: a name whose addresses are all
-/// private, loopback, link-local or metadata is refused, unless the operator lists it.
-struct GuardedResolver {
-    allow_hosts: Arc<Vec<String>>,
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow_hosts.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if host_allowed(&host, &allow) {
-                return Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs);
-            }
-            let public: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|a| !forbidden_address(a.ip()))
-                .collect();
-            if public.is_empty() {
-                let shown: Vec<String> = found.iter().map(|a| a.ip().to_string()).collect();
-                return Err(format!(
-                    "refused: {host} resolves only to private, loopback, link-local or metadata addresses ({})",
-                    shown.join(", ")
-                )
-                .into());
-            }
-            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
 /// The HTTP client for webhooks (one per instance: its connections are reused).
 pub fn client(allow_hosts: Arc<Vec<String>>) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver { allow_hosts }))
+        .dns_resolver(Arc::new(GuardedResolver::new(allow_hosts)))
         .redirect(reqwest::redirect::Policy::none())
         .timeout(TIMEOUT)
         .connect_timeout(std::time::Duration::from_secs(5))

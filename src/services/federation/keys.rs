@@ -39,8 +39,6 @@ pub struct Keys {
     http: reqwest::Client,
     entries: Mutex<HashMap<String, Entry>>,
     insecure: Vec<String>,
-    /// The hosts of the insecure issuers: the only ones fetched from private addresses.
-    allow_hosts: std::sync::Arc<Vec<String>>,
     fetches: std::sync::atomic::AtomicU64,
 }
 
@@ -57,7 +55,7 @@ impl Keys {
         );
         let http = reqwest::Client::builder()
             .dns_resolver(std::sync::Arc::new(
-                crate::services::runtime::guarded_dns::GuardedResolver::new(allow_hosts.clone()),
+                crate::services::runtime::guarded_dns::GuardedResolver::new(allow_hosts),
             ))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
@@ -68,7 +66,6 @@ impl Keys {
             http,
             entries: Mutex::default(),
             insecure,
-            allow_hosts,
             fetches: Default::default(),
         }
     }

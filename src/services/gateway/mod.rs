@@ -7,6 +7,7 @@
 pub mod authorization;
 pub mod id_horizon;
 pub mod jwt;
+pub mod lease;
 pub mod miss_batch;
 pub mod quota;
 pub mod rate;

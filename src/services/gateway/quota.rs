@@ -14,9 +14,9 @@
 //! The lease that crosses 80 % of a period's quota tells the issuer (a portal notice), once per
 //! period: the counter row remembers the period it told.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::lease::{Fast, LeaseCells};
 
 use diesel::Connection;
 use time::OffsetDateTime;
@@ -36,14 +36,11 @@ pub const LEASE: Duration = Duration::from_secs(5);
 /// How often a spent quota is looked at again.
 pub const RECHECK: Duration = Duration::from_secs(2);
 
+/// What a quota's slow path keeps beside the lock-free lease: the period the lease is of, and
+/// the quota it was taken under (a changed quota starts afresh).
 #[derive(Debug, Default)]
-struct Lease {
-    left: u64,
+struct QuotaState {
     period: String,
-    until: Option<Instant>,
-    /// Spent: refused from memory until then.
-    spent_until: Option<Instant>,
-    /// The quota this lease was taken under (a changed quota starts afresh).
     limit: Option<UsageLimit>,
 }
 
@@ -56,23 +53,14 @@ pub enum QuotaRefusal {
     Unavailable,
 }
 
-/// This instance's quota leases, one per quota'd token it has seen.
+/// This instance's quota leases, one per quota'd token it has seen (`gateway::lease`).
 #[derive(Default)]
 pub struct QuotaLeases {
-    cells: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Lease>>>>,
+    cells: LeaseCells<QuotaState>,
     leases: std::sync::atomic::AtomicU64,
 }
 
 impl QuotaLeases {
-    fn cell(&self, token: i64) -> Arc<tokio::sync::Mutex<Lease>> {
-        self.cells
-            .lock()
-            .expect("quota leases lock")
-            .entry(token)
-            .or_default()
-            .clone()
-    }
-
     /// Leases taken from the database so far (tests count them: never one per request).
     pub fn leases(&self) -> u64 {
         self.leases.load(std::sync::atomic::Ordering::Relaxed)
@@ -81,7 +69,7 @@ impl QuotaLeases {
     /// Forgets a token's lease on this instance without giving it back (its quota changed:
     /// the counter starts afresh).
     pub fn forget(&self, token: i64) {
-        self.cells.lock().expect("quota leases lock").remove(&token);
+        self.cells.forget(token);
     }
 
     /// One request of `token` under `limit`.
@@ -91,29 +79,39 @@ impl QuotaLeases {
         token: TokenId,
         limit: UsageLimit,
     ) -> Result<(), QuotaRefusal> {
-        let cell = self.cell(token.get());
-        let mut lease = cell.lock().await;
+        let id = token.get();
+        let unix = rt.clock.unix_now();
+        match self.cells.fast(id, self.cells.now_ms(), unix) {
+            Fast::Took => return Ok(()),
+            Fast::Blocked(_) => return Err(QuotaRefusal::Spent(limit.next_refill(rt.clock.now()))),
+            Fast::Slow => {}
+        }
+        let cell = self.cells.cell(id);
+        let mut state = cell.state.lock().await;
         let at = rt.clock.now();
-        let period = limit.period(at);
-        let now = Instant::now();
-        if lease.limit != Some(limit) {
-            *lease = Lease {
+        let now = self.cells.now_ms();
+        if state.limit == Some(limit) {
+            // Another request may have leased while this one waited.
+            match cell.fast(now, at.unix_timestamp()) {
+                Fast::Took => return Ok(()),
+                Fast::Blocked(_) => return Err(QuotaRefusal::Spent(limit.next_refill(at))),
+                Fast::Slow => {}
+            }
+        } else {
+            cell.take_left();
+            *state = QuotaState {
+                period: String::new(),
                 limit: Some(limit),
-                ..Lease::default()
             };
         }
-        if lease.left > 0 && lease.period == period && lease.until.is_some_and(|u| now < u) {
-            lease.left -= 1;
-            return Ok(());
-        }
-        if lease.period == period && lease.spent_until.is_some_and(|u| now < u) {
-            return Err(QuotaRefusal::Spent(limit.next_refill(at)));
-        }
-        let back = std::mem::take(&mut lease.left);
-        let back_period = std::mem::take(&mut lease.period);
-        let kept_period = back_period.clone();
-        let id = token.get();
+        let period = limit.period(at);
+        let void_at = limit
+            .next_refill(at)
+            .map_or(i64::MAX, OffsetDateTime::unix_timestamp);
+        let back = cell.take_left();
+        let back_period = std::mem::take(&mut state.period);
         let lease_period = period.clone();
+        let kept_period = back_period.clone();
         let taken = rt
             .db
             .run(move |conn| {
@@ -135,20 +133,18 @@ impl QuotaLeases {
             Ok(l) => l.granted,
             Err(e) => {
                 // What was to go back stays this instance's to spend.
-                (lease.left, lease.period) = (back, kept_period);
+                state.period = kept_period;
+                cell.grant(back, now + LEASE.as_millis() as u64, void_at);
                 tracing::warn!(error = %e, "quota lease unavailable: refusing what isn't leased");
                 return Err(QuotaRefusal::Unavailable);
             }
         };
-        lease.period = period;
+        state.period = period;
         if granted == 0 {
-            lease.spent_until = Some(now + RECHECK);
-            lease.until = None;
+            cell.block(now + RECHECK.as_millis() as u64, void_at);
             return Err(QuotaRefusal::Spent(limit.next_refill(at)));
         }
-        lease.left = granted - 1;
-        lease.until = Some(now + LEASE);
-        lease.spent_until = None;
+        cell.grant(granted - 1, now + LEASE.as_millis() as u64, void_at);
         Ok(())
     }
 
@@ -159,32 +155,26 @@ impl QuotaLeases {
         rt: &crate::services::runtime::Runtime,
         all: bool,
     ) -> ServiceResult<u64> {
-        let cells: Vec<(i64, Arc<tokio::sync::Mutex<Lease>>)> = self
-            .cells
-            .lock()
-            .expect("quota leases lock")
-            .iter()
-            .map(|(id, c)| (*id, c.clone()))
-            .collect();
-        let now = Instant::now();
+        let now = self.cells.now_ms();
         let mut returned = 0;
-        for (id, cell) in cells {
-            let mut lease = cell.lock().await;
-            let over = all || lease.until.is_some_and(|u| now >= u);
-            let Some(limit) = lease.limit.filter(|_| over && lease.left > 0) else {
+        for (id, cell) in self.cells.all() {
+            if !all && !cell.over(now) {
                 continue;
-            };
-            let (back, period) = (lease.left, lease.period.clone());
+            }
+            let state = cell.state.lock().await;
+            let Some(limit) = state.limit else { continue };
+            let back = cell.take_left();
+            if back == 0 {
+                continue;
+            }
             let at = rt.clock.now();
             let current = limit.period(at);
-            let back_period = period.clone();
+            let back_period = state.period.clone();
             rt.db
                 .run_bookkeeping(move |conn| {
                     lease_and_tell(conn, id, limit, &current, back, &back_period, 0, at)
                 })
                 .await?;
-            lease.left = 0;
-            lease.until = None;
             returned += back;
         }
         Ok(returned)

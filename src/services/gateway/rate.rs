@@ -10,46 +10,25 @@
 //! While the database can't be reached an instance grants itself a chunk per `lease_ms`, the
 //! rate on its own (the gateway's stale-if-error, applied to limits).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::lease::{Fast, LeaseCells};
 use crate::domain::rate::RateLimit;
 use crate::repo::token_limits::RateBucket;
 
-#[derive(Debug, Default)]
-struct Lease {
-    /// Requests left of the current lease, and when it ends.
-    left: u32,
-    until: Option<Instant>,
-    /// The bucket was empty: refuse from memory until then.
-    empty_until: Option<Instant>,
-}
-
-/// This instance's leases, one per rate-limited token it has seen.
+/// This instance's leases, one per rate-limited token it has seen (`gateway::lease`).
 #[derive(Default)]
 pub struct RateLeases {
-    cells: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Lease>>>>,
+    cells: LeaseCells<()>,
     leases: std::sync::atomic::AtomicU64,
 }
 
 impl RateLeases {
-    fn cell(&self, token: i64) -> Arc<tokio::sync::Mutex<Lease>> {
-        self.cells
-            .lock()
-            .expect("leases lock")
-            .entry(token)
-            .or_default()
-            .clone()
-    }
-
     /// Leases taken from the database so far (tests count them: never one per request).
     pub fn leases(&self) -> u64 {
         self.leases.load(std::sync::atomic::Ordering::Relaxed)
     }
-}
 
-impl RateLeases {
     /// One request of `token` under `limit`: `Ok`, or how long until one would pass.
     pub async fn take(
         &self,
@@ -57,20 +36,24 @@ impl RateLeases {
         token: crate::domain::TokenId,
         limit: RateLimit,
     ) -> Result<(), Duration> {
-        let cell = self.cell(token.get());
-        let mut lease = cell.lock().await;
-        let now = Instant::now();
-        if lease.left > 0 && lease.until.is_some_and(|u| now < u) {
-            lease.left -= 1;
-            return Ok(());
+        let id = token.get();
+        match self.cells.fast(id, self.cells.now_ms(), 0) {
+            Fast::Took => return Ok(()),
+            Fast::Blocked(wait) => return Err(wait),
+            Fast::Slow => {}
         }
-        if let Some(until) = lease.empty_until.filter(|u| now < *u) {
-            return Err(until - now);
+        let cell = self.cells.cell(id);
+        let _slow = cell.state.lock().await;
+        // Another request may have leased while this one waited.
+        let now = self.cells.now_ms();
+        match cell.fast(now, 0) {
+            Fast::Took => return Ok(()),
+            Fast::Blocked(wait) => return Err(wait),
+            Fast::Slow => {}
         }
         // What the last lease didn't spend goes back with this one.
-        let give_back = std::mem::take(&mut lease.left);
+        let give_back = cell.take_left() as u32;
         let now_ms = (rt.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
-        let id = token.get();
         let taken = rt
             .db
             .run(move |conn| {
@@ -94,14 +77,10 @@ impl RateLeases {
             }
         };
         if granted == 0 {
-            let wait = Duration::from_millis(wait_ms);
-            lease.empty_until = Some(now + wait);
-            lease.until = None;
-            return Err(wait);
+            cell.block(now + wait_ms, i64::MAX);
+            return Err(Duration::from_millis(wait_ms));
         }
-        lease.left = granted - 1;
-        lease.until = Some(now + Duration::from_millis(limit.lease_ms()));
-        lease.empty_until = None;
+        cell.grant(u64::from(granted - 1), now + limit.lease_ms(), i64::MAX);
         Ok(())
     }
 }

@@ -100,6 +100,41 @@ pub fn set_allowed_routes(
     load_view(conn, id, now)
 }
 
+/// Refuses `value` (`None`: no limit at all) past either ceiling: the parent's limit, then the
+/// calling token's.
+fn under_ceilings<T: Copy + std::fmt::Display>(
+    (field, what): (&'static str, &str),
+    value: Option<T>,
+    [parent, caller]: [Option<T>; 2],
+    within: fn(T, T) -> bool,
+) -> ServiceResult<()> {
+    for (ceiling, whose) in [
+        (parent, "the token it was made with"),
+        (caller, "the token asking"),
+    ] {
+        if let Some(ceiling) = ceiling {
+            if !value.is_some_and(|v| within(v, ceiling)) {
+                return Err(ServiceError::invalid(
+                    field,
+                    format!("{what} can be at most {ceiling}, that of {whose}."),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a limit changed, for the audit trail (`None`: no limit).
+fn how_changed<T: Copy>(old: Option<T>, new: Option<T>, within: fn(T, T) -> bool) -> &'static str {
+    match (old, new) {
+        (Some(o), Some(n)) if within(n, o) => "Narrowed",
+        (None, Some(_)) => "Narrowed",
+        (Some(o), Some(n)) if within(o, n) => "Widened",
+        (Some(_), None) => "Widened",
+        _ => "Changed",
+    }
+}
+
 /// Sets a token's rate limit (`None`: none): no larger than the token it was created with, nor
 /// than the calling token's own. Audited with the same kind as routes.
 pub fn set_rate_limit(
@@ -119,19 +154,12 @@ pub fn set_rate_limit(
             }
             None => None,
         };
-        for (ceiling, whose) in [
-            (parent, "the token it was made with"),
-            (caller_rate, "the token asking"),
-        ] {
-            if let Some(ceiling) = ceiling {
-                if !rate.is_some_and(|r| r.within(ceiling)) {
-                    return Err(ServiceError::invalid(
-                        "rate_limit",
-                        format!("The rate limit can be at most {ceiling}, that of {whose}."),
-                    ));
-                }
-            }
-        }
+        under_ceilings(
+            ("rate_limit", "The rate limit"),
+            rate,
+            [parent, caller_rate],
+            RateLimit::within,
+        )?;
         let old = RateLimit::from_stored(token.rate_limit.as_deref());
         if old == rate {
             return Ok(());
@@ -146,13 +174,7 @@ pub fn set_rate_limit(
         }
         Token::set_rate_limit(conn, id, rate.map(RateLimit::to_stored).as_deref())?;
         let words = |r: Option<RateLimit>| r.map_or("no limit".to_string(), |r| r.to_string());
-        let how = match (old, rate) {
-            (Some(o), Some(n)) if n.within(o) => "Narrowed",
-            (None, Some(_)) => "Narrowed",
-            (Some(o), Some(n)) if o.within(n) => "Widened",
-            (Some(_), None) => "Widened",
-            _ => "Changed",
-        };
+        let how = how_changed(old, rate, RateLimit::within);
         audit::record(
             conn,
             actor,
@@ -189,19 +211,12 @@ pub fn set_usage_limit(
                 .and_then(|p| UsageLimit::from_stored(p.usage_limit.as_deref())),
             None => None,
         };
-        for (ceiling, whose) in [
-            (parent, "the token it was made with"),
-            (caller_quota, "the token asking"),
-        ] {
-            if let Some(ceiling) = ceiling {
-                if !quota.is_some_and(|q| q.within(ceiling)) {
-                    return Err(ServiceError::invalid(
-                        "usage_limit",
-                        format!("The usage quota can be at most {ceiling}, that of {whose}."),
-                    ));
-                }
-            }
-        }
+        under_ceilings(
+            ("usage_limit", "The usage quota"),
+            quota,
+            [parent, caller_quota],
+            UsageLimit::within,
+        )?;
         let old = UsageLimit::from_stored(token.usage_limit.as_deref());
         if old == quota {
             return Ok(());
@@ -209,13 +224,7 @@ pub fn set_usage_limit(
         Token::set_usage_limit(conn, id, quota.map(UsageLimit::to_stored).as_deref())?;
         QuotaCounter::reset(conn, id)?;
         let words = |q: Option<UsageLimit>| q.map_or("no quota".to_string(), |q| q.to_string());
-        let how = match (old, quota) {
-            (Some(o), Some(n)) if n.within(o) => "Narrowed",
-            (None, Some(_)) => "Narrowed",
-            (Some(o), Some(n)) if o.within(n) => "Widened",
-            (Some(_), None) => "Widened",
-            _ => "Changed",
-        };
+        let how = how_changed(old, quota, UsageLimit::within);
         audit::record(
             conn,
             actor,

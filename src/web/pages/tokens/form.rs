@@ -199,14 +199,9 @@ pub struct CreateForm {
     /// One route a line.
     #[serde(default)]
     pub allowed_routes: String,
-    #[serde(default)]
-    pub rate_requests: String,
-    #[serde(default)]
-    pub rate_seconds: String,
-    #[serde(default)]
-    pub quota_requests: String,
-    #[serde(default)]
-    pub quota_refill: String,
+    /// The rate and quota fields (before `rest`, which gets what no field took).
+    #[serde(flatten)]
+    pub limits: super::routes::LimitFields,
     /// Ticked presets (`preset:<n>` checkboxes), joined to the lines on submit.
     #[serde(flatten)]
     pub rest: std::collections::BTreeMap<String, String>,
@@ -254,7 +249,7 @@ pub fn form_page(
         allowed_routes: form.routes_text().chars().take(25_000).collect(),
         presets: ROUTE_PRESETS,
         routes_required: policy.routes_required,
-        limits: form.limit_fields().kept(),
+        limits: form.limits.kept(),
         rate_cap: policy.max_rate.map(|r| r.to_string()),
         issued_to: if service_accounts.is_empty() {
             vec![]
@@ -277,16 +272,6 @@ pub fn form_page(
 }
 
 impl CreateForm {
-    /// The rate and quota fields.
-    pub fn limit_fields(&self) -> super::routes::LimitFields {
-        super::routes::LimitFields {
-            rate_requests: self.rate_requests.clone(),
-            rate_seconds: self.rate_seconds.clone(),
-            quota_requests: self.quota_requests.clone(),
-            quota_refill: self.quota_refill.clone(),
-        }
-    }
-
     /// The typed lines with the ticked presets (known ones only) after them.
     pub fn routes_text(&self) -> String {
         let mut lines: Vec<&str> = self.allowed_routes.lines().collect();
@@ -332,11 +317,7 @@ pub fn parse_create(
     let allowed_routes = crate::domain::routes::parse_lines(text.lines())
         .map_err(|m| errors.push(("allowed_routes", m)))
         .ok();
-    let limits = form
-        .limit_fields()
-        .parse()
-        .map_err(|e| errors.extend(e))
-        .ok();
+    let limits = form.limits.parse().map_err(|e| errors.extend(e)).ok();
     let form_id = Some(form.form_id.trim())
         .filter(|id| {
             !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric())

@@ -207,8 +207,10 @@ impl TokenExchange {
         now: PrimitiveDateTime,
         limit: i64,
     ) -> QueryResult<Vec<TokenExchange>> {
+        // `NOT ended`, not `ended = $1`: only the literal form lets either database prove
+        // the partial index's predicate (`token_exchanges_due`), whatever the plan cache does.
         token_exchanges::table
-            .filter(token_exchanges::ended.eq(false))
+            .filter(diesel::dsl::not(token_exchanges::ended))
             .filter(token_exchanges::expires_at.le(now))
             .order(token_exchanges::expires_at.asc())
             .limit(limit)

@@ -1150,3 +1150,24 @@ async fn keys_are_never_fetched_from_a_private_address_the_operator_did_not_list
     .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
 }
+
+/// The sweep finds the exchanged tokens due by the partial index, whatever the history of
+/// exchanges (a busy CI fleet makes thousands a day).
+#[tokio::test]
+async fn the_sweep_finds_expired_exchanges_by_index() {
+    let app = TestApp::spawn().await;
+    let due = app
+        .plan(
+            "SELECT 1",
+            "issuer, jti FROM token_exchanges WHERE NOT ended AND expires_at <= '2026-12-03 00:00:00' ORDER BY expires_at LIMIT 500".into(),
+        )
+        .await;
+    assert!(due.contains("token_exchanges_due"), "{due}");
+    let purge = app
+        .plan(
+            "SELECT 1",
+            "issuer FROM token_exchanges WHERE ended AND keep_until < '2026-12-03 00:00:00'".into(),
+        )
+        .await;
+    assert!(purge.contains("token_exchanges_keep"), "{purge}");
+}

@@ -20,7 +20,7 @@ pub enum NoticeKind {
     /// date). An alert of its own, under the expiry-e-mail preference.
     Idle,
     /// The token has used 80 % of its usage quota this period (`detail`: how much of what).
-    /// A portal notice only (no e-mail): the issuer sees it in the bell and the navigation.
+    /// An alert of its own, under the expiry-e-mail preference (as `Idle`).
     Quota,
 }
 

@@ -24,6 +24,16 @@ async fn create(api: &Api, account: i64, extra: Value) -> crate::helpers::Reply 
         .await
 }
 
+fn quota_mails(app: &TestApp) -> Vec<String> {
+    std::fs::read_dir(app.dir.path().join("outbox"))
+        .map(|d| {
+            d.map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+                .filter(|m| m.contains("of its usage quota"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 async fn token_json(api: &Api, account: i64, id: i64) -> Value {
     api.get(&format!("/iam/clients/{account}/tokens/{id}"))
         .await
@@ -81,6 +91,19 @@ async fn a_quota_stops_a_token_after_n_until_the_refill_and_tells_the_issuer_at_
         "{}",
         notices.body
     );
+    // And by e-mail, once, under the expiry-e-mail preference (the sweep sends it).
+    for _ in 0..2 {
+        app.state.sweep(app.clock().now()).await.unwrap();
+    }
+    let mails = quota_mails(&app);
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].contains(ACME_ADMIN), "{}", mails[0]);
+    assert!(
+        mails[0].contains("400 of 500 requests a day used"),
+        "{}",
+        mails[0]
+    );
+    assert!(!mails[0].contains(&token[3..20]), "no secret in a mail");
     // Spent: refused with why and until when; a flood costs no database work.
     let over = check(&app, &token).await;
     assert_eq!(over.status, StatusCode::FORBIDDEN, "{}", over.json);
@@ -439,4 +462,39 @@ async fn the_policy_caps_the_rate_and_the_portal_sets_rate_and_quota() {
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(refused.has_text("token policy"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn the_quota_mail_follows_the_expiry_mail_preference() {
+    let Acme { app, admin } = Acme::start().await;
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let made = create(
+        &api,
+        admin.account_id,
+        json!({"usage_limit": {"requests": 5}}),
+    )
+    .await;
+    let token = made.json["token"].as_str().unwrap().to_owned();
+    // The issuer turned expiry e-mails off: the portal still tells, no e-mail goes.
+    let id = admin.id;
+    app.db(move |c| {
+        use apitokens::db::schema::users;
+        use diesel::prelude::*;
+        diesel::update(users::table.find(id))
+            .set(users::token_expiry_email.eq(false))
+            .execute(c)?;
+        Ok::<_, apitokens::error::ServiceError>(())
+    })
+    .await
+    .unwrap();
+    for _ in 0..4 {
+        assert_eq!(check(&app, &token).await.status, StatusCode::NO_CONTENT);
+    }
+    app.state.sweep(app.clock().now()).await.unwrap();
+    let portal = app.signed_in(ACME_ADMIN).await;
+    assert!(portal
+        .get("/notifications")
+        .await
+        .has_text("80 % of its usage quota"));
+    assert!(quota_mails(&app).is_empty());
 }

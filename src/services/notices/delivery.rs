@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use time::{Duration, OffsetDateTime};
 
 use super::messages::{
-    digest_message, idle_message, leak_message, render_digest, DigestItem, DigestMail, IdleMail,
-    LeakMail,
+    digest_message, idle_message, leak_message, quota_message, render_digest, DigestItem,
+    DigestMail, IdleMail, LeakMail, QuotaMail,
 };
 use super::plan::record;
 use crate::config::Settings;
@@ -213,15 +213,10 @@ pub fn deliver(
                 recipient.email.clone(),
             ),
         );
-        if notice.kind == NoticeKind::Quota {
-            // A portal notice only: no e-mail is owed (`NoticeKind::Quota`).
-            Notice::finish(conn, notice.id, &claim_id, EmailStatus::Skipped, naive_now)?;
-            report.skipped += 1;
-            continue;
-        }
-        if notice.kind == NoticeKind::Idle {
-            // Its own e-mail (the digest's words are about expiry), under the expiry-e-mail
-            // preference; not sent for a token gone meanwhile or to a removed person.
+        if matches!(notice.kind, NoticeKind::Idle | NoticeKind::Quota) {
+            // Alerts of their own (the digest's words are about expiry), under the
+            // expiry-e-mail preference; not sent for a token gone meanwhile or to a removed
+            // person.
             let status = if token.deleted_at.is_some() || recipient.removed_at.is_some() {
                 Some(EmailStatus::Cancelled)
             } else if !recipient.token_expiry_email {
@@ -237,30 +232,41 @@ pub fn deliver(
                 }
                 continue;
             }
-            let account = crate::repo::Account::find(conn, token.account_id)?;
             let key = format!("{}-{}", notice.kind.code(), notice.id);
-            let facts = IdleMail {
-                recipient: Recipient {
-                    name: crate::domain::user::display_name(&recipient.name, &recipient.email)
-                        .to_owned(),
-                    email: recipient.email.clone(),
-                },
-                account: account.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
-                token_id: token.id,
-                token_name: token.name.clone(),
-                since: token.last_used_at.map_or_else(
-                    || {
-                        format!(
-                            "since its creation on {}",
-                            from_naive(token.created_at).date()
-                        )
-                    },
-                    |at| format!("since {}", from_naive(at).date()),
-                ),
-                days: account.and_then(|a| a.max_idle_days).unwrap_or_default(),
-                revoke_on: notice.detail.clone().unwrap_or_default(),
+            let to = Recipient {
+                name: crate::domain::user::display_name(&recipient.name, &recipient.email)
+                    .to_owned(),
+                email: recipient.email.clone(),
             };
-            let message = idle_message(&mail.from, &facts, &mail.base_url, &key);
+            let message = if notice.kind == NoticeKind::Quota {
+                let facts = QuotaMail {
+                    recipient: to,
+                    token_id: token.id,
+                    token_name: token.name.clone(),
+                    detail: notice.detail.clone().unwrap_or_default(),
+                };
+                quota_message(&mail.from, &facts, &mail.base_url, &key)
+            } else {
+                let account = crate::repo::Account::find(conn, token.account_id)?;
+                let facts = IdleMail {
+                    recipient: to,
+                    account: account.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+                    token_id: token.id,
+                    token_name: token.name.clone(),
+                    since: token.last_used_at.map_or_else(
+                        || {
+                            format!(
+                                "since its creation on {}",
+                                from_naive(token.created_at).date()
+                            )
+                        },
+                        |at| format!("since {}", from_naive(at).date()),
+                    ),
+                    days: account.and_then(|a| a.max_idle_days).unwrap_or_default(),
+                    revoke_on: notice.detail.clone().unwrap_or_default(),
+                };
+                idle_message(&mail.from, &facts, &mail.base_url, &key)
+            };
             outgoing.push((vec![notice.id], key, notice.attempts, message));
             continue;
         }
@@ -359,6 +365,7 @@ pub fn deliver(
                             NoticeKind::Leaked => "Security alert (leak)".to_owned(),
                             NoticeKind::Deprovisioned => "Deprovisioning alert".to_owned(),
                             NoticeKind::Idle => "Idle notice (revoked in 7 days)".to_owned(),
+                            NoticeKind::Quota => "Usage notice (80 % of its quota)".to_owned(),
                             k => format!("Expiry notice (expires {})", k.when()),
                         };
                         mailed.push((

@@ -172,11 +172,38 @@ async fn a_child_is_never_wider_and_patch_narrows_and_widens_on_the_record() {
     let widened = patch(Value::Null).await;
     assert_eq!(widened.status, StatusCode::OK, "{}", widened.json);
     assert_eq!(widened.json["allowed_routes"], json!([]));
+    // Narrowing the parent narrowed the child that had inherited its wider list; the child
+    // already within it kept its own.
     let events = app.events_of(account, "token.routes_changed").await;
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3, "{events:?}");
     assert!(
-        events.iter().any(|e| e.summary.starts_with("Narrowed")),
+        events
+            .iter()
+            .any(|e| e.summary.starts_with("Narrowed the routes")),
         "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.summary.starts_with("Narrowed token")
+                && e.token_id == inherited.json["id"].as_i64()),
+        "{events:?}"
+    );
+    let child = |id: i64| {
+        let api = api.clone();
+        async move {
+            api.get(&format!("/iam/clients/{account}/tokens/{id}"))
+                .await
+                .json
+        }
+    };
+    assert_eq!(
+        child(inherited.json["id"].as_i64().unwrap()).await["allowed_routes"],
+        json!(["GET /dns/**"])
+    );
+    assert_eq!(
+        child(child_id).await["allowed_routes"],
+        json!(["GET /dns/zones/*"])
     );
     assert!(
         events.iter().any(|e| e.summary.starts_with("Widened")),

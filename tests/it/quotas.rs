@@ -498,3 +498,97 @@ async fn the_quota_mail_follows_the_expiry_mail_preference() {
         .has_text("80 % of its usage quota"));
     assert!(quota_mails(&app).is_empty());
 }
+
+/// Narrowing a token narrows the tokens made with it, at any depth: each stays within its
+/// parent, as it was made; a parent made wider leaves them be.
+#[tokio::test]
+async fn narrowing_a_parent_narrows_its_children_and_grandchildren() {
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let api = app.api_jwt(ACME_ADMIN).await;
+    let parent = create(
+        &api,
+        account,
+        json!({"allowed_routes": ["GET /dns/**", "POST /cdn/**", "POST /iam/**"],
+               "rate_limit": {"requests": 100, "per_seconds": 60},
+               "usage_limit": {"requests": 1000, "refill": "monthly"}}),
+    )
+    .await;
+    let as_parent = app.api(&format!(
+        "APIKey {}",
+        parent.json["token"].as_str().unwrap()
+    ));
+    let child = create(
+        &as_parent,
+        account,
+        json!({"allowed_routes": ["POST /cdn/resources/1/purge", "POST /iam/clients/*/tokens"],
+               "rate_limit": {"requests": 10, "per_seconds": 60},
+               "usage_limit": {"requests": 100, "refill": "monthly"}}),
+    )
+    .await;
+    assert_eq!(child.status, StatusCode::OK, "{}", child.json);
+    let as_child = app.api(&format!("APIKey {}", child.json["token"].as_str().unwrap()));
+    let grandchild = create(&as_child, account, json!({})).await;
+    assert_eq!(grandchild.status, StatusCode::OK, "{}", grandchild.json);
+    // A sibling already within what the parent becomes keeps its own.
+    let sibling = create(
+        &as_parent,
+        account,
+        json!({"allowed_routes": ["GET /dns/zones/*"], "rate_limit": {"requests": 1, "per_seconds": 60},
+               "usage_limit": {"requests": 5, "refill": "monthly"}}),
+    )
+    .await;
+    let id = |r: &crate::helpers::Reply| r.json["id"].as_i64().unwrap();
+    let narrowed = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/iam/clients/{account}/tokens/{}", id(&parent)),
+            Some(json!({"allowed_routes": ["GET /dns/**"],
+                        "rate_limit": {"requests": 5, "per_seconds": 60},
+                        "usage_limit": {"requests": 50, "refill": "monthly"}})),
+        )
+        .await;
+    assert_eq!(narrowed.status, StatusCode::OK, "{}", narrowed.json);
+    for t in [&child, &grandchild] {
+        let now = token_json(&api, account, id(t)).await;
+        assert_eq!(now["allowed_routes"], json!(["GET /dns/**"]), "{now}");
+        assert_eq!(
+            now["rate_limit"],
+            json!({"requests": 5, "per_seconds": 60}),
+            "{now}"
+        );
+        assert_eq!(
+            now["usage_limit"],
+            json!({"requests": 50, "refill": "monthly"}),
+            "{now}"
+        );
+    }
+    let kept = token_json(&api, account, id(&sibling)).await;
+    assert_eq!(
+        kept["allowed_routes"],
+        json!(["GET /dns/zones/*"]),
+        "{kept}"
+    );
+    assert_eq!(kept["rate_limit"]["requests"], 1);
+    assert_eq!(kept["usage_limit"]["requests"], 5);
+    let events = app.events_of(account, "token.routes_changed").await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.summary.starts_with("Narrowed token"))
+            .count(),
+        2,
+        "{events:?}"
+    );
+    // Widening the parent again leaves the children as they are now.
+    let widened = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/iam/clients/{account}/tokens/{}", id(&parent)),
+            Some(json!({"allowed_routes": null, "rate_limit": null, "usage_limit": null})),
+        )
+        .await;
+    assert_eq!(widened.status, StatusCode::OK, "{}", widened.json);
+    let still = token_json(&api, account, id(&child)).await;
+    assert_eq!(still["allowed_routes"], json!(["GET /dns/**"]), "{still}");
+}

@@ -242,6 +242,88 @@ pub fn set_usage_limit(
     load_view(conn, id, now)
 }
 
+/// After `root`'s limits changed: the live tokens made with it, at any depth (parents first),
+/// stay within their parent's, as they were made. A child's routes, rate and quota are kept
+/// when within its parent's, else they become the parent's (never wider than the parent; the
+/// child's own narrower intent can't be kept when the parent no longer holds it). Each change
+/// is audited; the gateway's caches take it within their second.
+fn narrow_children(
+    conn: &mut DbConn,
+    actor: &Actor,
+    root: i64,
+    now: OffsetDateTime,
+) -> ServiceResult<()> {
+    for id in Token::descendants(conn, root, true)? {
+        let Some(child) = Token::find(conn, id)? else {
+            continue;
+        };
+        let Some(parent) = child
+            .parent_id
+            .map(|p| Token::find(conn, p))
+            .transpose()?
+            .flatten()
+        else {
+            continue;
+        };
+        let parent_routes = from_stored(parent.allowed_routes.as_deref());
+        let child_routes = from_stored(child.allowed_routes.as_deref());
+        let routes = if within(&child_routes, &parent_routes) {
+            child_routes
+        } else {
+            parent_routes
+        };
+        fn kept<T: Copy>(
+            child: Option<T>,
+            parent: Option<T>,
+            within: fn(T, T) -> bool,
+        ) -> Option<T> {
+            match (child, parent) {
+                (Some(c), Some(p)) if within(c, p) => Some(c),
+                (_, Some(p)) => Some(p),
+                (c, None) => c,
+            }
+        }
+        let rate = kept(
+            RateLimit::from_stored(child.rate_limit.as_deref()),
+            RateLimit::from_stored(parent.rate_limit.as_deref()),
+            RateLimit::within,
+        );
+        let quota = kept(
+            UsageLimit::from_stored(child.usage_limit.as_deref()),
+            UsageLimit::from_stored(parent.usage_limit.as_deref()),
+            UsageLimit::within,
+        );
+        let (routes, rate, quota) = (
+            to_stored(&routes),
+            rate.map(RateLimit::to_stored),
+            quota.map(UsageLimit::to_stored),
+        );
+        if (&routes, &rate, &quota)
+            == (&child.allowed_routes, &child.rate_limit, &child.usage_limit)
+        {
+            continue;
+        }
+        Token::set_allowed_routes(conn, id, routes.as_deref())?;
+        Token::set_rate_limit(conn, id, rate.as_deref())?;
+        if quota != child.usage_limit {
+            Token::set_usage_limit(conn, id, quota.as_deref())?;
+            QuotaCounter::reset(conn, id)?;
+        }
+        audit::record(
+            conn,
+            actor,
+            now,
+            EventKind::TokenRoutesChanged,
+            &format!(
+                "Narrowed token \"{}\" with the token it was made with, \"{}\": its limits are now within that token's",
+                child.name, parent.name
+            ),
+            Some(id),
+        )?;
+    }
+    Ok(())
+}
+
 /// What a `PATCH` changes of a token's limits (`None`: unchanged).
 #[derive(Debug, Clone, Default)]
 pub struct LimitsChange {
@@ -292,34 +374,14 @@ impl Tokens {
                     if let Some(quota) = change.quota {
                         set_usage_limit(conn, &actor, id, quota, caller.quota, now)?;
                     }
+                    // Once, after all three: the tokens made with it stay within it.
+                    narrow_children(conn, &actor, id.get(), now)?;
                     load_view(conn, id.get(), now)
                 })
             })
             .await?;
         self.gateway.forget_tokens(&[id.get()]);
         self.gateway.forget_quota(id.get());
-        Ok(view)
-    }
-
-    /// Sets a token's allowed routes (see `set_allowed_routes`); this instance's cache forgets
-    /// it at once, the others within their second.
-    #[tracing::instrument(skip(self, routes, caller_routes), fields(account_id = actor.account_id.get(), user_id = actor.user_id.get()))]
-    pub async fn set_token_routes(
-        &self,
-        actor: Actor,
-        id: TokenId,
-        routes: Vec<Route>,
-        caller_routes: Option<std::sync::Arc<[Route]>>,
-    ) -> ServiceResult<TokenView> {
-        let now = self.rt.clock.now();
-        let view = self
-            .rt
-            .db
-            .run(move |conn| {
-                set_allowed_routes(conn, &actor, id, &routes, caller_routes.as_deref(), now)
-            })
-            .await?;
-        self.gateway.forget_tokens(&[id.get()]);
         Ok(view)
     }
 }

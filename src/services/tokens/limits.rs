@@ -33,14 +33,14 @@ fn listed(routes: &[Route]) -> String {
 
 /// Sets the routes a token may call (empty: whatever its role allows). `caller_routes`: the
 /// routes of the token that asks, if it has some.
-pub fn set_allowed_routes(
+fn set_allowed_routes(
     conn: &mut DbConn,
     actor: &Actor,
     id: TokenId,
     routes: &[Route],
     caller_routes: Option<&[Route]>,
     now: OffsetDateTime,
-) -> ServiceResult<TokenView> {
+) -> ServiceResult<()> {
     let id = id.get();
     conn.transaction(|conn| {
         let token = lock_changeable(conn, actor, id, "allowed_routes")?;
@@ -96,8 +96,7 @@ pub fn set_allowed_routes(
             ),
             Some(id),
         )
-    })?;
-    load_view(conn, id, now)
+    })
 }
 
 /// Refuses `value` (`None`: no limit at all) past either ceiling: the parent's limit, then the
@@ -137,14 +136,14 @@ fn how_changed<T: Copy>(old: Option<T>, new: Option<T>, within: fn(T, T) -> bool
 
 /// Sets a token's rate limit (`None`: none): no larger than the token it was created with, nor
 /// than the calling token's own. Audited with the same kind as routes.
-pub fn set_rate_limit(
+fn set_rate_limit(
     conn: &mut DbConn,
     actor: &Actor,
     id: TokenId,
     rate: Option<RateLimit>,
     caller_rate: Option<RateLimit>,
     now: OffsetDateTime,
-) -> ServiceResult<TokenView> {
+) -> ServiceResult<()> {
     let id = id.get();
     conn.transaction(|conn| {
         let token = lock_changeable(conn, actor, id, "rate_limit")?;
@@ -188,21 +187,20 @@ pub fn set_rate_limit(
             ),
             Some(id),
         )
-    })?;
-    load_view(conn, id, now)
+    })
 }
 
 /// Sets a token's usage quota (`None`: none): no larger than the token it was created with,
 /// nor than the calling token's own. A changed quota starts its count afresh. Audited with
 /// the same kind as routes.
-pub fn set_usage_limit(
+fn set_usage_limit(
     conn: &mut DbConn,
     actor: &Actor,
     id: TokenId,
     quota: Option<UsageLimit>,
     caller_quota: Option<UsageLimit>,
     now: OffsetDateTime,
-) -> ServiceResult<TokenView> {
+) -> ServiceResult<()> {
     let id = id.get();
     conn.transaction(|conn| {
         let token = lock_changeable(conn, actor, id, "usage_limit")?;
@@ -238,8 +236,7 @@ pub fn set_usage_limit(
             ),
             Some(id),
         )
-    })?;
-    load_view(conn, id, now)
+    })
 }
 
 /// After `root`'s limits changed: the live tokens made with it, at any depth (parents first),

@@ -20,6 +20,13 @@
     });
   });
 
+  // A page that only passes a form on (the SAML answer, re-posted from our own page so the
+  // browser sends our cookie with it) sends itself; without script, its button does.
+  var onward = document.querySelector("form[data-autosubmit]");
+  if (onward) {
+    onward.submit();
+  }
+
   // A refused form: its error summary takes focus, which scrolls it into view, so the person
   // sees why without looking for it (GOV.UK's pattern; the summary links to each field).
   var summary = document.querySelector("[data-error-summary]");

@@ -238,6 +238,15 @@ diesel::table! {
         required -> Bool,
         jit_role -> Nullable<Integer>,
         updated_at -> Timestamp,
+        idp_metadata -> Nullable<Text>,
+        idp_initiated -> Bool,
+    }
+}
+
+diesel::table! {
+    saml_used_assertions (assertion_hash) {
+        assertion_hash -> Text,
+        expires_at -> Timestamp,
     }
 }
 

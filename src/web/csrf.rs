@@ -49,3 +49,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
         })
     }
 }
+
+/// The one form another site posts to: a SAML IdP's response to our ACS (HTTP-POST binding).
+/// It can't carry our CSRF token; what makes it trustworthy is the IdP's signature over it and
+/// the AuthnRequest this browser started (checked by the SAML service). The layers test allows
+/// it in the ACS handler only.
+pub struct IdpPost<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for IdpPost<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = web::Form::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(IdpPost(form.await?.into_inner())) })
+    }
+}

@@ -75,6 +75,15 @@ impl TypedSession {
         self.insert(&format!("{CEREMONY}{purpose}"), state)
     }
 
+    /// Whether a ceremony for `purpose` is kept (without ending it).
+    pub fn has_ceremony(&self, purpose: &'static str) -> bool {
+        self.0
+            .get::<String>(&format!("{CEREMONY}{purpose}"))
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
     /// The ceremony kept for `purpose`, which ends here (each is answered once).
     pub fn take_ceremony(&self, purpose: &'static str) -> Option<String> {
         self.0

@@ -126,6 +126,17 @@ fn forms_and_json_bodies_only_arrive_through_their_checking_extractors() {
         "a form read by hand:\n{}",
         found.join("\n")
     );
+    // The one form without our CSRF token is the SAML IdP's post to the ACS (its signature and
+    // this browser's AuthnRequest vouch for it): nowhere else.
+    let unchecked: Vec<_> = offences("src/web/pages", &["IdpPost<"])
+        .into_iter()
+        .filter(|l| !l.contains("src/web/pages/sso/saml.rs"))
+        .collect();
+    assert!(
+        unchecked.is_empty(),
+        "a form without a CSRF check outside the SAML ACS:\n{}",
+        unchecked.join("\n")
+    );
     let found = offences("src/web/api", &["web::Json<", "as_object()", ".get(\""]);
     let found: Vec<_> = found
         .into_iter()

@@ -129,10 +129,14 @@ async fn a_rotated_secret_replaces_the_old_one_which_works_to_the_end_of_its_gra
         .db(move |c| apitokens::repo::Token::find(c, id).unwrap().unwrap())
         .await;
     assert_eq!((row.old_secret_hash, row.old_secret_until), (None, None));
+    // (Less the background flush's "first use from" event, which lands whenever its
+    // once-a-second flush does: not what this test is about, and a loaded CI machine once
+    // flushed before the assertion.)
     let kinds: Vec<String> = events(&app, admin.account_id, id)
         .await
         .into_iter()
         .map(|e| e.0)
+        .filter(|k| k != "token.new_address")
         .collect();
     assert_eq!(
         kinds,

@@ -25,6 +25,7 @@ mod portal_details;
 mod quotas;
 mod review;
 mod revoke;
+mod saml;
 mod scim;
 mod self_token;
 mod sign_in;

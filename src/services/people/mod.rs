@@ -10,11 +10,13 @@ pub mod members;
 pub mod passkeys;
 pub mod passwords;
 pub mod reauth;
+pub mod saml;
 pub mod scim;
 pub mod service_accounts;
 pub mod sign_in;
 pub mod sso;
 pub mod sso_flow;
+pub mod sso_sign_in;
 pub mod two_factor;
 
 use std::sync::Arc;

@@ -33,6 +33,17 @@ pub fn start_session(
     user: User,
     now: OffsetDateTime,
 ) -> Result<(User, String), SignInError> {
+    start_session_until(conn, user, now, None)
+}
+
+/// A new portal session that ends after `SESSION_TTL`, or at `until` if that is sooner (a
+/// SAML IdP's `SessionNotOnOrAfter`).
+pub fn start_session_until(
+    conn: &mut DbConn,
+    user: User,
+    now: OffsetDateTime,
+    until: Option<OffsetDateTime>,
+) -> Result<(User, String), SignInError> {
     if !user.role.may_use_portal() {
         return Err(SignInError::ApiOnly);
     }
@@ -41,7 +52,7 @@ pub fn start_session(
         id_hash: sha256_hex(&session_id),
         user_id: user.id,
         created_at: to_naive(now),
-        expires_at: to_naive(now + SESSION_TTL),
+        expires_at: to_naive(until.map_or(now + SESSION_TTL, |u| u.min(now + SESSION_TTL))),
     };
     conn.transaction(|conn| {
         Session::insert(conn, &session)?;

@@ -31,6 +31,9 @@ const PROVIDER_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SsoStart {
     pub account_id: i64,
+    /// `"saml"` for a SAML sign-in (then `state` is the AuthnRequest's ID); empty: OIDC.
+    #[serde(default)]
+    pub protocol: String,
     pub state: String,
     pub nonce: String,
     pub pkce_verifier: String,
@@ -49,8 +52,8 @@ pub enum SsoFailure {
     NotStartedHere,
     /// The provider said no (the person cancelled, or isn't assigned to the app).
     Refused(String),
-    /// The ID token didn't hold (signature, issuer, audience, expiry, nonce) or the code
-    /// didn't exchange.
+    /// The ID token or the SAML response didn't hold (signature, issuer, audience, expiry,
+    /// nonce, request) or the code didn't exchange.
     Invalid(String),
     /// The provider vouched for someone who isn't a person of this account.
     NotAPerson(String),
@@ -58,6 +61,10 @@ pub enum SsoFailure {
     ApiOnly,
     /// Too many sign-ins started from this address (or everywhere) just now.
     TooMany,
+    /// This SAML assertion was accepted before (here or on another instance).
+    Replayed,
+    /// The return address isn't a page of this site.
+    NotLocal,
 }
 
 impl SsoFailure {
@@ -65,12 +72,14 @@ impl SsoFailure {
     pub fn describe(&self) -> String {
         match self {
             SsoFailure::NotSetUp => "Single sign-on isn't set up for that address or account.".into(),
-            SsoFailure::Provider(d) => format!("The identity provider couldn't be reached or didn't answer as an OpenID Connect provider does ({d})."),
+            SsoFailure::Provider(d) => format!("The identity provider couldn't be reached or its settings here don't work ({d})."),
             SsoFailure::NotStartedHere => "This answer doesn't belong to a sign-in started in this browser (it was started elsewhere, used already, or is more than 10 minutes old). Start again.".into(),
             SsoFailure::Refused(d) => format!("The identity provider refused the sign-in ({d})."),
             SsoFailure::Invalid(d) => format!("The identity provider's answer didn't pass our checks ({d})."),
             SsoFailure::NotAPerson(who) => format!("The identity provider signed in {who}, who isn't a person of this account here. An Administrator can add them, or let new people in at first sign-in."),
             SsoFailure::ApiOnly => "Your role works through the API only: it can't sign in to the portal.".into(),
+            SsoFailure::Replayed => "This sign-in answer was used already (each works once). Start again.".into(),
+            SsoFailure::NotLocal => "The address to return to after signing in isn't a page of this site, so we stopped.".into(),
             SsoFailure::TooMany => "Too many single sign-ons were started from here just now. Wait a few seconds and try again.".into(),
         }
     }
@@ -101,6 +110,11 @@ impl Providers {
                 .filter(|i| !i.is_empty())
                 .collect(),
         }
+    }
+
+    /// The issuers an operator allows over plain `http`.
+    pub fn insecure(&self) -> &[String] {
+        &self.insecure
     }
 
     /// Whether `issuer` may be used: `https`, or listed by the operator.
@@ -188,6 +202,7 @@ impl Providers {
             url.to_string(),
             SsoStart {
                 account_id: account_id.get(),
+                protocol: String::new(),
                 state: state.secret().clone(),
                 nonce: nonce.secret().clone(),
                 pkce_verifier: verifier.secret().clone(),

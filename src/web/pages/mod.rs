@@ -41,6 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(sso::ask_email)
         .service(sso::begin)
         .service(sso::callback)
+        .service(sso::acs)
+        .service(sso::sp_metadata)
         .service(sso::settings)
         .service(sso::save)
         .service(sso::turn_off)

@@ -1,21 +1,23 @@
 //! Single sign-on in the portal: "Sign in with SSO" (an e-mail, or an account's own link) to
-//! the identity provider and back (`/sso/oidc/callback`), the clear page when it fails, and
-//! the Administrators' "Single sign-on" page.
+//! the identity provider and back (OpenID Connect: `/sso/oidc/callback`; SAML: `saml`), the
+//! clear page when it fails, and the Administrators' "Single sign-on" page (`admin`).
+
+mod admin;
+pub mod saml;
+
+pub use admin::{save, settings, turn_off};
+pub use saml::{acs, sp_metadata};
 
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use askama::Template;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::domain::{AccountId, Role};
-use crate::error::ServiceError;
+use crate::domain::AccountId;
 use crate::services::people::sso::{SsoFailure, SsoStart};
-use crate::services::people::sso_flow::SsoChange;
-use crate::web::auth::{safe_next, SignedIn};
-use crate::web::csrf::CsrfForm;
-use crate::web::pages::login::NoFields;
+use crate::web::auth::safe_next;
 use crate::web::session::TypedSession;
-use crate::web::views::{render, see_other, ErrorSummary, Layout};
+use crate::web::views::{render, see_other, ErrorSummary};
 use crate::web::{AppState, WebError};
 
 #[derive(Template)]
@@ -28,7 +30,7 @@ struct StartPage {
     error: String,
 }
 
-fn failed(failure: &SsoFailure) -> Result<HttpResponse, WebError> {
+pub(super) fn failed(failure: &SsoFailure) -> Result<HttpResponse, WebError> {
     let status = match failure {
         SsoFailure::NotAPerson(_) | SsoFailure::ApiOnly | SsoFailure::Refused(_) => {
             StatusCode::FORBIDDEN
@@ -220,153 +222,4 @@ pub async fn callback(
             failed(&f)
         }
     }
-}
-
-#[derive(Template)]
-#[template(path = "sso_settings.html")]
-struct SettingsPage {
-    layout: Layout,
-    enabled: bool,
-    issuer: String,
-    client_id: String,
-    required: bool,
-    jit_role: String,
-    roles: Vec<(String, String)>,
-    redirect_uri: String,
-    sign_in_url: String,
-    summary: ErrorSummary,
-}
-
-#[derive(Debug, Default, Deserialize, Serialize)]
-pub struct SettingsForm {
-    #[serde(default)]
-    issuer: String,
-    #[serde(default)]
-    client_id: String,
-    #[serde(default)]
-    client_secret: String,
-    #[serde(default)]
-    required: Option<String>,
-    #[serde(default)]
-    jit_role: String,
-}
-
-async fn settings_page(
-    state: &AppState,
-    me: &SignedIn,
-    typed: Option<&SettingsForm>,
-    summary: ErrorSummary,
-    status: StatusCode,
-) -> Result<HttpResponse, WebError> {
-    let view = state.people.sso_config(me.actor()).await?;
-    let roles = me
-        .user
-        .role
-        .at_most()
-        .into_iter()
-        .filter(|r| r.may_use_portal())
-        .map(|r| (r.name().to_owned(), r.name().to_owned()))
-        .collect();
-    render(
-        status,
-        &SettingsPage {
-            layout: me.layout("sso"),
-            enabled: view.enabled,
-            issuer: typed.map_or(view.issuer, |t| t.issuer.clone()),
-            client_id: typed.map_or(view.client_id, |t| t.client_id.clone()),
-            required: typed.map_or(view.required, |t| t.required.is_some()),
-            jit_role: typed.map_or(
-                view.jit_role
-                    .map(|r| r.name().to_owned())
-                    .unwrap_or_default(),
-                |t| t.jit_role.clone(),
-            ),
-            roles,
-            redirect_uri: view.redirect_uri,
-            sign_in_url: view.sign_in_url,
-            summary,
-        },
-    )
-}
-
-#[get("/single-sign-on")]
-pub async fn settings(state: web::Data<AppState>, me: SignedIn) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    settings_page(
-        &state,
-        &me,
-        None,
-        ErrorSummary::new("error-summary-sso"),
-        StatusCode::OK,
-    )
-    .await
-}
-
-#[post("/single-sign-on")]
-pub async fn save(
-    state: web::Data<AppState>,
-    me: SignedIn,
-    form: CsrfForm<SettingsForm>,
-) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let mut fields = super::sudo::fields_of(&*form);
-    // The secret isn't carried through the confirmation page's hidden fields.
-    fields.retain(|(k, _)| k != "client_secret");
-    if let Some(ask) = super::sudo::unless_recent(&state, &me, "/single-sign-on", fields).await? {
-        return Ok(ask);
-    }
-    let jit_role = match form.jit_role.trim() {
-        "" => None,
-        r => match Role::from_name(r) {
-            Some(role) => Some(role),
-            None => {
-                let s = ErrorSummary::one(
-                    "error-summary-sso",
-                    "jit_role",
-                    "Choose a role from the list.",
-                );
-                return settings_page(&state, &me, Some(&form), s, StatusCode::BAD_REQUEST).await;
-            }
-        },
-    };
-    let change = SsoChange {
-        issuer: form.issuer.clone(),
-        client_id: form.client_id.clone(),
-        client_secret: Some(form.client_secret.clone()).filter(|s| !s.is_empty()),
-        required: form.required.is_some(),
-        jit_role,
-    };
-    match state.people.set_sso(me.actor(), change).await {
-        Ok(_) => {
-            me.session
-                .set_flash("Single sign-on saved: its sign-in link works now.");
-            Ok(see_other("/single-sign-on"))
-        }
-        Err(ServiceError::Invalid(problems)) => {
-            let mut s = ErrorSummary::new("error-summary-sso");
-            for (field, m) in problems {
-                s.add(field, m);
-            }
-            settings_page(&state, &me, Some(&form), s, StatusCode::BAD_REQUEST).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[post("/single-sign-on/delete")]
-pub async fn turn_off(
-    state: web::Data<AppState>,
-    me: SignedIn,
-    _form: CsrfForm<NoFields>,
-) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    if let Some(ask) =
-        super::sudo::unless_recent(&state, &me, "/single-sign-on/delete", vec![]).await?
-    {
-        return Ok(ask);
-    }
-    state.people.delete_sso(me.actor()).await?;
-    me.session
-        .set_flash("Single sign-on is off: people sign in with their passwords.");
-    Ok(see_other("/single-sign-on"))
 }

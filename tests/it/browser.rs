@@ -4,7 +4,7 @@
 //! (`CI` set) a missing browser fails the test instead.
 
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use apitokens::domain::Role;
@@ -12,24 +12,13 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Acme, PASSWORD};
+use crate::helpers::{Acme, ProcessGroup, PASSWORD};
 
 pub(crate) struct Browser {
     pub(crate) client: Client,
-    driver: Child,
+    /// chromedriver, ended with every Chromium process it started (they share its group).
+    _driver: ProcessGroup,
     _profile: tempfile::TempDir,
-}
-
-impl Drop for Browser {
-    /// Ends chromedriver and every Chromium process it started: they share its process group
-    /// (a killed chromedriver alone leaves its Chromium running, and a machine that runs the
-    /// suite many times fills up with them).
-    fn drop(&mut self) {
-        let group = format!("-{}", self.driver.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
 }
 
 fn find_binary(env: &str, candidates: &[&str]) -> Option<String> {
@@ -108,7 +97,7 @@ pub(crate) async fn start_browser_with(extra: &[&str]) -> Option<Browser> {
             Ok(client) => {
                 return Some(Browser {
                     client,
-                    driver,
+                    _driver: ProcessGroup(driver),
                     _profile: profile,
                 })
             }

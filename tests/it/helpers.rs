@@ -729,3 +729,29 @@ impl TestApp {
         self.api(&format!("APIKey {token}"))
     }
 }
+
+/// A helper process started in its own process group (`process_group(0)`), ended with the
+/// whole group when dropped: an OpenID provider's or a SAML IdP's workers, chromedriver's
+/// Chromium (a killed parent alone leaves them running, and a machine that runs the suite many
+/// times fills up with them).
+pub struct ProcessGroup(pub std::process::Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free right now (for a server whose URL must be known before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

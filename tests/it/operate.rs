@@ -11,7 +11,7 @@ use apitokens::services::Actor;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Acme, TestApp, ACME_ADMIN, PASSWORD};
+use crate::helpers::{free_port, Acme, TestApp, ACME_ADMIN, PASSWORD};
 use crate::smtp::SmtpServer;
 
 pub(crate) async fn scrape(app: &TestApp) -> String {
@@ -242,14 +242,6 @@ async fn request_ids_reach_the_response_and_every_log_line() {
         "{lines:#?}"
     );
     assert!(lines.iter().any(|l| l.contains("status=200")), "{lines:#?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Server {

@@ -16,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 
 use apitokens::domain::Role;
 
-use crate::helpers::{Acme, Client, Page, TestApp, ACME_ADMIN, PASSWORD};
+use crate::helpers::{free_port, Acme, Client, Page, ProcessGroup, TestApp, ACME_ADMIN, PASSWORD};
 
 pub(crate) const IDP: &str = "https://idp.example.test/saml";
 const IDP_SSO: &str = "https://idp.example.test/saml/sso";
@@ -746,26 +746,9 @@ async fn saml_settings_refuse_metadata_that_cant_work_and_required_refuses_passw
 
 /// The pysaml2 IdP (tests/saml/idp.py), killed with its process group when dropped.
 pub(crate) struct PyIdp {
-    child: std::process::Child,
+    _process: ProcessGroup,
     pub base: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for PyIdp {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Acme on an app whose base URL has its port (the IdP posts to it), a pysaml2 IdP that knows
@@ -815,7 +798,7 @@ pub(crate) async fn acme_with_pysaml2(extra: serde_json::Value) -> Option<(Acme,
         .spawn()
         .expect("the pysaml2 IdP starts");
     let idp = PyIdp {
-        child,
+        _process: ProcessGroup(child),
         base: idp_base,
         _dir: dir,
     };
@@ -846,7 +829,7 @@ fn hidden(html: &str, name: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_real_pysaml2_idp_signs_an_sso_person_in_and_a_newcomer_joins() {
+async fn a_real_pysaml2_idp_signs_people_in_whatever_it_signs_and_a_newcomer_joins() {
     let Some((Acme { app, admin }, _, idp)) =
         acme_with_pysaml2(json!({"jit_role": "Engineers"})).await
     else {
@@ -857,7 +840,15 @@ async fn a_real_pysaml2_idp_signs_an_sso_person_in_and_a_newcomer_joins() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    for email in ["sam@acme.test", "nina@acme.test"] {
+    // The assertion signed (Entra's default), the response (Google's "Signed response"), both
+    // (Okta's default); then someone new, who joins.
+    let sign_ins = [
+        ("sam@acme.test", "assertion"),
+        ("sam@acme.test", "response"),
+        ("sam@acme.test", "both"),
+        ("nina@acme.test", "assertion"),
+    ];
+    for (email, sign) in sign_ins {
         let browser = app.client();
         let started = browser
             .get(&format!(
@@ -873,7 +864,7 @@ async fn a_real_pysaml2_idp_signs_an_sso_person_in_and_a_newcomer_joins() {
         let key = hidden(&login.text().await.unwrap(), "key");
         let answer = http
             .post(format!("{}/login", idp.base))
-            .form(&[("key", key.as_str()), ("email", email)])
+            .form(&[("key", key.as_str()), ("email", email), ("sign", sign)])
             .send()
             .await
             .unwrap()
@@ -881,6 +872,14 @@ async fn a_real_pysaml2_idp_signs_an_sso_person_in_and_a_newcomer_joins() {
             .await
             .unwrap();
         let response = hidden(&answer, "SAMLResponse");
+        let xml = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(&response)
+                .unwrap(),
+        )
+        .unwrap();
+        let signatures = xml.matches("SignatureValue>").count() / 2;
+        assert_eq!(signatures, if sign == "both" { 2 } else { 1 }, "{sign}");
         let relay = hidden(&answer, "RelayState");
         assert_eq!(relay, "/profile/api-tokens");
         let done = browser
@@ -889,14 +888,19 @@ async fn a_real_pysaml2_idp_signs_an_sso_person_in_and_a_newcomer_joins() {
                 &[("SAMLResponse", &response), ("RelayState", &relay)],
             )
             .await;
-        assert_eq!(done.status, StatusCode::SEE_OTHER, "{email}: {}", done.body);
+        assert_eq!(
+            done.status,
+            StatusCode::SEE_OTHER,
+            "{email}, {sign} signed: {}",
+            done.body
+        );
         assert_eq!(done.location(), "/profile/api-tokens");
         let page = browser.get("/profile/api-tokens").await;
         assert!(page.has("#sso-warning"), "{email}");
     }
     assert_eq!(
         app.events_of(admin.account_id, "sso.sign_in").await.len(),
-        2
+        sign_ins.len()
     );
     assert_eq!(
         app.events_of(admin.account_id, "user.added").await.len(),

@@ -5,7 +5,7 @@
 //! break-glass, audited.
 
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -13,29 +13,12 @@ use serde_json::json;
 
 use apitokens::domain::Role;
 
-use crate::helpers::{Acme, Client, TestApp, ACME_ADMIN, PASSWORD};
+use crate::helpers::{free_port, Acme, Client, ProcessGroup, TestApp, ACME_ADMIN, PASSWORD};
 
 /// The OpenID provider, killed (with its process group) when dropped.
 pub(crate) struct Provider {
-    child: Child,
+    _process: ProcessGroup,
     issuer: String,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts oidc-provider-mock (nonce required); `None` (skipped, with the reason printed) on a
@@ -60,7 +43,10 @@ pub(crate) async fn provider() -> Option<Provider> {
         .spawn()
         .expect("oidc-provider-mock starts");
     let issuer = format!("http://127.0.0.1:{port}");
-    let provider = Provider { child, issuer };
+    let provider = Provider {
+        _process: ProcessGroup(child),
+        issuer,
+    };
     let discovery = format!("{}/.well-known/openid-configuration", provider.issuer);
     for _ in 0..200 {
         if reqwest::get(&discovery)

@@ -1,7 +1,8 @@
 """A small but real SAML 2.0 identity provider for the browser scenario, built on pysaml2
 (which signs with Debian's xmlsec1): it reads our SP metadata, takes an AuthnRequest over
 HTTP-Redirect, shows a sign-in page that asks for an e-mail, and answers with a signed
-assertion (SHA-256) posted to our ACS by its own auto-submitting form (HTTP-POST).
+assertion (SHA-256; the response, or both, when the sign-in form's `sign` says so) posted to
+our ACS by its own auto-submitting form (HTTP-POST).
 
     python idp.py --port P --sp-metadata FILE --key KEY.pem --cert CERT.pem
 
@@ -95,6 +96,9 @@ class Handler(BaseHTTPRequestHandler):
         if request is None:
             return self.reply(400, "<p>No such sign-in</p>")
         email = form.get("email", "")
+        # What is signed, as IdPs differ: the assertion (Entra's default), the response
+        # (Google's "Signed response"), or both (Okta's default).
+        sign = form.get("sign", "assertion")
         response = self.server.idp.create_authn_response(
             identity={"mail": [email]},
             in_response_to=request.id,
@@ -102,8 +106,8 @@ class Handler(BaseHTTPRequestHandler):
             sp_entity_id=request.issuer.text,
             name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email),
             authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
-            sign_assertion=True,
-            sign_response=False,
+            sign_assertion=sign in ("assertion", "both"),
+            sign_response=sign in ("response", "both"),
             sign_alg=SIG_RSA_SHA256,
             digest_alg=DIGEST_SHA256,
         )

@@ -133,13 +133,7 @@ impl People {
             .filter(|c| !c.is_empty() && c.len() <= 2048)
             .ok_or_else(|| SsoFailure::Invalid("no code came back".into()))?;
         let account = start.account_id;
-        let config = self
-            .rt
-            .db
-            .run(move |conn| Ok(SsoConfig::find(conn, account)?))
-            .await
-            .map_err(|e| SsoFailure::Provider(e.to_string()))?
-            .ok_or(SsoFailure::NotSetUp)?;
+        let config = self.sso_of(account, "oidc").await?;
         let secret = open_secret(&self.seal, &config.client_secret_sealed).ok_or_else(|| {
             SsoFailure::Provider(
                 "the stored client secret doesn't open with this installation's key".into(),
@@ -162,6 +156,18 @@ impl People {
             .run(move |conn| sso_person(conn, account, &vouched, jit, now, None))
             .await
             .map_err(|e| SsoFailure::Provider(e.to_string()))?
+    }
+
+    /// The account's SSO if it is set up with `protocol` (it may have changed since the
+    /// sign-in began).
+    async fn sso_of(&self, account: i64, protocol: &'static str) -> Result<SsoConfig, SsoFailure> {
+        self.rt
+            .db
+            .run(move |conn| Ok(SsoConfig::find(conn, account)?))
+            .await
+            .map_err(|e| SsoFailure::Provider(e.to_string()))?
+            .filter(|c| c.protocol == protocol)
+            .ok_or(SsoFailure::NotSetUp)
     }
 
     /// Writes `sso.sign_in` or `sso.failed` (with the reason) for a sign-in begun in this
@@ -253,14 +259,7 @@ impl People {
             return Err(SsoFailure::NotLocal);
         }
         let account = post.account_id;
-        let config = self
-            .rt
-            .db
-            .run(move |conn| Ok(SsoConfig::find(conn, account)?))
-            .await
-            .map_err(|e| SsoFailure::Provider(e.to_string()))?
-            .filter(|c| c.protocol == "saml")
-            .ok_or(SsoFailure::NotSetUp)?;
+        let config = self.sso_of(account, "saml").await?;
         let verified = saml::verify(
             config.idp_metadata.as_deref().unwrap_or_default(),
             self.sp_urls(account),

@@ -662,6 +662,28 @@ async fn idp_initiated_sign_in_works_once_when_turned_on_and_the_session_ends_wi
         )
         .await;
     refused(&again, StatusCode::BAD_REQUEST, "used already");
+    // Even with IdP-initiated on, an answer to another browser's request isn't unsolicited.
+    let victim = app.client();
+    let theirs = start(&victim, "nina@acme.test").await;
+    let mut stolen = Assertion::for_account(&app, account, "nina@acme.test");
+    stolen.in_response_to = Some(theirs);
+    let before = counts(&app).await;
+    let page = app
+        .client()
+        .post(
+            &format!("/sso/saml/{account}/acs"),
+            &[
+                ("SAMLResponse", stolen.encoded().as_str()),
+                ("continued", "1"),
+            ],
+        )
+        .await;
+    refused(
+        &page,
+        StatusCode::BAD_REQUEST,
+        "wasn't started in this browser",
+    );
+    assert_eq!(counts(&app).await, before);
     app.clock().advance(Duration::minutes(31));
     assert_eq!(
         nina.get("/profile").await.status,

@@ -249,6 +249,22 @@ pub fn verify(
         .parse_xml_response_with_mode(&xml, Some(&ids), ReduceMode::PreDigest)
         .map_err(|e| invalid(&explain(&e)))?;
     check_times_and_audience(&assertion, &audience, now)?;
+    // Unsolicited means unsolicited: an answer to some request (another browser's, taken from
+    // it) isn't accepted as IdP-initiated.
+    let answers_a_request = assertion
+        .subject
+        .iter()
+        .flat_map(|s| s.subject_confirmations.iter().flatten())
+        .any(|c| {
+            c.subject_confirmation_data
+                .as_ref()
+                .is_some_and(|d| d.in_response_to.is_some())
+        });
+    if request_id.is_none() && answers_a_request {
+        return Err(invalid(
+            "it answers a sign-in that wasn't started in this browser",
+        ));
+    }
     let accept_until = latest_not_on_or_after(&assertion)
         .map(|t| t + time::Duration::seconds(SKEW_SECS))
         .ok_or_else(|| invalid("the assertion has no NotOnOrAfter"))?;

@@ -1000,4 +1000,25 @@ async fn an_sso_person_signs_in_through_a_real_saml_idp_in_chromium_and_makes_a_
         .await
         .unwrap();
     assert!(dialog.contains("made through saml"), "{dialog}");
+    // The Administrators' page with SAML on (what the IdP needs, what was read from its
+    // metadata) passes axe and fits a phone, like every page.
+    if let Some(axe) = crate::browser::axe_source() {
+        wd.goto(&format!("{base}/profile/api-tokens"))
+            .await
+            .unwrap();
+        crate::browser::sign_out(wd).await;
+        crate::browser::sign_in(wd, &base, ACME_ADMIN).await;
+        wd.goto(&format!("{base}/single-sign-on")).await.unwrap();
+        let entity = wd
+            .find(Locator::Id("sso-idp-entity-id"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(entity, format!("{}/metadata", idp.base));
+        let mut problems = vec![];
+        crate::browser::check_page(wd, &axe, "sso-settings-saml", &mut problems).await;
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
 }

@@ -322,15 +322,10 @@ async fn the_policy_can_require_routes_and_the_portal_sets_them() {
 /// installs it and fails without it.
 struct Nginx {
     port: u16,
-    child: std::process::Child,
+    /// The master and its workers (a killed master alone left its workers running, one set
+    /// per test run, until this held the whole group).
+    _process: crate::helpers::ProcessGroup,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Nginx {
@@ -402,25 +397,27 @@ http {{
         );
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
-        let mut child = std::process::Command::new(binary)
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new(binary)
+            .process_group(0)
             .args(["-p", &d.to_string(), "-c"])
             .arg(&path)
             .args(["-g", "daemon off;"])
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("nginx starts");
+        let process = crate::helpers::ProcessGroup(child);
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(Nginx {
                     port,
-                    child,
+                    _process: process,
                     _dir: dir,
                 });
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(process);
         panic!(
             "nginx didn't listen: {}",
             std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()

@@ -144,14 +144,22 @@ impl Assertion {
             .unwrap_or_default();
         let exp = t(self.now + self.lifetime);
         format!(
-            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{issuer}</saml:Issuer>{signature}<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">{email}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData{irt} NotOnOrAfter="{exp}" Recipient="{acs}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{nb}" NotOnOrAfter="{exp}"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{now}" SessionIndex="s1"{session}><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement></saml:Assertion>"#,
+            r#"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}"><saml:Issuer>{issuer}</saml:Issuer>{signature}<saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">{email}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData{irt} NotOnOrAfter="{exp}" Recipient="{acs}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{nb}" NotOnOrAfter="{exp}">{aud}</saml:Conditions><saml:AuthnStatement AuthnInstant="{now}" SessionIndex="s1"{session}><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement></saml:Assertion>"#,
             id = self.id,
             now = t(self.now),
             nb = t(self.now - Duration::seconds(30)),
             issuer = self.issuer,
             email = self.email,
             acs = self.acs,
-            aud = self.audience,
+            // No audience at all when it is empty (samael alone would accept that).
+            aud = if self.audience.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "<saml:AudienceRestriction><saml:Audience>{}</saml:Audience></saml:AudienceRestriction>",
+                    self.audience
+                )
+            },
         )
     }
 
@@ -435,6 +443,17 @@ async fn an_sso_person_signs_in_with_saml_and_what_attackers_try_fails() {
             },
             Box::new(|a| {
                 a.audience = "https://another.example/sp".into();
+                None
+            }),
+        ),
+        (
+            Case {
+                what: "no audience",
+                status: StatusCode::BAD_REQUEST,
+                words: "audience",
+            },
+            Box::new(|a| {
+                a.audience = String::new();
                 None
             }),
         ),
@@ -1021,4 +1040,109 @@ async fn an_sso_person_signs_in_through_a_real_saml_idp_in_chromium_and_makes_a_
         crate::browser::check_page(wd, &axe, "sso-settings-saml", &mut problems).await;
         assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
+}
+
+#[tokio::test]
+async fn an_acs_flood_is_gated_a_parallel_burst_signs_in_once_and_a_removed_person_is_refused() {
+    if !have_xmlsec1() {
+        return;
+    }
+    let Acme { app, admin } = Acme::start().await;
+    let account = admin.account_id;
+    let metadata = idp_metadata(IDP, IDP_SSO, Some(&cert_body("idp.cert.pem")));
+    configure_saml(&app, &metadata, json!({"idp_initiated": true})).await;
+    sso_person(&app, "sam@acme.test").await;
+    let acs = format!("/sso/saml/{account}/acs");
+
+    // A parallel burst: one response posted 12 times at once across two instances signs in
+    // exactly once; the others are told it was used already.
+    let sibling = app.spawn_sibling().await;
+    let encoded = Assertion::for_account(&app, account, "sam@acme.test").encoded();
+    let before = counts(&app).await;
+    let posts = (0..12).map(|i| {
+        let client = if i % 2 == 0 {
+            app.client()
+        } else {
+            sibling.client()
+        };
+        let (acs, encoded) = (acs.clone(), encoded.clone());
+        async move {
+            client
+                .post(
+                    &acs,
+                    &[("SAMLResponse", encoded.as_str()), ("continued", "1")],
+                )
+                .await
+        }
+    });
+    let pages = futures_util::future::join_all(posts).await;
+    let signed_in = pages
+        .iter()
+        .filter(|p| p.status == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(
+        signed_in,
+        1,
+        "{:?}",
+        pages.iter().map(|p| p.status).collect::<Vec<_>>()
+    );
+    for page in pages.iter().filter(|p| p.status != StatusCode::SEE_OTHER) {
+        refused(page, StatusCode::BAD_REQUEST, "used already");
+    }
+    assert_eq!(counts(&app).await.0, before.0 + 1, "one session");
+
+    // A removed person, still vouched for by the IdP: refused, no session.
+    let sam = app
+        .db(|c| {
+            apitokens::repo::User::find_by_email(c, "sam@acme.test")
+                .unwrap()
+                .unwrap()
+                .id
+        })
+        .await;
+    let removed = app
+        .api_jwt(ACME_ADMIN)
+        .await
+        .delete(&format!("/iam/clients/{account}/client-users/{sam}"))
+        .await;
+    assert!(removed.status.is_success(), "{}", removed.json);
+    let before = counts(&app).await;
+    let gone = Assertion::for_account(&app, account, "sam@acme.test").encoded();
+    let page = app
+        .client()
+        .post(&acs, &[("SAMLResponse", gone.as_str()), ("continued", "1")])
+        .await;
+    refused(&page, StatusCode::FORBIDDEN, "sam@acme.test");
+    assert_eq!(
+        counts(&app).await,
+        before,
+        "a removed person gets no session"
+    );
+
+    // An anonymous flood of junk from one address: the flood gate answers 429 before any XML
+    // work once its burst is spent, and nothing is written to the account's log.
+    let logged = app.events_of(account, "sso.failed").await.len();
+    let flood = app.client();
+    let mut statuses = vec![];
+    for _ in 0..30 {
+        let page = flood
+            .post(&acs, &[("SAMLResponse", "junk"), ("continued", "1")])
+            .await;
+        statuses.push(page.status);
+    }
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::BAD_REQUEST || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[20..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        app.events_of(account, "sso.failed").await.len(),
+        logged,
+        "anonymous posts write nothing to the account's log"
+    );
 }

@@ -466,6 +466,3 @@ fn explain(e: &SamlError) -> String {
             .collect(),
     }
 }
-
-/// The HTTP-POST binding's name, for the page that shows what the IdP needs.
-pub const ACS_BINDING: &str = HTTP_POST_BINDING;

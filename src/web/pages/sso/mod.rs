@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::domain::AccountId;
 use crate::services::people::sso::{SsoFailure, SsoStart};
+use crate::services::vocabulary::Person;
 use crate::web::auth::safe_next;
 use crate::web::session::TypedSession;
 use crate::web::views::{render, see_other, ErrorSummary};
@@ -204,11 +205,21 @@ pub async fn callback(
         Some(d) => format!("{e}: {d}"),
         None => e,
     });
-    match state
+    let outcome = state
         .people
         .finish_sso(begun, &query.state, query.code, provider_error)
-        .await
-    {
+        .await;
+    finished(&state, &session, outcome).await
+}
+
+/// The end of a sign-in through either protocol: a new portal session (the previous one ended,
+/// the cookie's id renewed) and on to the local `next`; or the page that says what went wrong.
+pub(super) async fn finished(
+    state: &AppState,
+    session: &TypedSession,
+    outcome: Result<(Person, String, String), SsoFailure>,
+) -> Result<HttpResponse, WebError> {
+    match outcome {
         Ok((user, session_id, next)) => {
             if let Some(previous) = session.session_id() {
                 state.people.sign_out(previous).await?;

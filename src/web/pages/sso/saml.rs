@@ -1,5 +1,5 @@
-//! SAML in the portal: our SP metadata for an account (`/sso/saml/{account}/metadata`) and its
-//! Assertion Consumer Service (`/sso/saml/{account}/acs`), where the IdP's page posts the
+//! SAML in the portal: our SP metadata for an account (`/sso/saml/{clientId}/metadata`) and
+//! its Assertion Consumer Service (`/sso/saml/{clientId}/acs`), where the IdP's page posts the
 //! response (HTTP-POST binding).
 //!
 //! That post comes from the IdP's site, so the browser holds back our `SameSite=Lax` session
@@ -15,29 +15,26 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::failed;
+use crate::domain::AccountId;
 use crate::services::people::sso::{SsoFailure, SsoStart};
 use crate::services::people::sso_sign_in::SamlPost;
 use crate::web::auth::safe_next;
 use crate::web::csrf::IdpPost;
+use crate::web::ids::Id;
 use crate::web::session::TypedSession;
-use crate::web::views::{render, see_other};
+use crate::web::views::render;
 use crate::web::{AppState, WebError};
 
 /// Our service provider metadata for the account (public: the IdP needs it before SSO is set
 /// up here; it holds only our URLs).
-#[get("/sso/saml/{account}/metadata")]
+#[get("/sso/saml/{clientId}/metadata")]
 pub async fn sp_metadata(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    account: Id<AccountId>,
 ) -> Result<HttpResponse, WebError> {
-    let account: i64 = path
-        .parse()
-        .ok()
-        .filter(|a| *a > 0)
-        .ok_or(WebError::NotFound)?;
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/samlmetadata+xml; charset=utf-8"))
-        .body(state.people.saml_sp_metadata(account)))
+        .body(state.people.saml_sp_metadata(account.get().get())))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,19 +58,15 @@ struct ContinuePage {
 /// The IdP's answer. Without this browser's sign-in in the request (a cross-site post), it is
 /// posted on once from our own page; then checked (see `People::finish_saml`), and on success
 /// the session id is renewed and the person goes where they were going.
-#[post("/sso/saml/{account}/acs")]
+#[post("/sso/saml/{clientId}/acs")]
 pub async fn acs(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
-    path: web::Path<String>,
+    account: Id<AccountId>,
     form: IdpPost<AcsForm>,
 ) -> Result<HttpResponse, WebError> {
-    let account: i64 = path
-        .parse()
-        .ok()
-        .filter(|a| *a > 0)
-        .ok_or(WebError::NotFound)?;
+    let account = account.get().get();
     let form = form.0;
     if form.saml_response.trim().is_empty() {
         return failed(&SsoFailure::Invalid("no SAMLResponse was posted".into()));
@@ -103,18 +96,6 @@ pub async fn acs(
         next: safe_next(relay),
     };
     let from = crate::web::client::client_ip(&req, &state.settings.trusted_proxies);
-    match state.people.finish_saml(begun, post, from).await {
-        Ok((user, session_id, next)) => {
-            if let Some(previous) = session.session_id() {
-                state.people.sign_out(previous).await?;
-            }
-            session.sign_in(&session_id, state.clock().now().unix_timestamp())?;
-            tracing::info!(user_id = %user.id, "signed in with SAML single sign-on");
-            Ok(see_other(&safe_next(Some(&next))))
-        }
-        Err(f) => {
-            tracing::info!(reason = %f.describe(), "saml sign-in failed");
-            failed(&f)
-        }
-    }
+    let outcome = state.people.finish_saml(begun, post, from).await;
+    super::finished(&state, &session, outcome).await
 }
